@@ -1,0 +1,85 @@
+package identity_test
+
+import (
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"runtime"
+	"testing"
+)
+
+// specDir is ../shared/spec relative to the repository root, where the
+// identity-model conformance vectors live; they are read, never copied.
+func specDir(t testing.TB) string {
+	t.Helper()
+	_, file, _, _ := runtime.Caller(0)
+	dir := filepath.Join(filepath.Dir(file), "..", "..", "shared", "spec")
+	if _, err := os.Stat(dir); err != nil {
+		t.Fatalf("conformance spec not found at %s: %v", dir, err)
+	}
+	return dir
+}
+
+// specFixture returns the bytes of a file under test-fixtures/.
+func specFixture(t testing.TB, name string) []byte {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(specDir(t), "test-fixtures", name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// conformanceCase is one case of a conformance/<capability>.json file.
+type conformanceCase struct {
+	ID         string            `json:"id"`
+	Title      string            `json:"title"`
+	Given      string            `json:"given"`
+	When       string            `json:"when"`
+	Then       string            `json:"then"`
+	Fixture    string            `json:"fixture"`
+	Execution  string            `json:"execution"`
+	NativeTest string            `json:"native_test"`
+	Vectors    []json.RawMessage `json:"vectors"`
+}
+
+func loadConformance(t testing.TB, file string) []conformanceCase {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(specDir(t), "conformance", file))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var doc struct {
+		Tests []conformanceCase `json:"tests"`
+	}
+	if err := json.Unmarshal(b, &doc); err != nil {
+		t.Fatalf("%s: %v", file, err)
+	}
+	if len(doc.Tests) == 0 {
+		t.Fatalf("%s: no cases", file)
+	}
+	return doc.Tests
+}
+
+// runConformance runs one subtest per case id of file with the function
+// registered for it, and fails for any id without one (and any registered
+// id the file does not have), so coverage of the specification is proven
+// rather than assumed.
+func runConformance(t *testing.T, file string, cases map[string]func(t *testing.T, c conformanceCase)) {
+	t.Helper()
+	seen := map[string]bool{}
+	for _, c := range loadConformance(t, file) {
+		seen[c.ID] = true
+		run, ok := cases[c.ID]
+		if !ok {
+			t.Errorf("%s: case %s (%s) is not covered", file, c.ID, c.Title)
+			continue
+		}
+		t.Run(c.ID, func(t *testing.T) { run(t, c) })
+	}
+	for id := range cases {
+		if !seen[id] {
+			t.Errorf("%s: registered case %s does not exist in the specification", file, id)
+		}
+	}
+}
