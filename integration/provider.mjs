@@ -1,0 +1,254 @@
+// Test-only OpenID Provider for the Go integration tests of caddy-identity.
+//
+// Usage: node provider.mjs <config.json>
+//
+// The config file is written by the Go harness (provider_test.go):
+//   {
+//     "port": 0,                       // 0: pick a free loopback port
+//     "readyFile": "/tmp/.../ready.json",
+//     "jwks": {"keys": [...]},         // private signing keys; the first key per alg signs, all are published
+//     "clientJWKS": {"keys": [...]},   // optional public keys of the private_key_jwt client
+//     "accessTokenTTL": 3600           // optional, seconds
+//   }
+//
+// Once listening it writes readyFile ({"issuer","port","version","pid"}) and logs one line per
+// request to stdout. It exits on SIGTERM/SIGINT.
+import { readFileSync, writeFileSync, renameSync } from 'node:fs';
+import http from 'node:http';
+import { createRequire } from 'node:module';
+
+import Provider from 'oidc-provider';
+
+const require = createRequire(import.meta.url);
+const { version } = require('oidc-provider/package.json');
+
+const configPath = process.argv[2];
+if (!configPath) {
+  console.error('usage: node provider.mjs <config.json>');
+  process.exit(2);
+}
+const cfg = JSON.parse(readFileSync(configPath, 'utf8'));
+const host = '127.0.0.1';
+const accessTokenTTL = cfg.accessTokenTTL || 3600;
+const defaultAccount = 'alice';
+
+const RESOURCE_SCOPES = 'api:read api:write';
+const REDIRECT_URI = 'http://127.0.0.1/callback';
+const DEVICE_GRANT = 'urn:ietf:params:oauth:grant-type:device_code';
+
+// Resource indicators decide the access token format:
+//   contains "opaque" → opaque token; contains "es256" → JWT signed ES256; anything else → JWT signed
+//   RS256. The JWT aud is the indicator itself. Contains "short" → 5 s lifetime.
+function resourceServerInfo(indicator) {
+  const lower = indicator.toLowerCase();
+  const info = {
+    scope: RESOURCE_SCOPES,
+    audience: indicator,
+    accessTokenTTL: lower.includes('short') ? 5 : accessTokenTTL,
+  };
+  if (lower.includes('opaque')) {
+    info.accessTokenFormat = 'opaque';
+  } else {
+    info.accessTokenFormat = 'jwt';
+    info.jwt = { sign: { alg: lower.includes('es256') ? 'ES256' : 'RS256' } };
+  }
+  return info;
+}
+
+const clients = [
+  {
+    // Confidential client; oidc-provider accepts client_secret_basic and client_secret_post for it.
+    client_id: 'test-client',
+    client_secret: 'test-secret',
+    token_endpoint_auth_method: 'client_secret_basic',
+    grant_types: ['client_credentials', 'authorization_code', 'refresh_token', DEVICE_GRANT],
+    response_types: ['code'],
+    redirect_uris: [REDIRECT_URI],
+  },
+  {
+    client_id: 'test-client-post',
+    client_secret: 'test-secret-post',
+    token_endpoint_auth_method: 'client_secret_post',
+    grant_types: ['client_credentials'],
+    response_types: [],
+    redirect_uris: [],
+  },
+  {
+    // Public client for authorization code + PKCE and the device flow.
+    client_id: 'test-public',
+    token_endpoint_auth_method: 'none',
+    grant_types: ['authorization_code', 'refresh_token', DEVICE_GRANT],
+    response_types: ['code'],
+    redirect_uris: [REDIRECT_URI],
+  },
+];
+if (cfg.clientJWKS && Array.isArray(cfg.clientJWKS.keys) && cfg.clientJWKS.keys.length > 0) {
+  clients.push({
+    client_id: 'test-client-jwt',
+    token_endpoint_auth_method: 'private_key_jwt',
+    token_endpoint_auth_signing_alg: cfg.clientJWKS.keys[0].alg || 'RS256',
+    jwks: cfg.clientJWKS,
+    grant_types: ['client_credentials'],
+    response_types: [],
+    redirect_uris: [],
+  });
+}
+
+function page(title, body) {
+  return `<!DOCTYPE html><html><head><meta charset="utf-8"><title>${title}</title></head><body>${body}</body></html>`;
+}
+
+const configuration = {
+  clients,
+  jwks: cfg.jwks,
+  cookies: { keys: ['caddy-identity-integration-cookie-key'] },
+  scopes: ['openid', 'offline_access', 'api:read', 'api:write'],
+  claims: {
+    openid: ['sub'],
+    email: ['email', 'email_verified'],
+    profile: ['name'],
+  },
+  findAccount(ctx, id) {
+    return {
+      accountId: id,
+      async claims() {
+        return {
+          sub: id, email: `${id}@example.test`, email_verified: true, name: id,
+        };
+      },
+    };
+  },
+  interactions: {
+    url(ctx, interaction) {
+      return `/interaction/${interaction.uid}`;
+    },
+  },
+  features: {
+    devInteractions: { enabled: false },
+    clientCredentials: { enabled: true },
+    introspection: {
+      enabled: true,
+      allowedPolicy() {
+        return true;
+      },
+    },
+    revocation: { enabled: true },
+    userinfo: { enabled: true },
+    registration: { enabled: true },
+    registrationManagement: { enabled: true },
+    deviceFlow: {
+      enabled: true,
+      userCodeInputSource(ctx, form, out, err) {
+        ctx.body = page('Device sign-in', `${err ? '<p class="error">invalid code</p>' : ''}${form}`);
+      },
+      userCodeConfirmSource(ctx, form, client, deviceInfo, userCode) {
+        ctx.body = page('Confirm device', `<p>${userCode}</p>${form}`);
+      },
+      successSource(ctx) {
+        ctx.body = page('Device sign-in done', '<p>ok</p>');
+      },
+    },
+    resourceIndicators: {
+      enabled: true,
+      defaultResource() {
+        return undefined;
+      },
+      useGrantedResource() {
+        return false;
+      },
+      getResourceServerInfo(ctx, indicator) {
+        return resourceServerInfo(indicator);
+      },
+    },
+  },
+  ttl: {
+    AccessToken: accessTokenTTL,
+    ClientCredentials: accessTokenTTL,
+    AuthorizationCode: 60,
+    DeviceCode: 600,
+    IdToken: 3600,
+    RefreshToken: 86400,
+    Interaction: 600,
+    Session: 86400,
+    Grant: 86400,
+  },
+  renderError(ctx, out) {
+    ctx.type = 'html';
+    ctx.body = page('Error', `<pre>${JSON.stringify(out).replace(/</g, '&lt;')}</pre>`);
+  },
+};
+
+const server = http.createServer();
+server.listen(cfg.port || 0, host, () => {
+  const { port } = server.address();
+  const issuer = `http://${host}:${port}`;
+  const provider = new Provider(issuer, configuration);
+
+  // One log line per request.
+  provider.use(async (ctx, next) => {
+    const start = Date.now();
+    try {
+      await next();
+    } finally {
+      console.log(`${new Date().toISOString()} ${ctx.method} ${ctx.path} -> ${ctx.status} (${Date.now() - start} ms)`);
+    }
+  });
+
+  // Non-interactive login and consent: the account is the login_hint (default "alice"), every
+  // requested scope, claim and resource scope is granted.
+  provider.use(async (ctx, next) => {
+    if (ctx.method !== 'GET' || !/^\/interaction\/[^/]+$/.test(ctx.path)) {
+      await next();
+      return;
+    }
+    const details = await provider.interactionDetails(ctx.req, ctx.res);
+    const { prompt, params, session } = details;
+    let result;
+    if (prompt.name === 'login') {
+      result = { login: { accountId: params.login_hint || defaultAccount } };
+    } else if (prompt.name === 'consent') {
+      let grant;
+      if (details.grantId) {
+        grant = await provider.Grant.find(details.grantId);
+      } else {
+        grant = new provider.Grant({ accountId: session.accountId, clientId: params.client_id });
+      }
+      const d = prompt.details;
+      if (d.missingOIDCScope) grant.addOIDCScope(d.missingOIDCScope.join(' '));
+      if (d.missingOIDCClaims) grant.addOIDCClaims(d.missingOIDCClaims);
+      if (d.missingResourceScopes) {
+        for (const [indicator, scopes] of Object.entries(d.missingResourceScopes)) {
+          grant.addResourceScope(indicator, scopes.join(' '));
+        }
+      }
+      result = { consent: { grantId: await grant.save() } };
+    } else {
+      result = { error: 'access_denied', error_description: `unsupported prompt ${prompt.name}` };
+    }
+    const to = await provider.interactionResult(ctx.req, ctx.res, result, { mergeWithLastSubmission: true });
+    ctx.redirect(to);
+    ctx.status = 303;
+  });
+
+  provider.on('server_error', (ctx, err) => {
+    console.error(`server_error ${ctx.method} ${ctx.path}: ${err && err.stack}`);
+  });
+
+  server.on('request', provider.callback());
+
+  const ready = JSON.stringify({
+    issuer, port, version, pid: process.pid,
+  });
+  writeFileSync(`${cfg.readyFile}.tmp`, ready);
+  renameSync(`${cfg.readyFile}.tmp`, cfg.readyFile);
+  console.log(`oidc-provider ${version} listening, issuer ${issuer}`);
+});
+
+function shutdown(signal) {
+  console.log(`received ${signal}, exiting`);
+  server.close();
+  server.closeAllConnections();
+  process.exit(0);
+}
+process.on('SIGTERM', () => shutdown('SIGTERM'));
+process.on('SIGINT', () => shutdown('SIGINT'));
