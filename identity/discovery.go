@@ -1,0 +1,417 @@
+package identity
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/url"
+	"slices"
+	"sort"
+	"strings"
+)
+
+// DiscoveryDocument is provider metadata: OpenID Connect Discovery 1.0 and
+// RFC 8414 authorization server metadata, with the members added by later
+// specifications (RFC 7009, 7662, 8628, 8705, 9101, 9126, 9207, 9396, 9449,
+// 9701, OpenID logout and CIBA). Every member, known or not, stays readable
+// through [DiscoveryDocument.Extra]. Absent booleans read false, whatever
+// default the specification gives them; use Extra to tell absent from false.
+type DiscoveryDocument struct {
+	Issuer                             string   `json:"issuer"`
+	AuthorizationEndpoint              string   `json:"authorization_endpoint,omitempty"`
+	TokenEndpoint                      string   `json:"token_endpoint,omitempty"`
+	UserInfoEndpoint                   string   `json:"userinfo_endpoint,omitempty"`
+	JWKSURI                            string   `json:"jwks_uri,omitempty"`
+	RegistrationEndpoint               string   `json:"registration_endpoint,omitempty"`
+	IntrospectionEndpoint              string   `json:"introspection_endpoint,omitempty"`
+	RevocationEndpoint                 string   `json:"revocation_endpoint,omitempty"`
+	EndSessionEndpoint                 string   `json:"end_session_endpoint,omitempty"`
+	CheckSessionIframe                 string   `json:"check_session_iframe,omitempty"`
+	DeviceAuthorizationEndpoint        string   `json:"device_authorization_endpoint,omitempty"`
+	PushedAuthorizationRequestEndpoint string   `json:"pushed_authorization_request_endpoint,omitempty"`
+	BackchannelAuthenticationEndpoint  string   `json:"backchannel_authentication_endpoint,omitempty"`
+	ScopesSupported                    []string `json:"scopes_supported,omitempty"`
+	ResponseTypesSupported             []string `json:"response_types_supported,omitempty"`
+	ResponseModesSupported             []string `json:"response_modes_supported,omitempty"`
+	GrantTypesSupported                []string `json:"grant_types_supported,omitempty"`
+	ACRValuesSupported                 []string `json:"acr_values_supported,omitempty"`
+	SubjectTypesSupported              []string `json:"subject_types_supported,omitempty"`
+	PromptValuesSupported              []string `json:"prompt_values_supported,omitempty"`
+
+	IDTokenSigningAlgValuesSupported          []string `json:"id_token_signing_alg_values_supported,omitempty"`
+	IDTokenEncryptionAlgValuesSupported       []string `json:"id_token_encryption_alg_values_supported,omitempty"`
+	IDTokenEncryptionEncValuesSupported       []string `json:"id_token_encryption_enc_values_supported,omitempty"`
+	UserInfoSigningAlgValuesSupported         []string `json:"userinfo_signing_alg_values_supported,omitempty"`
+	UserInfoEncryptionAlgValuesSupported      []string `json:"userinfo_encryption_alg_values_supported,omitempty"`
+	UserInfoEncryptionEncValuesSupported      []string `json:"userinfo_encryption_enc_values_supported,omitempty"`
+	RequestObjectSigningAlgValuesSupported    []string `json:"request_object_signing_alg_values_supported,omitempty"`
+	RequestObjectEncryptionAlgValuesSupported []string `json:"request_object_encryption_alg_values_supported,omitempty"`
+	RequestObjectEncryptionEncValuesSupported []string `json:"request_object_encryption_enc_values_supported,omitempty"`
+
+	TokenEndpointAuthMethodsSupported                  []string `json:"token_endpoint_auth_methods_supported,omitempty"`
+	TokenEndpointAuthSigningAlgValuesSupported         []string `json:"token_endpoint_auth_signing_alg_values_supported,omitempty"`
+	RevocationEndpointAuthMethodsSupported             []string `json:"revocation_endpoint_auth_methods_supported,omitempty"`
+	RevocationEndpointAuthSigningAlgValuesSupported    []string `json:"revocation_endpoint_auth_signing_alg_values_supported,omitempty"`
+	IntrospectionEndpointAuthMethodsSupported          []string `json:"introspection_endpoint_auth_methods_supported,omitempty"`
+	IntrospectionEndpointAuthSigningAlgValuesSupported []string `json:"introspection_endpoint_auth_signing_alg_values_supported,omitempty"`
+	// RFC 9701 JWT introspection responses.
+	IntrospectionSigningAlgValuesSupported    []string `json:"introspection_signing_alg_values_supported,omitempty"`
+	IntrospectionEncryptionAlgValuesSupported []string `json:"introspection_encryption_alg_values_supported,omitempty"`
+	IntrospectionEncryptionEncValuesSupported []string `json:"introspection_encryption_enc_values_supported,omitempty"`
+	// JARM (JWT-secured authorization responses).
+	AuthorizationSigningAlgValuesSupported    []string `json:"authorization_signing_alg_values_supported,omitempty"`
+	AuthorizationEncryptionAlgValuesSupported []string `json:"authorization_encryption_alg_values_supported,omitempty"`
+	AuthorizationEncryptionEncValuesSupported []string `json:"authorization_encryption_enc_values_supported,omitempty"`
+
+	DisplayValuesSupported         []string `json:"display_values_supported,omitempty"`
+	ClaimTypesSupported            []string `json:"claim_types_supported,omitempty"`
+	ClaimsSupported                []string `json:"claims_supported,omitempty"`
+	ClaimsLocalesSupported         []string `json:"claims_locales_supported,omitempty"`
+	UILocalesSupported             []string `json:"ui_locales_supported,omitempty"`
+	CodeChallengeMethodsSupported  []string `json:"code_challenge_methods_supported,omitempty"`
+	ServiceDocumentation           string   `json:"service_documentation,omitempty"`
+	OPPolicyURI                    string   `json:"op_policy_uri,omitempty"`
+	OPTosURI                       string   `json:"op_tos_uri,omitempty"`
+	SignedMetadata                 string   `json:"signed_metadata,omitempty"`
+	ClaimsParameterSupported       bool     `json:"claims_parameter_supported,omitempty"`
+	RequestParameterSupported      bool     `json:"request_parameter_supported,omitempty"`
+	RequestURIParameterSupported   bool     `json:"request_uri_parameter_supported,omitempty"`
+	RequireRequestURIRegistration  bool     `json:"require_request_uri_registration,omitempty"`
+	RequireSignedRequestObject     bool     `json:"require_signed_request_object,omitempty"`
+	RequirePushedAuthorizationReqs bool     `json:"require_pushed_authorization_requests,omitempty"`
+
+	FrontchannelLogoutSupported        bool `json:"frontchannel_logout_supported,omitempty"`
+	FrontchannelLogoutSessionSupported bool `json:"frontchannel_logout_session_supported,omitempty"`
+	BackchannelLogoutSupported         bool `json:"backchannel_logout_supported,omitempty"`
+	BackchannelLogoutSessionSupported  bool `json:"backchannel_logout_session_supported,omitempty"`
+
+	// RFC 9207.
+	AuthorizationResponseIssParameterSupported bool `json:"authorization_response_iss_parameter_supported,omitempty"`
+	// RFC 8705 mutual TLS.
+	TLSClientCertificateBoundAccessTokens bool              `json:"tls_client_certificate_bound_access_tokens,omitempty"`
+	MTLSEndpointAliases                   map[string]string `json:"mtls_endpoint_aliases,omitempty"`
+	// RFC 9449 DPoP.
+	DPoPSigningAlgValuesSupported []string `json:"dpop_signing_alg_values_supported,omitempty"`
+	// RFC 9396 rich authorization requests.
+	AuthorizationDetailsTypesSupported []string `json:"authorization_details_types_supported,omitempty"`
+	// OpenID CIBA.
+	BackchannelTokenDeliveryModesSupported                    []string `json:"backchannel_token_delivery_modes_supported,omitempty"`
+	BackchannelAuthenticationRequestSigningAlgValuesSupported []string `json:"backchannel_authentication_request_signing_alg_values_supported,omitempty"`
+	BackchannelUserCodeParameterSupported                     bool     `json:"backchannel_user_code_parameter_supported,omitempty"`
+
+	raw map[string]json.RawMessage
+}
+
+// discoveryFields is DiscoveryDocument without its methods, for decoding.
+type discoveryFields DiscoveryDocument
+
+// ParseDiscovery parses a metadata document. It fails with [ErrNotJSON]
+// when data is not a JSON object or a known member has the wrong type;
+// unknown members are kept (see [DiscoveryDocument.Extra]). It does not
+// validate the document against a policy: see [DiscoveryDocument.Validate].
+func ParseDiscovery(data []byte) (*DiscoveryDocument, error) {
+	var raw map[string]json.RawMessage
+	if err := json.Unmarshal(data, &raw); err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrNotJSON, err)
+	}
+	if raw == nil {
+		return nil, fmt.Errorf("%w: not a JSON object", ErrNotJSON)
+	}
+	var f discoveryFields
+	if err := json.Unmarshal(data, &f); err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrNotJSON, err)
+	}
+	d := DiscoveryDocument(f)
+	d.raw = raw
+	return &d, nil
+}
+
+// UnmarshalJSON parses like [ParseDiscovery].
+func (d *DiscoveryDocument) UnmarshalJSON(data []byte) error {
+	p, err := ParseDiscovery(data)
+	if err != nil {
+		return err
+	}
+	*d = *p
+	return nil
+}
+
+// MarshalJSON returns every member the document was parsed with, known or
+// unknown; a document built in code marshals its typed fields.
+func (d DiscoveryDocument) MarshalJSON() ([]byte, error) {
+	if d.raw != nil {
+		return json.Marshal(d.raw)
+	}
+	return json.Marshal(discoveryFields(d))
+}
+
+// Extra returns the raw JSON of any member, known or unknown, and whether
+// the document has it.
+func (d *DiscoveryDocument) Extra(name string) (json.RawMessage, bool) {
+	v, ok := d.raw[name]
+	return slices.Clone(v), ok
+}
+
+// Members returns the names of all members of the parsed document, sorted.
+func (d *DiscoveryDocument) Members() []string {
+	names := make([]string, 0, len(d.raw))
+	for k := range d.raw {
+		names = append(names, k)
+	}
+	sort.Strings(names)
+	return names
+}
+
+// SigningAlgorithms returns the union of every *_signing_alg_values_supported
+// list of the document (known or extension members), in order of first
+// appearance by sorted member name.
+func (d *DiscoveryDocument) SigningAlgorithms() []string {
+	var out []string
+	for _, name := range d.Members() {
+		if !strings.HasSuffix(name, "_signing_alg_values_supported") {
+			continue
+		}
+		var algs []string
+		if json.Unmarshal(d.raw[name], &algs) != nil {
+			continue
+		}
+		for _, a := range algs {
+			if !slices.Contains(out, a) {
+				out = append(out, a)
+			}
+		}
+	}
+	return out
+}
+
+// MetadataKind selects the well-known path of a metadata document.
+type MetadataKind int
+
+const (
+	// OpenIDConfiguration is OpenID Connect Discovery 1.0:
+	// issuer + "/.well-known/openid-configuration".
+	OpenIDConfiguration MetadataKind = iota
+	// OAuthAuthorizationServer is RFC 8414: "/.well-known/oauth-authorization-server"
+	// inserted between the host and the issuer's path.
+	OAuthAuthorizationServer
+)
+
+// String returns the well-known suffix of the kind.
+func (k MetadataKind) String() string {
+	if k == OAuthAuthorizationServer {
+		return "oauth-authorization-server"
+	}
+	return "openid-configuration"
+}
+
+// DiscoveryPolicy says what a metadata document must satisfy. The zero value
+// is the strict default: https (http only on loopback hosts), issuer equal
+// to the authority (a trailing slash tolerated), every *_endpoint member and
+// jwks_uri absolute and on the authority's scheme and host, jwks_uri and the
+// members required by the specification present, body at most
+// DefaultMaxDocumentBytes.
+type DiscoveryPolicy struct {
+	// AllowHTTP allows http authorities and endpoints beyond loopback hosts
+	// (development only).
+	AllowHTTP bool
+	// AdditionalEndpointBases are URL prefixes (scheme, host and optional
+	// path) where endpoints may live besides the authority, e.g. a
+	// separate login host.
+	AdditionalEndpointBases []string
+	// ExcludedEndpoints are member names exempt from the endpoint check.
+	ExcludedEndpoints []string
+	// AllowMissingJWKSURI accepts a document without jwks_uri (for
+	// clients that never validate JWTs locally).
+	AllowMissingJWKSURI bool
+	// Kind selects OpenID Connect or RFC 8414 metadata (path and required
+	// members).
+	Kind MetadataKind
+	// MaxBytes caps the document; 0 means DefaultMaxDocumentBytes.
+	MaxBytes int64
+}
+
+// DiscoveryURL returns the metadata URL of issuer: for OpenIDConfiguration
+// the issuer (without trailing slash) + "/.well-known/openid-configuration";
+// for OAuthAuthorizationServer "/.well-known/oauth-authorization-server"
+// inserted between host and path (RFC 8414 §3.1). The issuer must be an
+// absolute http(s) URL without query or fragment.
+func DiscoveryURL(issuer string, kind MetadataKind) (string, error) {
+	u, err := parseAuthority(issuer)
+	if err != nil {
+		return "", err
+	}
+	path := strings.TrimSuffix(u.EscapedPath(), "/")
+	base := u.Scheme + "://" + u.Host
+	if kind == OAuthAuthorizationServer {
+		return base + "/.well-known/oauth-authorization-server" + path, nil
+	}
+	return base + path + "/.well-known/openid-configuration", nil
+}
+
+// parseAuthority parses an issuer or authority URL.
+func parseAuthority(issuer string) (*url.URL, error) {
+	u, err := url.Parse(issuer)
+	if err != nil || u.Host == "" || (u.Scheme != "https" && u.Scheme != "http") || u.RawQuery != "" || u.Fragment != "" || u.User != nil {
+		return nil, fmt.Errorf("%w: issuer %q is not an absolute http(s) URL without query or fragment", ErrEndpointNotAllowed, redactURL(issuer))
+	}
+	return u, nil
+}
+
+// requiredMembers lists what the specification of kind requires, plus
+// jwks_uri unless allowed to be missing.
+func requiredMembers(p DiscoveryPolicy) []string {
+	var req []string
+	if p.Kind == OAuthAuthorizationServer {
+		req = []string{"issuer", "response_types_supported"}
+	} else {
+		req = []string{"issuer", "authorization_endpoint", "token_endpoint", "response_types_supported",
+			"subject_types_supported", "id_token_signing_alg_values_supported"}
+	}
+	if !p.AllowMissingJWKSURI {
+		req = append(req, "jwks_uri")
+	}
+	return req
+}
+
+// Validate checks the document against the policy for the authority (the
+// issuer URL it was fetched for), in this order, each failure its own error:
+// the authority must be https ([ErrHTTPSRequired]); required members must be
+// present and non-empty ([*MissingMembersError], matching [ErrMissingMember]);
+// the issuer must equal the authority, a trailing slash tolerated
+// ([ErrIssuerMismatch]); every *_endpoint member and jwks_uri must be an
+// absolute URL ([ErrEndpointNotAllowed]), https unless allowed
+// ([ErrHTTPSRequired]), on the authority's scheme and host or under one of
+// AdditionalEndpointBases ([ErrEndpointNotAllowed]) unless excluded.
+func (d *DiscoveryDocument) Validate(authority string, p DiscoveryPolicy) error {
+	au, err := parseAuthority(authority)
+	if err != nil {
+		return err
+	}
+	if err := requireHTTPS(au, p.AllowHTTP); err != nil {
+		return err
+	}
+	var missing []string
+	for _, m := range requiredMembers(p) {
+		if !d.hasValue(m) {
+			missing = append(missing, m)
+		}
+	}
+	if len(missing) > 0 {
+		return &MissingMembersError{Members: missing}
+	}
+	if strings.TrimSuffix(d.Issuer, "/") != strings.TrimSuffix(authority, "/") {
+		return fmt.Errorf("%w: document says %q, expected %q", ErrIssuerMismatch, d.Issuer, authority)
+	}
+	bases := make([]*url.URL, 0, len(p.AdditionalEndpointBases)+1)
+	bases = append(bases, &url.URL{Scheme: au.Scheme, Host: au.Host})
+	for _, b := range p.AdditionalEndpointBases {
+		bu, err := url.Parse(b)
+		if err != nil || bu.Host == "" {
+			return fmt.Errorf("%w: invalid additional endpoint base %q", ErrEndpointNotAllowed, b)
+		}
+		bases = append(bases, bu)
+	}
+	for _, name := range d.endpointMembers() {
+		if slices.Contains(p.ExcludedEndpoints, name) {
+			continue
+		}
+		var v string
+		if json.Unmarshal(d.raw[name], &v) != nil {
+			return fmt.Errorf("%w: %s is not a string", ErrEndpointNotAllowed, name)
+		}
+		if err := checkEndpoint(name, v, bases, p.AllowHTTP); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// hasValue reports whether member m is present and neither null, "" nor an
+// empty array or object.
+func (d *DiscoveryDocument) hasValue(m string) bool {
+	var v any
+	if raw, ok := d.raw[m]; !ok || json.Unmarshal(raw, &v) != nil {
+		return false
+	}
+	switch x := v.(type) {
+	case nil:
+		return false
+	case string:
+		return x != ""
+	case []any:
+		return len(x) > 0
+	case map[string]any:
+		return len(x) > 0
+	}
+	return true
+}
+
+// endpointMembers returns the members checked as endpoints: jwks_uri and
+// every member whose name ends in "_endpoint", sorted.
+func (d *DiscoveryDocument) endpointMembers() []string {
+	var out []string
+	for _, name := range d.Members() {
+		if name == "jwks_uri" || strings.HasSuffix(name, "_endpoint") {
+			if d.hasValue(name) {
+				out = append(out, name)
+			}
+		}
+	}
+	return out
+}
+
+// checkEndpoint requires an absolute URL under one of bases.
+func checkEndpoint(name, v string, bases []*url.URL, allowHTTP bool) error {
+	u, err := url.Parse(v)
+	if err != nil || !u.IsAbs() || u.Host == "" {
+		return fmt.Errorf("%w: %s %q is not an absolute URL", ErrEndpointNotAllowed, name, redactURL(v))
+	}
+	if err := requireHTTPS(u, allowHTTP); err != nil {
+		return fmt.Errorf("%s: %w", name, err)
+	}
+	for _, b := range bases {
+		if !strings.EqualFold(u.Scheme, b.Scheme) || !strings.EqualFold(u.Host, b.Host) {
+			continue
+		}
+		bp := strings.TrimSuffix(b.EscapedPath(), "/")
+		if p := u.EscapedPath(); bp == "" || p == bp || strings.HasPrefix(p, bp+"/") {
+			return nil
+		}
+	}
+	return fmt.Errorf("%w: %s %q", ErrEndpointNotAllowed, name, redactURL(v))
+}
+
+// FetchDiscovery fetches and validates the metadata of issuer: the issuer
+// is checked for https first (no I/O otherwise), then the document is
+// fetched from [DiscoveryURL] following only same-host redirects
+// ([ErrRedirect]), answered 200 ([*HTTPStatusError]), declared as JSON
+// ([ErrContentType]), at most p.MaxBytes ([ErrBodyTooLarge]), parsed
+// ([ErrNotJSON]) and validated ([DiscoveryDocument.Validate]). A nil client
+// means one with DefaultHTTPTimeout. The response header is returned for
+// caching decisions, also with most errors.
+func FetchDiscovery(ctx context.Context, client *http.Client, issuer string, p DiscoveryPolicy) (*DiscoveryDocument, http.Header, error) {
+	au, err := parseAuthority(issuer)
+	if err != nil {
+		return nil, nil, err
+	}
+	if err := requireHTTPS(au, p.AllowHTTP); err != nil {
+		return nil, nil, err
+	}
+	u, err := DiscoveryURL(issuer, p.Kind)
+	if err != nil {
+		return nil, nil, err
+	}
+	body, hdr, err := getJSON(ctx, client, u, p.MaxBytes)
+	if err != nil {
+		return nil, hdr, err
+	}
+	d, err := ParseDiscovery(body)
+	if err != nil {
+		return nil, hdr, err
+	}
+	if err := d.Validate(issuer, p); err != nil {
+		return nil, hdr, err
+	}
+	return d, hdr, nil
+}

@@ -1,0 +1,582 @@
+package identity
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"net/http"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"golang.org/x/sync/singleflight"
+)
+
+// Defaults of [RemoteKeySetOptions], also used for discovery documents by
+// [Provider].
+const (
+	// DefaultCacheTTL is the lifetime of a document whose response has no
+	// usable Cache-Control max-age.
+	DefaultCacheTTL = time.Hour
+	// DefaultMinCacheTTL and DefaultMaxCacheTTL bound the lifetime taken
+	// from Cache-Control max-age.
+	DefaultMinCacheTTL = 5 * time.Minute
+	// DefaultMaxCacheTTL is the upper bound of a cached document's lifetime.
+	DefaultMaxCacheTTL = 24 * time.Hour
+	// DefaultRefreshCooldown is the least time between two fetch attempts
+	// of one document, whatever triggers them (unknown kid, Refresh,
+	// failures).
+	DefaultRefreshCooldown = 5 * time.Second
+	// DefaultStaleWindow is how long the last good document keeps being
+	// served after it expired while refreshes fail.
+	DefaultStaleWindow = 12 * time.Hour
+)
+
+const (
+	// maxRetryBackoff caps the wait between background retries after
+	// failures (it starts at the cooldown and doubles).
+	maxRetryBackoff = 5 * time.Minute
+	// minLoopDelay keeps the refresher from spinning.
+	minLoopDelay = 10 * time.Millisecond
+)
+
+var (
+	// errClosed is the cause of ErrProviderUnavailable after Close.
+	errClosed = errors.New("identity: cache closed")
+)
+
+// RemoteKeySetOptions configures a [RemoteKeySet]. The zero value gives the
+// defaults.
+type RemoteKeySetOptions struct {
+	// HTTPClient makes the requests; nil means a client with
+	// DefaultHTTPTimeout. Redirects are followed only on the same host.
+	HTTPClient *http.Client
+	// Logger receives skipped keys, failures and recoveries; nil discards.
+	Logger *slog.Logger
+	// DefaultTTL is the lifetime of a set whose response has no
+	// Cache-Control max-age, or says no-cache or no-store (a key set must
+	// be cached to be usable); 0 means DefaultCacheTTL. It is clamped to
+	// [MinTTL, MaxTTL] like max-age.
+	DefaultTTL time.Duration
+	// MinTTL and MaxTTL clamp the lifetime; 0 means DefaultMinCacheTTL and
+	// DefaultMaxCacheTTL.
+	MinTTL, MaxTTL time.Duration
+	// RefreshCooldown is the least time between two fetch attempts; 0
+	// means DefaultRefreshCooldown. An unknown kid forces at most one
+	// refresh per cooldown.
+	RefreshCooldown time.Duration
+	// StaleWindow is how long an expired set keeps being served while
+	// refreshes fail; 0 means DefaultStaleWindow, negative means none.
+	// Past it, lookups fail with ErrProviderUnavailable.
+	StaleWindow time.Duration
+	// MaxBytes caps the response body; 0 means DefaultMaxDocumentBytes.
+	MaxBytes int64
+	// MaxKeys refuses larger sets; 0 means DefaultMaxKeys.
+	MaxKeys int
+	// AllowHTTP allows http URLs beyond loopback hosts (never in
+	// production).
+	AllowHTTP bool
+	// Now is the clock; nil means time.Now. Lifetimes, cooldowns and the
+	// stale window are measured with it.
+	Now func() time.Time
+	// OnFetch, when set, is called after every fetch attempt with the URL
+	// and its error (nil on success), for metrics. It must not block.
+	OnFetch func(url string, err error)
+	// OnStateChange, when set, is called once per transition between
+	// healthy (the last fetch succeeded) and failing, with the failure's
+	// error or nil on recovery. It must not block.
+	OnStateChange func(available bool, err error)
+}
+
+// cacheConfig is the normalized configuration of a refreshCache.
+type cacheConfig struct {
+	url                        string
+	what                       string // "key set" or "discovery document", for logs
+	defaultTTL, minTTL, maxTTL time.Duration
+	cooldown, stale            time.Duration
+	now                        func() time.Time
+	log                        *slog.Logger
+	onFetch                    func(string, error)
+	onState                    func(bool, error)
+}
+
+// newCacheConfig normalizes o for the document at url.
+func newCacheConfig(url, what string, o RemoteKeySetOptions) cacheConfig {
+	c := cacheConfig{
+		url: url, what: what,
+		defaultTTL: o.DefaultTTL, minTTL: o.MinTTL, maxTTL: o.MaxTTL,
+		cooldown: o.RefreshCooldown, stale: o.StaleWindow,
+		now: o.Now, log: o.Logger, onFetch: o.OnFetch, onState: o.OnStateChange,
+	}
+	if c.defaultTTL <= 0 {
+		c.defaultTTL = DefaultCacheTTL
+	}
+	if c.minTTL <= 0 {
+		c.minTTL = DefaultMinCacheTTL
+	}
+	if c.maxTTL <= 0 {
+		c.maxTTL = DefaultMaxCacheTTL
+	}
+	if c.maxTTL < c.minTTL {
+		c.maxTTL = c.minTTL
+	}
+	if c.cooldown <= 0 {
+		c.cooldown = DefaultRefreshCooldown
+	}
+	switch {
+	case c.stale == 0:
+		c.stale = DefaultStaleWindow
+	case c.stale < 0:
+		c.stale = 0
+	}
+	if c.now == nil {
+		c.now = time.Now
+	}
+	if c.log == nil {
+		c.log = slog.New(slog.DiscardHandler)
+	}
+	return c
+}
+
+// cacheEntry is one successfully fetched document.
+type cacheEntry[T any] struct {
+	val              T
+	fetched, expires time.Time
+}
+
+// rateLimitedError says a fetch was not attempted because the previous
+// attempt is more recent than the cooldown; it unwraps to that attempt's
+// error (nil when it succeeded).
+type rateLimitedError struct{ last error }
+
+func (e *rateLimitedError) Error() string {
+	if e.last == nil {
+		return "identity: refresh rate-limited"
+	}
+	return "identity: refresh rate-limited after failure: " + e.last.Error()
+}
+
+func (e *rateLimitedError) Unwrap() error { return e.last }
+
+// refreshCache holds one remote document: it fetches on demand (single
+// flight, at most one attempt per cooldown), refreshes in the background
+// before expiry, keeps the last good copy through failures for the stale
+// window, and never stores an error as a document. Its goroutines end with
+// close.
+type refreshCache[T any] struct {
+	cfg     cacheConfig
+	load    func(ctx context.Context) (T, http.Header, error)
+	onStore func(old *cacheEntry[T], cur *cacheEntry[T])
+
+	cur atomic.Pointer[cacheEntry[T]]
+	sf  singleflight.Group
+
+	ctx    context.Context // cancelled by close; parent of every fetch
+	cancel context.CancelFunc
+	wake   chan struct{}
+	wg     sync.WaitGroup
+
+	mu          sync.Mutex
+	closed      bool
+	lastAttempt time.Time
+	lastErr     error
+	failures    int
+}
+
+// newRefreshCache starts the background refresher; it does no I/O until
+// the document is first asked for.
+func newRefreshCache[T any](cfg cacheConfig, load func(context.Context) (T, http.Header, error), onStore func(old, cur *cacheEntry[T])) *refreshCache[T] {
+	ctx, cancel := context.WithCancel(context.Background())
+	c := &refreshCache[T]{cfg: cfg, load: load, onStore: onStore, ctx: ctx, cancel: cancel, wake: make(chan struct{}, 1)}
+	c.wg.Add(1)
+	go c.loop()
+	return c
+}
+
+// usable returns the current entry when it may still be served at now.
+func (c *refreshCache[T]) usable(now time.Time) *cacheEntry[T] {
+	e := c.cur.Load()
+	if e == nil || !now.Before(e.expires.Add(c.cfg.stale)) {
+		return nil
+	}
+	return e
+}
+
+// get returns a servable entry: the fresh one, an expired one within the
+// stale window (and a background refresh is requested), or the result of a
+// fetch. With nothing to serve it fails with ErrProviderUnavailable wrapping
+// the cause.
+func (c *refreshCache[T]) get(ctx context.Context) (*cacheEntry[T], error) {
+	now := c.cfg.now()
+	e := c.cur.Load()
+	if e != nil && now.Before(e.expires) {
+		return e, nil
+	}
+	if e != nil && now.Before(e.expires.Add(c.cfg.stale)) {
+		c.kick()
+		return e, nil
+	}
+	ne, err := c.refresh(ctx, e)
+	if err != nil {
+		return nil, c.unavailable(err)
+	}
+	return ne, nil
+}
+
+// unavailable wraps err as ErrProviderUnavailable.
+func (c *refreshCache[T]) unavailable(err error) error {
+	if errors.Is(err, ErrProviderUnavailable) {
+		return err
+	}
+	return fmt.Errorf("%w: %s %s: %w", ErrProviderUnavailable, c.cfg.what, redactURL(c.cfg.url), err)
+}
+
+// refresh fetches the document unless an entry other than seen is already
+// current (someone refreshed meanwhile) or an attempt is more recent than
+// the cooldown (then the error is a *rateLimitedError). Concurrent callers
+// share one fetch; each waits at most until its ctx ends, while the fetch
+// itself is bounded by the HTTP timeout and close.
+func (c *refreshCache[T]) refresh(ctx context.Context, seen *cacheEntry[T]) (*cacheEntry[T], error) {
+	if e := c.cur.Load(); e != nil && e != seen {
+		return e, nil
+	}
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		return nil, errClosed
+	}
+	c.wg.Add(1)
+	c.mu.Unlock()
+	type result struct {
+		e   *cacheEntry[T]
+		err error
+	}
+	ch := make(chan result, 1)
+	go func() {
+		defer c.wg.Done()
+		e, err := c.fetchShared()
+		ch <- result{e, err}
+	}()
+	select {
+	case r := <-ch:
+		return r.e, r.err
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+}
+
+// fetchShared runs fetch once for all concurrent callers.
+func (c *refreshCache[T]) fetchShared() (*cacheEntry[T], error) {
+	v, err, _ := c.sf.Do("fetch", func() (any, error) { return c.fetch() })
+	e, _ := v.(*cacheEntry[T])
+	return e, err
+}
+
+// fetch makes one attempt, unless rate-limited, and stores a success.
+func (c *refreshCache[T]) fetch() (*cacheEntry[T], error) {
+	c.mu.Lock()
+	now := c.cfg.now()
+	if c.closed {
+		c.mu.Unlock()
+		return nil, errClosed
+	}
+	if !c.lastAttempt.IsZero() && now.Sub(c.lastAttempt) < c.cfg.cooldown {
+		last := c.lastErr
+		c.mu.Unlock()
+		return nil, &rateLimitedError{last: last}
+	}
+	c.lastAttempt = now
+	c.mu.Unlock()
+
+	v, hdr, err := c.load(c.ctx)
+	if c.cfg.onFetch != nil {
+		c.cfg.onFetch(c.cfg.url, err)
+	}
+
+	c.mu.Lock()
+	wasFailing := c.failures > 0
+	if err != nil {
+		c.lastErr = err
+		c.failures++
+		c.mu.Unlock()
+		has := c.usable(c.cfg.now()) != nil
+		c.cfg.log.Debug("identity: fetch failed", "what", c.cfg.what, "url", redactURL(c.cfg.url), "error", err, "serving_cached", has)
+		if !wasFailing {
+			c.cfg.log.Warn("identity: fetch failing", "what", c.cfg.what, "url", redactURL(c.cfg.url), "error", err, "serving_cached", has)
+			if c.cfg.onState != nil {
+				c.cfg.onState(false, err)
+			}
+		}
+		return nil, err
+	}
+	now = c.cfg.now()
+	e := &cacheEntry[T]{val: v, fetched: now, expires: now.Add(c.ttl(hdr))}
+	old := c.cur.Swap(e)
+	c.lastErr = nil
+	c.failures = 0
+	c.mu.Unlock()
+	if c.onStore != nil {
+		c.onStore(old, e)
+	}
+	c.cfg.log.Debug("identity: fetched", "what", c.cfg.what, "url", redactURL(c.cfg.url), "expires", e.expires)
+	if wasFailing {
+		c.cfg.log.Info("identity: fetch recovered", "what", c.cfg.what, "url", redactURL(c.cfg.url))
+		if c.cfg.onState != nil {
+			c.cfg.onState(true, nil)
+		}
+	}
+	return e, nil
+}
+
+// ttl is the lifetime given by the response header, clamped.
+func (c *refreshCache[T]) ttl(h http.Header) time.Duration {
+	d := c.cfg.defaultTTL
+	if ma, ok := cacheMaxAge(h); ok {
+		d = ma
+	}
+	return min(max(d, c.cfg.minTTL), c.cfg.maxTTL)
+}
+
+// cacheMaxAge reads Cache-Control max-age minus Age. no-cache and no-store
+// give no lifetime: the caller uses its default, since a key set or
+// metadata document has to be cached to be usable.
+func cacheMaxAge(h http.Header) (time.Duration, bool) {
+	var (
+		maxAge int64
+		found  bool
+	)
+	for _, v := range h.Values("Cache-Control") {
+		for _, d := range strings.Split(v, ",") {
+			name, val, _ := strings.Cut(strings.TrimSpace(d), "=")
+			switch strings.ToLower(strings.TrimSpace(name)) {
+			case "no-cache", "no-store":
+				return 0, false
+			case "max-age":
+				n, err := strconv.ParseInt(strings.Trim(strings.TrimSpace(val), `"`), 10, 64)
+				if err == nil && n >= 0 && !found {
+					maxAge, found = n, true
+				}
+			}
+		}
+	}
+	if !found {
+		return 0, false
+	}
+	if age, err := strconv.ParseInt(strings.TrimSpace(h.Get("Age")), 10, 64); err == nil && age > 0 {
+		maxAge = max(maxAge-age, 0)
+	}
+	const maxSeconds = int64(100 * 365 * 24 * 3600)
+	return time.Duration(min(maxAge, maxSeconds)) * time.Second, true
+}
+
+// kick asks the background refresher for a refresh without waiting.
+func (c *refreshCache[T]) kick() {
+	select {
+	case c.wake <- struct{}{}:
+	default:
+	}
+}
+
+// loop refreshes the document in the background: at about 80% of its
+// lifetime (jittered), and after failures with a doubling backoff. Before
+// the first successful fetch it only reacts to kicks.
+func (c *refreshCache[T]) loop() {
+	defer c.wg.Done()
+	t := time.NewTimer(time.Hour)
+	t.Stop()
+	defer t.Stop()
+	for {
+		var tc <-chan time.Time
+		if d, ok := c.nextDelay(); ok {
+			t.Reset(d)
+			tc = t.C
+		}
+		select {
+		case <-c.ctx.Done():
+			return
+		case <-c.wake:
+		case <-tc:
+		}
+		t.Stop()
+		_, _ = c.fetchShared()
+	}
+}
+
+// nextDelay says when the background refresher should fetch next.
+func (c *refreshCache[T]) nextDelay() (time.Duration, bool) {
+	e := c.cur.Load()
+	if e == nil {
+		return 0, false
+	}
+	c.mu.Lock()
+	failures, last := c.failures, c.lastAttempt
+	c.mu.Unlock()
+	var at time.Time
+	if failures == 0 {
+		ttl := e.expires.Sub(e.fetched)
+		lead := ttl / 5
+		if j := int64(ttl / 10); j > 0 {
+			lead += time.Duration(rand.Int64N(j))
+		}
+		at = e.expires.Add(-lead)
+	} else {
+		backoff := c.cfg.cooldown
+		for i := 1; i < failures && backoff < maxRetryBackoff; i++ {
+			backoff *= 2
+		}
+		at = last.Add(min(backoff, max(maxRetryBackoff, c.cfg.cooldown)))
+	}
+	if floor := last.Add(c.cfg.cooldown); at.Before(floor) {
+		at = floor
+	}
+	return max(at.Sub(c.cfg.now()), minLoopDelay), true
+}
+
+// close stops the refresher and waits for every fetch to end; idempotent.
+func (c *refreshCache[T]) close() {
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		return
+	}
+	c.closed = true
+	c.mu.Unlock()
+	c.cancel()
+	c.wg.Wait()
+}
+
+// RemoteKeySet is a JWK Set fetched from a jwks_uri and cached for a proxy:
+// lifetime from Cache-Control max-age (clamped), background refresh before
+// expiry, single-flight fetches, at most one forced refresh per cooldown on
+// an unknown kid, last-known-good keys kept through failed, empty or garbage
+// refreshes for the stale window, then [ErrProviderUnavailable]. It is a
+// [RefreshableKeySource] and an [AlgorithmAdvertiser], safe for concurrent
+// use. Close it when done: it runs a background goroutine.
+type RemoteKeySet struct {
+	url string
+	cfg cacheConfig
+	c   *refreshCache[*KeySet]
+}
+
+// NewRemoteKeySet returns a key set for jwksURL, which must be https (or
+// http on a loopback host, or anywhere with AllowHTTP). It does no I/O: keys
+// are fetched when first needed. It starts a background goroutine that
+// Close stops.
+func NewRemoteKeySet(jwksURL string, opts RemoteKeySetOptions) (*RemoteKeySet, error) {
+	if err := checkFetchURL(jwksURL, opts.AllowHTTP); err != nil {
+		return nil, err
+	}
+	cfg := newCacheConfig(jwksURL, "key set", opts)
+	client := opts.HTTPClient
+	parse := ParseKeySetOptions{MaxKeys: opts.MaxKeys}
+	maxBytes := opts.MaxBytes
+	load := func(ctx context.Context) (*KeySet, http.Header, error) {
+		return fetchKeySet(ctx, client, jwksURL, maxBytes, parse)
+	}
+	r := &RemoteKeySet{url: jwksURL, cfg: cfg}
+	r.c = newRefreshCache(cfg, load, r.logSkipped)
+	return r, nil
+}
+
+// logSkipped logs the skipped entries of a new set when they differ from
+// the previous set's.
+func (r *RemoteKeySet) logSkipped(old, cur *cacheEntry[*KeySet]) {
+	if old != nil && slices.Equal(old.val.skipped, cur.val.skipped) {
+		return
+	}
+	for _, s := range cur.val.skipped {
+		r.cfg.log.Warn("identity: JWKS key skipped", "url", redactURL(r.url), "index", s.Index, "kid", s.KeyID, "kty", s.KeyType, "reason", s.Reason)
+	}
+}
+
+// URL returns the jwks_uri.
+func (r *RemoteKeySet) URL() string { return r.url }
+
+// KeySet returns the current set, fetching it (single flight) when there
+// is none or it is past the stale window. An expired set within the stale
+// window is returned at once while a refresh runs in the background.
+func (r *RemoteKeySet) KeySet(ctx context.Context) (*KeySet, error) {
+	e, err := r.c.get(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return e.val, nil
+}
+
+// CandidateKeys implements [KeySource]. When no key matches (an unknown
+// kid, typically after a rotation) it forces a refresh, at most one per
+// cooldown, waits for it (bounded by ctx and the HTTP timeout) and uses its
+// result. It fails with ErrKeyNotFound when still nothing matches and with
+// ErrProviderUnavailable when it has no usable set at all.
+func (r *RemoteKeySet) CandidateKeys(ctx context.Context, kid, alg string) ([]Key, error) {
+	e, err := r.c.get(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if keys := e.val.Candidates(kid, alg); len(keys) > 0 {
+		return keys, nil
+	}
+	ne, err := r.c.refresh(ctx, e)
+	if err == nil {
+		if keys := ne.val.Candidates(kid, alg); len(keys) > 0 {
+			return keys, nil
+		}
+	} else if ctx.Err() != nil {
+		return nil, ctx.Err()
+	}
+	return nil, fmt.Errorf("%w: kid %q, alg %q", ErrKeyNotFound, kid, alg)
+}
+
+// HasKey reports, without I/O, whether a key with this thumbprint is in the
+// current set (false once the set is past the stale window).
+func (r *RemoteKeySet) HasKey(thumbprint string) bool {
+	e := r.c.usable(r.cfg.now())
+	return e != nil && e.val.HasKey(thumbprint)
+}
+
+// Refresh fetches the set now, unless a fetch attempt is more recent than
+// the cooldown: then it returns that attempt's error (nil if it succeeded)
+// without fetching. A failed refresh keeps the current keys.
+func (r *RemoteKeySet) Refresh(ctx context.Context) error {
+	_, err := r.c.refresh(ctx, r.c.cur.Load())
+	if rl, ok := errors.AsType[*rateLimitedError](err); ok {
+		return rl.last
+	}
+	return err
+}
+
+// AdvertisedAlgorithms implements [AlgorithmAdvertiser]: the asymmetric
+// "alg" values of the current keys, nil when unknown (no set yet, or no key
+// names its algorithm).
+func (r *RemoteKeySet) AdvertisedAlgorithms() []string {
+	e := r.c.cur.Load()
+	if e == nil {
+		return nil
+	}
+	return filterAsymmetric(e.val.algs)
+}
+
+// Close stops the background refresher and waits for fetches in flight. It
+// is idempotent and always returns nil. A closed set keeps serving the
+// keys it has but fetches nothing more.
+func (r *RemoteKeySet) Close() error {
+	r.c.close()
+	return nil
+}
+
+// filterAsymmetric returns the asymmetric algorithms present in algs, in
+// the order of asymmetricAlgorithms, or nil.
+func filterAsymmetric(algs []string) []string {
+	var out []string
+	for _, a := range asymmetricAlgorithms() {
+		if slices.Contains(algs, a) {
+			out = append(out, a)
+		}
+	}
+	return out
+}

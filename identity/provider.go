@@ -1,0 +1,227 @@
+package identity
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"slices"
+	"sync"
+)
+
+// ProviderOptions configures a [Provider]. The zero value gives the strict
+// defaults.
+type ProviderOptions struct {
+	// HTTPClient makes every request; nil means a client with
+	// DefaultHTTPTimeout. Keys.HTTPClient, when set, is used for the JWKS.
+	HTTPClient *http.Client
+	// Logger receives fetch failures, recoveries and skipped keys; nil
+	// discards. Keys.Logger, when set, is used for the JWKS.
+	Logger *slog.Logger
+	// Policy validates the discovery document.
+	Policy DiscoveryPolicy
+	// Keys configures the key set cache; its lifetimes, cooldown, stale
+	// window, clock and callbacks also apply to the discovery document.
+	// Policy.AllowHTTP also allows an http jwks_uri.
+	Keys RemoteKeySetOptions
+	// JWKSURL, when set, is used instead of the discovery document's
+	// jwks_uri: keys are fetched without discovery. Discovery still works
+	// when asked for.
+	JWKSURL string
+}
+
+// Provider is an OpenID Connect or OAuth 2.0 provider seen by a relying
+// party or resource server: its discovery document, cached and refreshed
+// like keys, and a [RemoteKeySet] on its jwks_uri, recreated when the
+// jwks_uri changes. It is a [RefreshableKeySource] and an
+// [AlgorithmAdvertiser], safe for concurrent use. It does no I/O until first
+// used, keeps serving what it has while the provider is down (within the
+// stale window), recovers by itself when it comes back, and must be closed.
+type Provider struct {
+	issuer  string
+	opts    ProviderOptions
+	keyOpts RemoteKeySetOptions
+	disc    *refreshCache[*DiscoveryDocument]
+
+	mu      sync.Mutex
+	closed  bool
+	keys    *RemoteKeySet
+	keysURL string
+}
+
+// NewProvider returns a provider for issuer. The issuer must be an absolute
+// URL, https unless loopback or opts.Policy.AllowHTTP (as must JWKSURL). It
+// does no I/O; it starts background goroutines that Close stops.
+func NewProvider(issuer string, opts ProviderOptions) (*Provider, error) {
+	au, err := parseAuthority(issuer)
+	if err != nil {
+		return nil, err
+	}
+	if err := requireHTTPS(au, opts.Policy.AllowHTTP); err != nil {
+		return nil, err
+	}
+	discURL, err := DiscoveryURL(issuer, opts.Policy.Kind)
+	if err != nil {
+		return nil, err
+	}
+	ko := opts.Keys
+	if ko.HTTPClient == nil {
+		ko.HTTPClient = opts.HTTPClient
+	}
+	if ko.Logger == nil {
+		ko.Logger = opts.Logger
+	}
+	ko.AllowHTTP = ko.AllowHTTP || opts.Policy.AllowHTTP
+	p := &Provider{issuer: issuer, opts: opts, keyOpts: ko}
+	if opts.JWKSURL != "" {
+		ks, err := NewRemoteKeySet(opts.JWKSURL, ko)
+		if err != nil {
+			return nil, err
+		}
+		p.keys, p.keysURL = ks, opts.JWKSURL
+	}
+	client, policy := opts.HTTPClient, opts.Policy
+	load := func(ctx context.Context) (*DiscoveryDocument, http.Header, error) {
+		return FetchDiscovery(ctx, client, issuer, policy)
+	}
+	p.disc = newRefreshCache(newCacheConfig(discURL, "discovery document", ko), load, nil)
+	return p, nil
+}
+
+// Issuer returns the issuer the provider was created for.
+func (p *Provider) Issuer() string { return p.issuer }
+
+// Discovery returns the validated discovery document, fetching it when
+// there is none yet or it is past the stale window (single flight, at most
+// one attempt per cooldown). It fails with ErrProviderUnavailable, wrapping
+// the cause (e.g. ErrIssuerMismatch or an *HTTPStatusError), when it has no
+// usable document. Failures are never cached as documents.
+func (p *Provider) Discovery(ctx context.Context) (*DiscoveryDocument, error) {
+	e, err := p.disc.get(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return e.val, nil
+}
+
+// RemoteKeySet returns the key set of the provider's current jwks_uri,
+// fetching the discovery document first when needed.
+func (p *Provider) RemoteKeySet(ctx context.Context) (*RemoteKeySet, error) {
+	p.mu.Lock()
+	if p.opts.JWKSURL != "" {
+		ks := p.keys
+		p.mu.Unlock()
+		return ks, nil
+	}
+	p.mu.Unlock()
+	d, err := p.Discovery(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if d.JWKSURI == "" {
+		return nil, fmt.Errorf("%w: the discovery document of %s has no jwks_uri", ErrKeyNotFound, p.issuer)
+	}
+	p.mu.Lock()
+	if p.closed {
+		ks := p.keys
+		p.mu.Unlock()
+		if ks == nil {
+			return nil, fmt.Errorf("%w: %s: %w", ErrProviderUnavailable, p.issuer, errClosed)
+		}
+		return ks, nil
+	}
+	if p.keys != nil && p.keysURL == d.JWKSURI {
+		ks := p.keys
+		p.mu.Unlock()
+		return ks, nil
+	}
+	ks, err := NewRemoteKeySet(d.JWKSURI, p.keyOpts)
+	if err != nil {
+		p.mu.Unlock()
+		return nil, fmt.Errorf("%w: %s: %w", ErrProviderUnavailable, p.issuer, err)
+	}
+	old := p.keys
+	p.keys, p.keysURL = ks, d.JWKSURI
+	p.mu.Unlock()
+	if old != nil {
+		ks.cfg.log.Info("identity: jwks_uri changed", "issuer", p.issuer, "jwks_uri", redactURL(d.JWKSURI))
+		_ = old.Close()
+	}
+	return ks, nil
+}
+
+// KeySet returns the current key set (see [RemoteKeySet.KeySet]).
+func (p *Provider) KeySet(ctx context.Context) (*KeySet, error) {
+	ks, err := p.RemoteKeySet(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return ks.KeySet(ctx)
+}
+
+// CandidateKeys implements [KeySource] through the key set of the current
+// jwks_uri (see [RemoteKeySet.CandidateKeys]).
+func (p *Provider) CandidateKeys(ctx context.Context, kid, alg string) ([]Key, error) {
+	ks, err := p.RemoteKeySet(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return ks.CandidateKeys(ctx, kid, alg)
+}
+
+// HasKey reports, without I/O, whether the current key set has a key with
+// this thumbprint.
+func (p *Provider) HasKey(thumbprint string) bool {
+	p.mu.Lock()
+	ks := p.keys
+	p.mu.Unlock()
+	return ks != nil && ks.HasKey(thumbprint)
+}
+
+// Refresh refreshes the key set (rate-limited; see [RemoteKeySet.Refresh]).
+func (p *Provider) Refresh(ctx context.Context) error {
+	ks, err := p.RemoteKeySet(ctx)
+	if err != nil {
+		return err
+	}
+	return ks.Refresh(ctx)
+}
+
+// AdvertisedAlgorithms implements [AlgorithmAdvertiser] without I/O: the
+// asymmetric algorithms (RS*, PS*, ES*, EdDSA) among the union of every
+// *_signing_alg_values_supported list of the discovery document and the
+// "alg" values of the keys, in a fixed order; nil when none is known yet.
+func (p *Provider) AdvertisedAlgorithms() []string {
+	var algs []string
+	if e := p.disc.cur.Load(); e != nil {
+		algs = e.val.SigningAlgorithms()
+	}
+	p.mu.Lock()
+	ks := p.keys
+	p.mu.Unlock()
+	if ks != nil {
+		if e := ks.c.cur.Load(); e != nil {
+			for _, a := range e.val.algs {
+				if !slices.Contains(algs, a) {
+					algs = append(algs, a)
+				}
+			}
+		}
+	}
+	return filterAsymmetric(algs)
+}
+
+// Close stops the background refreshers and waits for fetches in flight.
+// It is idempotent and returns nil. A closed provider serves what it has
+// but fetches nothing more.
+func (p *Provider) Close() error {
+	p.mu.Lock()
+	p.closed = true
+	ks := p.keys
+	p.mu.Unlock()
+	p.disc.close()
+	if ks != nil {
+		_ = ks.Close()
+	}
+	return nil
+}
