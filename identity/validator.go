@@ -1,0 +1,556 @@
+package identity
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/ed25519"
+	"crypto/rsa"
+	"crypto/subtle"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/go-jose/go-jose/v4"
+)
+
+// Validation defaults.
+const (
+	// DefaultLeeway is the clock skew tolerated, in both directions, on
+	// "exp", "nbf" and "iat" when an [IssuerConfig] sets none.
+	DefaultLeeway = 60 * time.Second
+	// DefaultMaxTokenBytes caps the length of a token before any decoding.
+	DefaultMaxTokenBytes = 8 << 10
+)
+
+// DefaultAlgorithms returns the asymmetric JWS algorithms accepted when an
+// issuer's key source advertises none: RS256/384/512, PS256/384/512,
+// ES256/384/512 and EdDSA. HMAC algorithms are never a default.
+func DefaultAlgorithms() []string {
+	return []string{"RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA"}
+}
+
+// hmacMinSecret reports whether alg is an HMAC algorithm and the minimum
+// length of its secret (the hash output size, RFC 7518 §3.2).
+func hmacMinSecret(alg string) (int, bool) {
+	switch alg {
+	case "HS256":
+		return 32, true
+	case "HS384":
+		return 48, true
+	case "HS512":
+		return 64, true
+	}
+	return 0, false
+}
+
+// isAsymmetric reports whether alg is one of [DefaultAlgorithms].
+func isAsymmetric(alg string) bool {
+	switch alg {
+	case "RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA":
+		return true
+	}
+	return false
+}
+
+// IssuerConfig is what a [Validator] accepts from one issuer.
+type IssuerConfig struct {
+	// Issuer is the exact "iss" value (no normalization, trailing slash
+	// included).
+	Issuer string
+	// Keys supplies the verification keys; required unless only HMAC
+	// algorithms are used. Keys named by the token itself (jku, x5u, x5c,
+	// jwk headers) are never used.
+	Keys KeySource
+	// Audiences lists the accepted "aud" values; the token's aud must
+	// contain at least one. Required unless AnyAudience is set.
+	Audiences []string
+	// AnyAudience explicitly disables the audience check.
+	AnyAudience bool
+	// Algorithms is the allow-list of JWS algorithms. Empty means the
+	// asymmetric algorithms the key source advertises (see
+	// [AlgorithmAdvertiser]) or, when it advertises none,
+	// [DefaultAlgorithms]. "none" is refused in any letter case. HS256,
+	// HS384 and HS512 are accepted only when listed here and HMACSecret
+	// is set, and HMAC tokens are verified with that secret only.
+	Algorithms []string
+	// HMACSecret is the shared secret for HS* algorithms; at least as long
+	// as the hash output (32, 48 or 64 bytes).
+	HMACSecret []byte
+	// Leeway is the clock skew tolerated on exp, nbf and iat; 0 means
+	// [DefaultLeeway], a negative value none.
+	Leeway time.Duration
+	// AllowMissingExp accepts tokens without "exp" (never expiring).
+	AllowMissingExp bool
+	// AllowMissingIssuedAt accepts tokens without "iat".
+	AllowMissingIssuedAt bool
+	// RequiredClaims must be present and not null; dotted paths as in
+	// [Claims.Get].
+	RequiredClaims []string
+	// Types lists the accepted "typ" header values, compared without
+	// letter case and with the "application/" prefix optional, e.g.
+	// "at+jwt" for RFC 9068 access tokens. Empty means no check.
+	Types []string
+	// Nonce, when set, must equal the "nonce" claim (ID tokens).
+	Nonce string
+	// MaxAge, when positive, bounds now - iat (iat then required).
+	MaxAge time.Duration
+	// Now returns the current time; nil means [time.Now].
+	Now func() time.Time
+}
+
+// ValidatorOptions are the settings shared by all issuers of a [Validator].
+type ValidatorOptions struct {
+	// MaxTokenBytes caps the token length; 0 or less means
+	// [DefaultMaxTokenBytes].
+	MaxTokenBytes int
+	// Logger receives debug records about key refreshes; nil discards.
+	Logger *slog.Logger
+}
+
+// Token is a token that passed validation.
+type Token struct {
+	Claims    *Claims
+	Issuer    string // the configured issuer that accepted it
+	Algorithm string // header "alg"
+	KeyID     string // header "kid", "" when absent
+	Type      string // header "typ", "" when absent
+	// KeyThumbprint is the RFC 7638 thumbprint of the key that verified
+	// the signature ("" for HMAC); see [Validator.KeyStillValid].
+	KeyThumbprint string
+}
+
+// Validator validates signed JWTs (JWS compact serialization) from one or
+// more issuers. It is immutable and safe for concurrent use; key sources do
+// their own caching.
+type Validator struct {
+	issuers  map[string]*issuerRules
+	names    []string
+	anyAlg   map[string]bool // union of the static allow-lists
+	maxBytes int
+	log      *slog.Logger
+}
+
+// issuerRules is a checked, private copy of an IssuerConfig.
+type issuerRules struct {
+	cfg         IssuerConfig
+	algs        map[string]bool // nil: advertised or default algorithms
+	advertiser  AlgorithmAdvertiser
+	refreshable RefreshableKeySource
+	leeway      time.Duration
+	types       []string
+	now         func() time.Time
+}
+
+// NewValidator checks the configuration of each issuer and returns a
+// validator for all of them. Issuers must be distinct.
+func NewValidator(issuers []IssuerConfig, opts ValidatorOptions) (*Validator, error) {
+	if len(issuers) == 0 {
+		return nil, errors.New("identity: validator needs at least one issuer")
+	}
+	v := &Validator{
+		issuers:  make(map[string]*issuerRules, len(issuers)),
+		anyAlg:   map[string]bool{},
+		maxBytes: opts.MaxTokenBytes,
+		log:      opts.Logger,
+	}
+	if v.maxBytes <= 0 {
+		v.maxBytes = DefaultMaxTokenBytes
+	}
+	if v.log == nil {
+		v.log = slog.New(slog.DiscardHandler)
+	}
+	for _, cfg := range issuers {
+		r, err := newIssuerRules(cfg)
+		if err != nil {
+			return nil, err
+		}
+		if _, dup := v.issuers[cfg.Issuer]; dup {
+			return nil, fmt.Errorf("identity: issuer %q configured twice", cfg.Issuer)
+		}
+		v.issuers[cfg.Issuer] = r
+		v.names = append(v.names, cfg.Issuer)
+		if r.algs == nil {
+			for _, a := range DefaultAlgorithms() {
+				v.anyAlg[a] = true
+			}
+		}
+		for a := range r.algs {
+			v.anyAlg[a] = true
+		}
+	}
+	return v, nil
+}
+
+func newIssuerRules(cfg IssuerConfig) (*issuerRules, error) {
+	fail := func(format string, args ...any) error {
+		return fmt.Errorf("identity: issuer %q: "+format, append([]any{cfg.Issuer}, args...)...)
+	}
+	if cfg.Issuer == "" {
+		return nil, errors.New("identity: issuer must not be empty")
+	}
+	if cfg.Keys == nil && cfg.HMACSecret == nil {
+		return nil, fail("Keys or HMACSecret required")
+	}
+	if cfg.AnyAudience == (len(cfg.Audiences) > 0) {
+		return nil, fail("set either Audiences or AnyAudience")
+	}
+	if slices.Contains(cfg.Audiences, "") {
+		return nil, fail("empty audience")
+	}
+	if cfg.MaxAge < 0 {
+		return nil, fail("negative MaxAge")
+	}
+	if slices.Contains(cfg.RequiredClaims, "") {
+		return nil, fail("empty required claim name")
+	}
+	// Private copies: the caller may reuse its slices.
+	cfg.Audiences = slices.Clone(cfg.Audiences)
+	cfg.Algorithms = slices.Clone(cfg.Algorithms)
+	cfg.HMACSecret = slices.Clone(cfg.HMACSecret)
+	cfg.RequiredClaims = slices.Clone(cfg.RequiredClaims)
+	r := &issuerRules{cfg: cfg, leeway: cfg.Leeway, now: cfg.Now}
+	if r.leeway == 0 {
+		r.leeway = DefaultLeeway
+	} else if r.leeway < 0 {
+		r.leeway = 0
+	}
+	if r.now == nil {
+		r.now = time.Now
+	}
+	hasHMAC := false
+	if len(cfg.Algorithms) > 0 {
+		r.algs = make(map[string]bool, len(cfg.Algorithms))
+		for _, a := range cfg.Algorithms {
+			switch minLen, isHMAC := hmacMinSecret(a); {
+			case strings.EqualFold(a, "none"):
+				return nil, fmt.Errorf("%w: issuer %q: \"none\" cannot be allowed", ErrAlgNone, cfg.Issuer)
+			case isHMAC:
+				if len(cfg.HMACSecret) < minLen {
+					return nil, fail("%s needs an HMACSecret of at least %d bytes", a, minLen)
+				}
+				hasHMAC = true
+			case isAsymmetric(a):
+				if cfg.Keys == nil {
+					return nil, fail("%s needs Keys", a)
+				}
+			default:
+				return nil, fmt.Errorf("%w: issuer %q: unknown algorithm %q", ErrUnsupportedAlg, cfg.Issuer, a)
+			}
+			r.algs[a] = true
+		}
+	} else if cfg.Keys == nil {
+		return nil, fail("HMACSecret needs an HS algorithm listed in Algorithms")
+	}
+	if cfg.HMACSecret != nil && !hasHMAC {
+		return nil, fail("HMACSecret set but no HS algorithm listed in Algorithms")
+	}
+	for _, t := range cfg.Types {
+		n := normalizeType(t)
+		if n == "" {
+			return nil, fail("empty token type")
+		}
+		r.types = append(r.types, n)
+	}
+	if cfg.Keys != nil {
+		r.advertiser, _ = cfg.Keys.(AlgorithmAdvertiser)
+		r.refreshable, _ = cfg.Keys.(RefreshableKeySource)
+	}
+	return r, nil
+}
+
+// normalizeType lower-cases a media type and drops "application/".
+func normalizeType(t string) string {
+	t = strings.ToLower(strings.TrimSpace(t))
+	return strings.TrimPrefix(t, "application/")
+}
+
+// allows reports whether alg is on this issuer's allow-list, computed from
+// the advertised algorithms when none is configured.
+func (r *issuerRules) allows(alg string) bool {
+	if r.algs != nil {
+		return r.algs[alg]
+	}
+	if !isAsymmetric(alg) {
+		return false
+	}
+	if r.advertiser != nil {
+		if adv := r.advertiser.AdvertisedAlgorithms(); adv != nil {
+			return slices.Contains(adv, alg)
+		}
+	}
+	return true
+}
+
+// Issuers returns the configured issuers in configuration order.
+func (v *Validator) Issuers() []string { return slices.Clone(v.names) }
+
+// KeyStillValid reports, without I/O, whether the key with this thumbprint
+// is still published by issuer's key source, so that a cache of validated
+// tokens can drop tokens whose key was withdrawn. The empty thumbprint
+// (HMAC) is valid while the issuer has a secret.
+func (v *Validator) KeyStillValid(issuer, thumbprint string) bool {
+	r, ok := v.issuers[issuer]
+	if !ok {
+		return false
+	}
+	if thumbprint == "" {
+		return r.cfg.HMACSecret != nil
+	}
+	return r.cfg.Keys != nil && r.cfg.Keys.HasKey(thumbprint)
+}
+
+// unknownIssuerError is returned when the token's iss is absent or not
+// configured. It matches both [ErrUnknownIssuer] and, through its
+// [*ClaimError] for "iss", [ErrClaimValidation].
+type unknownIssuerError struct {
+	claim *ClaimError
+	iss   string
+}
+
+func (e *unknownIssuerError) Error() string {
+	if e.iss == "" {
+		return "identity: unknown issuer: token has no iss"
+	}
+	return fmt.Sprintf("identity: unknown issuer %q", truncate(e.iss, 128))
+}
+
+func (e *unknownIssuerError) Unwrap() []error { return []error{ErrUnknownIssuer, e.claim} }
+
+// Validate checks token and returns its claims. In order: the size cap;
+// compact JWS structure and header (three base64url parts, JSON objects
+// without duplicate members); alg "none" ([ErrAlgNone]); the allow-list
+// ([ErrUnsupportedAlg]); crit and b64 ([ErrUnsupportedHeader]); the
+// unverified iss against the configured issuers ([ErrUnknownIssuer], also a
+// [*ClaimError] for "iss"); the signature with the issuer's candidate keys
+// for kid and alg, refreshing a [RefreshableKeySource] once when none
+// verifies ([ErrKeyNotFound], [ErrSignature], [ErrKeyConversion],
+// [ErrProviderUnavailable]); then claim types, aud, exp, nbf, iat, max age,
+// typ, nonce and required claims ([*ClaimError]).
+func (v *Validator) Validate(ctx context.Context, token string) (*Token, error) {
+	jws, err := parseCompact(token, v.maxBytes)
+	if err != nil {
+		return nil, err
+	}
+	h := &jws.header
+	if strings.EqualFold(h.alg, "none") {
+		return nil, ErrAlgNone
+	}
+	if !v.anyAlg[h.alg] {
+		return nil, fmt.Errorf("%w: %q", ErrUnsupportedAlg, truncate(h.alg, 32))
+	}
+	if err := h.checkCritical(); err != nil {
+		return nil, err
+	}
+	raw, err := jws.claims()
+	if err != nil {
+		return nil, err
+	}
+	iss, present := raw[ClaimIssuer]
+	issStr, isStr := iss.(string)
+	if present && !isStr {
+		return nil, malformedClaim(ClaimIssuer)
+	}
+	r, ok := v.issuers[issStr]
+	if !ok {
+		reason := "unknown issuer"
+		if !present {
+			reason = "missing"
+		}
+		return nil, &unknownIssuerError{claim: &ClaimError{Claim: ClaimIssuer, Reason: reason}, iss: issStr}
+	}
+	if !r.allows(h.alg) {
+		return nil, fmt.Errorf("%w: %q for issuer %q", ErrUnsupportedAlg, h.alg, r.cfg.Issuer)
+	}
+	if jws.sigLen == 0 {
+		return nil, fmt.Errorf("%w: no signature", ErrSignature)
+	}
+	thumbprint, err := v.verify(ctx, r, token, h)
+	if err != nil {
+		return nil, err
+	}
+	claims, err := newClaims(raw)
+	if err != nil {
+		return nil, err
+	}
+	if err := r.checkClaims(claims, h.typ); err != nil {
+		return nil, err
+	}
+	return &Token{
+		Claims:        claims,
+		Issuer:        r.cfg.Issuer,
+		Algorithm:     h.alg,
+		KeyID:         h.kid,
+		Type:          h.typ,
+		KeyThumbprint: thumbprint,
+	}, nil
+}
+
+// verify checks the signature and returns the thumbprint of the key that
+// verified it.
+func (v *Validator) verify(ctx context.Context, r *issuerRules, token string, h *jwsHeader) (string, error) {
+	sig, err := jose.ParseSignedCompact(token, []jose.SignatureAlgorithm{jose.SignatureAlgorithm(h.alg)})
+	if err != nil {
+		return "", fmt.Errorf("%w: %v", ErrMalformed, err)
+	}
+	if _, isHMAC := hmacMinSecret(h.alg); isHMAC {
+		// Only the configured secret, never a key from the source.
+		if _, err := sig.Verify(r.cfg.HMACSecret); err != nil {
+			return "", ErrSignature
+		}
+		return "", nil
+	}
+	tried := map[string]bool{}
+	tp, err := v.tryCandidates(ctx, r.cfg.Keys, sig, h, tried)
+	if err == nil || r.refreshable == nil || !(errors.Is(err, ErrSignature) || errors.Is(err, ErrKeyNotFound)) {
+		return tp, err
+	}
+	// The keys may have rotated: refresh (rate-limited by the source) and
+	// try once more with the keys not tried yet.
+	if rerr := r.refreshable.Refresh(ctx); rerr != nil {
+		v.log.DebugContext(ctx, "identity: key refresh after verification failure failed",
+			slog.String("issuer", r.cfg.Issuer), slog.String("kid", h.kid), slog.Any("error", rerr))
+		return "", err
+	}
+	v.log.DebugContext(ctx, "identity: keys refreshed after verification failure",
+		slog.String("issuer", r.cfg.Issuer), slog.String("kid", h.kid))
+	tp, err2 := v.tryCandidates(ctx, r.cfg.Keys, sig, h, tried)
+	if err2 == nil {
+		return tp, nil
+	}
+	if errors.Is(err2, errNoNewKeys) {
+		return "", err
+	}
+	return "", err2
+}
+
+// errNoNewKeys means a retry found only keys already tried.
+var errNoNewKeys = errors.New("identity: no new keys after refresh")
+
+// tryCandidates verifies sig with each candidate key for kid and alg not in
+// tried, recording those it tries.
+func (v *Validator) tryCandidates(ctx context.Context, src KeySource, sig *jose.JSONWebSignature, h *jwsHeader, tried map[string]bool) (string, error) {
+	keys, err := src.CandidateKeys(ctx, h.kid, h.alg)
+	if err != nil {
+		return "", err
+	}
+	if len(keys) == 0 {
+		return "", fmt.Errorf("%w: kid %q alg %s", ErrKeyNotFound, truncate(h.kid, 64), h.alg)
+	}
+	var firstErr error
+	verified := false
+	for i := range keys {
+		k := &keys[i]
+		if tried[k.Thumbprint] {
+			continue
+		}
+		tried[k.Thumbprint] = true
+		if err := checkKeyForAlg(h.alg, &k.JWK); err != nil {
+			if firstErr == nil {
+				firstErr = err
+			}
+			continue
+		}
+		verified = true
+		if _, err := sig.Verify(k.JWK.Key); err == nil {
+			return k.Thumbprint, nil
+		}
+	}
+	switch {
+	case verified:
+		return "", ErrSignature
+	case firstErr != nil:
+		return "", firstErr
+	}
+	return "", errNoNewKeys
+}
+
+// checkKeyForAlg refuses a key that go-jose would use without question:
+// private material, an RSA modulus under 2048 bits, a key type or curve
+// that does not fit alg, or a key whose own "alg" differs.
+func checkKeyForAlg(alg string, k *jose.JSONWebKey) error {
+	if k.Algorithm != "" && k.Algorithm != alg {
+		return fmt.Errorf("%w: key %q is for %s, token uses %s", ErrUnsupportedAlg, k.KeyID, k.Algorithm, alg)
+	}
+	if k.Use != "" && k.Use != "sig" {
+		return fmt.Errorf("%w: key %q has use %q", ErrKeyConversion, k.KeyID, k.Use)
+	}
+	switch key := k.Key.(type) {
+	case *rsa.PublicKey:
+		if key.N == nil || key.N.BitLen() < DefaultMinRSABits {
+			return fmt.Errorf("%w: RSA key %q smaller than %d bits", ErrKeyConversion, k.KeyID, DefaultMinRSABits)
+		}
+	case *ecdsa.PublicKey, ed25519.PublicKey:
+	default:
+		return fmt.Errorf("%w: key %q is not a public verification key (%T)", ErrKeyConversion, k.KeyID, k.Key)
+	}
+	if !AlgorithmFitsKey(alg, *k) {
+		return fmt.Errorf("%w: %s does not fit key %q", ErrUnsupportedAlg, alg, k.KeyID)
+	}
+	return nil
+}
+
+// checkClaims applies the issuer's claim rules to verified claims.
+func (r *issuerRules) checkClaims(c *Claims, typ string) error {
+	if c.Issuer != r.cfg.Issuer {
+		return &ClaimError{Claim: ClaimIssuer, Reason: "unknown issuer"}
+	}
+	if !r.cfg.AnyAudience {
+		if _, ok := c.raw[ClaimAudience]; !ok {
+			return &ClaimError{Claim: ClaimAudience, Reason: "missing"}
+		}
+		found := false
+		for _, a := range c.Audience {
+			if slices.Contains(r.cfg.Audiences, a) {
+				found = true
+				break
+			}
+		}
+		if !found {
+			return &ClaimError{Claim: ClaimAudience, Reason: "audience not accepted"}
+		}
+	}
+	now := r.now()
+	if _, ok := c.raw[ClaimExpiration]; ok {
+		if !now.Before(c.Expiry.Add(r.leeway)) {
+			return &ClaimError{Claim: ClaimExpiration, Reason: "token expired"}
+		}
+	} else if !r.cfg.AllowMissingExp {
+		return &ClaimError{Claim: ClaimExpiration, Reason: "missing"}
+	}
+	if _, ok := c.raw[ClaimNotBefore]; ok && now.Add(r.leeway).Before(c.NotBefore) {
+		return &ClaimError{Claim: ClaimNotBefore, Reason: "token not valid yet"}
+	}
+	if _, ok := c.raw[ClaimIssuedAt]; ok {
+		if now.Add(r.leeway).Before(c.IssuedAt) {
+			return &ClaimError{Claim: ClaimIssuedAt, Reason: "issued in the future"}
+		}
+		if r.cfg.MaxAge > 0 && now.Sub(c.IssuedAt) > r.cfg.MaxAge+r.leeway {
+			return &ClaimError{Claim: ClaimIssuedAt, Reason: "token too old"}
+		}
+	} else if !r.cfg.AllowMissingIssuedAt || r.cfg.MaxAge > 0 {
+		return &ClaimError{Claim: ClaimIssuedAt, Reason: "missing"}
+	}
+	if len(r.types) > 0 {
+		if typ == "" {
+			return &ClaimError{Claim: "typ", Reason: "missing token type"}
+		}
+		if !slices.Contains(r.types, normalizeType(typ)) {
+			return &ClaimError{Claim: "typ", Reason: "token type not accepted"}
+		}
+	}
+	if r.cfg.Nonce != "" {
+		n, ok := c.raw[ClaimNonce].(string)
+		if !ok || subtle.ConstantTimeCompare([]byte(n), []byte(r.cfg.Nonce)) != 1 {
+			return &ClaimError{Claim: ClaimNonce, Reason: "nonce mismatch"}
+		}
+	}
+	for _, name := range r.cfg.RequiredClaims {
+		if v, ok := c.Get(name); !ok || v == nil {
+			return &ClaimError{Claim: name, Reason: "missing"}
+		}
+	}
+	return nil
+}
