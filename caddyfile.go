@@ -1,0 +1,331 @@
+package caddyidentity
+
+import (
+	"strconv"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
+	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+	"github.com/dustin/go-humanize"
+)
+
+func init() {
+	httpcaddyfile.RegisterHandlerDirective("identity", parseCaddyfile)
+	// Like basic_auth: after header, rewrite, uri, try_files and
+	// request_body, before forward_auth, request_header, handle, route and
+	// reverse_proxy, which can use its placeholders.
+	httpcaddyfile.RegisterDirectiveOrder("identity", httpcaddyfile.Before, "basic_auth")
+}
+
+// parseCaddyfile sets up the handler from Caddyfile tokens.
+func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
+	m := new(Handler)
+	err := m.UnmarshalCaddyfile(h.Dispenser)
+	return m, err
+}
+
+// UnmarshalCaddyfile sets up the handler from Caddyfile tokens. Syntax:
+//
+//	identity [<matcher>] {
+//	    issuer        <url> [{
+//	        jwks_url      <url>
+//	        jwks_file     <path>
+//	        audience      <aud...> | any
+//	        algorithms    <alg...>
+//	        token_type    <typ...>
+//	        require_scope <scope...>
+//	        require_claim <claim.path> [<value...>]
+//	        insecure_allow_http
+//	    }]
+//	    jwks_url       <url>
+//	    jwks_file      <path>
+//	    insecure_allow_http
+//	    audience       <aud...> | any
+//	    algorithms     <alg...>
+//	    token_type     <typ...>
+//	    leeway         <duration>
+//	    token_from     header <name> [<scheme>] | cookie <name> | query <param>
+//	    require_scope  <scope...>
+//	    require_claim  <claim.path> [<value...>]
+//	    claim_header   <claim.path> <Header-Name>
+//	    strip_header   <Header-Name...>
+//	    optional
+//	    forward_token | strip_token
+//	    realm          <name>
+//	    cache_size     <units>
+//	    max_token_size <size>
+//	}
+//
+// issuer may be repeated; the block form gives an issuer its own keys,
+// audience, algorithms and extra rules. The top-level jwks_url, jwks_file
+// and insecure_allow_http apply to the only issuer and need exactly one.
+// audience, algorithms, token_type, require_scope, require_claim,
+// claim_header, strip_header and token_from may be repeated and add up.
+func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
+	d.Next() // directive name
+	if d.NextArg() {
+		return d.ArgErr()
+	}
+	var (
+		topJWKSURL, topJWKSFile string
+		topAllowHTTP, seenToken bool
+		leewaySeen              bool
+	)
+	for d.NextBlock(0) {
+		switch d.Val() {
+		case "issuer":
+			is, err := parseIssuer(d)
+			if err != nil {
+				return err
+			}
+			h.Issuers = append(h.Issuers, is)
+		case "jwks_url":
+			if !d.AllArgs(&topJWKSURL) {
+				return d.ArgErr()
+			}
+		case "jwks_file":
+			if !d.AllArgs(&topJWKSFile) {
+				return d.ArgErr()
+			}
+		case "insecure_allow_http":
+			if d.NextArg() {
+				return d.ArgErr()
+			}
+			topAllowHTTP = true
+		case "audience":
+			if err := parseAudience(d, &h.Audiences, &h.AnyAudience); err != nil {
+				return err
+			}
+		case "algorithms":
+			if err := appendArgs(d, &h.Algorithms); err != nil {
+				return err
+			}
+		case "token_type":
+			if err := appendArgs(d, &h.TokenTypes); err != nil {
+				return err
+			}
+		case "leeway":
+			var s string
+			if !d.AllArgs(&s) {
+				return d.ArgErr()
+			}
+			if leewaySeen {
+				return d.Err("leeway given twice")
+			}
+			leewaySeen = true
+			dur, err := caddy.ParseDuration(s)
+			if err != nil {
+				return d.Errf("leeway: %v", err)
+			}
+			cd := caddy.Duration(dur)
+			h.Leeway = &cd
+		case "token_from":
+			ts, err := parseTokenFrom(d)
+			if err != nil {
+				return err
+			}
+			h.TokenSources = append(h.TokenSources, ts)
+		case "require_scope":
+			if err := appendArgs(d, &h.RequireScopes); err != nil {
+				return err
+			}
+		case "require_claim":
+			r, err := parseClaimRule(d)
+			if err != nil {
+				return err
+			}
+			h.RequireClaims = append(h.RequireClaims, r)
+		case "claim_header":
+			var ch ClaimHeader
+			if !d.AllArgs(&ch.Claim, &ch.Header) {
+				return d.ArgErr()
+			}
+			h.ClaimHeaders = append(h.ClaimHeaders, ch)
+		case "strip_header":
+			if err := appendArgs(d, &h.StripHeaders); err != nil {
+				return err
+			}
+		case "optional":
+			if d.NextArg() {
+				return d.ArgErr()
+			}
+			h.Optional = true
+		case "forward_token", "strip_token":
+			if d.NextArg() {
+				return d.ArgErr()
+			}
+			if seenToken {
+				return d.Err("forward_token and strip_token are exclusive and may appear once")
+			}
+			seenToken = true
+			h.ForwardToken = d.Val() == "forward_token"
+		case "realm":
+			if !d.AllArgs(&h.Realm) {
+				return d.ArgErr()
+			}
+		case "cache_size":
+			var s string
+			if !d.AllArgs(&s) {
+				return d.ArgErr()
+			}
+			n, err := strconv.Atoi(s)
+			if err != nil || n < 0 {
+				return d.Errf("cache_size: want a non-negative integer, got %q", s)
+			}
+			h.CacheSize = &n
+		case "max_token_size":
+			var s string
+			if !d.AllArgs(&s) {
+				return d.ArgErr()
+			}
+			n, err := humanize.ParseBytes(s)
+			if err != nil || n == 0 || n > 1<<20 {
+				return d.Errf("max_token_size: want a size between 1 byte and 1MiB, got %q", s)
+			}
+			h.MaxTokenSize = int(n)
+		default:
+			return d.Errf("unrecognized identity option %q", d.Val())
+		}
+	}
+
+	if topJWKSURL != "" || topJWKSFile != "" || topAllowHTTP {
+		if len(h.Issuers) != 1 {
+			return d.Err("top-level jwks_url, jwks_file and insecure_allow_http need exactly one issuer; with several, put them in each issuer's block")
+		}
+		is := &h.Issuers[0]
+		if (topJWKSURL != "" || topJWKSFile != "") && (is.JWKSURL != "" || is.JWKSFile != "") {
+			return d.Err("keys given both at top level and in the issuer block")
+		}
+		if topJWKSURL != "" {
+			is.JWKSURL = topJWKSURL
+		}
+		if topJWKSFile != "" {
+			is.JWKSFile = topJWKSFile
+		}
+		is.InsecureAllowHTTP = is.InsecureAllowHTTP || topAllowHTTP
+	}
+	return nil
+}
+
+// parseIssuer parses `issuer <url> [{ ... }]`.
+func parseIssuer(d *caddyfile.Dispenser) (IssuerConfig, error) {
+	var is IssuerConfig
+	if !d.NextArg() {
+		return is, d.ArgErr()
+	}
+	is.Issuer = d.Val()
+	if d.NextArg() {
+		return is, d.ArgErr()
+	}
+	for nesting := d.Nesting(); d.NextBlock(nesting); {
+		switch d.Val() {
+		case "jwks_url":
+			if !d.AllArgs(&is.JWKSURL) {
+				return is, d.ArgErr()
+			}
+		case "jwks_file":
+			if !d.AllArgs(&is.JWKSFile) {
+				return is, d.ArgErr()
+			}
+		case "insecure_allow_http":
+			if d.NextArg() {
+				return is, d.ArgErr()
+			}
+			is.InsecureAllowHTTP = true
+		case "audience":
+			if err := parseAudience(d, &is.Audiences, &is.AnyAudience); err != nil {
+				return is, err
+			}
+		case "algorithms":
+			if err := appendArgs(d, &is.Algorithms); err != nil {
+				return is, err
+			}
+		case "token_type":
+			if err := appendArgs(d, &is.TokenTypes); err != nil {
+				return is, err
+			}
+		case "require_scope":
+			if err := appendArgs(d, &is.RequireScopes); err != nil {
+				return is, err
+			}
+		case "require_claim":
+			r, err := parseClaimRule(d)
+			if err != nil {
+				return is, err
+			}
+			is.RequireClaims = append(is.RequireClaims, r)
+		default:
+			return is, d.Errf("unrecognized option %q in issuer block", d.Val())
+		}
+	}
+	return is, nil
+}
+
+// parseAudience parses `audience <aud...>` or `audience any`.
+func parseAudience(d *caddyfile.Dispenser, auds *[]string, anyAud *bool) error {
+	args := d.RemainingArgs()
+	if len(args) == 0 {
+		return d.ArgErr()
+	}
+	if len(args) == 1 && args[0] == "any" {
+		if len(*auds) > 0 {
+			return d.Err("`audience any` cannot be combined with audience values")
+		}
+		*anyAud = true
+		return nil
+	}
+	if *anyAud {
+		return d.Err("`audience any` cannot be combined with audience values")
+	}
+	*auds = append(*auds, args...)
+	return nil
+}
+
+// parseTokenFrom parses `token_from header <name> [<scheme>] | cookie
+// <name> | query <param>`.
+func parseTokenFrom(d *caddyfile.Dispenser) (TokenSource, error) {
+	args := d.RemainingArgs()
+	if len(args) < 2 {
+		return TokenSource{}, d.ArgErr()
+	}
+	ts := TokenSource{From: args[0], Name: args[1]}
+	switch ts.From {
+	case "header":
+		if len(args) > 3 {
+			return ts, d.ArgErr()
+		}
+		if len(args) == 3 {
+			ts.Scheme = args[2]
+		}
+	case "cookie", "query":
+		if len(args) != 2 {
+			return ts, d.ArgErr()
+		}
+	default:
+		return ts, d.Errf("token_from: want header, cookie or query, got %q", ts.From)
+	}
+	return ts, nil
+}
+
+// parseClaimRule parses `require_claim <claim.path> [<value...>]`.
+func parseClaimRule(d *caddyfile.Dispenser) (ClaimRule, error) {
+	args := d.RemainingArgs()
+	if len(args) == 0 {
+		return ClaimRule{}, d.ArgErr()
+	}
+	return ClaimRule{Claim: args[0], Values: args[1:]}, nil
+}
+
+// appendArgs appends the remaining arguments (at least one) to dst.
+func appendArgs(d *caddyfile.Dispenser, dst *[]string) error {
+	args := d.RemainingArgs()
+	if len(args) == 0 {
+		return d.ArgErr()
+	}
+	*dst = append(*dst, args...)
+	return nil
+}
+
+// Interface guard.
+var _ caddyfile.Unmarshaler = (*Handler)(nil)

@@ -1,0 +1,474 @@
+package caddyidentity
+
+import (
+	"encoding/json"
+	"os"
+	"reflect"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/caddyconfig"
+	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
+	_ "github.com/caddyserver/caddy/v2/modules/standard"
+)
+
+func intPtr(n int) *int { return &n }
+
+func durPtr(d time.Duration) *caddy.Duration {
+	cd := caddy.Duration(d)
+	return &cd
+}
+
+func TestUnmarshalCaddyfile(t *testing.T) {
+	tests := []struct {
+		name  string
+		input string
+		want  Handler
+	}{
+		{
+			name: "minimal",
+			input: `identity {
+				issuer https://auth.example.com
+				audience api
+			}`,
+			want: Handler{
+				Issuers:   []IssuerConfig{{Issuer: "https://auth.example.com"}},
+				Audiences: []string{"api"},
+			},
+		},
+		{
+			name: "everything at top level",
+			input: `identity {
+				issuer https://auth.example.com/realms/demo
+				jwks_url https://auth.example.com/keys
+				insecure_allow_http
+				audience api  other
+				audience third
+				algorithms RS256 ES256
+				token_type at+jwt
+				leeway 30s
+				token_from header Authorization Bearer
+				token_from header X-Api-Token
+				token_from cookie access_token
+				token_from query access_token
+				require_scope read:orders
+				require_scope write:orders
+				require_claim groups admin ops
+				require_claim email_verified true
+				require_claim tenant
+				claim_header sub X-User-Id
+				claim_header realm_access.roles X-User-Roles
+				strip_header X-Forwarded-User X-Remote-User
+				optional
+				forward_token
+				realm my-api
+				cache_size 5000
+				max_token_size 16KiB
+			}`,
+			want: Handler{
+				Issuers: []IssuerConfig{{
+					Issuer:            "https://auth.example.com/realms/demo",
+					JWKSURL:           "https://auth.example.com/keys",
+					InsecureAllowHTTP: true,
+				}},
+				Audiences:  []string{"api", "other", "third"},
+				Algorithms: []string{"RS256", "ES256"},
+				TokenTypes: []string{"at+jwt"},
+				Leeway:     durPtr(30 * time.Second),
+				TokenSources: []TokenSource{
+					{From: "header", Name: "Authorization", Scheme: "Bearer"},
+					{From: "header", Name: "X-Api-Token"},
+					{From: "cookie", Name: "access_token"},
+					{From: "query", Name: "access_token"},
+				},
+				RequireScopes: []string{"read:orders", "write:orders"},
+				RequireClaims: []ClaimRule{
+					{Claim: "groups", Values: []string{"admin", "ops"}},
+					{Claim: "email_verified", Values: []string{"true"}},
+					{Claim: "tenant", Values: []string{}},
+				},
+				ClaimHeaders: []ClaimHeader{
+					{Claim: "sub", Header: "X-User-Id"},
+					{Claim: "realm_access.roles", Header: "X-User-Roles"},
+				},
+				StripHeaders: []string{"X-Forwarded-User", "X-Remote-User"},
+				Optional:     true,
+				ForwardToken: true,
+				Realm:        "my-api",
+				CacheSize:    intPtr(5000),
+				MaxTokenSize: 16 * 1024,
+			},
+		},
+		{
+			name: "several issuers with blocks",
+			input: `identity {
+				issuer https://a.example.com {
+					audience api-a
+					algorithms ES256
+					require_scope a:read
+					require_claim tid 42
+					token_type at+jwt
+				}
+				issuer https://b.example.com {
+					jwks_file /etc/caddy/b.jwks
+					audience any
+				}
+				issuer https://c.example.com
+				audience shared
+				require_scope common
+				strip_token
+				cache_size 0
+				leeway 0s
+			}`,
+			want: Handler{
+				Issuers: []IssuerConfig{
+					{
+						Issuer: "https://a.example.com", Audiences: []string{"api-a"}, Algorithms: []string{"ES256"},
+						RequireScopes: []string{"a:read"}, RequireClaims: []ClaimRule{{Claim: "tid", Values: []string{"42"}}},
+						TokenTypes: []string{"at+jwt"},
+					},
+					{Issuer: "https://b.example.com", JWKSFile: "/etc/caddy/b.jwks", AnyAudience: true},
+					{Issuer: "https://c.example.com"},
+				},
+				Audiences:     []string{"shared"},
+				RequireScopes: []string{"common"},
+				CacheSize:     intPtr(0),
+				Leeway:        durPtr(0),
+			},
+		},
+		{
+			name: "audience any",
+			input: `identity {
+				issuer https://auth.example.com
+				audience any
+			}`,
+			want: Handler{
+				Issuers:     []IssuerConfig{{Issuer: "https://auth.example.com"}},
+				AnyAudience: true,
+			},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var got Handler
+			if err := got.UnmarshalCaddyfile(caddyfile.NewTestDispenser(tt.input)); err != nil {
+				t.Fatalf("UnmarshalCaddyfile: %v", err)
+			}
+			if !reflect.DeepEqual(got, tt.want) {
+				gj, _ := json.MarshalIndent(got, "", "  ")
+				wj, _ := json.MarshalIndent(tt.want, "", "  ")
+				t.Fatalf("got\n%s\nwant\n%s", gj, wj)
+			}
+			if err := got.checkConfig(); err != nil {
+				t.Fatalf("checkConfig: %v", err)
+			}
+		})
+	}
+}
+
+func TestUnmarshalCaddyfileErrors(t *testing.T) {
+	tests := []struct {
+		name, input, want string
+	}{
+		{"argument on directive", "identity foo {\n}", "wrong argument count"},
+		{"unknown option", "identity {\nfoo bar\n}", "unrecognized identity option"},
+		{"unknown issuer option", "identity {\nissuer https://a {\nfoo\n}\n}", "unrecognized option"},
+		{"issuer without url", "identity {\nissuer\n}", "wrong argument count"},
+		{"issuer two urls", "identity {\nissuer https://a https://b\n}", "wrong argument count"},
+		{"audience any mixed", "identity {\naudience a\naudience any\n}", "cannot be combined"},
+		{"audience any then values", "identity {\naudience any\naudience a\n}", "cannot be combined"},
+		{"bad leeway", "identity {\nleeway soon\n}", "leeway"},
+		{"leeway twice", "identity {\nleeway 1s\nleeway 2s\n}", "twice"},
+		{"token_from unknown", "identity {\ntoken_from body x\n}", "want header, cookie or query"},
+		{"token_from cookie scheme", "identity {\ntoken_from cookie a Bearer\n}", "wrong argument count"},
+		{"token_from short", "identity {\ntoken_from header\n}", "wrong argument count"},
+		{"claim_header one arg", "identity {\nclaim_header sub\n}", "wrong argument count"},
+		{"forward and strip", "identity {\nforward_token\nstrip_token\n}", "exclusive"},
+		{"optional arg", "identity {\noptional yes\n}", "wrong argument count"},
+		{"cache_size negative", "identity {\ncache_size -1\n}", "cache_size"},
+		{"cache_size word", "identity {\ncache_size big\n}", "cache_size"},
+		{"max_token_size zero", "identity {\nmax_token_size 0\n}", "max_token_size"},
+		{"max_token_size huge", "identity {\nmax_token_size 2MiB\n}", "max_token_size"},
+		{"top jwks with two issuers", "identity {\nissuer https://a\nissuer https://b\njwks_url https://k\n}", "exactly one issuer"},
+		{"top jwks and block jwks", "identity {\nissuer https://a {\njwks_url https://k1\n}\njwks_file /k2\n}", "both at top level"},
+		{"empty require_scope", "identity {\nrequire_scope\n}", "wrong argument count"},
+		{"empty require_claim", "identity {\nrequire_claim\n}", "wrong argument count"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var h Handler
+			err := h.UnmarshalCaddyfile(caddyfile.NewTestDispenser(tt.input))
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("err = %v, want containing %q", err, tt.want)
+			}
+		})
+	}
+}
+
+func TestCheckConfigErrors(t *testing.T) {
+	base := func() Handler {
+		return Handler{Issuers: []IssuerConfig{{Issuer: "https://a.example.com"}}, Audiences: []string{"api"}}
+	}
+	tests := []struct {
+		name   string
+		mutate func(h *Handler)
+		want   string
+	}{
+		{"no issuer", func(h *Handler) { h.Issuers = nil }, "at least one issuer"},
+		{"empty issuer", func(h *Handler) { h.Issuers[0].Issuer = "" }, "empty"},
+		{"duplicate issuer", func(h *Handler) { h.Issuers = append(h.Issuers, h.Issuers[0]) }, "twice"},
+		{"no audience", func(h *Handler) { h.Audiences = nil }, "audience is required"},
+		{"jwks url and file", func(h *Handler) { h.Issuers[0].JWKSURL, h.Issuers[0].JWKSFile = "https://k", "/k" }, "exclusive"},
+		{"alg none", func(h *Handler) { h.Algorithms = []string{"none"} }, "never accepted"},
+		{"alg NONE in issuer", func(h *Handler) { h.Issuers[0].Algorithms = []string{"NONE"} }, "never accepted"},
+		{"alg hmac", func(h *Handler) { h.Algorithms = []string{"HS256"} }, "HMAC"},
+		{"alg unknown", func(h *Handler) { h.Algorithms = []string{"RS1"} }, "unknown algorithm"},
+		{"negative leeway", func(h *Handler) { h.Leeway = durPtr(-time.Second) }, "leeway"},
+		{"negative cache", func(h *Handler) { h.CacheSize = intPtr(-1) }, "cache_size"},
+		{"negative max token", func(h *Handler) { h.MaxTokenSize = -1 }, "max_token_size"},
+		{"realm quote", func(h *Handler) { h.Realm = `a"b` }, "realm"},
+		{"bad source", func(h *Handler) { h.TokenSources = []TokenSource{{From: "body", Name: "x"}} }, "from must be"},
+		{"source without name", func(h *Handler) { h.TokenSources = []TokenSource{{From: "cookie"}} }, "name is required"},
+		{"cookie scheme", func(h *Handler) { h.TokenSources = []TokenSource{{From: "cookie", Name: "a", Scheme: "Bearer"}} }, "headers only"},
+		{"bad header name", func(h *Handler) { h.ClaimHeaders = []ClaimHeader{{Claim: "sub", Header: "X User"}} }, "invalid header name"},
+		{"empty claim header", func(h *Handler) { h.ClaimHeaders = []ClaimHeader{{Claim: "", Header: "X-A"}} }, "needs a claim"},
+		{"bad strip header", func(h *Handler) { h.StripHeaders = []string{"X:A"} }, "invalid header name"},
+		{"empty claim rule", func(h *Handler) { h.RequireClaims = []ClaimRule{{}} }, "claim path"},
+		{"bad scope", func(h *Handler) { h.RequireScopes = []string{`a"b`} }, "invalid scope"},
+		{"empty issuer scope", func(h *Handler) { h.Issuers[0].RequireScopes = []string{""} }, "empty scope"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			h := base()
+			tt.mutate(&h)
+			err := h.checkConfig()
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("err = %v, want containing %q", err, tt.want)
+			}
+		})
+	}
+	ok := base()
+	if err := ok.checkConfig(); err != nil {
+		t.Fatalf("base config: %v", err)
+	}
+}
+
+// adaptCaddyfile adapts a whole Caddyfile to JSON like `caddy adapt` does
+// and fails the test on errors and warnings.
+func adaptCaddyfile(t *testing.T, input string) []byte {
+	t.Helper()
+	adapter := caddyconfig.GetAdapter("caddyfile")
+	if adapter == nil {
+		t.Fatal("caddyfile adapter not registered")
+	}
+	out, warnings, err := adapter.Adapt([]byte(input), map[string]any{"filename": "Caddyfile"})
+	if err != nil {
+		t.Fatalf("adapt: %v\n%s", err, input)
+	}
+	for _, w := range warnings {
+		t.Errorf("adapt warning: %s:%d: %s (directive %s)", w.File, w.Line, w.Message, w.Directive)
+	}
+	return out
+}
+
+// identityHandlers returns every "identity" handler object in an adapted
+// config, in order.
+func identityHandlers(t *testing.T, cfg []byte) []json.RawMessage {
+	t.Helper()
+	var found []json.RawMessage
+	var walk func(v any)
+	walk = func(v any) {
+		switch x := v.(type) {
+		case map[string]any:
+			if x["handler"] == "identity" {
+				b, err := json.Marshal(x)
+				if err != nil {
+					t.Fatal(err)
+				}
+				found = append(found, b)
+			}
+			for _, k := range sortedKeys(x) {
+				walk(x[k])
+			}
+		case []any:
+			for _, e := range x {
+				walk(e)
+			}
+		}
+	}
+	var root any
+	if err := json.Unmarshal(cfg, &root); err != nil {
+		t.Fatal(err)
+	}
+	walk(root)
+	return found
+}
+
+func sortedKeys(m map[string]any) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	for i := 1; i < len(keys); i++ {
+		for j := i; j > 0 && keys[j] < keys[j-1]; j-- {
+			keys[j], keys[j-1] = keys[j-1], keys[j]
+		}
+	}
+	return keys
+}
+
+// TestAdaptRoundTrip adapts a Caddyfile, decodes the handler JSON back into
+// a Handler, and checks it equals the directly parsed one and re-encodes to
+// the same JSON.
+func TestAdaptRoundTrip(t *testing.T) {
+	block := `identity {
+		issuer https://a.example.com {
+			audience api-a
+			require_claim groups admin
+		}
+		issuer https://b.example.com {
+			jwks_url https://b.example.com/keys
+			audience any
+		}
+		algorithms RS256 ES256
+		leeway 30s
+		token_from header Authorization Bearer
+		token_from cookie at
+		require_scope read
+		claim_header sub X-User-Id
+		claim_header email X-User-Email
+		optional
+		forward_token
+		realm api
+		cache_size 0
+		max_token_size 4096
+	}`
+	input := "example.com {\n\t" + strings.ReplaceAll(block, "\n\t", "\n\t") + "\n\treverse_proxy localhost:8080\n}\n"
+	cfg := adaptCaddyfileLenient(t, input)
+	hs := identityHandlers(t, cfg)
+	if len(hs) != 1 {
+		t.Fatalf("found %d identity handlers, want 1\n%s", len(hs), cfg)
+	}
+	var fromJSON Handler
+	if err := json.Unmarshal(hs[0], &fromJSON); err != nil {
+		t.Fatal(err)
+	}
+	var direct Handler
+	if err := direct.UnmarshalCaddyfile(caddyfile.NewTestDispenser(block)); err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(normalizeEmpty(fromJSON), normalizeEmpty(direct)) {
+		t.Fatalf("JSON round trip differs:\n%s", hs[0])
+	}
+	again, err := json.Marshal(fromJSON)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var a, b map[string]any
+	_ = json.Unmarshal(again, &a)
+	_ = json.Unmarshal(hs[0], &b)
+	delete(b, "handler")
+	if !reflect.DeepEqual(a, b) {
+		t.Fatalf("re-encoded JSON differs:\n%s\n%s", again, hs[0])
+	}
+	if !strings.Contains(string(hs[0]), `"cache_size":0`) {
+		t.Fatalf("explicit cache_size 0 lost: %s", hs[0])
+	}
+}
+
+// adaptCaddyfileLenient adapts without failing on formatting warnings.
+func adaptCaddyfileLenient(t *testing.T, input string) []byte {
+	t.Helper()
+	out, _, err := caddyconfig.GetAdapter("caddyfile").Adapt([]byte(input), map[string]any{"filename": "Caddyfile"})
+	if err != nil {
+		t.Fatalf("adapt: %v\n%s", err, input)
+	}
+	return out
+}
+
+// normalizeEmpty maps empty value lists of claim rules to nil, as JSON's
+// omitempty does.
+func normalizeEmpty(h Handler) Handler {
+	fix := func(rs []ClaimRule) {
+		for i := range rs {
+			if len(rs[i].Values) == 0 {
+				rs[i].Values = nil
+			}
+		}
+	}
+	fix(h.RequireClaims)
+	for i := range h.Issuers {
+		fix(h.Issuers[i].RequireClaims)
+	}
+	return h
+}
+
+// TestDirectiveOrder checks that identity runs before request_header and
+// reverse_proxy when written directly in a site block.
+func TestDirectiveOrder(t *testing.T) {
+	cfg := adaptCaddyfile(t, "example.com {\n\treverse_proxy localhost:8080\n\trequest_header X-Who {http.auth.user.id}\n\tidentity {\n\t\tissuer https://auth.example.com\n\t\taudience api\n\t}\n}\n")
+	s := string(cfg)
+	i, j, k := strings.Index(s, `"handler":"identity"`), strings.Index(s, `"handler":"headers"`), strings.Index(s, `"handler":"reverse_proxy"`)
+	if i < 0 || j < 0 || k < 0 || i > j || j > k {
+		t.Fatalf("handler order wrong (identity %d, headers %d, reverse_proxy %d):\n%s", i, j, k, s)
+	}
+}
+
+var caddyfileBlock = regexp.MustCompile("(?s)```caddyfile\n(.*?)```")
+
+// TestReadmeExamplesAdapt adapts every ```caddyfile block of README.md so
+// that the documentation cannot rot. A block that is only an identity
+// directive (it starts with "identity") is wrapped in a site block.
+func TestReadmeExamplesAdapt(t *testing.T) {
+	data, err := os.ReadFile("README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	blocks := caddyfileBlock.FindAllStringSubmatch(string(data), -1)
+	if len(blocks) < 5 {
+		t.Fatalf("found %d caddyfile blocks in README.md, expected many", len(blocks))
+	}
+	for i, m := range blocks {
+		body := m[1]
+		t.Run(firstLine(body, i), func(t *testing.T) {
+			if strings.HasPrefix(body, "identity") {
+				body = "example.com {\n" + indent(body) + "}\n"
+			}
+			cfg := adaptCaddyfile(t, body)
+			hs := identityHandlers(t, cfg)
+			if len(hs) == 0 {
+				t.Fatalf("example has no identity handler:\n%s", body)
+			}
+			for _, raw := range hs {
+				var h Handler
+				dec := json.NewDecoder(strings.NewReader(string(raw)))
+				if err := dec.Decode(&h); err != nil {
+					t.Fatal(err)
+				}
+				if err := h.checkConfig(); err != nil {
+					t.Fatalf("example config invalid: %v\n%s", err, body)
+				}
+			}
+		})
+	}
+}
+
+func firstLine(s string, i int) string {
+	line, _, _ := strings.Cut(s, "\n")
+	return strings.TrimSpace(line) + "#" + string(rune('a'+i%26))
+}
+
+func indent(s string) string {
+	var b strings.Builder
+	for line := range strings.SplitSeq(strings.TrimRight(s, "\n"), "\n") {
+		if line != "" {
+			b.WriteString("\t")
+		}
+		b.WriteString(line)
+		b.WriteString("\n")
+	}
+	return b.String()
+}

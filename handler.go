@@ -1,0 +1,422 @@
+package caddyidentity
+
+import (
+	"context"
+	"encoding/hex"
+	"errors"
+	"net/http"
+	"net/url"
+	"strings"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+
+	"github.com/caddy-identity/caddy-identity/identity"
+)
+
+// ServeHTTP authenticates the request. Identity headers sent by the client
+// are removed first, whatever the outcome.
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
+	rt := h.rt
+	rt.stripIdentityHeaders(r.Header)
+
+	token, src, rsn := rt.extractToken(r)
+	if rsn != reasonNone {
+		return rt.reject(w, r, rsn, nil, "")
+	}
+	if src == nil {
+		if rt.optional {
+			rt.counters.anonymous.Inc()
+			return next.ServeHTTP(w, r)
+		}
+		return rt.reject(w, r, reasonMissing, nil, "")
+	}
+	if len(token) > rt.maxTokenSize {
+		return rt.reject(w, r, reasonTooLarge, nil, "")
+	}
+
+	e, rsn, err := rt.authenticate(r.Context(), token)
+	if rsn != reasonNone {
+		return rt.reject(w, r, rsn, err, token)
+	}
+	if e.denied != reasonNone {
+		w.Header().Set("WWW-Authenticate", e.challenge)
+		return rt.fail(r, e.denied, e.issuer, token)
+	}
+
+	if n := len(e.headers); n > 0 {
+		vals := make([]string, n) // one fresh backing array: later handlers may edit values in place
+		for i := range e.headers {
+			vals[i] = e.headers[i].value
+			r.Header[e.headers[i].name] = vals[i : i+1 : i+1]
+		}
+	}
+	if repl, ok := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer); ok {
+		repl.Map(e.repl)
+	}
+	if !rt.forwardToken {
+		src.remove(r)
+	}
+	rt.counters.accepted.Inc()
+	return next.ServeHTTP(w, r)
+}
+
+// authenticate returns the cache entry of a verified token, verifying it on
+// a cache miss, or the rejection reason and the validator's error.
+func (rt *runtime) authenticate(ctx context.Context, token string) (*cacheEntry, reason, error) {
+	var key tokenKey
+	if rt.cache != nil {
+		key = hashToken(token)
+		if e, ok := rt.cache.get(key, rt.validator.KeyStillValid); ok {
+			rt.counters.cacheHits.Inc()
+			return e, reasonNone, nil
+		}
+		rt.counters.cacheMisses.Inc()
+	}
+	t, err := rt.validator.Validate(ctx, token)
+	if err != nil {
+		return nil, classify(err), err
+	}
+	e := rt.newEntry(t, len(token))
+	if rt.cache != nil && !e.expires.IsZero() {
+		rt.cache.put(key, e)
+	}
+	return e, reasonNone, nil
+}
+
+// stripIdentityHeaders deletes every header whose normalized name (lower
+// case, '_' as '-') is that of a configured identity header.
+func (rt *runtime) stripIdentityHeaders(hdr http.Header) {
+	for name := range hdr {
+		for _, n := range rt.stripNames {
+			if headerNameMatches(name, n) {
+				delete(hdr, name)
+				break
+			}
+		}
+	}
+}
+
+// headerNameMatches reports whether name normalizes to norm, which is
+// already normalized.
+func headerNameMatches(name, norm string) bool {
+	if len(name) != len(norm) {
+		return false
+	}
+	for i := 0; i < len(name); i++ {
+		c := name[i]
+		switch {
+		case c >= 'A' && c <= 'Z':
+			c += 'a' - 'A'
+		case c == '_':
+			c = '-'
+		}
+		if c != norm[i] {
+			return false
+		}
+	}
+	return true
+}
+
+// extractToken finds the token in the configured places. It returns the
+// source it came from (nil when there is none), or reasonInvalidRequest
+// when the request is ambiguous: a token in two places, a repeated header,
+// cookie or parameter, or a scheme without a token.
+func (rt *runtime) extractToken(r *http.Request) (string, *tokenSource, reason) {
+	var (
+		token string
+		found *tokenSource
+	)
+	for i := range rt.sources {
+		s := &rt.sources[i]
+		var (
+			t  string
+			ok bool
+		)
+		switch s.kind {
+		case fromHeader:
+			vals := r.Header[s.name]
+			if len(vals) == 0 {
+				continue
+			}
+			if len(vals) > 1 {
+				return "", nil, reasonInvalidRequest
+			}
+			t, ok = cutScheme(vals[0], s.scheme)
+			if ok && t == "" {
+				return "", nil, reasonInvalidRequest
+			}
+		case fromCookie:
+			if len(r.Header["Cookie"]) == 0 {
+				continue
+			}
+			cs := r.CookiesNamed(s.name)
+			if len(cs) > 1 {
+				return "", nil, reasonInvalidRequest
+			}
+			if len(cs) == 1 {
+				t = cs[0].Value
+				ok = t != ""
+			}
+		case fromQuery:
+			if !strings.Contains(r.URL.RawQuery, s.name) {
+				continue
+			}
+			vals := r.URL.Query()[s.name]
+			if len(vals) > 1 {
+				return "", nil, reasonInvalidRequest
+			}
+			if len(vals) == 1 {
+				t = vals[0]
+				ok = t != ""
+			}
+		}
+		if !ok {
+			continue
+		}
+		if found != nil {
+			return "", nil, reasonInvalidRequest
+		}
+		token, found = t, s
+	}
+	return token, found, reasonNone
+}
+
+// cutScheme returns the token after the scheme in a header value. ok is
+// false when the value is not of this scheme (another scheme, or empty).
+// With no scheme configured the whole trimmed value is the token.
+func cutScheme(v, scheme string) (token string, ok bool) {
+	if scheme == "" {
+		v = strings.Trim(v, " \t")
+		return v, v != ""
+	}
+	if len(v) < len(scheme) || !strings.EqualFold(v[:len(scheme)], scheme) {
+		return "", false
+	}
+	rest := v[len(scheme):]
+	if rest == "" {
+		return "", true
+	}
+	if rest[0] != ' ' && rest[0] != '\t' {
+		return "", false // e.g. "Bearerfoo": not this scheme
+	}
+	return strings.Trim(rest, " \t"), true
+}
+
+// remove deletes the token from the request so that the upstream never
+// sees it: the header, the one cookie, or the one query parameter.
+func (s *tokenSource) remove(r *http.Request) {
+	switch s.kind {
+	case fromHeader:
+		delete(r.Header, s.name)
+	case fromCookie:
+		removeCookie(r.Header, s.name)
+	case fromQuery:
+		r.URL.RawQuery = removeQueryParam(r.URL.RawQuery, s.name)
+		r.RequestURI = r.URL.RequestURI()
+	}
+}
+
+// removeCookie rewrites the Cookie header without the cookie called name.
+func removeCookie(hdr http.Header, name string) {
+	var kept []string
+	for _, line := range hdr["Cookie"] {
+		for part := range strings.SplitSeq(line, ";") {
+			p := strings.TrimSpace(part)
+			if p == "" {
+				continue
+			}
+			n, _, _ := strings.Cut(p, "=")
+			if strings.TrimSpace(n) == name {
+				continue
+			}
+			kept = append(kept, p)
+		}
+	}
+	if len(kept) == 0 {
+		delete(hdr, "Cookie")
+		return
+	}
+	hdr["Cookie"] = []string{strings.Join(kept, "; ")}
+}
+
+// removeQueryParam returns the raw query without the parameter called name,
+// keeping the other parameters and their order untouched.
+func removeQueryParam(raw, name string) string {
+	var b strings.Builder
+	for part := range strings.SplitSeq(raw, "&") {
+		if part == "" {
+			continue
+		}
+		k, _, _ := strings.Cut(part, "=")
+		if uk, err := url.QueryUnescape(k); err == nil && uk == name {
+			continue
+		}
+		if b.Len() > 0 {
+			b.WriteByte('&')
+		}
+		b.WriteString(part)
+	}
+	return b.String()
+}
+
+// reject answers a request that carries no acceptable token: it sets the
+// challenge and returns the handler error.
+func (rt *runtime) reject(w http.ResponseWriter, r *http.Request, rsn reason, err error, token string) error {
+	if c := rt.challenges[rsn]; c != "" {
+		w.Header().Set("WWW-Authenticate", c)
+	}
+	if ce := rt.logger.Check(zapcore.DebugLevel, "request rejected"); ce != nil {
+		fields := []zap.Field{zap.String("reason", reasons[rsn].label)}
+		if token != "" {
+			fields = append(fields, zap.String("token_sha256_prefix", tokenHashPrefix(token)))
+		}
+		if err != nil {
+			fields = append(fields, zap.Error(err))
+		}
+		ce.Write(fields...)
+	}
+	return rt.fail(r, rsn, "", "")
+}
+
+// fail records a rejection (metric, placeholder) and returns the error
+// Caddy turns into the response, so that handle_errors can customise it.
+func (rt *runtime) fail(r *http.Request, rsn reason, issuer, token string) error {
+	rt.counters.rejected[rsn].Inc()
+	if repl, ok := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer); ok {
+		repl.Set("http.auth.identity.error", reasons[rsn].label)
+	}
+	if token != "" {
+		if ce := rt.logger.Check(zapcore.DebugLevel, "request forbidden"); ce != nil {
+			ce.Write(zap.String("reason", reasons[rsn].label), zap.String("issuer", issuer),
+				zap.String("token_sha256_prefix", tokenHashPrefix(token)))
+		}
+	}
+	return caddyhttp.Error(reasons[rsn].status, reasons[rsn].err)
+}
+
+// tokenHashPrefix identifies a token in logs without revealing it: the
+// first 8 hex digits of its SHA-256.
+func tokenHashPrefix(token string) string {
+	sum := hashToken(token)
+	return hex.EncodeToString(sum[:4])
+}
+
+// reason is why a request was refused.
+type reason uint8
+
+// Rejection reasons; reasonNone means accepted.
+const (
+	reasonNone reason = iota
+	reasonMissing
+	reasonInvalidRequest
+	reasonTooLarge
+	reasonMalformed
+	reasonAlgorithm
+	reasonUnknownKey
+	reasonSignature
+	reasonIssuer
+	reasonAudience
+	reasonExpired
+	reasonNotYetValid
+	reasonIssuedAt
+	reasonType
+	reasonClaims
+	reasonInvalid
+	reasonInsufficientScope
+	reasonClaimMismatch
+	reasonProviderUnavailable
+	numReasons
+)
+
+// reasonInfo describes a rejection reason: its label (metrics, logs and the
+// {http.auth.identity.error} placeholder), HTTP status, RFC 6750 error code
+// and safe description, and the error handed to Caddy.
+type reasonInfo struct {
+	label       string
+	status      int
+	code        string
+	description string
+	err         error
+}
+
+// reasons is indexed by reason.
+var reasons = [numReasons]reasonInfo{
+	reasonNone:              {label: "none"},
+	reasonMissing:           {"missing", http.StatusUnauthorized, "", "", errors.New("identity: no bearer token")},
+	reasonInvalidRequest:    {"invalid_request", http.StatusBadRequest, "invalid_request", "The access token must be sent exactly once", errors.New("identity: ambiguous or empty token")},
+	reasonTooLarge:          {"too_large", http.StatusUnauthorized, "invalid_token", "The access token is too large", errors.New("identity: token too large")},
+	reasonMalformed:         {"malformed", http.StatusUnauthorized, "invalid_token", "The access token is malformed", errors.New("identity: malformed token")},
+	reasonAlgorithm:         {"algorithm", http.StatusUnauthorized, "invalid_token", "The access token signature algorithm is not accepted", errors.New("identity: algorithm not accepted")},
+	reasonUnknownKey:        {"unknown_key", http.StatusUnauthorized, "invalid_token", "The access token was signed by an unknown key", errors.New("identity: unknown signing key")},
+	reasonSignature:         {"signature", http.StatusUnauthorized, "invalid_token", "The access token signature is invalid", errors.New("identity: invalid signature")},
+	reasonIssuer:            {"issuer", http.StatusUnauthorized, "invalid_token", "The access token issuer is not accepted", errors.New("identity: issuer not accepted")},
+	reasonAudience:          {"audience", http.StatusUnauthorized, "invalid_token", "The access token audience is not accepted", errors.New("identity: audience not accepted")},
+	reasonExpired:           {"expired", http.StatusUnauthorized, "invalid_token", "The access token expired", errors.New("identity: token expired")},
+	reasonNotYetValid:       {"not_yet_valid", http.StatusUnauthorized, "invalid_token", "The access token is not valid yet", errors.New("identity: token not valid yet")},
+	reasonIssuedAt:          {"issued_at", http.StatusUnauthorized, "invalid_token", "The access token issue time is invalid", errors.New("identity: invalid issue time")},
+	reasonType:              {"type", http.StatusUnauthorized, "invalid_token", "The access token type is not accepted", errors.New("identity: token type not accepted")},
+	reasonClaims:            {"claims", http.StatusUnauthorized, "invalid_token", "The access token claims are invalid", errors.New("identity: invalid claims")},
+	reasonInvalid:           {"invalid", http.StatusUnauthorized, "invalid_token", "The access token is invalid", errors.New("identity: invalid token")},
+	reasonInsufficientScope: {"insufficient_scope", http.StatusForbidden, "insufficient_scope", "The access token lacks a required scope", errors.New("identity: insufficient scope")},
+	reasonClaimMismatch:     {"forbidden_claims", http.StatusForbidden, "insufficient_scope", "The access token does not satisfy the access policy", errors.New("identity: claim requirements not met")},
+	reasonProviderUnavailable: {"provider_unavailable", http.StatusServiceUnavailable, "", "",
+		errors.New("identity: identity provider unavailable, no keys to verify tokens")},
+}
+
+// classify maps a validation error to a rejection reason.
+func classify(err error) reason {
+	var ce *identity.ClaimError
+	switch {
+	case errors.Is(err, identity.ErrProviderUnavailable):
+		return reasonProviderUnavailable
+	case errors.Is(err, identity.ErrTokenTooLarge):
+		return reasonTooLarge
+	case errors.Is(err, identity.ErrAlgNone), errors.Is(err, identity.ErrUnsupportedAlg):
+		return reasonAlgorithm
+	case errors.Is(err, identity.ErrKeyNotFound):
+		return reasonUnknownKey
+	case errors.Is(err, identity.ErrSignature), errors.Is(err, identity.ErrKeyConversion):
+		return reasonSignature
+	case errors.Is(err, identity.ErrUnknownIssuer):
+		return reasonIssuer
+	case errors.As(err, &ce):
+		switch ce.Claim {
+		case "exp":
+			return reasonExpired
+		case "nbf":
+			return reasonNotYetValid
+		case "iat":
+			return reasonIssuedAt
+		case "iss":
+			return reasonIssuer
+		case "aud":
+			return reasonAudience
+		case "typ":
+			return reasonType
+		}
+		return reasonClaims
+	case errors.Is(err, identity.ErrClaimValidation):
+		return reasonClaims
+	case errors.Is(err, identity.ErrMalformed), errors.Is(err, identity.ErrUnsupportedHeader):
+		return reasonMalformed
+	}
+	return reasonInvalid
+}
+
+// compileChallenges precomputes the WWW-Authenticate value of every
+// rejection reason that has one (RFC 6750 §3).
+func (rt *runtime) compileChallenges() {
+	base := `Bearer realm="` + rt.realm + `"`
+	for i := range reasons {
+		ri := &reasons[i]
+		switch {
+		case reason(i) == reasonMissing:
+			rt.challenges[i] = base
+		case ri.code == "invalid_token" || ri.code == "invalid_request":
+			rt.challenges[i] = base + `, error="` + ri.code + `", error_description="` + ri.description + `"`
+		}
+	}
+}

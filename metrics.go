@@ -1,0 +1,113 @@
+package caddyidentity
+
+import (
+	"errors"
+	"sync"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/prometheus/client_golang/prometheus"
+	"go.uber.org/zap"
+)
+
+// collectors are the handler's Prometheus metrics. They are created once per
+// process, so that counters survive config reloads, and registered into the
+// registry of every config that uses the handler.
+type collectors struct {
+	accepted         prometheus.Counter
+	anonymous        prometheus.Counter
+	rejected         *prometheus.CounterVec
+	cacheHits        prometheus.Counter
+	cacheMisses      prometheus.Counter
+	keyFetches       *prometheus.CounterVec
+	keyFetchFailures *prometheus.CounterVec
+}
+
+// resolvedCounters are the counters the request path increments, resolved
+// once so that no label lookup happens per request.
+type resolvedCounters struct {
+	accepted    prometheus.Counter
+	anonymous   prometheus.Counter
+	cacheHits   prometheus.Counter
+	cacheMisses prometheus.Counter
+	rejected    [numReasons]prometheus.Counter
+}
+
+const metricsNamespace = "caddy_identity"
+
+var (
+	metricsOnce sync.Once
+	metricsInst *collectors
+)
+
+// processMetrics returns the process-wide collectors, creating them once.
+func processMetrics() *collectors {
+	metricsOnce.Do(func() {
+		metricsInst = &collectors{
+			accepted: prometheus.NewCounter(prometheus.CounterOpts{
+				Namespace: metricsNamespace, Name: "tokens_accepted_total",
+				Help: "Requests let through with a verified token.",
+			}),
+			anonymous: prometheus.NewCounter(prometheus.CounterOpts{
+				Namespace: metricsNamespace, Name: "anonymous_requests_total",
+				Help: "Requests without a token let through by an optional identity handler.",
+			}),
+			rejected: prometheus.NewCounterVec(prometheus.CounterOpts{
+				Namespace: metricsNamespace, Name: "tokens_rejected_total",
+				Help: "Requests refused, by reason (missing, invalid_request, expired, signature, insufficient_scope, provider_unavailable, ...).",
+			}, []string{"reason"}),
+			cacheHits: prometheus.NewCounter(prometheus.CounterOpts{
+				Namespace: metricsNamespace, Name: "token_cache_hits_total",
+				Help: "Tokens answered from the validated-token cache.",
+			}),
+			cacheMisses: prometheus.NewCounter(prometheus.CounterOpts{
+				Namespace: metricsNamespace, Name: "token_cache_misses_total",
+				Help: "Tokens not in the validated-token cache (verified in full).",
+			}),
+			keyFetches: prometheus.NewCounterVec(prometheus.CounterOpts{
+				Namespace: metricsNamespace, Name: "key_fetches_total",
+				Help: "Fetches of issuer key sets (JWKS), by issuer.",
+			}, []string{"issuer"}),
+			keyFetchFailures: prometheus.NewCounterVec(prometheus.CounterOpts{
+				Namespace: metricsNamespace, Name: "key_fetch_failures_total",
+				Help: "Failed fetches of issuer key sets (JWKS), by issuer.",
+			}, []string{"issuer"}),
+		}
+	})
+	return metricsInst
+}
+
+// all returns every collector.
+func (m *collectors) all() []prometheus.Collector {
+	return []prometheus.Collector{m.accepted, m.anonymous, m.rejected, m.cacheHits, m.cacheMisses, m.keyFetches, m.keyFetchFailures}
+}
+
+// register adds the collectors to the config's metrics registry; another
+// identity handler of the same config may have done it already.
+func (m *collectors) register(ctx caddy.Context, logger *zap.Logger) {
+	reg := ctx.GetMetricsRegistry()
+	if reg == nil {
+		return
+	}
+	for _, c := range m.all() {
+		if err := reg.Register(c); err != nil {
+			var are prometheus.AlreadyRegisteredError
+			if !errors.As(err, &are) {
+				logger.Warn("registering identity metrics", zap.Error(err))
+			}
+		}
+	}
+}
+
+// resolve returns the request-path counters.
+func (m *collectors) resolve() resolvedCounters {
+	rc := resolvedCounters{
+		accepted:    m.accepted,
+		anonymous:   m.anonymous,
+		cacheHits:   m.cacheHits,
+		cacheMisses: m.cacheMisses,
+	}
+	for i := reason(1); i < numReasons; i++ {
+		rc.rejected[i] = m.rejected.WithLabelValues(reasons[i].label)
+	}
+	return rc
+}

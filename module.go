@@ -1,0 +1,644 @@
+// Package caddyidentity is the Caddy v2 HTTP handler "identity": it protects
+// any upstream with OAuth 2.0 / OpenID Connect bearer tokens (JWT access
+// tokens verified against the issuer's published keys) and forwards the
+// verified identity to the upstream as request headers and placeholders.
+//
+// Module ID: http.handlers.identity. Caddyfile directive: identity.
+package caddyidentity
+
+import (
+	"errors"
+	"fmt"
+	"net/http"
+	"net/textproto"
+	"os"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+	"go.uber.org/zap"
+
+	"github.com/caddy-identity/caddy-identity/identity"
+)
+
+func init() {
+	caddy.RegisterModule(Handler{})
+}
+
+// Defaults of the handler configuration.
+const (
+	// DefaultRealm is the realm of the WWW-Authenticate challenge when none
+	// is configured (the same default as Caddy's basic_auth).
+	DefaultRealm = "restricted"
+	// DefaultCacheSize is the default bound of the validated-token cache, in
+	// units of one cached token of up to 1 KiB (see Handler.CacheSize).
+	DefaultCacheSize = 10000
+	// DefaultLeeway is the default allowed clock skew for exp, nbf and iat.
+	DefaultLeeway = 60 * time.Second
+)
+
+// Handler is the "identity" HTTP handler. It authenticates every request it
+// sees with a bearer token, answers 401/403/400/503 with RFC 6750 challenges
+// when that fails, and otherwise passes the request on with the configured
+// identity headers set from the verified claims.
+//
+// Before any decision, on every path, all configured identity headers (those
+// of claim_headers and strip_headers) are deleted from the incoming request,
+// in every spelling: any letter case, '_' in place of '-', and duplicates.
+type Handler struct {
+	// Issuers lists the trusted token issuers. A token is accepted only when
+	// its "iss" claim equals one of them exactly. At least one is required.
+	Issuers []IssuerConfig `json:"issuers,omitempty"`
+
+	// Audiences is the default audience allow-list for issuers that set
+	// none of their own: the token's "aud" must contain one of them.
+	Audiences []string `json:"audiences,omitempty"`
+	// AnyAudience accepts any (or no) audience for issuers that set no
+	// audience of their own. Risky: any token of the issuer for any other
+	// application is then accepted here. Caddyfile: "audience any".
+	AnyAudience bool `json:"any_audience,omitempty"`
+	// Algorithms is the default signature algorithm allow-list for issuers
+	// that set none. Empty means the asymmetric algorithms the issuer
+	// advertises (discovery metadata, key "alg"), else RS*, PS*, ES*, EdDSA.
+	// "none" and HMAC algorithms are refused.
+	Algorithms []string `json:"algorithms,omitempty"`
+	// TokenTypes is the default allow-list of the JWS "typ" header (case
+	// insensitive, "application/" prefix optional), e.g. ["at+jwt"] to accept
+	// only RFC 9068 access tokens. Empty means no check.
+	TokenTypes []string `json:"token_types,omitempty"`
+	// Leeway is the allowed clock skew when checking exp, nbf and iat.
+	// Default 60s; 0 means none.
+	Leeway *caddy.Duration `json:"leeway,omitempty"`
+
+	// TokenSources lists where the token is looked for. Default: the
+	// Authorization header with the Bearer scheme. A token found in more
+	// than one place (or a repeated header, cookie or parameter) is a
+	// 400 invalid_request.
+	TokenSources []TokenSource `json:"token_sources,omitempty"`
+
+	// RequireScopes are scopes the token must all have (from the "scope" or
+	// "scp" claim), for tokens of every issuer; otherwise 403
+	// insufficient_scope.
+	RequireScopes []string `json:"require_scopes,omitempty"`
+	// RequireClaims are claim rules the token must all satisfy (AND), for
+	// tokens of every issuer; otherwise 403 insufficient_scope.
+	RequireClaims []ClaimRule `json:"require_claims,omitempty"`
+
+	// ClaimHeaders maps verified claims to request headers for the upstream.
+	// Arrays are joined with ", ", objects forwarded as JSON; a header whose
+	// claim is absent is not set (its client copy is still removed). Default
+	// when empty: sub → X-User-Id, email → X-User-Email.
+	ClaimHeaders []ClaimHeader `json:"claim_headers,omitempty"`
+	// StripHeaders are further request headers removed from every request
+	// like the claim headers (in every spelling), for instance headers an
+	// older configuration used to set.
+	StripHeaders []string `json:"strip_headers,omitempty"`
+
+	// Optional lets requests without any token through anonymously (identity
+	// headers still removed). A request with a bad token is still refused.
+	Optional bool `json:"optional,omitempty"`
+	// ForwardToken keeps the token in the request passed upstream. Default
+	// false: the token (header, cookie or query parameter it came from) is
+	// removed, so the upstream cannot replay it.
+	ForwardToken bool `json:"forward_token,omitempty"`
+	// Realm is the realm of the WWW-Authenticate challenge. Default
+	// "restricted".
+	Realm string `json:"realm,omitempty"`
+
+	// CacheSize bounds the cache of validated tokens, in units: a token of
+	// up to 1 KiB takes one unit, a larger one a unit per started KiB.
+	// Default 10000 (tens of MiB at most); 0 disables the cache.
+	CacheSize *int `json:"cache_size,omitempty"`
+	// MaxTokenSize is the largest token accepted, in bytes, checked before
+	// any parsing. Default 8192.
+	MaxTokenSize int `json:"max_token_size,omitempty"`
+
+	rt *runtime
+}
+
+// IssuerConfig is one trusted issuer. The fields left empty take the
+// handler-level defaults.
+type IssuerConfig struct {
+	// Issuer is the issuer identifier (an HTTPS URL). The token's "iss" must
+	// equal it. Keys come from its OpenID Connect discovery document unless
+	// JWKSURL or JWKSFile is set.
+	Issuer string `json:"issuer"`
+	// JWKSURL is the URL of the issuer's JSON Web Key Set, used instead of
+	// discovery.
+	JWKSURL string `json:"jwks_url,omitempty"`
+	// JWKSFile is a local file with the issuer's JSON Web Key Set (static
+	// keys, read at provisioning).
+	JWKSFile string `json:"jwks_file,omitempty"`
+	// Audiences is this issuer's audience allow-list.
+	Audiences []string `json:"audiences,omitempty"`
+	// AnyAudience accepts any audience from this issuer (risky, see
+	// Handler.AnyAudience).
+	AnyAudience bool `json:"any_audience,omitempty"`
+	// Algorithms is this issuer's signature algorithm allow-list.
+	Algorithms []string `json:"algorithms,omitempty"`
+	// TokenTypes is this issuer's "typ" allow-list.
+	TokenTypes []string `json:"token_types,omitempty"`
+	// RequireScopes are scopes that tokens of this issuer must also have
+	// (in addition to the handler-level ones).
+	RequireScopes []string `json:"require_scopes,omitempty"`
+	// RequireClaims are claim rules that tokens of this issuer must also
+	// satisfy (in addition to the handler-level ones).
+	RequireClaims []ClaimRule `json:"require_claims,omitempty"`
+	// InsecureAllowHTTP allows plain-HTTP discovery and JWKS URLs on
+	// non-loopback hosts (for an identity provider on a private network).
+	// Loopback addresses are always allowed.
+	InsecureAllowHTTP bool `json:"insecure_allow_http,omitempty"`
+}
+
+// TokenSource is one place where the token may be.
+type TokenSource struct {
+	// From is "header", "cookie" or "query".
+	From string `json:"from"`
+	// Name is the header, cookie or query parameter name.
+	Name string `json:"name"`
+	// Scheme is the authentication scheme expected before the token in a
+	// header (compared case-insensitively). Default "Bearer" for the
+	// Authorization header, none (the whole value) for other headers.
+	Scheme string `json:"scheme,omitempty"`
+}
+
+// ClaimRule requires a claim to have one of the given values. A claim that
+// is an array satisfies the rule when any element equals one of them.
+// Numbers and booleans are compared in their JSON text form. With no values,
+// the claim only has to be present.
+type ClaimRule struct {
+	// Claim is the claim name or a dotted path into nested objects (an exact
+	// member name, even one containing dots such as a URL, wins).
+	Claim string `json:"claim"`
+	// Values are the accepted values (one of them).
+	Values []string `json:"values,omitempty"`
+}
+
+// ClaimHeader forwards a verified claim to the upstream as a request header.
+type ClaimHeader struct {
+	// Claim is the claim name or dotted path.
+	Claim string `json:"claim"`
+	// Header is the request header name to set.
+	Header string `json:"header"`
+}
+
+// CaddyModule returns the Caddy module information.
+func (Handler) CaddyModule() caddy.ModuleInfo {
+	return caddy.ModuleInfo{
+		ID:  "http.handlers.identity",
+		New: func() caddy.Module { return new(Handler) },
+	}
+}
+
+// defaultClaimHeaders are forwarded when no claim_headers are configured.
+var defaultClaimHeaders = []ClaimHeader{
+	{Claim: "sub", Header: "X-User-Id"},
+	{Claim: "email", Header: "X-User-Email"},
+}
+
+// Provision compiles the configuration, obtains the shared key caches of the
+// issuers and sets up the token cache and metrics. It does no network I/O:
+// Caddy starts even when an identity provider is down.
+func (h *Handler) Provision(ctx caddy.Context) error {
+	rt := &runtime{
+		logger: ctx.Logger(),
+		now:    time.Now,
+	}
+	if h.rt != nil && h.rt.now != nil {
+		rt.now = h.rt.now // set by tests before provisioning
+	}
+	h.rt = rt
+
+	if err := h.checkConfig(); err != nil {
+		return err
+	}
+
+	rt.metrics = processMetrics()
+	rt.metrics.register(ctx, rt.logger)
+	rt.counters = rt.metrics.resolve()
+
+	rt.realm = h.Realm
+	if rt.realm == "" {
+		rt.realm = DefaultRealm
+	}
+	rt.maxTokenSize = h.MaxTokenSize
+	if rt.maxTokenSize <= 0 {
+		rt.maxTokenSize = identity.DefaultMaxTokenBytes
+	}
+	rt.optional = h.Optional
+	rt.forwardToken = h.ForwardToken
+	rt.leeway = DefaultLeeway
+	if h.Leeway != nil {
+		rt.leeway = time.Duration(*h.Leeway)
+	}
+
+	if err := rt.compileSources(h.TokenSources); err != nil {
+		return err
+	}
+	rt.compileHeaders(h.ClaimHeaders, h.StripHeaders)
+	rt.compileChallenges()
+
+	issuerCfgs := make([]identity.IssuerConfig, 0, len(h.Issuers))
+	rt.policies = make(map[string]*issuerPolicy, len(h.Issuers))
+	repl := caddy.NewReplacer()
+	for i := range h.Issuers {
+		ic, pol, err := h.compileIssuer(ctx, repl, &h.Issuers[i])
+		if err != nil {
+			return fmt.Errorf("issuer %q: %w", h.Issuers[i].Issuer, err)
+		}
+		issuerCfgs = append(issuerCfgs, ic)
+		rt.policies[pol.issuer] = pol
+	}
+	v, err := identity.NewValidator(issuerCfgs, identity.ValidatorOptions{
+		MaxTokenBytes: rt.maxTokenSize,
+		Logger:        ctx.Slogger(),
+	})
+	if err != nil {
+		return err
+	}
+	rt.validator = v
+
+	size := DefaultCacheSize
+	if h.CacheSize != nil {
+		size = *h.CacheSize
+	}
+	if size > 0 {
+		rt.cache, err = newTokenCache(size, rt.now)
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// checkConfig reports configuration errors that do not need provisioning.
+func (h *Handler) checkConfig() error {
+	if len(h.Issuers) == 0 {
+		return errors.New("identity: at least one issuer is required")
+	}
+	seen := make(map[string]bool, len(h.Issuers))
+	for i := range h.Issuers {
+		is := &h.Issuers[i]
+		if is.Issuer == "" {
+			return errors.New("identity: issuer URL is empty")
+		}
+		if seen[is.Issuer] {
+			return fmt.Errorf("identity: issuer %q configured twice", is.Issuer)
+		}
+		seen[is.Issuer] = true
+		if is.JWKSURL != "" && is.JWKSFile != "" {
+			return fmt.Errorf("identity: issuer %q: jwks_url and jwks_file are exclusive", is.Issuer)
+		}
+		if len(is.Audiences) == 0 && !is.AnyAudience && len(h.Audiences) == 0 && !h.AnyAudience {
+			return fmt.Errorf("identity: issuer %q: an audience is required (or, at your own risk, `audience any`)", is.Issuer)
+		}
+		if err := checkAlgorithms(is.Algorithms); err != nil {
+			return fmt.Errorf("identity: issuer %q: %w", is.Issuer, err)
+		}
+		if err := checkClaimRules(is.RequireClaims); err != nil {
+			return fmt.Errorf("identity: issuer %q: %w", is.Issuer, err)
+		}
+		if err := checkScopes(is.RequireScopes); err != nil {
+			return fmt.Errorf("identity: issuer %q: %w", is.Issuer, err)
+		}
+	}
+	if err := checkAlgorithms(h.Algorithms); err != nil {
+		return fmt.Errorf("identity: %w", err)
+	}
+	if err := checkClaimRules(h.RequireClaims); err != nil {
+		return fmt.Errorf("identity: %w", err)
+	}
+	if err := checkScopes(h.RequireScopes); err != nil {
+		return fmt.Errorf("identity: %w", err)
+	}
+	if h.Leeway != nil && *h.Leeway < 0 {
+		return errors.New("identity: leeway must not be negative")
+	}
+	if h.CacheSize != nil && *h.CacheSize < 0 {
+		return errors.New("identity: cache_size must not be negative")
+	}
+	if h.MaxTokenSize < 0 {
+		return errors.New("identity: max_token_size must not be negative")
+	}
+	if strings.ContainsAny(h.Realm, "\"\\\r\n") {
+		return errors.New("identity: realm must not contain quotes, backslashes or line breaks")
+	}
+	for _, s := range h.TokenSources {
+		switch s.From {
+		case "header", "cookie", "query":
+		default:
+			return fmt.Errorf("identity: token source %q: from must be header, cookie or query", s.From)
+		}
+		if s.Name == "" {
+			return fmt.Errorf("identity: token source %q: name is required", s.From)
+		}
+		if s.Scheme != "" && s.From != "header" {
+			return fmt.Errorf("identity: token source %s %q: a scheme applies to headers only", s.From, s.Name)
+		}
+	}
+	for _, ch := range h.ClaimHeaders {
+		if ch.Claim == "" || ch.Header == "" {
+			return errors.New("identity: claim_header needs a claim and a header name")
+		}
+		if !validHeaderName(ch.Header) {
+			return fmt.Errorf("identity: claim_header: invalid header name %q", ch.Header)
+		}
+	}
+	for _, name := range h.StripHeaders {
+		if !validHeaderName(name) {
+			return fmt.Errorf("identity: strip_header: invalid header name %q", name)
+		}
+	}
+	return nil
+}
+
+// checkAlgorithms refuses "none", HMAC and unknown algorithm names.
+func checkAlgorithms(algs []string) error {
+	known := identity.DefaultAlgorithms()
+	for _, a := range algs {
+		if strings.EqualFold(a, "none") {
+			return errors.New(`algorithm "none" is never accepted`)
+		}
+		if strings.HasPrefix(strings.ToUpper(a), "HS") {
+			return fmt.Errorf("algorithm %q: HMAC algorithms are not supported for issuer-signed tokens", a)
+		}
+		if !slices.Contains(known, a) {
+			return fmt.Errorf("unknown algorithm %q (known: %s)", a, strings.Join(known, " "))
+		}
+	}
+	return nil
+}
+
+// checkClaimRules reports claim rules without a claim path.
+func checkClaimRules(rules []ClaimRule) error {
+	for _, r := range rules {
+		if r.Claim == "" {
+			return errors.New("require_claim needs a claim path")
+		}
+	}
+	return nil
+}
+
+// checkScopes refuses empty scope names and names with characters that
+// RFC 6749 §3.3 does not allow in a scope token.
+func checkScopes(scopes []string) error {
+	for _, s := range scopes {
+		if s == "" {
+			return errors.New("require_scope: empty scope")
+		}
+		for i := 0; i < len(s); i++ {
+			c := s[i]
+			if c <= 0x20 || c == '"' || c == '\\' || c >= 0x7f {
+				return fmt.Errorf("require_scope: invalid scope %q", s)
+			}
+		}
+	}
+	return nil
+}
+
+// validHeaderName reports whether name is an RFC 9110 field name (token).
+func validHeaderName(name string) bool {
+	if name == "" {
+		return false
+	}
+	for i := 0; i < len(name); i++ {
+		c := name[i]
+		switch {
+		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9':
+		case strings.IndexByte("!#$%&'*+-.^_`|~", c) >= 0:
+		default:
+			return false
+		}
+	}
+	return true
+}
+
+// compileIssuer builds the validator configuration and the authorization
+// policy of one issuer, obtaining its shared key source from the pool.
+func (h *Handler) compileIssuer(ctx caddy.Context, repl *caddy.Replacer, is *IssuerConfig) (identity.IssuerConfig, *issuerPolicy, error) {
+	rt := h.rt
+	issuer := repl.ReplaceKnown(is.Issuer, "")
+	cfg := identity.IssuerConfig{
+		Issuer:      issuer,
+		Audiences:   is.Audiences,
+		AnyAudience: is.AnyAudience,
+		Algorithms:  is.Algorithms,
+		Types:       is.TokenTypes,
+		Now:         rt.now,
+	}
+	if len(cfg.Audiences) == 0 && !cfg.AnyAudience {
+		cfg.Audiences = h.Audiences
+		cfg.AnyAudience = h.AnyAudience
+	}
+	if len(cfg.Audiences) > 0 {
+		cfg.AnyAudience = false
+		cfg.Audiences = replaceAll(repl, cfg.Audiences)
+	}
+	if len(cfg.Algorithms) == 0 {
+		cfg.Algorithms = h.Algorithms
+	}
+	if len(cfg.Types) == 0 {
+		cfg.Types = h.TokenTypes
+	}
+	if rt.leeway == 0 {
+		cfg.Leeway = -1 // the library treats 0 as "default"
+	} else {
+		cfg.Leeway = rt.leeway
+	}
+
+	switch {
+	case is.JWKSFile != "":
+		path := repl.ReplaceKnown(is.JWKSFile, "")
+		data, err := os.ReadFile(path)
+		if err != nil {
+			return cfg, nil, fmt.Errorf("jwks_file: %w", err)
+		}
+		ks, err := identity.ParseKeySet(data)
+		if err != nil {
+			return cfg, nil, fmt.Errorf("jwks_file %s: %w", path, err)
+		}
+		cfg.Keys = ks
+	default:
+		p, err := rt.acquireProvider(ctx, issuer, repl.ReplaceKnown(is.JWKSURL, ""), is.InsecureAllowHTTP)
+		if err != nil {
+			return cfg, nil, err
+		}
+		cfg.Keys = p
+	}
+
+	pol := &issuerPolicy{issuer: issuer}
+	pol.scopes = append(slices.Clone(h.RequireScopes), is.RequireScopes...)
+	for _, r := range slices.Concat(h.RequireClaims, is.RequireClaims) {
+		pol.claims = append(pol.claims, claimRule{path: r.Claim, values: r.Values})
+	}
+	pol.compileChallenge(rt.realm)
+	return cfg, pol, nil
+}
+
+// replaceAll expands global placeholders such as {env.*} in every element.
+func replaceAll(repl *caddy.Replacer, in []string) []string {
+	out := make([]string, len(in))
+	for i, s := range in {
+		out[i] = repl.ReplaceKnown(s, "")
+	}
+	return out
+}
+
+// Validate checks the provisioned handler.
+func (h *Handler) Validate() error {
+	if h.rt == nil || h.rt.validator == nil {
+		return errors.New("identity: handler not provisioned")
+	}
+	return nil
+}
+
+// Cleanup releases the shared key caches this handler acquired (the last
+// user closes them) and stops the token cache.
+func (h *Handler) Cleanup() error {
+	if h.rt == nil {
+		return nil
+	}
+	var errs []error
+	for _, key := range h.rt.acquired {
+		if _, err := providerPool.Delete(key); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	h.rt.acquired = nil
+	if h.rt.cache != nil {
+		h.rt.cache.close()
+	}
+	return errors.Join(errs...)
+}
+
+// runtime is the provisioned, read-only state of a handler.
+type runtime struct {
+	logger *zap.Logger
+	now    func() time.Time
+
+	validator *identity.Validator
+	policies  map[string]*issuerPolicy
+	cache     *tokenCache
+	acquired  []string
+
+	sources      []tokenSource
+	claimHeaders []claimHeader
+	// stripNames are the normalized (lower case, '_' → '-') names of every
+	// identity header.
+	stripNames []string
+
+	realm        string
+	maxTokenSize int
+	leeway       time.Duration
+	optional     bool
+	forwardToken bool
+
+	// challenges holds the WWW-Authenticate value of each rejection reason
+	// that has one.
+	challenges [numReasons]string
+
+	metrics  *collectors
+	counters resolvedCounters
+}
+
+// tokenSource is a compiled TokenSource.
+type tokenSource struct {
+	kind   sourceKind
+	name   string // canonical header name, cookie name or parameter name
+	scheme string
+}
+
+type sourceKind uint8
+
+const (
+	fromHeader sourceKind = iota
+	fromCookie
+	fromQuery
+)
+
+// claimHeader is a compiled ClaimHeader.
+type claimHeader struct {
+	path   string
+	header string // canonical form
+}
+
+// compileSources compiles the token sources, defaulting to the
+// Authorization header with the Bearer scheme.
+func (rt *runtime) compileSources(in []TokenSource) error {
+	if len(in) == 0 {
+		in = []TokenSource{{From: "header", Name: "Authorization", Scheme: "Bearer"}}
+	}
+	for _, s := range in {
+		ts := tokenSource{name: s.Name, scheme: s.Scheme}
+		switch s.From {
+		case "header":
+			ts.kind = fromHeader
+			ts.name = textproto.CanonicalMIMEHeaderKey(s.Name)
+			if ts.scheme == "" && ts.name == "Authorization" {
+				ts.scheme = "Bearer"
+			}
+		case "cookie":
+			ts.kind = fromCookie
+		case "query":
+			ts.kind = fromQuery
+		}
+		for _, prev := range rt.sources {
+			if prev.kind == ts.kind && strings.EqualFold(prev.name, ts.name) {
+				return fmt.Errorf("identity: token source %s %q listed twice", s.From, s.Name)
+			}
+		}
+		rt.sources = append(rt.sources, ts)
+	}
+	return nil
+}
+
+// compileHeaders computes the claim headers to set and the normalized names
+// of every header to strip from incoming requests.
+func (rt *runtime) compileHeaders(claims []ClaimHeader, strip []string) {
+	if len(claims) == 0 {
+		claims = defaultClaimHeaders
+	}
+	for _, c := range claims {
+		rt.claimHeaders = append(rt.claimHeaders, claimHeader{
+			path:   c.Claim,
+			header: http.CanonicalHeaderKey(c.Header),
+		})
+		rt.addStripName(c.Header)
+	}
+	for _, s := range strip {
+		rt.addStripName(s)
+	}
+}
+
+// addStripName adds the normalized form of a header name once.
+func (rt *runtime) addStripName(name string) {
+	n := normalizeHeaderName(name)
+	if !slices.Contains(rt.stripNames, n) {
+		rt.stripNames = append(rt.stripNames, n)
+	}
+}
+
+// normalizeHeaderName lowers ASCII letters and maps '_' to '-', the folding
+// that CGI-style backends apply to header names.
+func normalizeHeaderName(name string) string {
+	b := []byte(name)
+	for i, c := range b {
+		switch {
+		case c >= 'A' && c <= 'Z':
+			b[i] = c + ('a' - 'A')
+		case c == '_':
+			b[i] = '-'
+		}
+	}
+	return string(b)
+}
+
+// Interface guards.
+var (
+	_ caddy.Provisioner           = (*Handler)(nil)
+	_ caddy.Validator             = (*Handler)(nil)
+	_ caddy.CleanerUpper          = (*Handler)(nil)
+	_ caddyhttp.MiddlewareHandler = (*Handler)(nil)
+)

@@ -1,0 +1,117 @@
+package caddyidentity
+
+import (
+	"strings"
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
+
+	"github.com/caddy-identity/caddy-identity/identity"
+)
+
+// Placeholder names. {http.auth.user.id} and {http.auth.user.*} are the
+// names Caddy's own authentication handler uses, so access logs (user_id),
+// request_header, header_up and templates work unchanged.
+const (
+	placeholderPrefix     = "http.auth."
+	placeholderUserID     = "user.id"
+	placeholderUserPrefix = "user."
+	placeholderIssuer     = "identity.issuer"
+)
+
+// cacheEntry is everything the handler needs to answer a request with an
+// already verified token, computed once when the token was verified: no
+// parsing, JSON or rule evaluation happens on a cache hit.
+type cacheEntry struct {
+	claims     *identity.Claims
+	issuer     string
+	thumbprint string
+	// expires is exp plus the leeway: the entry is dead from then on.
+	expires time.Time
+	// ttl is expires minus the admission time (set by tokenCache.put).
+	ttl    time.Duration
+	weight uint32
+
+	// denied is reasonNone, or the 403 reason with its challenge, for this
+	// handler's policy.
+	denied    reason
+	challenge string
+
+	headers []headerValue
+	subject any
+	repl    caddy.ReplacerFunc
+}
+
+// headerValue is a claim header ready to set.
+type headerValue struct {
+	name  string // canonical
+	value string
+}
+
+// newEntry computes the cache entry of a verified token of n bytes.
+func (rt *runtime) newEntry(t *identity.Token, n int) *cacheEntry {
+	e := &cacheEntry{
+		claims:     t.Claims,
+		issuer:     t.Issuer,
+		thumbprint: t.KeyThumbprint,
+		weight:     weightOf(n),
+		subject:    t.Claims.Subject,
+	}
+	if !t.Claims.Expiry.IsZero() {
+		e.expires = t.Claims.Expiry.Add(rt.leeway)
+	}
+	if pol := rt.policies[t.Issuer]; pol != nil {
+		e.denied, e.challenge = pol.authorize(t.Claims)
+	}
+	for _, ch := range rt.claimHeaders {
+		v, ok := t.Claims.String(ch.path)
+		if !ok || v == "" {
+			continue
+		}
+		e.headers = append(e.headers, headerValue{name: ch.header, value: sanitizeHeaderValue(v)})
+	}
+	e.repl = e.replace
+	return e
+}
+
+// replace resolves the identity placeholders lazily from the verified
+// claims: {http.auth.user.id} is the subject, {http.auth.user.<claim.path>}
+// any claim (arrays joined with ", ", objects as JSON) and
+// {http.auth.identity.issuer} the issuer.
+func (e *cacheEntry) replace(key string) (any, bool) {
+	rest, ok := strings.CutPrefix(key, placeholderPrefix)
+	if !ok {
+		return nil, false
+	}
+	switch {
+	case rest == placeholderUserID:
+		return e.subject, true
+	case rest == placeholderIssuer:
+		return e.issuer, true
+	case strings.HasPrefix(rest, placeholderUserPrefix):
+		return e.claims.String(rest[len(placeholderUserPrefix):])
+	}
+	return nil, false
+}
+
+// sanitizeHeaderValue replaces control characters (other than tab), which
+// are invalid in a header value and could split headers, with spaces.
+func sanitizeHeaderValue(v string) string {
+	clean := true
+	for i := 0; i < len(v); i++ {
+		if c := v[i]; (c < 0x20 && c != '\t') || c == 0x7f {
+			clean = false
+			break
+		}
+	}
+	if clean {
+		return v
+	}
+	b := []byte(v)
+	for i, c := range b {
+		if (c < 0x20 && c != '\t') || c == 0x7f {
+			b[i] = ' '
+		}
+	}
+	return string(b)
+}

@@ -1,0 +1,83 @@
+package caddyidentity
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
+	"go.uber.org/zap"
+
+	"github.com/caddy-identity/caddy-identity/identity"
+)
+
+// providerPool shares one identity.Provider (discovery document and JWKS
+// cache with its refresher) between every handler, in every loaded config,
+// that uses the same issuer with the same key policy. The new config of a
+// reload provisions before the old one cleans up, so caches stay warm.
+var providerPool = caddy.NewUsagePool()
+
+// warmUpTimeout bounds the background fetch started for a new provider.
+const warmUpTimeout = 30 * time.Second
+
+// pooledProvider makes a provider a caddy.Destructor.
+type pooledProvider struct {
+	*identity.Provider
+}
+
+// Destruct closes the provider when its last user is cleaned up.
+func (p pooledProvider) Destruct() error {
+	return p.Close()
+}
+
+// acquireProvider returns the shared provider for issuer (with an optional
+// JWKS URL that skips discovery), creating it without any network I/O when
+// it does not exist yet. A new provider is warmed up in the background,
+// bounded by the config's context. The handler's Cleanup releases it.
+func (rt *runtime) acquireProvider(ctx caddy.Context, issuer, jwksURL string, allowHTTP bool) (*identity.Provider, error) {
+	key := fmt.Sprintf("%s\x00%s\x00%t", issuer, jwksURL, allowHTTP)
+	m := rt.metrics
+	logger := rt.logger.With(zap.String("issuer", issuer))
+	val, loaded, err := providerPool.LoadOrNew(key, func() (caddy.Destructor, error) {
+		p, err := identity.NewProvider(issuer, identity.ProviderOptions{
+			Logger:  ctx.Slogger(),
+			JWKSURL: jwksURL,
+			Policy:  identity.DiscoveryPolicy{AllowHTTP: allowHTTP},
+			Keys: identity.RemoteKeySetOptions{
+				AllowHTTP: allowHTTP,
+				OnFetch: func(_ string, err error) {
+					m.keyFetches.WithLabelValues(issuer).Inc()
+					if err != nil {
+						m.keyFetchFailures.WithLabelValues(issuer).Inc()
+					}
+				},
+				OnStateChange: func(available bool, err error) {
+					if available {
+						logger.Info("identity provider available again")
+						return
+					}
+					logger.Error("identity provider unavailable: tokens cannot be verified without keys", zap.Error(err))
+				},
+			},
+		})
+		if err != nil {
+			return nil, err
+		}
+		return pooledProvider{p}, nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	rt.acquired = append(rt.acquired, key)
+	p := val.(pooledProvider).Provider
+	if !loaded {
+		go func() {
+			wctx, cancel := context.WithTimeout(ctx, warmUpTimeout)
+			defer cancel()
+			if err := p.Refresh(wctx); err != nil && wctx.Err() == nil {
+				logger.Warn("identity provider warm-up failed; will retry in the background and on demand", zap.Error(err))
+			}
+		}()
+	}
+	return p, nil
+}
