@@ -50,7 +50,7 @@ func TestTokenRequestsSendTheirGrant(t *testing.T) {
 				SubjectToken: "st", SubjectTokenType: "urn:ietf:params:oauth:token-type:jwt",
 				ActorToken: "act", ActorTokenType: "urn:ietf:params:oauth:token-type:id_token",
 				RequestedTokenType: "urn:ietf:params:oauth:token-type:refresh_token",
-				Audience: []string{"a1", "a2"}, Resource: []string{"https://r"}, Scopes: []string{"x"}})
+				Audience:           []string{"a1", "a2"}, Resource: []string{"https://r"}, Scopes: []string{"x"}})
 		}, url.Values{"grant_type": {"urn:ietf:params:oauth:grant-type:token-exchange"}, "subject_token": {"st"},
 			"subject_token_type": {"urn:ietf:params:oauth:token-type:jwt"}, "actor_token": {"act"},
 			"actor_token_type": {"urn:ietf:params:oauth:token-type:id_token"}, "requested_token_type": {"urn:ietf:params:oauth:token-type:refresh_token"},

@@ -122,7 +122,7 @@ func TestUserInfoSigned(t *testing.T) {
 		"alg none": {"eyJhbGciOiJub25lIn0.eyJzdWIiOiJ1MSJ9.", identity.UserInfoRequest{Keys: s.keys()},
 			func(e error) bool { return errors.Is(e, identity.ErrAlgNone) }},
 		"garbage": {"not-a-jwt", identity.UserInfoRequest{Keys: s.keys()}, func(e error) bool { return errors.Is(e, identity.ErrMalformed) }},
-		"jwe": {"a.b.c.d.e", identity.UserInfoRequest{Keys: s.keys()}, func(e error) bool { return errors.Is(e, identity.ErrMalformed) }},
+		"jwe":     {"a.b.c.d.e", identity.UserInfoRequest{Keys: s.keys()}, func(e error) bool { return errors.Is(e, identity.ErrMalformed) }},
 		"unknown kid": {newTestSigner(t, "k2").sign(t, "", claims), identity.UserInfoRequest{Keys: s.keys()},
 			func(e error) bool { return errors.Is(e, identity.ErrKeyNotFound) }},
 	} {
