@@ -9,6 +9,7 @@ package caddyidentity
 import (
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"net/textproto"
 	"os"
@@ -19,6 +20,7 @@ import (
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"go.uber.org/zap"
+	"go.uber.org/zap/exp/zapslog"
 
 	"github.com/caddy-identity/caddy-identity/identity"
 )
@@ -204,10 +206,17 @@ var defaultClaimHeaders = []ClaimHeader{
 func (h *Handler) Provision(ctx caddy.Context) error {
 	rt := &runtime{
 		logger: ctx.Logger(),
+		slog:   ctx.Slogger(),
 		now:    time.Now,
 	}
-	if h.rt != nil && h.rt.now != nil {
-		rt.now = h.rt.now // set by tests before provisioning
+	if pre := h.rt; pre != nil { // clock and logger injected by tests
+		if pre.now != nil {
+			rt.now = pre.now
+		}
+		if pre.logger != nil {
+			rt.logger = pre.logger
+			rt.slog = slog.New(zapslog.NewHandler(pre.logger.Core()))
+		}
 	}
 	h.rt = rt
 
@@ -253,7 +262,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	}
 	v, err := identity.NewValidator(issuerCfgs, identity.ValidatorOptions{
 		MaxTokenBytes: rt.maxTokenSize,
-		Logger:        ctx.Slogger(),
+		Logger:        rt.slog,
 	})
 	if err != nil {
 		return err
@@ -516,6 +525,7 @@ func (h *Handler) Cleanup() error {
 // runtime is the provisioned, read-only state of a handler.
 type runtime struct {
 	logger *zap.Logger
+	slog   *slog.Logger
 	now    func() time.Time
 
 	validator *identity.Validator

@@ -30,17 +30,23 @@ func (p pooledProvider) Destruct() error {
 	return p.Close()
 }
 
+// fmtProviderKey is the pool key of a provider: everything that makes two
+// providers behave differently.
+func fmtProviderKey(issuer, jwksURL string, allowHTTP bool) string {
+	return fmt.Sprintf("%s\x00%s\x00%t", issuer, jwksURL, allowHTTP)
+}
+
 // acquireProvider returns the shared provider for issuer (with an optional
 // JWKS URL that skips discovery), creating it without any network I/O when
 // it does not exist yet. A new provider is warmed up in the background,
 // bounded by the config's context. The handler's Cleanup releases it.
 func (rt *runtime) acquireProvider(ctx caddy.Context, issuer, jwksURL string, allowHTTP bool) (*identity.Provider, error) {
-	key := fmt.Sprintf("%s\x00%s\x00%t", issuer, jwksURL, allowHTTP)
+	key := fmtProviderKey(issuer, jwksURL, allowHTTP)
 	m := rt.metrics
 	logger := rt.logger.With(zap.String("issuer", issuer))
 	val, loaded, err := providerPool.LoadOrNew(key, func() (caddy.Destructor, error) {
 		p, err := identity.NewProvider(issuer, identity.ProviderOptions{
-			Logger:  ctx.Slogger(),
+			Logger:  rt.slog,
 			JWKSURL: jwksURL,
 			Policy:  identity.DiscoveryPolicy{AllowHTTP: allowHTTP},
 			Keys: identity.RemoteKeySetOptions{
