@@ -1,0 +1,669 @@
+package caddyidentity
+
+import (
+	"bufio"
+	"context"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"os"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+
+	"github.com/caddy-identity/caddy-identity/identity/identitytest"
+)
+
+// The attack suite: every token and request shape a hostile client can send,
+// through the real provisioned handler behind a real HTTP server with
+// Caddy's default header limit, in front of an upstream that records what
+// reaches it. Each case checks the status, the WWW-Authenticate challenge,
+// that the upstream was not reached, that the attacker's server was not
+// contacted and that the next valid request is still served.
+
+// caddyMaxHeaderBytes is Caddy's default limit on request headers.
+const caddyMaxHeaderBytes = 16 << 10
+
+// testAudience is the audience every test handler requires.
+const testAudience = "api"
+
+// recordingUpstream is the protected application: it answers 200 and
+// remembers what reached it.
+type recordingUpstream struct {
+	mu     sync.Mutex
+	hits   int
+	header http.Header
+	url    string
+}
+
+// ServeHTTP records the request and answers 200 "upstream".
+func (u *recordingUpstream) ServeHTTP(w http.ResponseWriter, r *http.Request) error {
+	u.mu.Lock()
+	u.hits++
+	u.header = r.Header.Clone()
+	u.url = r.URL.String()
+	u.mu.Unlock()
+	w.Header().Set("Content-Type", "text/plain")
+	_, err := w.Write([]byte("upstream"))
+	return err
+}
+
+// Hits is the number of requests that reached the upstream.
+func (u *recordingUpstream) Hits() int {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	return u.hits
+}
+
+// Last returns the header and URL of the last request that reached it.
+func (u *recordingUpstream) Last() (http.Header, string) {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	return u.header.Clone(), u.url
+}
+
+// identityServer is a provisioned identity handler in a minimal Caddy HTTP
+// chain: the request is prepared as Caddy's server does, a handler error is
+// turned into its status code as Caddy does without handle_errors.
+type identityServer struct {
+	*httptest.Server
+	H        *Handler
+	Upstream *recordingUpstream
+
+	mu   sync.Mutex
+	sent []string // every Authorization value received
+}
+
+// Sent returns every Authorization header value the server received.
+func (s *identityServer) Sent() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]string(nil), s.sent...)
+}
+
+// newIdentityServer provisions h and serves it. When logTo is not nil, the
+// handler's loggers (Caddy's development loggers in tests, which write to
+// standard error) are captured into that file instead.
+func newIdentityServer(tb testing.TB, h *Handler, logTo *os.File) *identityServer {
+	tb.Helper()
+	ctx, cancel := caddy.NewContext(caddy.Context{Context: context.Background()})
+	provision := func() error {
+		if logTo != nil {
+			// The loggers open "stderr" when they are built, during
+			// Provision: point it at the file for that moment only.
+			saved := os.Stderr
+			os.Stderr = logTo
+			defer func() { os.Stderr = saved }()
+		}
+		return h.Provision(ctx)
+	}
+	if err := provision(); err != nil {
+		cancel()
+		tb.Fatalf("provision: %v", err)
+	}
+	if err := h.Validate(); err != nil {
+		cancel()
+		tb.Fatalf("validate: %v", err)
+	}
+	s := &identityServer{H: h, Upstream: &recordingUpstream{}}
+	up := s.Upstream
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		s.mu.Lock()
+		s.sent = append(s.sent, r.Header.Values("Authorization")...)
+		s.mu.Unlock()
+		r = caddyhttp.PrepareRequest(r, caddy.NewReplacer(), w, nil)
+		if err := h.ServeHTTP(w, r, up); err != nil {
+			status := http.StatusInternalServerError
+			var he caddyhttp.HandlerError
+			if errors.As(err, &he) && he.StatusCode != 0 {
+				status = he.StatusCode
+			}
+			w.WriteHeader(status)
+		}
+	}))
+	srv.Config.MaxHeaderBytes = caddyMaxHeaderBytes
+	srv.Start()
+	tb.Cleanup(func() {
+		srv.Close()
+		if err := h.Cleanup(); err != nil {
+			tb.Errorf("cleanup: %v", err)
+		}
+		cancel()
+	})
+	s.Server = srv
+	return s
+}
+
+// attackHandler is the configuration under attack: one issuer, audience
+// "api", RS256 and ES256 allowed.
+func attackHandler(iss *identitytest.Issuer) *Handler {
+	return &Handler{Issuers: []IssuerConfig{{
+		Issuer:     iss.URL,
+		Audiences:  []string{testAudience},
+		Algorithms: []string{"RS256", "ES256"},
+	}}}
+}
+
+// response is what a client saw.
+type response struct {
+	Status    int
+	Challenge []string
+	Body      string
+	Err       error // transport error (the server closed the connection)
+}
+
+// send performs req and reads the whole response.
+func (s *identityServer) send(req *http.Request) response {
+	resp, err := s.Client().Do(req)
+	if err != nil {
+		return response{Err: err}
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	return response{Status: resp.StatusCode, Challenge: resp.Header.Values("WWW-Authenticate"), Body: string(body)}
+}
+
+// sendRaw writes a raw HTTP/1.1 request on a new connection and reads one
+// response: for header spellings Go's client would normalise.
+func (s *identityServer) sendRaw(raw string) response {
+	conn, err := net.DialTimeout("tcp", s.Listener.Addr().String(), 5*time.Second)
+	if err != nil {
+		return response{Err: err}
+	}
+	defer conn.Close()
+	_ = conn.SetDeadline(time.Now().Add(10 * time.Second))
+	// Write in the background: the server may answer (431) and close
+	// before reading a huge request.
+	go func() { _, _ = io.WriteString(conn, raw) }()
+	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+	if err != nil {
+		return response{Err: err}
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	return response{Status: resp.StatusCode, Challenge: resp.Header.Values("WWW-Authenticate"), Body: string(body)}
+}
+
+// get sends a GET to path with the given Authorization values.
+func (s *identityServer) get(path string, authorization ...string) response {
+	req, _ := http.NewRequest(http.MethodGet, s.URL+path, nil)
+	for _, a := range authorization {
+		req.Header.Add("Authorization", a)
+	}
+	return s.send(req)
+}
+
+// challenge is a parsed WWW-Authenticate value.
+type challenge struct {
+	Scheme string
+	Params map[string]string
+}
+
+// parseChallenge parses one RFC 9110 challenge with quoted-string or token
+// parameters.
+func parseChallenge(v string) (challenge, error) {
+	scheme, rest, _ := strings.Cut(strings.TrimSpace(v), " ")
+	c := challenge{Scheme: scheme, Params: map[string]string{}}
+	rest = strings.TrimSpace(rest)
+	for rest != "" {
+		name, after, ok := strings.Cut(rest, "=")
+		if !ok {
+			return c, fmt.Errorf("parameter without value in %q", v)
+		}
+		name = strings.ToLower(strings.TrimSpace(name))
+		var val string
+		if strings.HasPrefix(after, `"`) {
+			var b strings.Builder
+			i := 1
+			for ; i < len(after) && after[i] != '"'; i++ {
+				if after[i] == '\\' && i+1 < len(after) {
+					i++
+				}
+				b.WriteByte(after[i])
+			}
+			if i >= len(after) {
+				return c, fmt.Errorf("unterminated quoted string in %q", v)
+			}
+			val, rest = b.String(), after[i+1:]
+		} else {
+			val, rest, _ = strings.Cut(after, ",")
+			rest = "," + rest
+		}
+		if _, dup := c.Params[name]; dup {
+			return c, fmt.Errorf("parameter %q twice in %q", name, v)
+		}
+		c.Params[name] = strings.TrimSpace(val)
+		rest = strings.TrimSpace(rest)
+		rest = strings.TrimSpace(strings.TrimPrefix(rest, ","))
+	}
+	return c, nil
+}
+
+// outcome is an acceptable answer: a status and, for 400/401/403, the
+// RFC 6750 error code of the challenge ("" means a challenge without one).
+type outcome struct {
+	Status int
+	Error  string
+}
+
+var (
+	wantOK           = outcome{Status: http.StatusOK}
+	wantNoToken      = outcome{Status: http.StatusUnauthorized}
+	wantInvalidToken = outcome{Status: http.StatusUnauthorized, Error: "invalid_token"}
+	wantBadRequest   = outcome{Status: http.StatusBadRequest, Error: "invalid_request"}
+	wantTooLarge     = outcome{Status: http.StatusRequestHeaderFieldsTooLarge}
+	// wantServerBadRequest is Go's HTTP server refusing a request it
+	// cannot parse, before any handler runs: no challenge.
+	wantServerBadRequest = outcome{Status: http.StatusBadRequest, Error: "-"}
+)
+
+func (o outcome) String() string {
+	if o.Error != "" {
+		return fmt.Sprintf("%d %s", o.Status, o.Error)
+	}
+	return fmt.Sprint(o.Status)
+}
+
+// matches reports whether r is the outcome o, with a well-formed
+// challenge when o calls for one.
+func (o outcome) matches(r response) error {
+	if r.Status != o.Status {
+		return fmt.Errorf("status %d", r.Status)
+	}
+	switch {
+	case o.Status == http.StatusOK, o.Status == http.StatusRequestHeaderFieldsTooLarge, o.Error == "-":
+		return nil
+	}
+	if len(r.Challenge) != 1 {
+		return fmt.Errorf("%d WWW-Authenticate headers: %q", len(r.Challenge), r.Challenge)
+	}
+	c, err := parseChallenge(r.Challenge[0])
+	if err != nil {
+		return err
+	}
+	if !strings.EqualFold(c.Scheme, "Bearer") {
+		return fmt.Errorf("challenge scheme %q", c.Scheme)
+	}
+	if _, ok := c.Params["realm"]; !ok {
+		return fmt.Errorf("challenge without realm: %q", r.Challenge[0])
+	}
+	if got := c.Params["error"]; got != o.Error {
+		return fmt.Errorf("challenge error %q in %q", got, r.Challenge[0])
+	}
+	if o.Error == "" {
+		if _, ok := c.Params["error_description"]; ok {
+			return fmt.Errorf("error_description without error: %q", r.Challenge[0])
+		}
+	}
+	return nil
+}
+
+// expectRefusal checks r against the acceptable outcomes, then that
+// nothing reached the upstream, nothing of the token was echoed and the
+// attacker was not contacted.
+func expectRefusal(t *testing.T, s *identityServer, f *forger, hitsBefore int, r response, token string, want ...outcome) {
+	t.Helper()
+	var errs []string
+	ok := false
+	for _, o := range want {
+		err := o.matches(r)
+		if err == nil {
+			ok = true
+			if o.Status == http.StatusOK {
+				hitsBefore++
+			}
+			break
+		}
+		errs = append(errs, o.String()+": "+err.Error())
+	}
+	if !ok {
+		if r.Err != nil {
+			t.Errorf("transport error %v; want one of %v", r.Err, want)
+		} else {
+			t.Errorf("got %d %q; want one of %v (%s)", r.Status, r.Challenge, want, strings.Join(errs, "; "))
+		}
+	}
+	if got := s.Upstream.Hits(); got != hitsBefore {
+		t.Errorf("upstream reached %d time(s)", got-hitsBefore)
+	}
+	if token != "" {
+		_, _, sig := splitToken(token)
+		for _, leak := range []string{token, sig} {
+			if len(leak) < 16 {
+				continue
+			}
+			if strings.Contains(r.Body, leak) || strings.Contains(strings.Join(r.Challenge, " "), leak) {
+				t.Errorf("the response echoes the token")
+			}
+		}
+	}
+	if f != nil {
+		if c := f.Attacker.Contacts(); len(c) > 0 {
+			t.Fatalf("the attacker's server was contacted: %v", c)
+		}
+	}
+}
+
+// expectServed checks that a fresh valid token is accepted and that the
+// upstream gets the verified identity and not the token.
+func expectServed(t *testing.T, s *identityServer, f *forger) {
+	t.Helper()
+	before := s.Upstream.Hits()
+	r := s.get("/after", "Bearer "+f.Valid(t))
+	if r.Status != http.StatusOK || r.Body != "upstream" {
+		t.Fatalf("next valid request: %d %q %v %v", r.Status, r.Body, r.Challenge, r.Err)
+	}
+	if s.Upstream.Hits() != before+1 {
+		t.Fatalf("next valid request: upstream reached %d times", s.Upstream.Hits()-before)
+	}
+	hdr, _ := s.Upstream.Last()
+	if got := hdr.Values("X-User-Id"); len(got) != 1 || got[0] != "user-1" {
+		t.Errorf("upstream X-User-Id = %q, want [user-1]", got)
+	}
+	if got := hdr.Values("Authorization"); len(got) != 0 {
+		t.Errorf("upstream got the token: Authorization = %q", got)
+	}
+}
+
+// requestCase is one request shape.
+type requestCase struct {
+	Name string
+	// Do sends the request; valid is a fresh valid token.
+	Do   func(t *testing.T, s *identityServer, valid string) response
+	Want []outcome
+}
+
+// requestCases are the request-level attacks: where and how the token is
+// sent rather than what it contains.
+func requestCases() []requestCase {
+	hdr := func(values ...string) func(*testing.T, *identityServer, string) response {
+		return func(_ *testing.T, s *identityServer, valid string) response {
+			var vs []string
+			for _, v := range values {
+				vs = append(vs, strings.ReplaceAll(v, "$TOKEN", valid))
+			}
+			return s.get("/", vs...)
+		}
+	}
+	build := func(mod func(r *http.Request, valid string)) func(*testing.T, *identityServer, string) response {
+		return func(_ *testing.T, s *identityServer, valid string) response {
+			req, _ := http.NewRequest(http.MethodGet, s.URL+"/", nil)
+			mod(req, valid)
+			return s.send(req)
+		}
+	}
+	raw := func(headerLines ...string) func(*testing.T, *identityServer, string) response {
+		return func(_ *testing.T, s *identityServer, valid string) response {
+			var b strings.Builder
+			b.WriteString("GET / HTTP/1.1\r\nHost: " + s.Listener.Addr().String() + "\r\nConnection: close\r\n")
+			for _, l := range headerLines {
+				b.WriteString(strings.ReplaceAll(l, "$TOKEN", valid) + "\r\n")
+			}
+			b.WriteString("\r\n")
+			return s.sendRaw(b.String())
+		}
+	}
+	noTokenOrBad := []outcome{wantNoToken, wantBadRequest, wantInvalidToken}
+	return []requestCase{
+		{"missing", hdr(), []outcome{wantNoToken}},
+		{"empty-authorization", raw("Authorization: "), []outcome{wantNoToken, wantBadRequest}},
+		{"scheme-only", hdr("Bearer"), noTokenOrBad},
+		{"scheme-and-space", raw("Authorization: Bearer "), noTokenOrBad},
+		{"scheme-and-tab", raw("Authorization: Bearer\t"), noTokenOrBad},
+		{"duplicated-both-valid", hdr("Bearer $TOKEN", "Bearer $TOKEN"), []outcome{wantBadRequest}},
+		{"duplicated-valid-then-garbage", hdr("Bearer $TOKEN", "Bearer garbage"), []outcome{wantBadRequest}},
+		{"duplicated-garbage-then-valid", hdr("Bearer garbage", "Bearer $TOKEN"), []outcome{wantBadRequest}},
+		{"duplicated-basic-then-valid", hdr("Basic dXNlcjpwYXNz", "Bearer $TOKEN"), []outcome{wantBadRequest}},
+		{"duplicated-empty-then-valid", raw("Authorization: ", "Authorization: Bearer $TOKEN"), []outcome{wantBadRequest}},
+		{"comma-joined-two-tokens", hdr("Bearer $TOKEN, Bearer $TOKEN"), []outcome{wantBadRequest, wantInvalidToken}},
+		{"token-then-garbage-word", hdr("Bearer $TOKEN extra"), []outcome{wantBadRequest, wantInvalidToken}},
+		{"scheme-lowercase", hdr("bearer $TOKEN"), []outcome{wantOK}},
+		{"scheme-uppercase", hdr("BEARER $TOKEN"), []outcome{wantOK}},
+		{"scheme-mixed-case", hdr("bEaReR $TOKEN"), []outcome{wantOK}},
+		{"header-name-lowercase", raw("authorization: Bearer $TOKEN"), []outcome{wantOK}},
+		{"header-name-uppercase", raw("AUTHORIZATION: Bearer $TOKEN"), []outcome{wantOK}},
+		{"header-name-underscore", raw("Authori_zation: Bearer $TOKEN"), []outcome{wantNoToken}},
+		{"header-name-space-before-colon", raw("Authorization : Bearer $TOKEN"), []outcome{wantServerBadRequest}},
+		{"two-spaces-after-scheme", hdr("Bearer  $TOKEN"), []outcome{wantOK, wantBadRequest, wantInvalidToken}},
+		{"scheme-glued-to-token", hdr("Bearer$TOKEN"), []outcome{wantNoToken, wantBadRequest}},
+		{"wrong-scheme-basic", hdr("Basic dXNlcjpwYXNz"), []outcome{wantNoToken}},
+		{"wrong-scheme-basic-with-token", hdr("Basic $TOKEN"), []outcome{wantNoToken}},
+		{"wrong-scheme-token", hdr("Token $TOKEN"), []outcome{wantNoToken}},
+		{"wrong-scheme-jwt", hdr("JWT $TOKEN"), []outcome{wantNoToken}},
+		{"wrong-scheme-dpop", hdr("DPoP $TOKEN"), []outcome{wantNoToken}},
+		{"wrong-scheme-bearerx", hdr("Bearerx $TOKEN"), []outcome{wantNoToken}},
+		{"no-scheme", hdr("$TOKEN"), []outcome{wantNoToken}},
+		{"obs-text-token", raw("Authorization: Bearer \xff\xfe\xfd"), []outcome{wantInvalidToken, wantBadRequest}},
+		{"unconfigured-query", build(func(r *http.Request, v string) { r.URL.RawQuery = "access_token=" + url.QueryEscape(v) }), []outcome{wantNoToken}},
+		{"unconfigured-cookie", build(func(r *http.Request, v string) { r.AddCookie(&http.Cookie{Name: "access_token", Value: v}) }), []outcome{wantNoToken}},
+		{"unconfigured-header-x-access-token", build(func(r *http.Request, v string) { r.Header.Set("X-Access-Token", v) }), []outcome{wantNoToken}},
+		{"unconfigured-header-x-forwarded-access-token", build(func(r *http.Request, v string) { r.Header.Set("X-Forwarded-Access-Token", v) }), []outcome{wantNoToken}},
+		{"unconfigured-proxy-authorization", build(func(r *http.Request, v string) { r.Header.Set("Proxy-Authorization", "Bearer "+v) }), []outcome{wantNoToken}},
+		{"unconfigured-form-body", func(_ *testing.T, s *identityServer, v string) response {
+			req, _ := http.NewRequest(http.MethodPost, s.URL+"/", strings.NewReader("access_token="+url.QueryEscape(v)))
+			req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+			return s.send(req)
+		}, []outcome{wantNoToken}},
+		{"valid-header-and-garbage-in-unconfigured-query", build(func(r *http.Request, v string) {
+			r.Header.Set("Authorization", "Bearer "+v)
+			r.URL.RawQuery = "access_token=garbage"
+		}), []outcome{wantOK}},
+		{"header-32KiB", hdr("Bearer " + strings.Repeat("A", 32<<10)), []outcome{wantTooLarge}},
+		{"header-over-1MiB", raw("Authorization: Bearer " + strings.Repeat("A", 1<<20+1)), []outcome{wantTooLarge}},
+		{"many-headers-over-limit", raw(strings.TrimSuffix(strings.Repeat("X-Filler: "+strings.Repeat("f", 1000)+"\r\n", 20), "\r\n"), "Authorization: Bearer $TOKEN"), []outcome{wantTooLarge}},
+	}
+}
+
+// runAttackSuite runs every request case and every forged token against s.
+func runAttackSuite(t *testing.T, s *identityServer, f *forger) {
+	expectServed(t, s, f)
+	t.Run("request", func(t *testing.T) {
+		for _, c := range requestCases() {
+			t.Run(c.Name, func(t *testing.T) {
+				before := s.Upstream.Hits()
+				valid := f.Valid(t)
+				r := c.Do(t, s, valid)
+				if r.Err != nil && c.Want[0] == wantTooLarge {
+					// The server may close the connection before
+					// the client has sent the whole request.
+					r = response{Status: http.StatusRequestHeaderFieldsTooLarge}
+				}
+				expectRefusal(t, s, f, before, r, valid, c.Want...)
+				expectServed(t, s, f)
+			})
+		}
+	})
+	t.Run("token", func(t *testing.T) {
+		for _, tok := range f.AttackTokens(t) {
+			t.Run(tok.Name, func(t *testing.T) {
+				want := wantInvalidToken
+				if tok.Status != 0 {
+					want = outcome{Status: tok.Status, Error: tok.Error}
+				}
+				before := s.Upstream.Hits()
+				r := s.get("/", "Bearer "+tok.Token)
+				expectRefusal(t, s, f, before, r, tok.Token, want)
+				expectServed(t, s, f)
+			})
+		}
+	})
+	if c := f.Attacker.Contacts(); len(c) > 0 {
+		t.Errorf("the attacker's server was contacted: %v", c)
+	}
+}
+
+func TestAttackSuite(t *testing.T) {
+	iss := identitytest.NewIssuer(t, identitytest.WithAlgorithms("RS256", "ES256"))
+	f := issuerForger(t, iss, testAudience)
+	s := newIdentityServer(t, attackHandler(iss), nil)
+	runAttackSuite(t, s, f)
+}
+
+// TestAttackSuiteOptional: with optional, a request without a token passes
+// anonymously, but every bad token is still refused.
+func TestAttackSuiteOptional(t *testing.T) {
+	iss := identitytest.NewIssuer(t, identitytest.WithAlgorithms("RS256", "ES256"))
+	f := issuerForger(t, iss, testAudience)
+	h := attackHandler(iss)
+	h.Optional = true
+	s := newIdentityServer(t, h, nil)
+	expectServed(t, s, f)
+
+	before := s.Upstream.Hits()
+	if r := s.get("/"); r.Status != http.StatusOK || s.Upstream.Hits() != before+1 {
+		t.Fatalf("anonymous request with optional: %d, upstream hits %d", r.Status, s.Upstream.Hits()-before)
+	}
+	for _, tok := range f.AttackTokens(t) {
+		t.Run(tok.Name, func(t *testing.T) {
+			before := s.Upstream.Hits()
+			r := s.get("/", "Bearer "+tok.Token)
+			expectRefusal(t, s, f, before, r, tok.Token, wantInvalidToken)
+		})
+	}
+	expectServed(t, s, f)
+}
+
+// TestAttackHS256WithHMACIssuerRefused: configuring an HMAC algorithm for an
+// issuer with published keys is refused outright.
+func TestAttackHMACAlgorithmsRefusedInConfig(t *testing.T) {
+	iss := identitytest.NewIssuer(t)
+	for _, algs := range [][]string{{"HS256"}, {"RS256", "HS512"}, {"none"}, {"NONE"}, {"RS256", "None"}} {
+		h := attackHandler(iss)
+		h.Issuers[0].Algorithms = algs
+		ctx, cancel := caddy.NewContext(caddy.Context{Context: context.Background()})
+		err := h.Provision(ctx)
+		_ = h.Cleanup()
+		cancel()
+		if err == nil {
+			t.Errorf("algorithms %v: provisioned without error", algs)
+		}
+	}
+}
+
+// TestAttackTokenNotInError: the 401 body and challenge carry nothing of
+// the token, and the error description is the fixed text of its reason.
+func TestAttackResponseHasNoTokenMaterial(t *testing.T) {
+	iss := identitytest.NewIssuer(t)
+	f := issuerForger(t, iss, testAudience)
+	s := newIdentityServer(t, attackHandler(iss), nil)
+	tok := f.ValidWithClaims(t, map[string]any{"aud": "other"})
+	r := s.get("/", "Bearer "+tok)
+	if r.Status != http.StatusUnauthorized {
+		t.Fatalf("status %d", r.Status)
+	}
+	h, p, sig := splitToken(tok)
+	payload, _ := base64.RawURLEncoding.DecodeString(p)
+	for _, leak := range []string{h, p, sig, string(payload), f.RSAKID, "other"} {
+		if strings.Contains(r.Body, leak) || strings.Contains(strings.Join(r.Challenge, ""), leak) {
+			t.Errorf("response contains %q: %q %q", leak, r.Challenge, r.Body)
+		}
+	}
+}
+
+// TestAttackLogs runs the whole attack suite with the handler's loggers
+// captured at DEBUG and scans the output: no token, token segment or
+// Authorization value may appear, and rejections are logged below WARN.
+func TestAttackLogs(t *testing.T) {
+	logFile := tempLogFile(t)
+	iss := identitytest.NewIssuer(t, identitytest.WithAlgorithms("RS256", "ES256"))
+	f := issuerForger(t, iss, testAudience)
+	s := newIdentityServer(t, attackHandler(iss), logFile)
+	runAttackSuite(t, s, f)
+
+	logs := readLog(t, logFile)
+	if !strings.Contains(logs, "rejected") {
+		t.Fatalf("no rejection was logged: the capture does not work (%d bytes captured)", len(logs))
+	}
+	scanLogForSecrets(t, logs, s.Sent())
+	for _, l := range parseLogLines(logs) {
+		switch l.Level {
+		case "ERROR", "DPANIC", "PANIC", "FATAL":
+			t.Errorf("%s during the attack suite: %s", l.Level, l.Text)
+		case "WARN":
+			t.Errorf("WARN during the attack suite (rejections belong at DEBUG/INFO): %s", l.Text)
+		}
+	}
+}
+
+// tempLogFile creates a file for captured logs, closed when t ends.
+func tempLogFile(t *testing.T) *os.File {
+	t.Helper()
+	f, err := os.CreateTemp(t.TempDir(), "caddy-*.log")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = f.Close() })
+	return f
+}
+
+// readLog returns what has been written to the log file so far.
+func readLog(t *testing.T, f *os.File) string {
+	t.Helper()
+	b, err := os.ReadFile(f.Name())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+// logLine is one entry of zap's development (console) format:
+// time TAB level TAB [caller TAB] message [TAB fields].
+type logLine struct {
+	Level string
+	Text  string
+}
+
+// parseLogLines returns the entries of a development log; continuation
+// lines (stack traces) are skipped.
+func parseLogLines(logs string) []logLine {
+	var out []logLine
+	for line := range strings.SplitSeq(logs, "\n") {
+		fields := strings.SplitN(line, "\t", 3)
+		if len(fields) < 3 {
+			continue
+		}
+		if _, err := time.Parse("2006-01-02T15:04:05.000Z0700", fields[0]); err != nil {
+			continue
+		}
+		out = append(out, logLine{Level: fields[1], Text: line})
+	}
+	return out
+}
+
+// scanLogForSecrets fails when logs contain any sent Authorization value,
+// the token in it, or its payload or signature segment. Strings shorter
+// than 16 bytes are not searched (they would match ordinary text).
+func scanLogForSecrets(t *testing.T, logs string, sent []string) {
+	t.Helper()
+	seen := map[string]bool{}
+	for _, v := range sent {
+		candidates := []string{v}
+		if _, tok, ok := strings.Cut(v, " "); ok {
+			candidates = append(candidates, strings.TrimSpace(tok))
+			_, p, sig := splitToken(strings.TrimSpace(tok))
+			candidates = append(candidates, p, sig)
+		}
+		for _, c := range candidates {
+			if len(c) < 16 || seen[c] {
+				continue
+			}
+			seen[c] = true
+			if i := strings.Index(logs, c); i >= 0 {
+				start := max(0, i-80)
+				t.Errorf("the logs contain token material %.40q… near %q", c, logs[start:min(len(logs), i+40)])
+			}
+		}
+	}
+	if len(seen) == 0 {
+		t.Fatal("no Authorization values were recorded")
+	}
+}
