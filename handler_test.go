@@ -137,8 +137,8 @@ func TestHandlerAcceptsAndForwards(t *testing.T) {
 	iss := identitytest.NewIssuer(t)
 	x := newHX(t, basicHandler(iss))
 	tok := iss.Token(t, "alice", map[string]any{
-		"email":        "alice@example.com",
-		"realm_access": map[string]any{"roles": []any{"admin", "dev"}},
+		"email":                      "alice@example.com",
+		"realm_access":               map[string]any{"roles": []any{"admin", "dev"}},
 		"https://example.com/tenant": "t1",
 	})
 	res := x.get("/", bearer(tok))
