@@ -147,15 +147,15 @@ type fakeOP struct {
 	srv *httptest.Server
 	URL string
 
-	mu           sync.Mutex
-	keys         []any
-	jwksBody     []byte // served instead of keys when set
-	jwksType     string // Content-Type of the JWKS
-	jwksStatus   int    // non-zero: the JWKS answers this status
-	cacheControl string
-	meta         map[string]any
-	metaStatus   int
-	hang         chan struct{} // non-nil: JWKS requests wait for it to close
+	mu         sync.Mutex
+	keys       []any
+	jwksBody   []byte // served instead of keys when set
+	jwksType   string // Content-Type of the JWKS
+	jwksStatus int    // non-zero: the JWKS answers this status
+	jwksHeader map[string]string
+	meta       map[string]any
+	metaStatus int
+	hang       chan struct{} // non-nil: JWKS requests wait for it to close
 
 	jwksHits, discHits atomic.Int64
 }
@@ -203,7 +203,7 @@ func (op *fakeOP) serve(w http.ResponseWriter, r *http.Request) {
 	case "/jwks", "/jwks2":
 		op.jwksHits.Add(1)
 		op.mu.Lock()
-		hang, status, ct, cc := op.hang, op.jwksStatus, op.jwksType, op.cacheControl
+		hang, status, ct, hdr := op.hang, op.jwksStatus, op.jwksType, maps.Clone(op.jwksHeader)
 		body := op.jwksBody
 		if body == nil {
 			body = mustJSON(map[string]any{"keys": op.keys})
@@ -221,8 +221,8 @@ func (op *fakeOP) serve(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		w.Header().Set("Content-Type", ct)
-		if cc != "" {
-			w.Header().Set("Cache-Control", cc)
+		for k, v := range hdr {
+			w.Header().Set(k, v)
 		}
 		_, _ = w.Write(body)
 	default:
@@ -272,10 +272,20 @@ func (op *fakeOP) SetDown(down bool) {
 }
 
 // SetCacheControl sets the Cache-Control header of the JWKS.
-func (op *fakeOP) SetCacheControl(v string) {
+func (op *fakeOP) SetCacheControl(v string) { op.SetJWKSHeader("Cache-Control", v) }
+
+// SetJWKSHeader sets (or with "" removes) a header of JWKS responses.
+func (op *fakeOP) SetJWKSHeader(k, v string) {
 	op.mu.Lock()
 	defer op.mu.Unlock()
-	op.cacheControl = v
+	if op.jwksHeader == nil {
+		op.jwksHeader = map[string]string{}
+	}
+	if v == "" {
+		delete(op.jwksHeader, k)
+		return
+	}
+	op.jwksHeader[k] = v
 }
 
 // SetMeta edits the discovery document.

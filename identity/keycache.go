@@ -178,7 +178,8 @@ type refreshCache[T any] struct {
 
 	ctx    context.Context // cancelled by close; parent of every fetch
 	cancel context.CancelFunc
-	wake   chan struct{}
+	wake   chan struct{} // fetch now
+	sched  chan struct{} // recompute the next refresh time
 	wg     sync.WaitGroup
 
 	mu          sync.Mutex
@@ -192,7 +193,8 @@ type refreshCache[T any] struct {
 // the document is first asked for.
 func newRefreshCache[T any](cfg cacheConfig, load func(context.Context) (T, http.Header, error), onStore func(old, cur *cacheEntry[T])) *refreshCache[T] {
 	ctx, cancel := context.WithCancel(context.Background())
-	c := &refreshCache[T]{cfg: cfg, load: load, onStore: onStore, ctx: ctx, cancel: cancel, wake: make(chan struct{}, 1)}
+	c := &refreshCache[T]{cfg: cfg, load: load, onStore: onStore, ctx: ctx, cancel: cancel,
+		wake: make(chan struct{}, 1), sched: make(chan struct{}, 1)}
 	c.wg.Add(1)
 	go c.loop()
 	return c
@@ -320,6 +322,10 @@ func (c *refreshCache[T]) fetch() (*cacheEntry[T], error) {
 	c.lastErr = nil
 	c.failures = 0
 	c.mu.Unlock()
+	select {
+	case c.sched <- struct{}{}:
+	default:
+	}
 	if c.onStore != nil {
 		c.onStore(old, e)
 	}
@@ -399,6 +405,9 @@ func (c *refreshCache[T]) loop() {
 		select {
 		case <-c.ctx.Done():
 			return
+		case <-c.sched:
+			t.Stop()
+			continue
 		case <-c.wake:
 		case <-tc:
 		}
