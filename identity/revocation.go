@@ -17,8 +17,9 @@ type RevocationRequest struct {
 	TokenTypeHint string
 }
 
-// RevokeToken revokes req.Token. Any HTTP 200 is success, whatever the
-// body (RFC 7009 §2.2: the server answers the same for unknown tokens).
+// RevokeToken revokes req.Token. HTTP 200 is success whatever the body
+// (RFC 7009 §2.2: the server answers the same for unknown tokens); other
+// 2xx statuses, which some servers send, are accepted too.
 // Errors: [*ProtocolError] (e.g. unsupported_token_type, invalid_client;
 // a 503 may carry Retry-After), [*HTTPStatusError], [ErrBodyTooLarge], or
 // the transport or context error.
@@ -32,7 +33,7 @@ func RevokeToken(ctx context.Context, client *http.Client, req RevocationRequest
 	if err != nil {
 		return err
 	}
-	if res.status != http.StatusOK {
+	if res.status < 200 || res.status > 299 {
 		return res.errorFor()
 	}
 	return nil
