@@ -1,0 +1,336 @@
+// Command demo shows the identity handler end to end on one machine, with
+// nothing external: it starts a demo OpenID provider (identitytest), a small
+// upstream that echoes the identity headers it receives, and Caddy with the
+// identity handler in front of a reverse_proxy to that upstream. It then
+// prints a ready curl line with a fresh token, checks the setup itself (a
+// valid token, a spoofed identity header, no token) and shows what the
+// responses contain.
+//
+// Usage:
+//
+//	go run ./examples/demo              # run until Ctrl-C
+//	go run ./examples/demo -once        # self-check, print the results and exit (DEMO_ONCE=1 does the same)
+//	go run ./examples/demo -listen 127.0.0.1:9090 -v
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"sort"
+	"strconv"
+	"strings"
+	"syscall"
+	"text/template"
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/caddyconfig"
+	_ "github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
+	_ "github.com/caddyserver/caddy/v2/modules/standard"
+
+	_ "github.com/caddy-identity/caddy-identity"
+	"github.com/caddy-identity/caddy-identity/identity/identitytest"
+)
+
+// options are the command-line settings of the demo.
+type options struct {
+	// Listen is the loopback host:port Caddy serves on.
+	Listen string
+	// Once performs the self-check, prints it and returns instead of
+	// serving until the context is cancelled.
+	Once bool
+	// Verbose shows Caddy's INFO logs instead of errors only.
+	Verbose bool
+}
+
+// demoAudience is the audience the demo site accepts and the token carries.
+const demoAudience = "demo-api"
+
+// demoUser is the subject of the demo token.
+const demoUser = "alice"
+
+func main() {
+	o := options{Once: envBool("DEMO_ONCE")}
+	flag.StringVar(&o.Listen, "listen", "127.0.0.1:8080", "loopback `host:port` for Caddy")
+	flag.BoolVar(&o.Once, "once", o.Once, "self-check, print the results and exit (also DEMO_ONCE=1)")
+	flag.BoolVar(&o.Verbose, "v", false, "show Caddy's INFO logs")
+	flag.Parse()
+
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, o, os.Stdout); err != nil {
+		fmt.Fprintln(os.Stderr, "demo:", err)
+		os.Exit(1)
+	}
+}
+
+// envBool reports whether the environment variable name is set to a true
+// value ("1", "true", ...).
+func envBool(name string) bool {
+	b, _ := strconv.ParseBool(os.Getenv(name))
+	return b
+}
+
+// caddyfileTemplate is the configuration the demo runs.
+var caddyfileTemplate = template.Must(template.New("Caddyfile").Parse(`{
+	admin off
+	auto_https off
+	persist_config off
+	log {
+		level {{.LogLevel}}
+	}
+}
+
+http://:{{.Port}} {
+	bind {{.Host}}
+	identity {
+		issuer {{.Issuer}}
+		audience {{.Audience}}
+		realm demo
+		claim_header sub X-User-Id
+		claim_header email X-User-Email
+		claim_header name X-User-Name
+		claim_header scope X-User-Scopes
+		claim_header groups X-User-Groups
+	}
+	reverse_proxy {{.Upstream}}
+}
+`))
+
+// run starts the demo and, unless o.Once, serves until ctx is cancelled.
+func run(ctx context.Context, o options, out io.Writer) error {
+	host, port, err := net.SplitHostPort(o.Listen)
+	if err != nil {
+		return fmt.Errorf("-listen %q: %w", o.Listen, err)
+	}
+	if host == "" {
+		host = "127.0.0.1"
+	}
+
+	iss, err := identitytest.Start(identitytest.WithAlgorithms("ES256"))
+	if err != nil {
+		return err
+	}
+	defer iss.Close()
+
+	upstream, err := startUpstream()
+	if err != nil {
+		return err
+	}
+	defer upstream.Close()
+
+	var cf strings.Builder
+	level := "ERROR"
+	if o.Verbose {
+		level = "INFO"
+	}
+	err = caddyfileTemplate.Execute(&cf, map[string]string{
+		"LogLevel": level, "Host": host, "Port": port, "Issuer": iss.URL,
+		"Audience": demoAudience, "Upstream": upstream.Addr,
+	})
+	if err != nil {
+		return err
+	}
+	if err := startCaddy(cf.String()); err != nil {
+		return err
+	}
+	defer func() { _ = caddy.Stop() }()
+
+	token, err := iss.MintToken(map[string]any{
+		"sub":    demoUser,
+		"aud":    demoAudience,
+		"email":  "alice@example.com",
+		"name":   "Alice Example",
+		"scope":  "read:demo write:demo",
+		"groups": []string{"admins", "developers"},
+	})
+	if err != nil {
+		return err
+	}
+	site := "http://" + net.JoinHostPort(host, port)
+
+	fmt.Fprintf(out, "Demo identity provider: %s (discovery: %s)\n", iss.URL, iss.DiscoveryURL())
+	fmt.Fprintf(out, "Upstream echoing the identity headers it receives: http://%s\n", upstream.Addr)
+	fmt.Fprintf(out, "Caddy with the identity handler: %s, running this Caddyfile:\n\n%s\n", site, indent(cf.String()))
+	fmt.Fprintf(out, "Try it (the token is valid for %s):\n\n  curl -sS -H 'Authorization: Bearer %s' %s/hello\n\n",
+		identitytest.DefaultLifetime, token, site)
+	if err := selfCheck(ctx, site, token, out); err != nil {
+		return err
+	}
+	if o.Once {
+		return nil
+	}
+	fmt.Fprintln(out, "\nRunning; press Ctrl-C to stop.")
+	<-ctx.Done()
+	fmt.Fprintln(out, "Stopping.")
+	return nil
+}
+
+// indent prefixes every line of s with two spaces.
+func indent(s string) string {
+	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
+	for i, l := range lines {
+		lines[i] = "  " + l
+	}
+	return strings.Join(lines, "\n") + "\n"
+}
+
+// startCaddy adapts the Caddyfile and runs it in this process.
+func startCaddy(caddyfile string) error {
+	adapter := caddyconfig.GetAdapter("caddyfile")
+	if adapter == nil {
+		return errors.New("the caddyfile adapter is not registered")
+	}
+	cfgJSON, warnings, err := adapter.Adapt([]byte(caddyfile), map[string]any{"filename": "Caddyfile"})
+	if err != nil {
+		return fmt.Errorf("adapt Caddyfile: %w", err)
+	}
+	for _, w := range warnings {
+		fmt.Fprintln(os.Stderr, "Caddyfile warning:", w.String())
+	}
+	if err := caddy.Load(cfgJSON, true); err != nil {
+		return fmt.Errorf("start Caddy: %w", err)
+	}
+	return nil
+}
+
+// upstreamServer is the echo backend.
+type upstreamServer struct {
+	// Addr is its loopback host:port.
+	Addr string
+	srv  *http.Server
+}
+
+// Close stops the upstream.
+func (u *upstreamServer) Close() { _ = u.srv.Close() }
+
+// echo is what the upstream answers: the request line and the identity
+// headers it received.
+type echo struct {
+	Method string `json:"method"`
+	Path   string `json:"path"`
+	// Headers holds every received header named X-User-* in any spelling
+	// (including X_User_* variants), with all its values.
+	Headers map[string][]string `json:"identity_headers"`
+	// Authorization tells whether the bearer token reached the upstream.
+	Authorization bool `json:"authorization_forwarded"`
+}
+
+// startUpstream starts the echo backend on a free loopback port.
+func startUpstream() (*upstreamServer, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, err
+	}
+	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		e := echo{Method: r.Method, Path: r.URL.Path, Headers: map[string][]string{},
+			Authorization: r.Header.Get("Authorization") != ""}
+		for name, vals := range r.Header {
+			if n := strings.ToLower(strings.ReplaceAll(name, "_", "-")); strings.HasPrefix(n, "x-user-") {
+				e.Headers[name] = vals
+			}
+		}
+		w.Header().Set("Content-Type", "application/json")
+		enc := json.NewEncoder(w)
+		enc.SetIndent("", "  ")
+		_ = enc.Encode(e)
+	})
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
+	go func() { _ = srv.Serve(ln) }()
+	return &upstreamServer{Addr: ln.Addr().String(), srv: srv}, nil
+}
+
+// selfCheck sends three requests through Caddy, prints what came back and
+// fails when the identity handler did not behave.
+func selfCheck(ctx context.Context, site, token string, out io.Writer) error {
+	fmt.Fprintln(out, "What that returns (checked now by the demo itself):")
+	fmt.Fprintln(out)
+
+	status, hdr, body, err := call(ctx, site+"/hello", map[string]string{"Authorization": "Bearer " + token})
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(out, "1. with the token: %d %s\n%s\n", status, http.StatusText(status), indent(string(body)))
+	var e echo
+	if status != http.StatusOK {
+		return fmt.Errorf("with a valid token Caddy answered %d (WWW-Authenticate: %q)", status, hdr.Get("WWW-Authenticate"))
+	}
+	if err := json.Unmarshal(body, &e); err != nil {
+		return fmt.Errorf("upstream answer: %w", err)
+	}
+	if got := e.Headers["X-User-Id"]; len(got) != 1 || got[0] != demoUser {
+		return fmt.Errorf("upstream saw X-User-Id %q, want %q", got, demoUser)
+	}
+
+	status, _, body, err = call(ctx, site+"/hello", map[string]string{
+		"Authorization": "Bearer " + token, "X-User-Id": "mallory", "X_User_Email": "mallory@evil.example",
+	})
+	if err != nil {
+		return err
+	}
+	e = echo{}
+	if status != http.StatusOK || json.Unmarshal(body, &e) != nil {
+		return fmt.Errorf("with spoofed headers Caddy answered %d: %s", status, body)
+	}
+	fmt.Fprintf(out, "2. with the token plus spoofed 'X-User-Id: mallory' and 'X_User_Email: mallory@evil.example': %d, upstream saw:\n%s\n",
+		status, indent(headerLines(e.Headers)))
+	if got := e.Headers["X-User-Id"]; len(got) != 1 || got[0] != demoUser {
+		return fmt.Errorf("spoofed X-User-Id reached the upstream: %q", got)
+	}
+	if _, ok := e.Headers["X_User_Email"]; ok {
+		return errors.New("spoofed X_User_Email reached the upstream")
+	}
+
+	status, hdr, _, err = call(ctx, site+"/hello", nil)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(out, "3. without a token: %d %s, WWW-Authenticate: %s\n", status, http.StatusText(status), hdr.Get("WWW-Authenticate"))
+	if status != http.StatusUnauthorized {
+		return fmt.Errorf("without a token Caddy answered %d, want 401", status)
+	}
+	return nil
+}
+
+// headerLines formats headers one per line, sorted by name.
+func headerLines(h map[string][]string) string {
+	names := make([]string, 0, len(h))
+	for n := range h {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	var b strings.Builder
+	for _, n := range names {
+		fmt.Fprintf(&b, "%s: %s\n", n, strings.Join(h[n], " | "))
+	}
+	return b.String()
+}
+
+// call GETs url with the given headers (set verbatim, so non-canonical names
+// such as X_User_Email are sent as written).
+func call(ctx context.Context, url string, headers map[string]string) (int, http.Header, []byte, error) {
+	ctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return 0, nil, nil, err
+	}
+	for k, v := range headers {
+		req.Header[k] = []string{v}
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return 0, nil, nil, fmt.Errorf("GET %s: %w", url, err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	return resp.StatusCode, resp.Header, body, err
+}
