@@ -88,7 +88,7 @@ func (r AuthorizationRequest) values() (url.Values, error) {
 		v.Set("code_challenge", r.CodeChallenge)
 		m := r.CodeChallengeMethod
 		if m == "" {
-			m = pkceMethodS256
+			m = CodeChallengeMethodS256
 		}
 		v.Set("code_challenge_method", m)
 	}

@@ -17,27 +17,17 @@ import (
 	"github.com/go-jose/go-jose/v4/jwt"
 )
 
-// Client authentication method names (RFC 7591 §2
-// token_endpoint_auth_method values) understood by [ClientAuth].
-const (
-	authMethodSecretBasic = "client_secret_basic"
-	authMethodSecretPost  = "client_secret_post"
-	authMethodPrivateKey  = "private_key_jwt"
-	authMethodSecretJWT   = "client_secret_jwt"
-	authMethodNone        = "none"
-
-	clientAssertionTypeJWT = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
-	// DefaultAssertionLifetime is the lifetime of the client assertions
-	// (RFC 7523) that [ClientAuth] signs when it has no other.
-	DefaultAssertionLifetime = 60 * time.Second
-)
+// DefaultAssertionLifetime is the lifetime of the client assertions
+// (RFC 7523) that [ClientAuth] signs when it has no other.
+const DefaultAssertionLifetime = 60 * time.Second
 
 // ClientAuth says how a client authenticates to an endpoint (RFC 6749
 // §2.3, OpenID Connect Core §9, RFC 7523). The zero value authenticates no
 // one and sends no client_id.
 //
-// Method is one of "client_secret_basic", "client_secret_post",
-// "private_key_jwt", "client_secret_jwt" or "none". When Method is empty it
+// Method is one of [AuthMethodClientSecretBasic], [AuthMethodClientSecretPost],
+// [AuthMethodPrivateKeyJWT], [AuthMethodClientSecretJWT] or [AuthMethodNone].
+// When Method is empty it
 // is chosen from what is set: Assertion or Key → private_key_jwt,
 // ClientSecret → client_secret_basic (the RFC 6749 default), otherwise none.
 type ClientAuth struct {
@@ -72,32 +62,32 @@ type ClientAuth struct {
 
 // ClientSecretBasicAuth authenticates with HTTP Basic, the RFC 6749 default.
 func ClientSecretBasicAuth(clientID, secret string) ClientAuth {
-	return ClientAuth{Method: authMethodSecretBasic, ClientID: clientID, ClientSecret: secret}
+	return ClientAuth{Method: AuthMethodClientSecretBasic, ClientID: clientID, ClientSecret: secret}
 }
 
 // ClientSecretPostAuth sends client_id and client_secret in the form body.
 func ClientSecretPostAuth(clientID, secret string) ClientAuth {
-	return ClientAuth{Method: authMethodSecretPost, ClientID: clientID, ClientSecret: secret}
+	return ClientAuth{Method: AuthMethodClientSecretPost, ClientID: clientID, ClientSecret: secret}
 }
 
 // PrivateKeyJWTAuth signs an RFC 7523 client assertion with key (see
 // [ClientAuth.Key]) for every request; keyID is the kid header ("" for
 // none, or the JSONWebKey's own).
 func PrivateKeyJWTAuth(clientID string, key any, keyID string) ClientAuth {
-	return ClientAuth{Method: authMethodPrivateKey, ClientID: clientID, Key: key, KeyID: keyID}
+	return ClientAuth{Method: AuthMethodPrivateKeyJWT, ClientID: clientID, Key: key, KeyID: keyID}
 }
 
 // ClientSecretJWTAuth signs an RFC 7523 client assertion with the client
 // secret as HMAC key (HS256 by default; the secret must be at least 32
 // bytes long).
 func ClientSecretJWTAuth(clientID, secret string) ClientAuth {
-	return ClientAuth{Method: authMethodSecretJWT, ClientID: clientID, ClientSecret: secret}
+	return ClientAuth{Method: AuthMethodClientSecretJWT, ClientID: clientID, ClientSecret: secret}
 }
 
 // PublicClientAuth identifies a public client (method none): client_id is
 // sent in the form body, with no credential.
 func PublicClientAuth(clientID string) ClientAuth {
-	return ClientAuth{Method: authMethodNone, ClientID: clientID}
+	return ClientAuth{Method: AuthMethodNone, ClientID: clientID}
 }
 
 // method returns the effective authentication method.
@@ -106,34 +96,34 @@ func (a ClientAuth) method() string {
 	case a.Method != "":
 		return a.Method
 	case a.Assertion != "" || a.Key != nil:
-		return authMethodPrivateKey
+		return AuthMethodPrivateKeyJWT
 	case a.ClientSecret != "":
-		return authMethodSecretBasic
+		return AuthMethodClientSecretBasic
 	}
-	return authMethodNone
+	return AuthMethodNone
 }
 
 // apply adds the client authentication to a request to endpoint.
 func (a ClientAuth) apply(form url.Values, header http.Header, endpoint string) error {
 	m := a.method()
-	if m != authMethodNone && a.ClientID == "" && a.Assertion == "" {
+	if m != AuthMethodNone && a.ClientID == "" && a.Assertion == "" {
 		return fmt.Errorf("identity: client authentication %s needs a client ID", m)
 	}
 	switch m {
-	case authMethodNone:
+	case AuthMethodNone:
 		setFormValue(form, "client_id", a.ClientID)
-	case authMethodSecretBasic:
+	case AuthMethodClientSecretBasic:
 		if a.ClientSecret == "" {
 			return errors.New("identity: client_secret_basic needs a client secret")
 		}
 		header.Set("Authorization", basicAuthorization(a.ClientID, a.ClientSecret))
-	case authMethodSecretPost:
+	case AuthMethodClientSecretPost:
 		if a.ClientSecret == "" {
 			return errors.New("identity: client_secret_post needs a client secret")
 		}
 		form.Set("client_id", a.ClientID)
 		form.Set("client_secret", a.ClientSecret)
-	case authMethodPrivateKey, authMethodSecretJWT:
+	case AuthMethodPrivateKeyJWT, AuthMethodClientSecretJWT:
 		assertion := a.Assertion
 		if assertion == "" {
 			var err error
@@ -142,7 +132,7 @@ func (a ClientAuth) apply(form url.Values, header http.Header, endpoint string) 
 			}
 		}
 		setFormValue(form, "client_id", a.ClientID)
-		form.Set("client_assertion_type", clientAssertionTypeJWT)
+		form.Set("client_assertion_type", ClientAssertionTypeJWTBearer)
 		form.Set("client_assertion", assertion)
 	default:
 		return fmt.Errorf("identity: unsupported client authentication method %q", m)
@@ -166,7 +156,7 @@ func (a ClientAuth) signAssertion(endpoint string, now time.Time) (string, error
 		keyID = a.KeyID
 	)
 	switch a.method() {
-	case authMethodSecretJWT:
+	case AuthMethodClientSecretJWT:
 		if a.ClientSecret == "" {
 			return "", errors.New("identity: client_secret_jwt needs a client secret")
 		}

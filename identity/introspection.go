@@ -125,7 +125,7 @@ func IntrospectToken(ctx context.Context, client *http.Client, req Introspection
 		algorithms: req.Algorithms,
 		issuer:     req.Issuer,
 		audience:   aud,
-		types:      []string{"token-introspection+jwt"},
+		types:      []string{JWTTypeTokenIntrospection},
 	})
 	if err != nil {
 		return nil, fmt.Errorf("identity: signed introspection response: %w", err)

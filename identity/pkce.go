@@ -5,9 +5,6 @@ import (
 	"encoding/base64"
 )
 
-// pkceMethodS256 is the S256 code challenge method (RFC 7636 §4.2).
-const pkceMethodS256 = "S256"
-
 // PKCE is a Proof Key for Code Exchange pair (RFC 7636): send Challenge and
 // Method with the authorization request, Verifier with the code.
 type PKCE struct {
@@ -22,7 +19,7 @@ type PKCE struct {
 // NewPKCE returns a fresh verifier with its S256 challenge.
 func NewPKCE() PKCE {
 	v := GenerateCodeVerifier()
-	return PKCE{Verifier: v, Challenge: S256Challenge(v), Method: pkceMethodS256}
+	return PKCE{Verifier: v, Challenge: S256Challenge(v), Method: CodeChallengeMethodS256}
 }
 
 // GenerateCodeVerifier returns a code verifier of 43 characters from the

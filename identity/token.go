@@ -8,16 +8,6 @@ import (
 	"time"
 )
 
-// Grant types and token type identifiers used on the token endpoint.
-const (
-	grantClientCredentials = "client_credentials"
-	grantRefreshToken      = "refresh_token"
-	grantAuthorizationCode = "authorization_code"
-	grantPassword          = "password"
-	grantDeviceCode        = "urn:ietf:params:oauth:grant-type:device_code"
-	grantTokenExchange     = "urn:ietf:params:oauth:grant-type:token-exchange"
-)
-
 // DefaultDevicePollInterval is the polling interval of the device flow
 // when the server sends none (RFC 8628 §3.2).
 const DefaultDevicePollInterval = 5 * time.Second
@@ -43,7 +33,7 @@ type ClientCredentialsTokenRequest struct {
 // for another failure status, [ErrNotJSON], [ErrBodyTooLarge],
 // [*MissingMembersError], or the transport or context error.
 func RequestClientCredentialsToken(ctx context.Context, client *http.Client, req ClientCredentialsTokenRequest) (*TokenResponse, error) {
-	form := url.Values{"grant_type": {grantClientCredentials}}
+	form := url.Values{"grant_type": {GrantTypeClientCredentials}}
 	setFormValue(form, "scope", scopeParam(req.Scopes))
 	addFormValues(form, "resource", req.Resource)
 	setFormValue(form, "audience", req.Audience)
@@ -67,7 +57,7 @@ func RequestRefreshToken(ctx context.Context, client *http.Client, req RefreshTo
 	if req.RefreshToken == "" {
 		return nil, errors.New("identity: refresh token is empty")
 	}
-	form := url.Values{"grant_type": {grantRefreshToken}, "refresh_token": {req.RefreshToken}}
+	form := url.Values{"grant_type": {GrantTypeRefreshToken}, "refresh_token": {req.RefreshToken}}
 	setFormValue(form, "scope", scopeParam(req.Scopes))
 	addFormValues(form, "resource", req.Resource)
 	return requestToken(ctx, client, &req.ProtocolRequest, form)
@@ -93,7 +83,7 @@ func RequestAuthorizationCodeToken(ctx context.Context, client *http.Client, req
 	if req.Code == "" {
 		return nil, errors.New("identity: authorization code is empty")
 	}
-	form := url.Values{"grant_type": {grantAuthorizationCode}, "code": {req.Code}}
+	form := url.Values{"grant_type": {GrantTypeAuthorizationCode}, "code": {req.Code}}
 	setFormValue(form, "redirect_uri", req.RedirectURI)
 	setFormValue(form, "code_verifier", req.CodeVerifier)
 	addFormValues(form, "resource", req.Resource)
@@ -120,7 +110,7 @@ func RequestDeviceToken(ctx context.Context, client *http.Client, req DeviceToke
 	if req.DeviceCode == "" {
 		return nil, errors.New("identity: device code is empty")
 	}
-	form := url.Values{"grant_type": {grantDeviceCode}, "device_code": {req.DeviceCode}}
+	form := url.Values{"grant_type": {GrantTypeDeviceCode}, "device_code": {req.DeviceCode}}
 	return requestToken(ctx, client, &req.ProtocolRequest, form)
 }
 
@@ -155,8 +145,8 @@ func pollDeviceToken(ctx context.Context, client *http.Client, req DeviceTokenRe
 			return tok, err
 		}
 		switch pe.Code {
-		case "authorization_pending":
-		case "slow_down":
+		case ErrorAuthorizationPending:
+		case ErrorSlowDown:
 			interval += devicePollSlowDown
 		default:
 			return nil, err
@@ -178,9 +168,9 @@ func sleepContext(ctx context.Context, d time.Duration) error {
 
 // TokenExchangeTokenRequest exchanges a token for another (RFC 8693 §2.1):
 // impersonation with a subject token only, delegation with an actor token
-// as well. Token types are the URIs of RFC 8693 §3
-// ("urn:ietf:params:oauth:token-type:access_token", …:refresh_token,
-// …:id_token, …:saml1, …:saml2, …:jwt), sent verbatim.
+// as well. Token types are the URIs of RFC 8693 §3 ([TokenTypeAccessToken],
+// [TokenTypeRefreshToken], [TokenTypeIDToken], [TokenTypeSAML1],
+// [TokenTypeSAML2], [TokenTypeJWT]), sent verbatim.
 type TokenExchangeTokenRequest struct {
 	ProtocolRequest
 	// SubjectToken is the token to exchange (required).
@@ -213,7 +203,7 @@ func RequestTokenExchangeToken(ctx context.Context, client *http.Client, req Tok
 		return nil, errors.New("identity: token exchange needs actor_token_type with actor_token")
 	}
 	form := url.Values{
-		"grant_type":         {grantTokenExchange},
+		"grant_type":         {GrantTypeTokenExchange},
 		"subject_token":      {req.SubjectToken},
 		"subject_token_type": {req.SubjectTokenType},
 	}
@@ -252,7 +242,7 @@ type PasswordTokenRequest struct {
 //
 // Deprecated: see [PasswordTokenRequest].
 func RequestPasswordToken(ctx context.Context, client *http.Client, req PasswordTokenRequest) (*TokenResponse, error) {
-	form := url.Values{"grant_type": {grantPassword}, "username": {req.UserName}, "password": {req.Password}}
+	form := url.Values{"grant_type": {GrantTypePassword}, "username": {req.UserName}, "password": {req.Password}}
 	setFormValue(form, "scope", scopeParam(req.Scopes))
 	addFormValues(form, "resource", req.Resource)
 	return requestToken(ctx, client, &req.ProtocolRequest, form)
