@@ -19,6 +19,8 @@ import (
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
 
 	"github.com/caddy-identity/caddy-identity/identity/identitytest"
 )
@@ -33,8 +35,8 @@ import (
 // caddyMaxHeaderBytes is Caddy's default limit on request headers.
 const caddyMaxHeaderBytes = 16 << 10
 
-// testAudience is the audience every test handler requires.
-const testAudience = "api"
+// atkAudience is the audience every test handler requires.
+const atkAudience = "api"
 
 // recordingUpstream is the protected application: it answers 200 and
 // remembers what reached it.
@@ -90,23 +92,20 @@ func (s *identityServer) Sent() []string {
 	return append([]string(nil), s.sent...)
 }
 
-// newIdentityServer provisions h and serves it. When logTo is not nil, the
-// handler's loggers (Caddy's development loggers in tests, which write to
-// standard error) are captured into that file instead.
+// newIdentityServer provisions h and serves it. When logTo is not nil,
+// the handler logs there at DEBUG in zap's development (console) format,
+// through the logger injection the handler offers to tests.
 func newIdentityServer(tb testing.TB, h *Handler, logTo *os.File) *identityServer {
 	tb.Helper()
-	ctx, cancel := caddy.NewContext(caddy.Context{Context: context.Background()})
-	provision := func() error {
-		if logTo != nil {
-			// The loggers open "stderr" when they are built, during
-			// Provision: point it at the file for that moment only.
-			saved := os.Stderr
-			os.Stderr = logTo
-			defer func() { os.Stderr = saved }()
+	if logTo != nil {
+		if h.rt == nil {
+			h.rt = &runtime{}
 		}
-		return h.Provision(ctx)
+		enc := zapcore.NewConsoleEncoder(zap.NewDevelopmentEncoderConfig())
+		h.rt.logger = zap.New(zapcore.NewCore(enc, zapcore.Lock(logTo), zapcore.DebugLevel))
 	}
-	if err := provision(); err != nil {
+	ctx, cancel := caddy.NewContext(caddy.Context{Context: context.Background()})
+	if err := h.Provision(ctx); err != nil {
 		cancel()
 		tb.Fatalf("provision: %v", err)
 	}
@@ -148,13 +147,13 @@ func newIdentityServer(tb testing.TB, h *Handler, logTo *os.File) *identityServe
 func attackHandler(iss *identitytest.Issuer) *Handler {
 	return &Handler{Issuers: []IssuerConfig{{
 		Issuer:     iss.URL,
-		Audiences:  []string{testAudience},
+		Audiences:  []string{atkAudience},
 		Algorithms: []string{"RS256", "ES256"},
 	}}}
 }
 
-// response is what a client saw.
-type response struct {
+// atkResponse is what a client saw.
+type atkResponse struct {
 	Status    int
 	Challenge []string
 	Body      string
@@ -162,22 +161,22 @@ type response struct {
 }
 
 // send performs req and reads the whole response.
-func (s *identityServer) send(req *http.Request) response {
+func (s *identityServer) send(req *http.Request) atkResponse {
 	resp, err := s.Client().Do(req)
 	if err != nil {
-		return response{Err: err}
+		return atkResponse{Err: err}
 	}
 	defer resp.Body.Close()
 	body, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
-	return response{Status: resp.StatusCode, Challenge: resp.Header.Values("WWW-Authenticate"), Body: string(body)}
+	return atkResponse{Status: resp.StatusCode, Challenge: resp.Header.Values("WWW-Authenticate"), Body: string(body)}
 }
 
 // sendRaw writes a raw HTTP/1.1 request on a new connection and reads one
 // response: for header spellings Go's client would normalise.
-func (s *identityServer) sendRaw(raw string) response {
+func (s *identityServer) sendRaw(raw string) atkResponse {
 	conn, err := net.DialTimeout("tcp", s.Listener.Addr().String(), 5*time.Second)
 	if err != nil {
-		return response{Err: err}
+		return atkResponse{Err: err}
 	}
 	defer conn.Close()
 	_ = conn.SetDeadline(time.Now().Add(10 * time.Second))
@@ -186,15 +185,15 @@ func (s *identityServer) sendRaw(raw string) response {
 	go func() { _, _ = io.WriteString(conn, raw) }()
 	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
 	if err != nil {
-		return response{Err: err}
+		return atkResponse{Err: err}
 	}
 	defer resp.Body.Close()
 	body, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
-	return response{Status: resp.StatusCode, Challenge: resp.Header.Values("WWW-Authenticate"), Body: string(body)}
+	return atkResponse{Status: resp.StatusCode, Challenge: resp.Header.Values("WWW-Authenticate"), Body: string(body)}
 }
 
 // get sends a GET to path with the given Authorization values.
-func (s *identityServer) get(path string, authorization ...string) response {
+func (s *identityServer) get(path string, authorization ...string) atkResponse {
 	req, _ := http.NewRequest(http.MethodGet, s.URL+path, nil)
 	for _, a := range authorization {
 		req.Header.Add("Authorization", a)
@@ -202,17 +201,17 @@ func (s *identityServer) get(path string, authorization ...string) response {
 	return s.send(req)
 }
 
-// challenge is a parsed WWW-Authenticate value.
-type challenge struct {
+// atkChallenge is a parsed WWW-Authenticate value.
+type atkChallenge struct {
 	Scheme string
 	Params map[string]string
 }
 
-// parseChallenge parses one RFC 9110 challenge with quoted-string or token
+// parseAtkChallenge parses one RFC 9110 challenge with quoted-string or token
 // parameters.
-func parseChallenge(v string) (challenge, error) {
+func parseAtkChallenge(v string) (atkChallenge, error) {
 	scheme, rest, _ := strings.Cut(strings.TrimSpace(v), " ")
-	c := challenge{Scheme: scheme, Params: map[string]string{}}
+	c := atkChallenge{Scheme: scheme, Params: map[string]string{}}
 	rest = strings.TrimSpace(rest)
 	for rest != "" {
 		name, after, ok := strings.Cut(rest, "=")
@@ -248,25 +247,25 @@ func parseChallenge(v string) (challenge, error) {
 	return c, nil
 }
 
-// outcome is an acceptable answer: a status and, for 400/401/403, the
+// atkOutcome is an acceptable answer: a status and, for 400/401/403, the
 // RFC 6750 error code of the challenge ("" means a challenge without one).
-type outcome struct {
+type atkOutcome struct {
 	Status int
 	Error  string
 }
 
 var (
-	wantOK           = outcome{Status: http.StatusOK}
-	wantNoToken      = outcome{Status: http.StatusUnauthorized}
-	wantInvalidToken = outcome{Status: http.StatusUnauthorized, Error: "invalid_token"}
-	wantBadRequest   = outcome{Status: http.StatusBadRequest, Error: "invalid_request"}
-	wantTooLarge     = outcome{Status: http.StatusRequestHeaderFieldsTooLarge}
-	// wantServerBadRequest is Go's HTTP server refusing a request it
+	atkOK           = atkOutcome{Status: http.StatusOK}
+	atkNoToken      = atkOutcome{Status: http.StatusUnauthorized}
+	atkInvalidToken = atkOutcome{Status: http.StatusUnauthorized, Error: "invalid_token"}
+	atkBadRequest   = atkOutcome{Status: http.StatusBadRequest, Error: "invalid_request"}
+	atkTooLarge     = atkOutcome{Status: http.StatusRequestHeaderFieldsTooLarge}
+	// atkServerBadRequest is Go's HTTP server refusing a request it
 	// cannot parse, before any handler runs: no challenge.
-	wantServerBadRequest = outcome{Status: http.StatusBadRequest, Error: "-"}
+	atkServerBadRequest = atkOutcome{Status: http.StatusBadRequest, Error: "-"}
 )
 
-func (o outcome) String() string {
+func (o atkOutcome) String() string {
 	if o.Error != "" {
 		return fmt.Sprintf("%d %s", o.Status, o.Error)
 	}
@@ -275,7 +274,7 @@ func (o outcome) String() string {
 
 // matches reports whether r is the outcome o, with a well-formed
 // challenge when o calls for one.
-func (o outcome) matches(r response) error {
+func (o atkOutcome) matches(r atkResponse) error {
 	if r.Status != o.Status {
 		return fmt.Errorf("status %d", r.Status)
 	}
@@ -286,7 +285,7 @@ func (o outcome) matches(r response) error {
 	if len(r.Challenge) != 1 {
 		return fmt.Errorf("%d WWW-Authenticate headers: %q", len(r.Challenge), r.Challenge)
 	}
-	c, err := parseChallenge(r.Challenge[0])
+	c, err := parseAtkChallenge(r.Challenge[0])
 	if err != nil {
 		return err
 	}
@@ -310,7 +309,7 @@ func (o outcome) matches(r response) error {
 // expectRefusal checks r against the acceptable outcomes, then that
 // nothing reached the upstream, nothing of the token was echoed and the
 // attacker was not contacted.
-func expectRefusal(t *testing.T, s *identityServer, f *forger, hitsBefore int, r response, token string, want ...outcome) {
+func expectRefusal(t *testing.T, s *identityServer, f *forger, hitsBefore int, r atkResponse, token string, want ...atkOutcome) {
 	t.Helper()
 	var errs []string
 	ok := false
@@ -336,7 +335,7 @@ func expectRefusal(t *testing.T, s *identityServer, f *forger, hitsBefore int, r
 		t.Errorf("upstream reached %d time(s)", got-hitsBefore)
 	}
 	if token != "" {
-		_, _, sig := splitToken(token)
+		_, _, sig := splitJWS(token)
 		for _, leak := range []string{token, sig} {
 			if len(leak) < 16 {
 				continue
@@ -374,19 +373,19 @@ func expectServed(t *testing.T, s *identityServer, f *forger) {
 	}
 }
 
-// requestCase is one request shape.
-type requestCase struct {
+// atkRequestCase is one request shape.
+type atkRequestCase struct {
 	Name string
 	// Do sends the request; valid is a fresh valid token.
-	Do   func(t *testing.T, s *identityServer, valid string) response
-	Want []outcome
+	Do   func(t *testing.T, s *identityServer, valid string) atkResponse
+	Want []atkOutcome
 }
 
-// requestCases are the request-level attacks: where and how the token is
+// atkRequestCases are the request-level attacks: where and how the token is
 // sent rather than what it contains.
-func requestCases() []requestCase {
-	hdr := func(values ...string) func(*testing.T, *identityServer, string) response {
-		return func(_ *testing.T, s *identityServer, valid string) response {
+func atkRequestCases() []atkRequestCase {
+	hdr := func(values ...string) func(*testing.T, *identityServer, string) atkResponse {
+		return func(_ *testing.T, s *identityServer, valid string) atkResponse {
 			var vs []string
 			for _, v := range values {
 				vs = append(vs, strings.ReplaceAll(v, "$TOKEN", valid))
@@ -394,15 +393,15 @@ func requestCases() []requestCase {
 			return s.get("/", vs...)
 		}
 	}
-	build := func(mod func(r *http.Request, valid string)) func(*testing.T, *identityServer, string) response {
-		return func(_ *testing.T, s *identityServer, valid string) response {
+	build := func(mod func(r *http.Request, valid string)) func(*testing.T, *identityServer, string) atkResponse {
+		return func(_ *testing.T, s *identityServer, valid string) atkResponse {
 			req, _ := http.NewRequest(http.MethodGet, s.URL+"/", nil)
 			mod(req, valid)
 			return s.send(req)
 		}
 	}
-	raw := func(headerLines ...string) func(*testing.T, *identityServer, string) response {
-		return func(_ *testing.T, s *identityServer, valid string) response {
+	raw := func(headerLines ...string) func(*testing.T, *identityServer, string) atkResponse {
+		return func(_ *testing.T, s *identityServer, valid string) atkResponse {
 			var b strings.Builder
 			b.WriteString("GET / HTTP/1.1\r\nHost: " + s.Listener.Addr().String() + "\r\nConnection: close\r\n")
 			for _, l := range headerLines {
@@ -412,54 +411,54 @@ func requestCases() []requestCase {
 			return s.sendRaw(b.String())
 		}
 	}
-	noTokenOrBad := []outcome{wantNoToken, wantBadRequest, wantInvalidToken}
-	return []requestCase{
-		{"missing", hdr(), []outcome{wantNoToken}},
-		{"empty-authorization", raw("Authorization: "), []outcome{wantNoToken, wantBadRequest}},
+	noTokenOrBad := []atkOutcome{atkNoToken, atkBadRequest, atkInvalidToken}
+	return []atkRequestCase{
+		{"missing", hdr(), []atkOutcome{atkNoToken}},
+		{"empty-authorization", raw("Authorization: "), []atkOutcome{atkNoToken, atkBadRequest}},
 		{"scheme-only", hdr("Bearer"), noTokenOrBad},
 		{"scheme-and-space", raw("Authorization: Bearer "), noTokenOrBad},
 		{"scheme-and-tab", raw("Authorization: Bearer\t"), noTokenOrBad},
-		{"duplicated-both-valid", hdr("Bearer $TOKEN", "Bearer $TOKEN"), []outcome{wantBadRequest}},
-		{"duplicated-valid-then-garbage", hdr("Bearer $TOKEN", "Bearer garbage"), []outcome{wantBadRequest}},
-		{"duplicated-garbage-then-valid", hdr("Bearer garbage", "Bearer $TOKEN"), []outcome{wantBadRequest}},
-		{"duplicated-basic-then-valid", hdr("Basic dXNlcjpwYXNz", "Bearer $TOKEN"), []outcome{wantBadRequest}},
-		{"duplicated-empty-then-valid", raw("Authorization: ", "Authorization: Bearer $TOKEN"), []outcome{wantBadRequest}},
-		{"comma-joined-two-tokens", hdr("Bearer $TOKEN, Bearer $TOKEN"), []outcome{wantBadRequest, wantInvalidToken}},
-		{"token-then-garbage-word", hdr("Bearer $TOKEN extra"), []outcome{wantBadRequest, wantInvalidToken}},
-		{"scheme-lowercase", hdr("bearer $TOKEN"), []outcome{wantOK}},
-		{"scheme-uppercase", hdr("BEARER $TOKEN"), []outcome{wantOK}},
-		{"scheme-mixed-case", hdr("bEaReR $TOKEN"), []outcome{wantOK}},
-		{"header-name-lowercase", raw("authorization: Bearer $TOKEN"), []outcome{wantOK}},
-		{"header-name-uppercase", raw("AUTHORIZATION: Bearer $TOKEN"), []outcome{wantOK}},
-		{"header-name-underscore", raw("Authori_zation: Bearer $TOKEN"), []outcome{wantNoToken}},
-		{"header-name-space-before-colon", raw("Authorization : Bearer $TOKEN"), []outcome{wantServerBadRequest}},
-		{"two-spaces-after-scheme", hdr("Bearer  $TOKEN"), []outcome{wantOK, wantBadRequest, wantInvalidToken}},
-		{"scheme-glued-to-token", hdr("Bearer$TOKEN"), []outcome{wantNoToken, wantBadRequest}},
-		{"wrong-scheme-basic", hdr("Basic dXNlcjpwYXNz"), []outcome{wantNoToken}},
-		{"wrong-scheme-basic-with-token", hdr("Basic $TOKEN"), []outcome{wantNoToken}},
-		{"wrong-scheme-token", hdr("Token $TOKEN"), []outcome{wantNoToken}},
-		{"wrong-scheme-jwt", hdr("JWT $TOKEN"), []outcome{wantNoToken}},
-		{"wrong-scheme-dpop", hdr("DPoP $TOKEN"), []outcome{wantNoToken}},
-		{"wrong-scheme-bearerx", hdr("Bearerx $TOKEN"), []outcome{wantNoToken}},
-		{"no-scheme", hdr("$TOKEN"), []outcome{wantNoToken}},
-		{"obs-text-token", raw("Authorization: Bearer \xff\xfe\xfd"), []outcome{wantInvalidToken, wantBadRequest}},
-		{"unconfigured-query", build(func(r *http.Request, v string) { r.URL.RawQuery = "access_token=" + url.QueryEscape(v) }), []outcome{wantNoToken}},
-		{"unconfigured-cookie", build(func(r *http.Request, v string) { r.AddCookie(&http.Cookie{Name: "access_token", Value: v}) }), []outcome{wantNoToken}},
-		{"unconfigured-header-x-access-token", build(func(r *http.Request, v string) { r.Header.Set("X-Access-Token", v) }), []outcome{wantNoToken}},
-		{"unconfigured-header-x-forwarded-access-token", build(func(r *http.Request, v string) { r.Header.Set("X-Forwarded-Access-Token", v) }), []outcome{wantNoToken}},
-		{"unconfigured-proxy-authorization", build(func(r *http.Request, v string) { r.Header.Set("Proxy-Authorization", "Bearer "+v) }), []outcome{wantNoToken}},
-		{"unconfigured-form-body", func(_ *testing.T, s *identityServer, v string) response {
+		{"duplicated-both-valid", hdr("Bearer $TOKEN", "Bearer $TOKEN"), []atkOutcome{atkBadRequest}},
+		{"duplicated-valid-then-garbage", hdr("Bearer $TOKEN", "Bearer garbage"), []atkOutcome{atkBadRequest}},
+		{"duplicated-garbage-then-valid", hdr("Bearer garbage", "Bearer $TOKEN"), []atkOutcome{atkBadRequest}},
+		{"duplicated-basic-then-valid", hdr("Basic dXNlcjpwYXNz", "Bearer $TOKEN"), []atkOutcome{atkBadRequest}},
+		{"duplicated-empty-then-valid", raw("Authorization: ", "Authorization: Bearer $TOKEN"), []atkOutcome{atkBadRequest}},
+		{"comma-joined-two-tokens", hdr("Bearer $TOKEN, Bearer $TOKEN"), []atkOutcome{atkBadRequest, atkInvalidToken}},
+		{"token-then-garbage-word", hdr("Bearer $TOKEN extra"), []atkOutcome{atkBadRequest, atkInvalidToken}},
+		{"scheme-lowercase", hdr("bearer $TOKEN"), []atkOutcome{atkOK}},
+		{"scheme-uppercase", hdr("BEARER $TOKEN"), []atkOutcome{atkOK}},
+		{"scheme-mixed-case", hdr("bEaReR $TOKEN"), []atkOutcome{atkOK}},
+		{"header-name-lowercase", raw("authorization: Bearer $TOKEN"), []atkOutcome{atkOK}},
+		{"header-name-uppercase", raw("AUTHORIZATION: Bearer $TOKEN"), []atkOutcome{atkOK}},
+		{"header-name-underscore", raw("Authori_zation: Bearer $TOKEN"), []atkOutcome{atkNoToken}},
+		{"header-name-space-before-colon", raw("Authorization : Bearer $TOKEN"), []atkOutcome{atkServerBadRequest}},
+		{"two-spaces-after-scheme", hdr("Bearer  $TOKEN"), []atkOutcome{atkOK, atkBadRequest, atkInvalidToken}},
+		{"scheme-glued-to-token", hdr("Bearer$TOKEN"), []atkOutcome{atkNoToken, atkBadRequest}},
+		{"wrong-scheme-basic", hdr("Basic dXNlcjpwYXNz"), []atkOutcome{atkNoToken}},
+		{"wrong-scheme-basic-with-token", hdr("Basic $TOKEN"), []atkOutcome{atkNoToken}},
+		{"wrong-scheme-token", hdr("Token $TOKEN"), []atkOutcome{atkNoToken}},
+		{"wrong-scheme-jwt", hdr("JWT $TOKEN"), []atkOutcome{atkNoToken}},
+		{"wrong-scheme-dpop", hdr("DPoP $TOKEN"), []atkOutcome{atkNoToken}},
+		{"wrong-scheme-bearerx", hdr("Bearerx $TOKEN"), []atkOutcome{atkNoToken}},
+		{"no-scheme", hdr("$TOKEN"), []atkOutcome{atkNoToken}},
+		{"obs-text-token", raw("Authorization: Bearer \xff\xfe\xfd"), []atkOutcome{atkInvalidToken, atkBadRequest}},
+		{"unconfigured-query", build(func(r *http.Request, v string) { r.URL.RawQuery = "access_token=" + url.QueryEscape(v) }), []atkOutcome{atkNoToken}},
+		{"unconfigured-cookie", build(func(r *http.Request, v string) { r.AddCookie(&http.Cookie{Name: "access_token", Value: v}) }), []atkOutcome{atkNoToken}},
+		{"unconfigured-header-x-access-token", build(func(r *http.Request, v string) { r.Header.Set("X-Access-Token", v) }), []atkOutcome{atkNoToken}},
+		{"unconfigured-header-x-forwarded-access-token", build(func(r *http.Request, v string) { r.Header.Set("X-Forwarded-Access-Token", v) }), []atkOutcome{atkNoToken}},
+		{"unconfigured-proxy-authorization", build(func(r *http.Request, v string) { r.Header.Set("Proxy-Authorization", "Bearer "+v) }), []atkOutcome{atkNoToken}},
+		{"unconfigured-form-body", func(_ *testing.T, s *identityServer, v string) atkResponse {
 			req, _ := http.NewRequest(http.MethodPost, s.URL+"/", strings.NewReader("access_token="+url.QueryEscape(v)))
 			req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 			return s.send(req)
-		}, []outcome{wantNoToken}},
+		}, []atkOutcome{atkNoToken}},
 		{"valid-header-and-garbage-in-unconfigured-query", build(func(r *http.Request, v string) {
 			r.Header.Set("Authorization", "Bearer "+v)
 			r.URL.RawQuery = "access_token=garbage"
-		}), []outcome{wantOK}},
-		{"header-32KiB", hdr("Bearer " + strings.Repeat("A", 32<<10)), []outcome{wantTooLarge}},
-		{"header-over-1MiB", raw("Authorization: Bearer " + strings.Repeat("A", 1<<20+1)), []outcome{wantTooLarge}},
-		{"many-headers-over-limit", raw(strings.TrimSuffix(strings.Repeat("X-Filler: "+strings.Repeat("f", 1000)+"\r\n", 20), "\r\n"), "Authorization: Bearer $TOKEN"), []outcome{wantTooLarge}},
+		}), []atkOutcome{atkOK}},
+		{"header-32KiB", hdr("Bearer " + strings.Repeat("A", 32<<10)), []atkOutcome{atkTooLarge}},
+		{"header-over-1MiB", raw("Authorization: Bearer " + strings.Repeat("A", 1<<20+1)), []atkOutcome{atkTooLarge}},
+		{"many-headers-over-limit", raw(strings.TrimSuffix(strings.Repeat("X-Filler: "+strings.Repeat("f", 1000)+"\r\n", 20), "\r\n"), "Authorization: Bearer $TOKEN"), []atkOutcome{atkTooLarge}},
 	}
 }
 
@@ -467,15 +466,15 @@ func requestCases() []requestCase {
 func runAttackSuite(t *testing.T, s *identityServer, f *forger) {
 	expectServed(t, s, f)
 	t.Run("request", func(t *testing.T) {
-		for _, c := range requestCases() {
+		for _, c := range atkRequestCases() {
 			t.Run(c.Name, func(t *testing.T) {
 				before := s.Upstream.Hits()
 				valid := f.Valid(t)
 				r := c.Do(t, s, valid)
-				if r.Err != nil && c.Want[0] == wantTooLarge {
+				if r.Err != nil && c.Want[0] == atkTooLarge {
 					// The server may close the connection before
 					// the client has sent the whole request.
-					r = response{Status: http.StatusRequestHeaderFieldsTooLarge}
+					r = atkResponse{Status: http.StatusRequestHeaderFieldsTooLarge}
 				}
 				expectRefusal(t, s, f, before, r, valid, c.Want...)
 				expectServed(t, s, f)
@@ -485,9 +484,9 @@ func runAttackSuite(t *testing.T, s *identityServer, f *forger) {
 	t.Run("token", func(t *testing.T) {
 		for _, tok := range f.AttackTokens(t) {
 			t.Run(tok.Name, func(t *testing.T) {
-				want := wantInvalidToken
+				want := atkInvalidToken
 				if tok.Status != 0 {
-					want = outcome{Status: tok.Status, Error: tok.Error}
+					want = atkOutcome{Status: tok.Status, Error: tok.Error}
 				}
 				before := s.Upstream.Hits()
 				r := s.get("/", "Bearer "+tok.Token)
@@ -503,7 +502,7 @@ func runAttackSuite(t *testing.T, s *identityServer, f *forger) {
 
 func TestAttackSuite(t *testing.T) {
 	iss := identitytest.NewIssuer(t, identitytest.WithAlgorithms("RS256", "ES256"))
-	f := issuerForger(t, iss, testAudience)
+	f := issuerForger(t, iss, atkAudience)
 	s := newIdentityServer(t, attackHandler(iss), nil)
 	runAttackSuite(t, s, f)
 }
@@ -512,7 +511,7 @@ func TestAttackSuite(t *testing.T) {
 // anonymously, but every bad token is still refused.
 func TestAttackSuiteOptional(t *testing.T) {
 	iss := identitytest.NewIssuer(t, identitytest.WithAlgorithms("RS256", "ES256"))
-	f := issuerForger(t, iss, testAudience)
+	f := issuerForger(t, iss, atkAudience)
 	h := attackHandler(iss)
 	h.Optional = true
 	s := newIdentityServer(t, h, nil)
@@ -526,7 +525,7 @@ func TestAttackSuiteOptional(t *testing.T) {
 		t.Run(tok.Name, func(t *testing.T) {
 			before := s.Upstream.Hits()
 			r := s.get("/", "Bearer "+tok.Token)
-			expectRefusal(t, s, f, before, r, tok.Token, wantInvalidToken)
+			expectRefusal(t, s, f, before, r, tok.Token, atkInvalidToken)
 		})
 	}
 	expectServed(t, s, f)
@@ -553,14 +552,14 @@ func TestAttackHMACAlgorithmsRefusedInConfig(t *testing.T) {
 // the token, and the error description is the fixed text of its reason.
 func TestAttackResponseHasNoTokenMaterial(t *testing.T) {
 	iss := identitytest.NewIssuer(t)
-	f := issuerForger(t, iss, testAudience)
+	f := issuerForger(t, iss, atkAudience)
 	s := newIdentityServer(t, attackHandler(iss), nil)
 	tok := f.ValidWithClaims(t, map[string]any{"aud": "other"})
 	r := s.get("/", "Bearer "+tok)
 	if r.Status != http.StatusUnauthorized {
 		t.Fatalf("status %d", r.Status)
 	}
-	h, p, sig := splitToken(tok)
+	h, p, sig := splitJWS(tok)
 	payload, _ := base64.RawURLEncoding.DecodeString(p)
 	for _, leak := range []string{h, p, sig, string(payload), f.RSAKID, "other"} {
 		if strings.Contains(r.Body, leak) || strings.Contains(strings.Join(r.Challenge, ""), leak) {
@@ -573,18 +572,18 @@ func TestAttackResponseHasNoTokenMaterial(t *testing.T) {
 // captured at DEBUG and scans the output: no token, token segment or
 // Authorization value may appear, and rejections are logged below WARN.
 func TestAttackLogs(t *testing.T) {
-	logFile := tempLogFile(t)
+	logFile := atkLogFile(t)
 	iss := identitytest.NewIssuer(t, identitytest.WithAlgorithms("RS256", "ES256"))
-	f := issuerForger(t, iss, testAudience)
+	f := issuerForger(t, iss, atkAudience)
 	s := newIdentityServer(t, attackHandler(iss), logFile)
 	runAttackSuite(t, s, f)
 
-	logs := readLog(t, logFile)
+	logs := atkReadLog(t, logFile)
 	if !strings.Contains(logs, "rejected") {
 		t.Fatalf("no rejection was logged: the capture does not work (%d bytes captured)", len(logs))
 	}
 	scanLogForSecrets(t, logs, s.Sent())
-	for _, l := range parseLogLines(logs) {
+	for _, l := range parseAtkLog(logs) {
 		switch l.Level {
 		case "ERROR", "DPANIC", "PANIC", "FATAL":
 			t.Errorf("%s during the attack suite: %s", l.Level, l.Text)
@@ -594,8 +593,8 @@ func TestAttackLogs(t *testing.T) {
 	}
 }
 
-// tempLogFile creates a file for captured logs, closed when t ends.
-func tempLogFile(t *testing.T) *os.File {
+// atkLogFile creates a file for captured logs, closed when t ends.
+func atkLogFile(t *testing.T) *os.File {
 	t.Helper()
 	f, err := os.CreateTemp(t.TempDir(), "caddy-*.log")
 	if err != nil {
@@ -605,8 +604,8 @@ func tempLogFile(t *testing.T) *os.File {
 	return f
 }
 
-// readLog returns what has been written to the log file so far.
-func readLog(t *testing.T, f *os.File) string {
+// atkReadLog returns what has been written to the log file so far.
+func atkReadLog(t *testing.T, f *os.File) string {
 	t.Helper()
 	b, err := os.ReadFile(f.Name())
 	if err != nil {
@@ -615,17 +614,17 @@ func readLog(t *testing.T, f *os.File) string {
 	return string(b)
 }
 
-// logLine is one entry of zap's development (console) format:
+// atkLogLine is one entry of zap's development (console) format:
 // time TAB level TAB [caller TAB] message [TAB fields].
-type logLine struct {
+type atkLogLine struct {
 	Level string
 	Text  string
 }
 
-// parseLogLines returns the entries of a development log; continuation
+// parseAtkLog returns the entries of a development log; continuation
 // lines (stack traces) are skipped.
-func parseLogLines(logs string) []logLine {
-	var out []logLine
+func parseAtkLog(logs string) []atkLogLine {
+	var out []atkLogLine
 	for line := range strings.SplitSeq(logs, "\n") {
 		fields := strings.SplitN(line, "\t", 3)
 		if len(fields) < 3 {
@@ -634,7 +633,7 @@ func parseLogLines(logs string) []logLine {
 		if _, err := time.Parse("2006-01-02T15:04:05.000Z0700", fields[0]); err != nil {
 			continue
 		}
-		out = append(out, logLine{Level: fields[1], Text: line})
+		out = append(out, atkLogLine{Level: fields[1], Text: line})
 	}
 	return out
 }
@@ -649,7 +648,7 @@ func scanLogForSecrets(t *testing.T, logs string, sent []string) {
 		candidates := []string{v}
 		if _, tok, ok := strings.Cut(v, " "); ok {
 			candidates = append(candidates, strings.TrimSpace(tok))
-			_, p, sig := splitToken(strings.TrimSpace(tok))
+			_, p, sig := splitJWS(strings.TrimSpace(tok))
 			candidates = append(candidates, p, sig)
 		}
 		for _, c := range candidates {

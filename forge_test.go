@@ -32,25 +32,25 @@ import (
 // trick a JWT validator. Nothing here talks to the handler; attack_test.go,
 // fuzz_test.go and load_test.go feed these tokens through it.
 
-// b64 is base64url without padding, the JOSE encoding.
-func b64(b []byte) string { return base64.RawURLEncoding.EncodeToString(b) }
+// forgeB64 is base64url without padding, the JOSE encoding.
+func forgeB64(b []byte) string { return base64.RawURLEncoding.EncodeToString(b) }
 
-// b64JSON marshals v and base64url-encodes it; v may be a map, a string of
+// forgeB64JSON marshals v and base64url-encodes it; v may be a map, a string of
 // raw JSON (json.RawMessage) or any other value.
-func b64JSON(tb testing.TB, v any) string {
+func forgeB64JSON(tb testing.TB, v any) string {
 	tb.Helper()
 	if raw, ok := v.(json.RawMessage); ok {
-		return b64(raw)
+		return forgeB64(raw)
 	}
 	b, err := json.Marshal(v)
 	if err != nil {
 		tb.Fatalf("forge: marshal: %v", err)
 	}
-	return b64(b)
+	return forgeB64(b)
 }
 
-// signRSA returns an RSASSA-PKCS1-v1_5 signature of input with h.
-func signRSA(tb testing.TB, key *rsa.PrivateKey, h crypto.Hash, input string) []byte {
+// forgeSignRSA returns an RSASSA-PKCS1-v1_5 signature of input with h.
+func forgeSignRSA(tb testing.TB, key *rsa.PrivateKey, h crypto.Hash, input string) []byte {
 	tb.Helper()
 	d := h.New()
 	d.Write([]byte(input))
@@ -61,8 +61,8 @@ func signRSA(tb testing.TB, key *rsa.PrivateKey, h crypto.Hash, input string) []
 	return sig
 }
 
-// signRSAPSS returns an RSASSA-PSS signature (PS256) of input.
-func signRSAPSS(tb testing.TB, key *rsa.PrivateKey, input string) []byte {
+// forgeSignPSS returns an RSASSA-PSS signature (PS256) of input.
+func forgeSignPSS(tb testing.TB, key *rsa.PrivateKey, input string) []byte {
 	tb.Helper()
 	d := sha256.Sum256([]byte(input))
 	sig, err := rsa.SignPSS(rand.Reader, key, crypto.SHA256, d[:], &rsa.PSSOptions{SaltLength: rsa.PSSSaltLengthEqualsHash})
@@ -72,8 +72,8 @@ func signRSAPSS(tb testing.TB, key *rsa.PrivateKey, input string) []byte {
 	return sig
 }
 
-// signES256 returns a JWS ES256 signature (r||s, 32 bytes each) of input.
-func signES256(tb testing.TB, key *ecdsa.PrivateKey, input string) []byte {
+// forgeSignES256 returns a JWS ES256 signature (r||s, 32 bytes each) of input.
+func forgeSignES256(tb testing.TB, key *ecdsa.PrivateKey, input string) []byte {
 	tb.Helper()
 	d := sha256.Sum256([]byte(input))
 	r, s, err := ecdsa.Sign(rand.Reader, key, d[:])
@@ -86,9 +86,9 @@ func signES256(tb testing.TB, key *ecdsa.PrivateKey, input string) []byte {
 	return out
 }
 
-// signES256DER returns an ASN.1 DER ECDSA signature: valid, but not the
+// forgeSignES256DER returns an ASN.1 DER ECDSA signature: valid, but not the
 // encoding JWS requires.
-func signES256DER(tb testing.TB, key *ecdsa.PrivateKey, input string) []byte {
+func forgeSignES256DER(tb testing.TB, key *ecdsa.PrivateKey, input string) []byte {
 	tb.Helper()
 	d := sha256.Sum256([]byte(input))
 	sig, err := ecdsa.SignASN1(rand.Reader, key, d[:])
@@ -98,8 +98,8 @@ func signES256DER(tb testing.TB, key *ecdsa.PrivateKey, input string) []byte {
 	return sig
 }
 
-// signHMAC returns an HMAC of input keyed with secret.
-func signHMAC(h func() hash.Hash, secret []byte, input string) []byte {
+// forgeSignHMAC returns an HMAC of input keyed with secret.
+func forgeSignHMAC(h func() hash.Hash, secret []byte, input string) []byte {
 	m := hmac.New(h, secret)
 	m.Write([]byte(input))
 	return m.Sum(nil)
@@ -265,8 +265,8 @@ func (f *forger) Header(alg, kid string, over map[string]any) map[string]any {
 // RSA key.
 func (f *forger) RS256(tb testing.TB, header, claims any) string {
 	tb.Helper()
-	in := b64JSON(tb, header) + "." + b64JSON(tb, claims)
-	return in + "." + b64(signRSA(tb, f.RSAKey, crypto.SHA256, in))
+	in := forgeB64JSON(tb, header) + "." + forgeB64JSON(tb, claims)
+	return in + "." + forgeB64(forgeSignRSA(tb, f.RSAKey, crypto.SHA256, in))
 }
 
 // Valid is a genuine RS256 token that the handler must accept.
@@ -278,7 +278,7 @@ func (f *forger) Valid(tb testing.TB) string {
 // WithSig returns header and claims encoded with the given raw signature.
 func (f *forger) WithSig(tb testing.TB, header, claims any, sig []byte) string {
 	tb.Helper()
-	return b64JSON(tb, header) + "." + b64JSON(tb, claims) + "." + b64(sig)
+	return forgeB64JSON(tb, header) + "." + forgeB64JSON(tb, claims) + "." + forgeB64(sig)
 }
 
 // ValidWithClaims is a genuinely signed RS256 token with claims over.
@@ -308,7 +308,7 @@ func (f *forger) AttackTokens(tb testing.TB) []forgedToken {
 	add := func(name, tok string) { out = append(out, forgedToken{Name: name, Token: tok}) }
 	now := f.Now()
 	valid := f.Valid(tb)
-	vh, vp, vs := splitToken(valid)
+	vh, vp, vs := splitJWS(valid)
 	claims := f.Claims(nil)
 	rs := func(h any) string { return f.RS256(tb, h, claims) }
 	hdr := func(over map[string]any) map[string]any { return f.Header("RS256", f.RSAKID, over) }
@@ -317,33 +317,33 @@ func (f *forger) AttackTokens(tb testing.TB) []forgedToken {
 	for _, alg := range []string{"none", "None", "NONE", "nOnE"} {
 		for _, kid := range []string{"", f.RSAKID} {
 			h := f.Header(alg, kid, nil)
-			in := b64JSON(tb, h) + "." + b64JSON(tb, claims)
+			in := forgeB64JSON(tb, h) + "." + forgeB64JSON(tb, claims)
 			suffix := "/nokid"
 			if kid != "" {
 				suffix = "/kid"
 			}
 			add("alg-none/"+alg+suffix+"/empty-sig", in+".")
 			add("alg-none/"+alg+suffix+"/no-sig-part", in)
-			add("alg-none/"+alg+suffix+"/garbage-sig", in+"."+b64([]byte("signature")))
-			add("alg-none/"+alg+suffix+"/rsa-sig", in+"."+b64(signRSA(tb, f.RSAKey, crypto.SHA256, in)))
+			add("alg-none/"+alg+suffix+"/garbage-sig", in+"."+forgeB64([]byte("signature")))
+			add("alg-none/"+alg+suffix+"/rsa-sig", in+"."+forgeB64(forgeSignRSA(tb, f.RSAKey, crypto.SHA256, in)))
 		}
 	}
 	// alg missing, empty, of the wrong type, wrong case, outside the
 	// allow-list: all signed by the genuine key.
 	add("alg/missing", rs(hdr(map[string]any{"alg": nil})))
 	add("alg/empty", rs(hdr(map[string]any{"alg": ""})))
-	add("alg/null", rs(json.RawMessage(`{"alg":null,"kid":`+jsonString(f.RSAKID)+`}`)))
+	add("alg/null", rs(json.RawMessage(`{"alg":null,"kid":`+forgeJSONString(f.RSAKID)+`}`)))
 	add("alg/array", rs(hdr(map[string]any{"alg": []string{"RS256"}})))
 	add("alg/number", rs(hdr(map[string]any{"alg": 256})))
 	add("alg/lowercase-rs256", rs(hdr(map[string]any{"alg": "rs256"})))
 	add("alg/trailing-space", rs(hdr(map[string]any{"alg": "RS256 "})))
 	{
 		h := f.Header("PS256", f.RSAKID, nil)
-		in := b64JSON(tb, h) + "." + b64JSON(tb, claims)
-		add("alg/not-allowed-PS256-by-genuine-key", in+"."+b64(signRSAPSS(tb, f.RSAKey, in)))
+		in := forgeB64JSON(tb, h) + "." + forgeB64JSON(tb, claims)
+		add("alg/not-allowed-PS256-by-genuine-key", in+"."+forgeB64(forgeSignPSS(tb, f.RSAKey, in)))
 		h = f.Header("RS512", f.RSAKID, nil)
-		in = b64JSON(tb, h) + "." + b64JSON(tb, claims)
-		add("alg/not-allowed-RS512-by-genuine-key", in+"."+b64(signRSA(tb, f.RSAKey, crypto.SHA512, in)))
+		in = forgeB64JSON(tb, h) + "." + forgeB64JSON(tb, claims)
+		add("alg/not-allowed-RS512-by-genuine-key", in+"."+forgeB64(forgeSignRSA(tb, f.RSAKey, crypto.SHA512, in)))
 	}
 
 	// HS256/HS512 keyed with the RSA public key in every serialization the
@@ -383,12 +383,12 @@ func (f *forger) AttackTokens(tb testing.TB) []forgedToken {
 		}{{"HS256", sha256.New}, {"HS512", sha512.New}} {
 			for _, kid := range []string{f.RSAKID, ""} {
 				h := f.Header(v.alg, kid, nil)
-				in := b64JSON(tb, h) + "." + b64JSON(tb, claims)
+				in := forgeB64JSON(tb, h) + "." + forgeB64JSON(tb, claims)
 				name := "hs-confusion/" + v.alg + "/" + s.name
 				if kid == "" {
 					name += "/nokid"
 				}
-				add(name, in+"."+b64(signHMAC(v.h, s.secret, in)))
+				add(name, in+"."+forgeB64(forgeSignHMAC(v.h, s.secret, in)))
 			}
 		}
 	}
@@ -432,8 +432,8 @@ func (f *forger) AttackTokens(tb testing.TB) []forgedToken {
 	}), claims))
 	add("embedded/jku-hs256-attacker-secret", func() string {
 		h := f.Header("HS256", f.EvilKID, map[string]any{"jku": f.Attacker.URL + "/jwks.json"})
-		in := b64JSON(tb, h) + "." + b64JSON(tb, claims)
-		return in + "." + b64(signHMAC(sha256.New, []byte("attacker"), in))
+		in := forgeB64JSON(tb, h) + "." + forgeB64JSON(tb, claims)
+		return in + "." + forgeB64(forgeSignHMAC(sha256.New, []byte("attacker"), in))
 	}())
 	// The attacker as issuer: discovery must never be driven by a token.
 	add("issuer/attacker-server", f.evil(tb, f.Header("RS256", f.EvilKID, nil), f.Claims(map[string]any{"iss": f.Attacker.URL})))
@@ -446,15 +446,15 @@ func (f *forger) AttackTokens(tb testing.TB) []forgedToken {
 	add("crit/registered-name", rs(hdr(map[string]any{"crit": []string{"alg"}})))
 	{
 		h := hdr(map[string]any{"b64": false, "crit": []string{"b64"}})
-		hb := b64JSON(tb, h)
+		hb := forgeB64JSON(tb, h)
 		payload, _ := json.Marshal(claims)
-		sigRaw := signRSA(tb, f.RSAKey, crypto.SHA256, hb+"."+string(payload))
-		add("b64-false/crit/raw-payload", hb+"."+string(payload)+"."+b64(sigRaw))
-		add("b64-false/crit/encoded-payload", hb+"."+b64(payload)+"."+b64(sigRaw))
-		add("b64-false/crit/detached", hb+".."+b64(sigRaw))
+		sigRaw := forgeSignRSA(tb, f.RSAKey, crypto.SHA256, hb+"."+string(payload))
+		add("b64-false/crit/raw-payload", hb+"."+string(payload)+"."+forgeB64(sigRaw))
+		add("b64-false/crit/encoded-payload", hb+"."+forgeB64(payload)+"."+forgeB64(sigRaw))
+		add("b64-false/crit/detached", hb+".."+forgeB64(sigRaw))
 		h2 := hdr(map[string]any{"b64": false})
-		hb2 := b64JSON(tb, h2)
-		add("b64-false/no-crit", hb2+"."+string(payload)+"."+b64(signRSA(tb, f.RSAKey, crypto.SHA256, hb2+"."+string(payload))))
+		hb2 := forgeB64JSON(tb, h2)
+		add("b64-false/no-crit", hb2+"."+string(payload)+"."+forgeB64(forgeSignRSA(tb, f.RSAKey, crypto.SHA256, hb2+"."+string(payload))))
 	}
 
 	// Signatures: missing, by another key, tampered, malformed.
@@ -462,46 +462,46 @@ func (f *forger) AttackTokens(tb testing.TB) []forgedToken {
 	add("sig/two-parts", vh+"."+vp)
 	add("sig/other-key-same-kid", f.evil(tb, f.Header("RS256", f.RSAKID, nil), claims))
 	add("sig/other-key-no-kid", f.evil(tb, f.Header("RS256", "", nil), claims))
-	add("sig/bit-flipped", vh+"."+vp+"."+flipLastSigBit(tb, vs))
-	add("sig/payload-swapped", vh+"."+b64JSON(tb, f.Claims(map[string]any{"sub": "admin"}))+"."+vs)
-	add("sig/header-swapped", b64JSON(tb, hdr(map[string]any{"typ": "JWT"}))+"."+vp+"."+vs)
+	add("sig/bit-flipped", vh+"."+vp+"."+forgeFlipLastBit(tb, vs))
+	add("sig/payload-swapped", vh+"."+forgeB64JSON(tb, f.Claims(map[string]any{"sub": "admin"}))+"."+vs)
+	add("sig/header-swapped", forgeB64JSON(tb, hdr(map[string]any{"typ": "JWT"}))+"."+vp+"."+vs)
 	nlen := (f.RSAKey.N.BitLen() + 7) / 8
-	genuine := mustB64Decode(tb, vs)
+	genuine := forgeDecode(tb, vs)
 	add("rsa-sig/all-zero", f.WithSig(tb, hdr(nil), claims, make([]byte, nlen)))
-	add("rsa-sig/all-ff", f.WithSig(tb, hdr(nil), claims, repeatByte(0xff, nlen)))
+	add("rsa-sig/all-ff", f.WithSig(tb, hdr(nil), claims, forgeRepeat(0xff, nlen)))
 	add("rsa-sig/one-byte", f.WithSig(tb, hdr(nil), claims, []byte{1}))
 	add("rsa-sig/short-by-one", f.WithSig(tb, hdr(nil), claims, genuine[1:]))
-	add("rsa-sig/leading-zero-added", vh+"."+vp+"."+b64(append([]byte{0}, genuine...)))
-	add("rsa-sig/trailing-byte-added", vh+"."+vp+"."+b64(append(append([]byte{}, genuine...), 0)))
+	add("rsa-sig/leading-zero-added", vh+"."+vp+"."+forgeB64(append([]byte{0}, genuine...)))
+	add("rsa-sig/trailing-byte-added", vh+"."+vp+"."+forgeB64(append(append([]byte{}, genuine...), 0)))
 	add("rsa-sig/equals-modulus", f.WithSig(tb, hdr(nil), claims, f.RSAKey.N.Bytes()))
-	add("rsa-sig/huge", f.WithSig(tb, hdr(nil), claims, repeatByte(0x7f, 4*nlen)))
+	add("rsa-sig/huge", f.WithSig(tb, hdr(nil), claims, forgeRepeat(0x7f, 4*nlen)))
 
 	if f.ECKey != nil {
 		ech := f.Header("ES256", f.ECKID, nil)
-		ecIn := b64JSON(tb, ech) + "." + b64JSON(tb, claims)
+		ecIn := forgeB64JSON(tb, ech) + "." + forgeB64JSON(tb, claims)
 		order := f.ECKey.Curve.Params().N
 		nBytes := order.FillBytes(make([]byte, 32))
 		ec := func(name string, sig []byte) {
-			out = append(out, forgedToken{Name: name, Token: ecIn + "." + b64(sig), NeedsEC: true})
+			out = append(out, forgedToken{Name: name, Token: ecIn + "." + forgeB64(sig), NeedsEC: true})
 		}
 		ec("ecdsa-sig/r=s=0", make([]byte, 64))
-		ec("ecdsa-sig/all-ff", repeatByte(0xff, 64))
+		ec("ecdsa-sig/all-ff", forgeRepeat(0xff, 64))
 		ec("ecdsa-sig/r=s=n", append(append([]byte{}, nBytes...), nBytes...))
 		ec("ecdsa-sig/r=s=1", append(append(make([]byte, 31), 1), append(make([]byte, 31), 1)...))
-		good := signES256(tb, f.ECKey, ecIn)
+		good := forgeSignES256(tb, f.ECKey, ecIn)
 		ec("ecdsa-sig/63-bytes", good[:63])
 		ec("ecdsa-sig/65-bytes", append(append([]byte{}, good...), 0))
 		ec("ecdsa-sig/128-bytes", append(append([]byte{}, good...), good...))
-		ec("ecdsa-sig/der-encoded", signES256DER(tb, f.ECKey, ecIn))
+		ec("ecdsa-sig/der-encoded", forgeSignES256DER(tb, f.ECKey, ecIn))
 		ec("ecdsa-sig/empty", nil)
 		// r=s=0 with no kid as well: key selection by alg alone.
-		noKid := b64JSON(tb, f.Header("ES256", "", nil)) + "." + b64JSON(tb, claims)
-		out = append(out, forgedToken{Name: "ecdsa-sig/r=s=0/nokid", Token: noKid + "." + b64(make([]byte, 64)), NeedsEC: true})
+		noKid := forgeB64JSON(tb, f.Header("ES256", "", nil)) + "." + forgeB64JSON(tb, claims)
+		out = append(out, forgedToken{Name: "ecdsa-sig/r=s=0/nokid", Token: noKid + "." + forgeB64(make([]byte, 64)), NeedsEC: true})
 		// An ES256 signature presented as RS256 and vice versa.
-		rsIn := b64JSON(tb, f.Header("RS256", f.ECKID, nil)) + "." + b64JSON(tb, claims)
-		out = append(out, forgedToken{Name: "ecdsa-sig/rs256-header-on-ec-kid", Token: rsIn + "." + b64(signES256(tb, f.ECKey, rsIn)), NeedsEC: true})
-		esIn := b64JSON(tb, f.Header("ES256", f.RSAKID, nil)) + "." + b64JSON(tb, claims)
-		out = append(out, forgedToken{Name: "ecdsa-sig/es256-header-on-rsa-kid", Token: esIn + "." + b64(signES256(tb, f.ECKey, esIn)), NeedsEC: true})
+		rsIn := forgeB64JSON(tb, f.Header("RS256", f.ECKID, nil)) + "." + forgeB64JSON(tb, claims)
+		out = append(out, forgedToken{Name: "ecdsa-sig/rs256-header-on-ec-kid", Token: rsIn + "." + forgeB64(forgeSignES256(tb, f.ECKey, rsIn)), NeedsEC: true})
+		esIn := forgeB64JSON(tb, f.Header("ES256", f.RSAKID, nil)) + "." + forgeB64JSON(tb, claims)
+		out = append(out, forgedToken{Name: "ecdsa-sig/es256-header-on-rsa-kid", Token: esIn + "." + forgeB64(forgeSignES256(tb, f.ECKey, esIn)), NeedsEC: true})
 	}
 
 	// Encoding: truncated, garbage base64, padding, wrong alphabet.
@@ -514,23 +514,23 @@ func (f *forger) AttackTokens(tb testing.TB) []forgedToken {
 	add("encoding/single-dot", ".")
 	add("encoding/garbage", "!!!!.####.$$$$")
 	add("encoding/garbage-base64-chars", "ab$c.de%f.gh&i")
-	add("encoding/padded", padB64(vh)+"."+padB64(vp)+"."+padB64(vs))
-	add("encoding/std-alphabet", toStdAlphabet(vh)+"."+toStdAlphabet(vp)+"."+toStdAlphabet(vs)+"+/")
+	add("encoding/padded", forgePad(vh)+"."+forgePad(vp)+"."+forgePad(vs))
+	add("encoding/std-alphabet", forgeStdAlphabet(vh)+"."+forgeStdAlphabet(vp)+"."+forgeStdAlphabet(vs)+"+/")
 	add("encoding/non-ascii", vh+"."+vp+"."+vs+"é")
 	add("encoding/extra-dot-end", valid+".")
 	add("encoding/four-parts", valid+"."+vs)
 	add("encoding/many-dots-4000", strings.Repeat(".", 4000))
 	add("encoding/many-dots-in-sig", vh+"."+vp+"."+strings.Repeat(".", 2000))
-	add("encoding/random-bytes-b64", b64(randomBytes(tb, 300)))
+	add("encoding/random-bytes-b64", forgeB64(forgeRandom(tb, 300)))
 
 	// Header or payload not a JSON object.
-	add("json/header-not-json", b64([]byte("hello"))+"."+vp+"."+vs)
-	add("json/header-array", b64([]byte(`["RS256"]`))+"."+vp+"."+vs)
-	add("json/header-string", b64([]byte(`"RS256"`))+"."+vp+"."+vs)
-	add("json/header-trailing-garbage", rs(json.RawMessage(`{"alg":"RS256","kid":`+jsonString(f.RSAKID)+`}x`)))
-	add("json/header-two-objects", rs(json.RawMessage(`{"alg":"RS256","kid":`+jsonString(f.RSAKID)+`}{"alg":"none"}`)))
-	add("json/header-empty", b64([]byte{})+"."+vp+"."+vs)
-	add("json/header-bom", rs(json.RawMessage("\xef\xbb\xbf"+`{"alg":"RS256","kid":`+jsonString(f.RSAKID)+`}`)))
+	add("json/header-not-json", forgeB64([]byte("hello"))+"."+vp+"."+vs)
+	add("json/header-array", forgeB64([]byte(`["RS256"]`))+"."+vp+"."+vs)
+	add("json/header-string", forgeB64([]byte(`"RS256"`))+"."+vp+"."+vs)
+	add("json/header-trailing-garbage", rs(json.RawMessage(`{"alg":"RS256","kid":`+forgeJSONString(f.RSAKID)+`}x`)))
+	add("json/header-two-objects", rs(json.RawMessage(`{"alg":"RS256","kid":`+forgeJSONString(f.RSAKID)+`}{"alg":"none"}`)))
+	add("json/header-empty", forgeB64([]byte{})+"."+vp+"."+vs)
+	add("json/header-bom", rs(json.RawMessage("\xef\xbb\xbf"+`{"alg":"RS256","kid":`+forgeJSONString(f.RSAKID)+`}`)))
 	add("json/payload-not-json", f.RS256(tb, hdr(nil), json.RawMessage("hello")))
 	add("json/payload-array", f.RS256(tb, hdr(nil), json.RawMessage(`["admin"]`)))
 	add("json/payload-null", f.RS256(tb, hdr(nil), json.RawMessage(`null`)))
@@ -542,18 +542,18 @@ func (f *forger) AttackTokens(tb testing.TB) []forgedToken {
 	}
 
 	// Duplicate member names: parsers disagree on which one wins.
-	add("dup/header-alg-none-first", rs(json.RawMessage(`{"alg":"none","kid":`+jsonString(f.RSAKID)+`,"alg":"RS256"}`)))
-	add("dup/header-alg-none-last", rs(json.RawMessage(`{"alg":"RS256","kid":`+jsonString(f.RSAKID)+`,"alg":"none"}`)))
-	add("dup/header-kid", rs(json.RawMessage(`{"alg":"RS256","kid":"../../etc/passwd","kid":`+jsonString(f.RSAKID)+`}`)))
-	add("dup/payload-sub", f.RS256(tb, hdr(nil), dupClaims(claims, "sub", "admin")))
-	add("dup/payload-iss", f.RS256(tb, hdr(nil), dupClaims(claims, "iss", "https://evil.example")))
-	add("dup/payload-aud", f.RS256(tb, hdr(nil), dupClaims(claims, "aud", "other")))
-	add("dup/payload-exp", f.RS256(tb, hdr(nil), dupClaims(claims, "exp", now.Add(-24*time.Hour).Unix())))
+	add("dup/header-alg-none-first", rs(json.RawMessage(`{"alg":"none","kid":`+forgeJSONString(f.RSAKID)+`,"alg":"RS256"}`)))
+	add("dup/header-alg-none-last", rs(json.RawMessage(`{"alg":"RS256","kid":`+forgeJSONString(f.RSAKID)+`,"alg":"none"}`)))
+	add("dup/header-kid", rs(json.RawMessage(`{"alg":"RS256","kid":"../../etc/passwd","kid":`+forgeJSONString(f.RSAKID)+`}`)))
+	add("dup/payload-sub", f.RS256(tb, hdr(nil), forgeDupClaims(claims, "sub", "admin")))
+	add("dup/payload-iss", f.RS256(tb, hdr(nil), forgeDupClaims(claims, "iss", "https://evil.example")))
+	add("dup/payload-aud", f.RS256(tb, hdr(nil), forgeDupClaims(claims, "aud", "other")))
+	add("dup/payload-exp", f.RS256(tb, hdr(nil), forgeDupClaims(claims, "exp", now.Add(-24*time.Hour).Unix())))
 
 	// Claims of the wrong type.
 	add("type/exp-string", f.ValidWithClaims(tb, map[string]any{"exp": "9999999999"}))
 	add("type/exp-bool", f.ValidWithClaims(tb, map[string]any{"exp": true}))
-	add("type/exp-null", f.RS256(tb, hdr(nil), withRawClaim(claims, "exp", "null")))
+	add("type/exp-null", f.RS256(tb, hdr(nil), forgeRawClaim(claims, "exp", "null")))
 	add("type/exp-object", f.ValidWithClaims(tb, map[string]any{"exp": map[string]any{"$gt": 0}}))
 	add("type/nbf-string", f.ValidWithClaims(tb, map[string]any{"nbf": "0"}))
 	add("type/iat-string", f.ValidWithClaims(tb, map[string]any{"iat": "0"}))
@@ -567,14 +567,14 @@ func (f *forger) AttackTokens(tb testing.TB) []forgedToken {
 
 	// Other serializations: JWE, nested JWT, JSON serialization.
 	{
-		jweHdr := b64JSON(tb, map[string]any{"alg": "RSA-OAEP", "enc": "A256GCM", "kid": f.RSAKID})
-		add("jwe/5-parts", jweHdr+"."+b64(randomBytes(tb, 256))+"."+b64(randomBytes(tb, 12))+"."+b64(randomBytes(tb, 64))+"."+b64(randomBytes(tb, 16)))
-		dirHdr := b64JSON(tb, map[string]any{"alg": "dir", "enc": "A128GCM", "kid": f.RSAKID})
-		add("jwe/dir-empty-key", dirHdr+".."+b64(randomBytes(tb, 12))+"."+b64(randomBytes(tb, 64))+"."+b64(randomBytes(tb, 16)))
+		jweHdr := forgeB64JSON(tb, map[string]any{"alg": "RSA-OAEP", "enc": "A256GCM", "kid": f.RSAKID})
+		add("jwe/5-parts", jweHdr+"."+forgeB64(forgeRandom(tb, 256))+"."+forgeB64(forgeRandom(tb, 12))+"."+forgeB64(forgeRandom(tb, 64))+"."+forgeB64(forgeRandom(tb, 16)))
+		dirHdr := forgeB64JSON(tb, map[string]any{"alg": "dir", "enc": "A128GCM", "kid": f.RSAKID})
+		add("jwe/dir-empty-key", dirHdr+".."+forgeB64(forgeRandom(tb, 12))+"."+forgeB64(forgeRandom(tb, 64))+"."+forgeB64(forgeRandom(tb, 16)))
 		add("jwe/5-parts-of-jws", vh+"."+vp+"."+vs+"."+vp+"."+vs)
 		add("nested/cty-jwt", f.RS256(tb, hdr(map[string]any{"cty": "JWT"}), json.RawMessage(valid)))
 		add("nested/cty-jwt-inner-none", f.RS256(tb, hdr(map[string]any{"cty": "JWT"}),
-			json.RawMessage(b64JSON(tb, map[string]any{"alg": "none"})+"."+b64JSON(tb, f.Claims(map[string]any{"sub": "admin"}))+".")))
+			json.RawMessage(forgeB64JSON(tb, map[string]any{"alg": "none"})+"."+forgeB64JSON(tb, f.Claims(map[string]any{"sub": "admin"}))+".")))
 		add("json-serialization", `{"payload":"`+vp+`","protected":"`+vh+`","signature":"`+vs+`"}`)
 	}
 
@@ -586,7 +586,7 @@ func (f *forger) AttackTokens(tb testing.TB) []forgedToken {
 	// Issuer and audience.
 	add("iss/trailing-slash", f.ValidWithClaims(tb, map[string]any{"iss": f.Issuer + "/"}))
 	add("iss/upper-case", f.ValidWithClaims(tb, map[string]any{"iss": strings.ToUpper(f.Issuer)}))
-	add("iss/upper-case-scheme", f.ValidWithClaims(tb, map[string]any{"iss": upperScheme(f.Issuer)}))
+	add("iss/upper-case-scheme", f.ValidWithClaims(tb, map[string]any{"iss": forgeUpperScheme(f.Issuer)}))
 	add("iss/trailing-space", f.ValidWithClaims(tb, map[string]any{"iss": f.Issuer + " "}))
 	add("iss/fragment", f.ValidWithClaims(tb, map[string]any{"iss": f.Issuer + "#"}))
 	add("iss/dot-segment", f.ValidWithClaims(tb, map[string]any{"iss": f.Issuer + "/."}))
@@ -616,41 +616,41 @@ func (f *forger) AttackTokens(tb testing.TB) []forgedToken {
 // evil signs header and claims with the attacker's RSA key.
 func (f *forger) evil(tb testing.TB, header, claims any) string {
 	tb.Helper()
-	in := b64JSON(tb, header) + "." + b64JSON(tb, claims)
-	return in + "." + b64(signRSA(tb, f.EvilRSA, crypto.SHA256, in))
+	in := forgeB64JSON(tb, header) + "." + forgeB64JSON(tb, claims)
+	return in + "." + forgeB64(forgeSignRSA(tb, f.EvilRSA, crypto.SHA256, in))
 }
 
 // RandomKID is a genuinely signed token whose kid the issuer never
 // published (the random-kid flood of the load test).
 func (f *forger) RandomKID(tb testing.TB) string {
 	tb.Helper()
-	return f.RS256(tb, f.Header("RS256", b64(randomBytes(tb, 12)), nil), f.Claims(nil))
+	return f.RS256(tb, f.Header("RS256", forgeB64(forgeRandom(tb, 12)), nil), f.Claims(nil))
 }
 
-// splitToken splits a compact JWS into its three segments.
-func splitToken(tok string) (h, p, s string) {
+// splitJWS splits a compact JWS into its three segments.
+func splitJWS(tok string) (h, p, s string) {
 	h, rest, _ := strings.Cut(tok, ".")
 	p, s, _ = strings.Cut(rest, ".")
 	return h, p, s
 }
 
-// jsonString quotes s as a JSON string.
-func jsonString(s string) string {
+// forgeJSONString quotes s as a JSON string.
+func forgeJSONString(s string) string {
 	b, _ := json.Marshal(s)
 	return string(b)
 }
 
-// dupClaims returns the JSON of claims with name repeated: first the
+// forgeDupClaims returns the JSON of claims with name repeated: first the
 // genuine value, then value. Go's encoding/json keeps the last one.
-func dupClaims(claims map[string]any, name string, value any) json.RawMessage {
+func forgeDupClaims(claims map[string]any, name string, value any) json.RawMessage {
 	b, _ := json.Marshal(claims)
 	v, _ := json.Marshal(value)
 	s := strings.TrimSuffix(string(b), "}") + `,"` + name + `":` + string(v) + "}"
 	return json.RawMessage(s)
 }
 
-// withRawClaim returns the JSON of claims with name set to raw JSON.
-func withRawClaim(claims map[string]any, name, raw string) json.RawMessage {
+// forgeRawClaim returns the JSON of claims with name set to raw JSON.
+func forgeRawClaim(claims map[string]any, name, raw string) json.RawMessage {
 	c := make(map[string]any, len(claims))
 	for k, v := range claims {
 		c[k] = v
@@ -660,8 +660,8 @@ func withRawClaim(claims map[string]any, name, raw string) json.RawMessage {
 	return json.RawMessage(b)
 }
 
-// mustB64Decode decodes a base64url segment.
-func mustB64Decode(tb testing.TB, s string) []byte {
+// forgeDecode decodes a base64url segment.
+func forgeDecode(tb testing.TB, s string) []byte {
 	tb.Helper()
 	b, err := base64.RawURLEncoding.DecodeString(s)
 	if err != nil {
@@ -670,15 +670,15 @@ func mustB64Decode(tb testing.TB, s string) []byte {
 	return b
 }
 
-// flipLastSigBit flips the low bit of the last signature byte.
-func flipLastSigBit(tb testing.TB, sig string) string {
-	b := mustB64Decode(tb, sig)
+// forgeFlipLastBit flips the low bit of the last signature byte.
+func forgeFlipLastBit(tb testing.TB, sig string) string {
+	b := forgeDecode(tb, sig)
 	b[len(b)-1] ^= 1
-	return b64(b)
+	return forgeB64(b)
 }
 
-// repeatByte returns n copies of c.
-func repeatByte(c byte, n int) []byte {
+// forgeRepeat returns n copies of c.
+func forgeRepeat(c byte, n int) []byte {
 	b := make([]byte, n)
 	for i := range b {
 		b[i] = c
@@ -686,8 +686,8 @@ func repeatByte(c byte, n int) []byte {
 	return b
 }
 
-// randomBytes returns n random bytes.
-func randomBytes(tb testing.TB, n int) []byte {
+// forgeRandom returns n random bytes.
+func forgeRandom(tb testing.TB, n int) []byte {
 	b := make([]byte, n)
 	if _, err := rand.Read(b); err != nil {
 		tb.Fatal(err)
@@ -695,21 +695,21 @@ func randomBytes(tb testing.TB, n int) []byte {
 	return b
 }
 
-// padB64 adds the '=' padding RFC 7515 forbids.
-func padB64(s string) string {
+// forgePad adds the '=' padding RFC 7515 forbids.
+func forgePad(s string) string {
 	if m := len(s) % 4; m != 0 {
 		return s + strings.Repeat("=", 4-m)
 	}
 	return s + "===="
 }
 
-// toStdAlphabet rewrites base64url characters to the standard alphabet.
-func toStdAlphabet(s string) string {
+// forgeStdAlphabet rewrites base64url characters to the standard alphabet.
+func forgeStdAlphabet(s string) string {
 	return strings.NewReplacer("-", "+", "_", "/").Replace(s)
 }
 
-// upperScheme upper-cases the scheme of a URL ("HTTP://host").
-func upperScheme(u string) string {
+// forgeUpperScheme upper-cases the scheme of a URL ("HTTP://host").
+func forgeUpperScheme(u string) string {
 	scheme, rest, ok := strings.Cut(u, "://")
 	if !ok {
 		return u
