@@ -273,7 +273,7 @@ func (p *jsonParser) object(depth int) (any, error) {
 		if p.pos >= len(p.data) || p.data[p.pos] != '"' {
 			return nil, errJSONSyntax
 		}
-		k, err := p.str()
+		k, err := p.key()
 		if err != nil {
 			return nil, err
 		}
@@ -337,6 +337,71 @@ func (p *jsonParser) array(depth int) (any, error) {
 			return nil, errJSONSyntax
 		}
 	}
+}
+
+// key parses a member name, returning the registered header and claim
+// names as constants so that decoding them does not allocate.
+func (p *jsonParser) key() (string, error) {
+	start := p.pos + 1
+	end := bytes.IndexByte(p.data[start:], '"')
+	if end > 0 && bytes.IndexByte(p.data[start:start+end], '\\') < 0 {
+		if k, ok := internedName(p.data[start : start+end]); ok {
+			p.pos = start + end + 1
+			return k, nil
+		}
+	}
+	return p.str()
+}
+
+// internedName maps the common header and claim names to constants.
+func internedName(b []byte) (string, bool) {
+	switch string(b) {
+	case HeaderAlgorithm:
+		return HeaderAlgorithm, true
+	case HeaderKeyID:
+		return HeaderKeyID, true
+	case HeaderType:
+		return HeaderType, true
+	case ClaimIssuer:
+		return ClaimIssuer, true
+	case ClaimSubject:
+		return ClaimSubject, true
+	case ClaimAudience:
+		return ClaimAudience, true
+	case ClaimExpiration:
+		return ClaimExpiration, true
+	case ClaimNotBefore:
+		return ClaimNotBefore, true
+	case ClaimIssuedAt:
+		return ClaimIssuedAt, true
+	case ClaimJWTID:
+		return ClaimJWTID, true
+	case ClaimScope:
+		return ClaimScope, true
+	case ClaimScp:
+		return ClaimScp, true
+	case ClaimClientID:
+		return ClaimClientID, true
+	case ClaimAuthorizedParty:
+		return ClaimAuthorizedParty, true
+	case ClaimNonce:
+		return ClaimNonce, true
+	case ClaimAuthTime:
+		return ClaimAuthTime, true
+	case ClaimSessionID:
+		return ClaimSessionID, true
+	case ClaimRoles:
+		return ClaimRoles, true
+	case ClaimGroups:
+		return ClaimGroups, true
+	case ClaimEmail:
+		return ClaimEmail, true
+	case ClaimName:
+		return ClaimName, true
+	case ClaimPreferredUsername:
+		return ClaimPreferredUsername, true
+	}
+	return "", false
 }
 
 // str parses a string starting at the opening quote.

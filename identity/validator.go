@@ -402,10 +402,9 @@ func (v *Validator) verify(ctx context.Context, r *issuerRules, token string, h 
 		}
 		return "", nil
 	}
-	tried := map[string]bool{}
-	tp, err := v.tryCandidates(ctx, r.cfg.Keys, sig, h, tried)
+	first, err := v.tryCandidates(ctx, r.cfg.Keys, sig, h, nil)
 	if err == nil || r.refreshable == nil || !(errors.Is(err, ErrSignature) || errors.Is(err, ErrKeyNotFound)) {
-		return tp, err
+		return first, err
 	}
 	// The keys may have rotated: refresh (rate-limited by the source) and
 	// try once more with the keys not tried yet.
@@ -416,7 +415,7 @@ func (v *Validator) verify(ctx context.Context, r *issuerRules, token string, h 
 	}
 	v.log.DebugContext(ctx, "identity: keys refreshed after verification failure",
 		slog.String("issuer", r.cfg.Issuer), slog.String("kid", h.kid))
-	tp, err2 := v.tryCandidates(ctx, r.cfg.Keys, sig, h, tried)
+	tp, err2 := v.tryCandidates(ctx, r.cfg.Keys, sig, h, tried(err))
 	if err2 == nil {
 		return tp, nil
 	}
@@ -429,9 +428,27 @@ func (v *Validator) verify(ctx context.Context, r *issuerRules, token string, h 
 // errNoNewKeys means a retry found only keys already tried.
 var errNoNewKeys = errors.New("identity: no new keys after refresh")
 
-// tryCandidates verifies sig with each candidate key for kid and alg not in
-// tried, recording those it tries.
-func (v *Validator) tryCandidates(ctx context.Context, src KeySource, sig *jose.JSONWebSignature, h *jwsHeader, tried map[string]bool) (string, error) {
+// triedKeysError is a failed first pass over the candidates; it remembers
+// them so that the retry after a refresh skips keys already tried.
+type triedKeysError struct {
+	err  error
+	keys []Key
+}
+
+func (e *triedKeysError) Error() string { return e.err.Error() }
+func (e *triedKeysError) Unwrap() error { return e.err }
+
+// tried returns the keys a failed first pass tried.
+func tried(err error) []Key {
+	if te, ok := err.(*triedKeysError); ok {
+		return te.keys
+	}
+	return nil
+}
+
+// tryCandidates verifies sig with each candidate key for kid and alg that
+// is not in skip. On failure the error is a *triedKeysError.
+func (v *Validator) tryCandidates(ctx context.Context, src KeySource, sig *jose.JSONWebSignature, h *jwsHeader, skip []Key) (string, error) {
 	keys, err := src.CandidateKeys(ctx, h.kid, h.alg)
 	if err != nil {
 		return "", err
@@ -443,10 +460,9 @@ func (v *Validator) tryCandidates(ctx context.Context, src KeySource, sig *jose.
 	verified := false
 	for i := range keys {
 		k := &keys[i]
-		if tried[k.Thumbprint] {
+		if slices.ContainsFunc(skip, func(s Key) bool { return s.Thumbprint == k.Thumbprint }) {
 			continue
 		}
-		tried[k.Thumbprint] = true
 		if err := checkKeyForAlg(h.alg, &k.JWK); err != nil {
 			if firstErr == nil {
 				firstErr = err
@@ -460,9 +476,9 @@ func (v *Validator) tryCandidates(ctx context.Context, src KeySource, sig *jose.
 	}
 	switch {
 	case verified:
-		return "", ErrSignature
+		return "", &triedKeysError{err: ErrSignature, keys: keys}
 	case firstErr != nil:
-		return "", firstErr
+		return "", &triedKeysError{err: firstErr, keys: keys}
 	}
 	return "", errNoNewKeys
 }
