@@ -156,6 +156,7 @@ type fakeOP struct {
 	meta       map[string]any
 	metaStatus int
 	hang       chan struct{} // non-nil: JWKS requests wait for it to close
+	jwksPaths  []string      // paths of the JWKS requests, in order
 
 	jwksHits, discHits atomic.Int64
 }
@@ -203,6 +204,7 @@ func (op *fakeOP) serve(w http.ResponseWriter, r *http.Request) {
 	case "/jwks", "/jwks2":
 		op.jwksHits.Add(1)
 		op.mu.Lock()
+		op.jwksPaths = append(op.jwksPaths, r.URL.Path)
 		hang, status, ct, hdr := op.hang, op.jwksStatus, op.jwksType, maps.Clone(op.jwksHeader)
 		body := op.jwksBody
 		if body == nil {
@@ -236,6 +238,13 @@ func mustJSON(v any) []byte {
 		panic(err)
 	}
 	return b
+}
+
+// JWKSPaths returns the paths of the JWKS requests so far.
+func (op *fakeOP) JWKSPaths() []string {
+	op.mu.Lock()
+	defer op.mu.Unlock()
+	return slices.Clone(op.jwksPaths)
 }
 
 // SetKeys publishes keys (testJWK, jose.JSONWebKey or maps).
