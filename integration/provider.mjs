@@ -11,7 +11,7 @@
 //     "accessTokenTTL": 3600           // optional, seconds
 //   }
 //
-// Once listening it writes readyFile ({"issuer","port","version","pid"}) and logs one line per
+// Once listening it writes readyFile ({"issuer","port","version","node","pid"}) and logs one line per
 // request to stdout. It exits on SIGTERM/SIGINT.
 import { readFileSync, writeFileSync, renameSync } from 'node:fs';
 import http from 'node:http';
@@ -237,7 +237,7 @@ server.listen(cfg.port || 0, host, () => {
   server.on('request', provider.callback());
 
   const ready = JSON.stringify({
-    issuer, port, version, pid: process.pid,
+    issuer, port, version, node: process.version, pid: process.pid,
   });
   writeFileSync(`${cfg.readyFile}.tmp`, ready);
   renameSync(`${cfg.readyFile}.tmp`, cfg.readyFile);

@@ -82,6 +82,7 @@ type readyInfo struct {
 	Issuer  string `json:"issuer"`
 	Port    int    `json:"port"`
 	Version string `json:"version"`
+	Node    string `json:"node"`
 	PID     int    `json:"pid"`
 }
 
@@ -222,7 +223,31 @@ func (p *oidcProvider) Start() {
 		p.t.Fatalf("oidc-provider restarted with issuer %s, want %s", info.Issuer, p.issuer)
 	}
 	p.issuer, p.port, p.version = info.Issuer, info.Port, info.Version
-	p.t.Logf("oidc-provider %s (node pid %d) ready at %s, start #%d, %d signing keys", info.Version, info.PID, info.Issuer, n, len(p.keys))
+	p.t.Logf("oidc-provider %s (node %s, pid %d) ready at %s, start #%d, %d signing keys", info.Version, info.Node, info.PID,
+		info.Issuer, n, len(p.keys))
+	if err := reportStart(p.t.Name(), info, n); err != nil {
+		p.t.Fatalf("writing %s: %v", providerReportEnv, err)
+	}
+}
+
+// providerReportEnv names the file to which every provider start appends one line (test, oidc-provider and node
+// versions, issuer). .ci/run sets it and prints the file, because `go test ./...` hides the logs of passing tests.
+const providerReportEnv = "CADDY_IDENTITY_PROVIDER_REPORT"
+
+func reportStart(test string, info readyInfo, n int) error {
+	path := os.Getenv(providerReportEnv)
+	if path == "" {
+		return nil
+	}
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o644)
+	if err != nil {
+		return err
+	}
+	_, err = fmt.Fprintf(f, "%s\toidc-provider %s\tnode %s\t%s\tstart #%d\n", test, info.Version, info.Node, info.Issuer, n)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	return err
 }
 
 // waitReady waits (bounded) for the ready file and then for discovery to answer 200.
