@@ -81,8 +81,17 @@ type identityServer struct {
 	H        *Handler
 	Upstream *recordingUpstream
 
-	mu   sync.Mutex
-	sent []string // every Authorization value received
+	mu       sync.Mutex
+	sent     []string    // every Authorization value received
+	rejected http.Header // the request header after the last refusal
+}
+
+// Rejected returns the request header as the handler left it after the
+// last refusal: what handle_errors routes would see.
+func (s *identityServer) Rejected() http.Header {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.rejected.Clone()
 }
 
 // Sent returns every Authorization header value the server received.
@@ -121,6 +130,9 @@ func newIdentityServer(tb testing.TB, h *Handler, logTo *os.File) *identityServe
 		s.mu.Unlock()
 		r = caddyhttp.PrepareRequest(r, caddy.NewReplacer(), w, nil)
 		if err := h.ServeHTTP(w, r, up); err != nil {
+			s.mu.Lock()
+			s.rejected = r.Header.Clone()
+			s.mu.Unlock()
 			status := http.StatusInternalServerError
 			var he caddyhttp.HandlerError
 			if errors.As(err, &he) && he.StatusCode != 0 {
