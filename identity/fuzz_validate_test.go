@@ -1,0 +1,106 @@
+package identity_test
+
+import (
+	"encoding/json"
+	"errors"
+	"reflect"
+	"strings"
+	"testing"
+
+	"github.com/caddy-identity/caddy-identity/identity"
+)
+
+// fuzzHMACSecret is the HS256 secret of the fuzz validator (seeds signed
+// with it exercise the whole claims path).
+const fuzzHMACSecret = "fuzz-secret-0123456789abcdef-0123456789abcdef"
+
+// validateSentinels lists every error Validate may return; each error must
+// match at least one.
+func validateSentinels() []error {
+	return []error{
+		identity.ErrMalformed, identity.ErrTokenTooLarge, identity.ErrAlgNone, identity.ErrUnsupportedAlg,
+		identity.ErrUnsupportedHeader, identity.ErrSignature, identity.ErrKeyNotFound, identity.ErrKeyConversion,
+		identity.ErrClaimValidation, identity.ErrUnknownIssuer, identity.ErrProviderUnavailable,
+	}
+}
+
+// FuzzValidate feeds arbitrary tokens to a validator with the fixture RSA
+// key and an HMAC secret. It must never panic, every error must match a
+// documented sentinel, and an accepted token must be consistent with the
+// configuration. Seeds (valid RS256 and HS256 tokens from the fixture key,
+// alg none, duplicate members, JWE, oversized numbers, …) live in
+// testdata/fuzz/FuzzValidate.
+func FuzzValidate(f *testing.F) {
+	fx := valFixtureKey(f)
+	cfg := valConfig(valKeySet(f, fx))
+	cfg.Algorithms = []string{"RS256", "PS256", "HS256"}
+	cfg.HMACSecret = []byte(fuzzHMACSecret)
+	cfg.Types = []string{"at+jwt", "jwt"}
+	cfg.RequiredClaims = []string{"sub"}
+	v, err := identity.NewValidator([]identity.IssuerConfig{cfg}, identity.ValidatorOptions{MaxTokenBytes: 4096})
+	if err != nil {
+		f.Fatal(err)
+	}
+	seed := valMint(f, fx, map[string]any{"typ": "at+jwt"}, valClaims(map[string]any{"scope": "a b"}))
+	if _, err := v.Validate(f.Context(), seed); err != nil {
+		f.Fatalf("the valid seed is rejected: %v", err)
+	}
+	f.Add(seed)
+	f.Fuzz(func(t *testing.T, token string) {
+		tok, err := v.Validate(t.Context(), token)
+		if err != nil {
+			if tok != nil {
+				t.Fatal("token and error")
+			}
+			for _, s := range validateSentinels() {
+				if errors.Is(err, s) {
+					return
+				}
+			}
+			t.Fatalf("error %v matches no sentinel", err)
+		}
+		if tok.Issuer != valIssuer || tok.Claims.Issuer != valIssuer {
+			t.Fatalf("accepted issuer %q", tok.Issuer)
+		}
+		if tok.Algorithm != "RS256" && tok.Algorithm != "PS256" && tok.Algorithm != "HS256" {
+			t.Fatalf("accepted alg %q", tok.Algorithm)
+		}
+		if tok.Claims.Expiry.IsZero() || tok.Claims.IssuedAt.IsZero() || !tok.Claims.Expiry.After(valNow.Add(-identity.DefaultLeeway)) {
+			t.Fatalf("accepted times exp %v iat %v", tok.Claims.Expiry, tok.Claims.IssuedAt)
+		}
+		if len(token) > 4096 || strings.Count(token, ".") != 2 {
+			t.Fatalf("accepted a token of %d bytes with %d dots", len(token), strings.Count(token, "."))
+		}
+	})
+}
+
+// FuzzParseClaims checks the strict JSON parser against encoding/json: it
+// must never panic, and whatever it accepts must decode identically with
+// encoding/json (UseNumber).
+func FuzzParseClaims(f *testing.F) {
+	for _, s := range []string{
+		`{}`, `{"a":1,"a":2}`, `{"s":"\ud83d\ude00\ud800"}`, `{"n":-0.5e+3}`, `{"o":{"l":[true,false,null]}}`,
+		`{"exp":"1","aud":[1]}`, `{"x":"` + "\xff" + `"}`, `[]`, `{"a":1}x`,
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		c, err := identity.ParseClaims(data)
+		if err != nil {
+			var ce *identity.ClaimError
+			if !errors.Is(err, identity.ErrMalformed) && !errors.As(err, &ce) {
+				t.Fatalf("unexpected error %v", err)
+			}
+			return
+		}
+		var want map[string]any
+		dec := json.NewDecoder(strings.NewReader(string(data)))
+		dec.UseNumber()
+		if err := dec.Decode(&want); err != nil {
+			t.Fatalf("accepted input encoding/json rejects: %v", err)
+		}
+		if !reflect.DeepEqual(c.Raw(), want) {
+			t.Fatalf("decoded differently:\n got %#v\nwant %#v", c.Raw(), want)
+		}
+	})
+}
