@@ -1,0 +1,427 @@
+package caddyidentity
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	goruntime "runtime"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
+
+	"github.com/caddy-identity/caddy-identity/identity/identitytest"
+)
+
+// These tests prove the validated-token cache safe: a cached token is
+// refused once it expires (exp + the configured leeway) and once its key is
+// withdrawn from the JWKS and the key set refreshed, the cache never holds
+// more than its bound under a flood of distinct valid tokens while a hot
+// entry survives, and rejected tokens are never admitted. They drive the
+// provisioned handler directly, the way Caddy's server calls it.
+
+// ccClock is a settable clock for the handler (cache and validator).
+type ccClock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func (c *ccClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.t
+}
+
+func (c *ccClock) Set(t time.Time) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.t = t
+}
+
+// ccProvision provisions h in a fresh Caddy context, with now as its clock
+// when not nil, and cleans it up at the end of the test.
+func ccProvision(tb testing.TB, h *Handler, now func() time.Time) *Handler {
+	tb.Helper()
+	if now != nil {
+		h.rt = &runtime{now: now}
+	}
+	ctx, cancel := caddy.NewContext(caddy.Context{Context: context.Background()})
+	if err := h.Provision(ctx); err != nil {
+		cancel()
+		tb.Fatalf("provision: %v", err)
+	}
+	if err := h.Validate(); err != nil {
+		cancel()
+		tb.Fatalf("validate: %v", err)
+	}
+	tb.Cleanup(func() {
+		if err := h.Cleanup(); err != nil {
+			tb.Errorf("cleanup: %v", err)
+		}
+		cancel()
+	})
+	return h
+}
+
+// ccHandler is a handler for iss with audience "api" and the given cache
+// size (nil: default) and leeway (nil: default).
+func ccHandler(iss *identitytest.Issuer, cacheSize *int, leeway *time.Duration) *Handler {
+	h := &Handler{
+		Issuers:   []IssuerConfig{{Issuer: iss.URL}},
+		Audiences: []string{identitytest.DefaultAudience},
+		CacheSize: cacheSize,
+	}
+	if leeway != nil {
+		d := caddy.Duration(*leeway)
+		h.Leeway = &d
+	}
+	return h
+}
+
+// ccWriter is a ResponseWriter that keeps only the status.
+type ccWriter struct {
+	hdr    http.Header
+	status int
+}
+
+func (w *ccWriter) Header() http.Header { return w.hdr }
+
+func (w *ccWriter) Write(p []byte) (int, error) {
+	if w.status == 0 {
+		w.status = http.StatusOK
+	}
+	return len(p), nil
+}
+
+func (w *ccWriter) WriteHeader(status int) {
+	if w.status == 0 {
+		w.status = status
+	}
+}
+
+// ccServe sends one request with the token (none when empty) through h as
+// Caddy's server does and returns the status and, on a refusal, the
+// {http.auth.identity.error} label.
+func ccServe(tb testing.TB, h *Handler, token string) (int, string) {
+	tb.Helper()
+	req := httptest.NewRequest(http.MethodGet, "http://example.test/", nil)
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	w := &ccWriter{hdr: make(http.Header)}
+	repl := caddy.NewReplacer()
+	req = caddyhttp.PrepareRequest(req, repl, w, nil)
+	next := caddyhttp.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) error {
+		w.WriteHeader(http.StatusOK)
+		return nil
+	})
+	err := h.ServeHTTP(w, req, next)
+	if err == nil {
+		return w.status, ""
+	}
+	var he caddyhttp.HandlerError
+	if !errors.As(err, &he) {
+		tb.Fatalf("ServeHTTP: %v is not a caddyhttp.HandlerError", err)
+	}
+	label, _ := repl.GetString("http.auth.identity.error")
+	return he.StatusCode, label
+}
+
+// ccCount reads a counter (the cache hit and miss counters are shared by
+// every handler of the process, so tests compare deltas).
+func ccCount(tb testing.TB, c prometheus.Counter) float64 {
+	tb.Helper()
+	var m dto.Metric
+	if err := c.Write(&m); err != nil {
+		tb.Fatal(err)
+	}
+	return m.GetCounter().GetValue()
+}
+
+// ccHitsMisses returns the process-wide cache hit and miss counts.
+func ccHitsMisses(tb testing.TB, h *Handler) (hits, misses float64) {
+	tb.Helper()
+	return ccCount(tb, h.rt.counters.cacheHits), ccCount(tb, h.rt.counters.cacheMisses)
+}
+
+// ccExpect sends token and requires status (and label when not empty)
+// and that the answer came from the cache (hit) or not (miss).
+func ccExpect(tb testing.TB, h *Handler, token string, status int, label string, hit bool) {
+	tb.Helper()
+	h0, m0 := ccHitsMisses(tb, h)
+	got, gotLabel := ccServe(tb, h, token)
+	h1, m1 := ccHitsMisses(tb, h)
+	if got != status || (label != "" && gotLabel != label) {
+		tb.Fatalf("status %d (%q), want %d (%q)", got, gotLabel, status, label)
+	}
+	if hit && (h1-h0 != 1 || m1 != m0) {
+		tb.Fatalf("want a cache hit: hits +%v, misses +%v", h1-h0, m1-m0)
+	}
+	if !hit && (h1 != h0 || m1-m0 != 1) {
+		tb.Fatalf("want a cache miss: hits +%v, misses +%v", h1-h0, m1-m0)
+	}
+}
+
+func ccIntPtr(n int) *int { return &n }
+
+func TestTokenCacheCorrectnessExpiredRejectedWhenCached(t *testing.T) {
+	for _, leeway := range []time.Duration{0, 5 * time.Second, DefaultLeeway} {
+		t.Run(fmt.Sprintf("leeway=%s", leeway), func(t *testing.T) {
+			iss := identitytest.NewIssuer(t)
+			start := time.Now().Truncate(time.Second)
+			clk := &ccClock{t: start}
+			h := ccProvision(t, ccHandler(iss, nil, &leeway), clk.Now)
+
+			exp := start.Add(30 * time.Second)
+			tok := iss.Mint(t, map[string]any{"iat": start.Unix(), "exp": exp.Unix()})
+			ccExpect(t, h, tok, http.StatusOK, "", false) // verified, admitted
+			ccExpect(t, h, tok, http.StatusOK, "", true)
+
+			// Still valid up to exp + leeway (exclusive), served from the cache.
+			clk.Set(exp.Add(leeway - time.Nanosecond))
+			ccExpect(t, h, tok, http.StatusOK, "", true)
+
+			// At exp + leeway the cached entry is dead: it is dropped and the
+			// token verified again, which refuses it as expired.
+			clk.Set(exp.Add(leeway))
+			ccExpect(t, h, tok, http.StatusUnauthorized, "expired", false)
+			ccExpect(t, h, tok, http.StatusUnauthorized, "expired", false)
+			if n := h.rt.cache.len(); n != 0 {
+				t.Fatalf("cache holds %d entries after the only token expired", n)
+			}
+		})
+	}
+}
+
+func TestTokenCacheCorrectnessExpiredNeverAdmitted(t *testing.T) {
+	// A token that is already past exp + leeway when first seen is refused
+	// and not admitted; one that expires within the leeway is admitted with
+	// an entry that dies at exp + leeway.
+	iss := identitytest.NewIssuer(t)
+	start := time.Now().Truncate(time.Second)
+	clk := &ccClock{t: start}
+	leeway := 10 * time.Second
+	h := ccProvision(t, ccHandler(iss, nil, &leeway), clk.Now)
+
+	dead := iss.Mint(t, map[string]any{"iat": start.Add(-time.Hour).Unix(), "exp": start.Add(-leeway).Unix()})
+	ccExpect(t, h, dead, http.StatusUnauthorized, "expired", false)
+	ccExpect(t, h, dead, http.StatusUnauthorized, "expired", false)
+
+	inLeeway := iss.Mint(t, map[string]any{"iat": start.Add(-time.Hour).Unix(), "exp": start.Add(-leeway / 2).Unix()})
+	ccExpect(t, h, inLeeway, http.StatusOK, "", false)
+	ccExpect(t, h, inLeeway, http.StatusOK, "", true)
+	clk.Set(start.Add(leeway / 2))
+	ccExpect(t, h, inLeeway, http.StatusUnauthorized, "expired", false)
+}
+
+func TestTokenCacheCorrectnessKeyRemovedFromJWKS(t *testing.T) {
+	iss := identitytest.NewIssuer(t)
+	h := ccProvision(t, ccHandler(iss, nil, nil), nil)
+
+	oldKID := iss.CurrentKeyID("RS256")
+	tokA := iss.Token(t, "user-a", nil)
+	tokB := iss.Token(t, "user-b", nil)
+	for _, tok := range []string{tokA, tokB} {
+		ccExpect(t, h, tok, http.StatusOK, "", false)
+		ccExpect(t, h, tok, http.StatusOK, "", true)
+	}
+
+	// The issuer rotates and withdraws the old key. A token signed by the
+	// new key has an unknown kid, which makes the handler refresh the JWKS
+	// (rate limited: retry until the refresh happened).
+	newKID := iss.RotateKey("RS256")
+	iss.RemoveKey(oldKID)
+	tokNew := iss.Token(t, "user-new", nil)
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		status, label := ccServe(t, h, tokNew)
+		if status == http.StatusOK {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("token of the new key %s still refused (%d %s): JWKS never refreshed", newKID, status, label)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+
+	// After the refresh, the cached tokens of the withdrawn key are refused
+	// (the hit is re-checked against the key set, the entry dropped, the
+	// token verified again and refused), and never re-admitted.
+	for _, tok := range []string{tokA, tokB} {
+		status, label := ccServe(t, h, tok)
+		if status != http.StatusUnauthorized {
+			t.Fatalf("token of the withdrawn key: status %d (%s), want 401", status, label)
+		}
+		ccExpect(t, h, tok, http.StatusUnauthorized, label, false)
+	}
+	// The new key's token is cached as usual.
+	ccExpect(t, h, tokNew, http.StatusOK, "", true)
+}
+
+func TestTokenCacheCorrectnessBoundUnderFlood(t *testing.T) {
+	// EdDSA keeps minting and verifying 3,000 tokens fast.
+	iss := identitytest.NewIssuer(t, identitytest.WithAlgorithms("EdDSA"))
+	const bound = 200
+	h := ccProvision(t, ccHandler(iss, ccIntPtr(bound), nil), nil)
+	oc := h.rt.cache.c
+
+	// A hot token, used often before the flood.
+	hot := iss.Token(t, "hot", nil)
+	ccExpect(t, h, hot, http.StatusOK, "", false)
+	for range 20 {
+		ccExpect(t, h, hot, http.StatusOK, "", true)
+	}
+
+	// The flood: distinct valid tokens, each used once, while the hot token
+	// keeps being used now and then, as real traffic would.
+	const flood = 3000
+	maxSeen, hotMisses := 0, 0.0
+	for i := range flood {
+		if i%25 == 0 {
+			_, m0 := ccHitsMisses(t, h)
+			if status, label := ccServe(t, h, hot); status != http.StatusOK {
+				t.Fatalf("hot token: status %d (%s)", status, label)
+			}
+			_, m1 := ccHitsMisses(t, h)
+			hotMisses += m1 - m0
+		}
+		tok := iss.Token(t, fmt.Sprintf("flood-%d", i), nil)
+		if status, label := ccServe(t, h, tok); status != http.StatusOK {
+			t.Fatalf("flood token %d: status %d (%s)", i, status, label)
+		}
+		// Otter may overshoot while its maintenance is pending; after a
+		// clean-up the bound holds exactly.
+		maxSeen = max(maxSeen, oc.EstimatedSize())
+		if i%100 == 99 {
+			oc.CleanUp()
+			if n, w := oc.EstimatedSize(), oc.WeightedSize(); n > bound || w > bound {
+				t.Fatalf("after %d distinct tokens: %d entries, weight %d, bound %d", i+1, n, w, bound)
+			}
+		}
+	}
+	oc.CleanUp()
+	n, w := oc.EstimatedSize(), oc.WeightedSize()
+	t.Logf("bound %d: %d entries (weight %d) after %d distinct valid tokens; largest transient size %d; hot token missed %v times",
+		bound, n, w, flood, maxSeen, hotMisses)
+	if n > bound || w > bound || uint64(bound) != oc.GetMaximum() {
+		t.Fatalf("%d entries, weight %d, maximum %d; bound %d", n, w, oc.GetMaximum(), bound)
+	}
+	if maxSeen > 2*bound {
+		t.Fatalf("transient size %d is more than twice the bound %d", maxSeen, bound)
+	}
+	// The frequency-aware policy kept the hot entry through the flood.
+	if hotMisses > 0 {
+		t.Fatalf("the flood pushed the hot token out of the cache %v times", hotMisses)
+	}
+	ccExpect(t, h, hot, http.StatusOK, "", true)
+}
+
+func TestTokenCacheCorrectnessLargeTokensWeigh(t *testing.T) {
+	// A token of several KiB takes a unit per started KiB, so the bound in
+	// units also bounds the memory held by large tokens' entries.
+	iss := identitytest.NewIssuer(t, identitytest.WithAlgorithms("EdDSA"))
+	const bound = 40
+	h := ccProvision(t, ccHandler(iss, ccIntPtr(bound), nil), nil)
+	oc := h.rt.cache.c
+	pad := strings.Repeat("x", 3000) // about 4 KiB once base64url-encoded
+	for i := range 100 {
+		tok := iss.Token(t, fmt.Sprintf("big-%d", i), map[string]any{"pad": pad})
+		if status, label := ccServe(t, h, tok); status != http.StatusOK {
+			t.Fatalf("large token %d (%d bytes): status %d (%s)", i, len(tok), status, label)
+		}
+	}
+	oc.CleanUp()
+	if n, w := oc.EstimatedSize(), oc.WeightedSize(); w > bound || n > bound/4 {
+		t.Fatalf("%d entries of weight %d in a cache of %d units", n, w, bound)
+	}
+}
+
+func TestTokenCacheCorrectnessRejectedNeverAdmitted(t *testing.T) {
+	iss := identitytest.NewIssuer(t, identitytest.WithAlgorithms("RS256", "EdDSA"))
+	other := identitytest.NewIssuer(t)
+	h := ccProvision(t, ccHandler(iss, nil, nil), nil)
+
+	good := iss.Token(t, "user-1", nil)
+	sig := strings.LastIndexByte(good, '.') + 10
+	flip := "A"
+	if good[sig] == 'A' {
+		flip = "B"
+	}
+	parts := strings.Split(good, ".")
+	refused := map[string]string{
+		"bad signature":   good[:sig] + flip + good[sig+1:],
+		"payload swapped": parts[0] + "." + strings.Split(iss.Token(t, "admin", nil), ".")[1] + "." + parts[2],
+		"expired":         iss.Mint(t, map[string]any{"iat": time.Now().Add(-2 * time.Hour).Unix(), "exp": time.Now().Add(-time.Hour).Unix()}),
+		"wrong audience":  iss.Mint(t, map[string]any{"aud": "other-api"}),
+		"other issuer":    other.Token(t, "user-1", map[string]any{"iss": iss.URL}),
+		"alg none":        iss.Mint(t, nil, identitytest.Alg("none")),
+		"unknown kid":     iss.Mint(t, nil, identitytest.KeyID("no-such-key")),
+		"not yet valid":   iss.Mint(t, map[string]any{"nbf": time.Now().Add(time.Hour).Unix()}),
+		"missing exp":     iss.Mint(t, map[string]any{"exp": nil}),
+		"garbage":         "not.a.jwt",
+		"two parts":       parts[0] + "." + parts[1],
+		"random":          strings.Repeat("Zm9v", 100),
+	}
+	for name, tok := range refused {
+		for range 3 {
+			h0, m0 := ccHitsMisses(t, h)
+			status, label := ccServe(t, h, tok)
+			h1, m1 := ccHitsMisses(t, h)
+			if status != http.StatusUnauthorized {
+				t.Fatalf("%s: status %d (%s), want 401", name, status, label)
+			}
+			if h1 != h0 || m1-m0 != 1 {
+				t.Fatalf("%s: hits +%v, misses +%v: a refused token must never be served from the cache", name, h1-h0, m1-m0)
+			}
+		}
+	}
+	h.rt.cache.c.CleanUp()
+	if n := h.rt.cache.len(); n != 0 {
+		t.Fatalf("cache holds %d entries after only refused tokens", n)
+	}
+	ccExpect(t, h, good, http.StatusOK, "", false)
+	ccExpect(t, h, good, http.StatusOK, "", true)
+}
+
+func TestTokenCacheCorrectnessMemoryAtBound(t *testing.T) {
+	if testing.Short() {
+		t.Skip("mints and verifies 12,000 tokens")
+	}
+	// Fill the default cache past its bound with realistic tokens (about
+	// 800 bytes, EdDSA for speed) and measure the live heap it holds.
+	iss := identitytest.NewIssuer(t, identitytest.WithAlgorithms("EdDSA"))
+	h := ccProvision(t, ccHandler(iss, nil, nil), nil)
+	const n = DefaultCacheSize + DefaultCacheSize/5
+	toks := make([]string, n)
+	for i := range toks {
+		toks[i] = iss.Token(t, "", perfClaims(i))
+	}
+	var before, after goruntime.MemStats
+	goruntime.GC()
+	goruntime.ReadMemStats(&before)
+	for i, tok := range toks {
+		if status, label := ccServe(t, h, tok); status != http.StatusOK {
+			t.Fatalf("token %d: status %d (%s)", i, status, label)
+		}
+	}
+	h.rt.cache.c.CleanUp()
+	goruntime.GC()
+	goruntime.ReadMemStats(&after)
+	entries := h.rt.cache.len()
+	grown := int64(after.HeapAlloc) - int64(before.HeapAlloc)
+	t.Logf("default cache (%d units) after %d distinct tokens of %d bytes: %d entries, live heap +%.1f MiB (%d B per entry)",
+		DefaultCacheSize, n, len(toks[0]), entries, float64(grown)/(1<<20), grown/int64(max(entries, 1)))
+	if entries > DefaultCacheSize {
+		t.Fatalf("%d entries, bound %d", entries, DefaultCacheSize)
+	}
+	if grown > 64<<20 {
+		t.Fatalf("the cache at its bound holds %.1f MiB, more than 64 MiB", float64(grown)/(1<<20))
+	}
+}
