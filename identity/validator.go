@@ -451,6 +451,12 @@ func tried(err error) []Key {
 func (v *Validator) tryCandidates(ctx context.Context, src KeySource, sig *jose.JSONWebSignature, h *jwsHeader, skip []Key) (string, error) {
 	keys, err := src.CandidateKeys(ctx, h.kid, h.alg)
 	if err != nil {
+		if !errors.Is(err, ErrKeyNotFound) && !errors.Is(err, ErrProviderUnavailable) {
+			// E.g. the caller's context ended while keys were fetched:
+			// the client did nothing wrong, and errors.Is still sees
+			// the cause.
+			err = fmt.Errorf("%w: %w", ErrProviderUnavailable, err)
+		}
 		return "", err
 	}
 	if len(keys) == 0 {

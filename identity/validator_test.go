@@ -14,6 +14,7 @@ import (
 	"encoding/json"
 	"encoding/pem"
 	"errors"
+	"fmt"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -952,4 +953,69 @@ type valCtxSource struct {
 func (s valCtxSource) CandidateKeys(ctx context.Context, kid, alg string) ([]identity.Key, error) {
 	*s.seen = ctx
 	return s.KeySet.CandidateKeys(ctx, kid, alg)
+}
+
+// valErrSource fails every lookup with err.
+type valErrSource struct{ err error }
+
+func (s valErrSource) CandidateKeys(context.Context, string, string) ([]identity.Key, error) {
+	return nil, s.err
+}
+
+func (valErrSource) HasKey(string) bool { return false }
+
+func TestValidate_SourceErrors(t *testing.T) {
+	k := valNewKey(t, "ES256", "k", false)
+	tok := valMint(t, k, nil, valClaims(nil))
+	for _, tc := range []struct {
+		name   string
+		err    error
+		wantIs []error
+	}{
+		{"provider unavailable", fmt.Errorf("%w: jwks: 503", identity.ErrProviderUnavailable), []error{identity.ErrProviderUnavailable}},
+		{"context canceled", context.Canceled, []error{identity.ErrProviderUnavailable, context.Canceled}},
+		{"other failure", errors.New("boom"), []error{identity.ErrProviderUnavailable}},
+		{"key not found", identity.ErrKeyNotFound, []error{identity.ErrKeyNotFound}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := valValidator(t, valConfig(valErrSource{tc.err})).Validate(t.Context(), tok)
+			for _, want := range tc.wantIs {
+				if !errors.Is(err, want) {
+					t.Fatalf("error %v is not %v", err, want)
+				}
+			}
+			if errors.Is(err, identity.ErrSignature) || errors.Is(err, identity.ErrClaimValidation) {
+				t.Fatalf("error %v blames the token", err)
+			}
+		})
+	}
+}
+
+// TestValidate_RefreshesAreRateLimited checks with a real RemoteKeySet that
+// neither unknown kids nor bad signatures let clients make the validator
+// hammer the JWKS endpoint.
+func TestValidate_RefreshesAreRateLimited(t *testing.T) {
+	iss := identitytest.NewIssuer(t, identitytest.WithAlgorithms("ES256"))
+	rks, err := identity.NewRemoteKeySet(iss.JWKSURL(), identity.RemoteKeySetOptions{RefreshCooldown: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = rks.Close() })
+	v := valValidator(t, identity.IssuerConfig{Issuer: iss.URL, Keys: rks, Audiences: []string{identitytest.DefaultAudience}})
+	if _, err := v.Validate(t.Context(), iss.Token(t, "u", nil)); err != nil {
+		t.Fatal(err)
+	}
+	forged := valNewKey(t, "ES256", iss.CurrentKeyID("ES256"), false)
+	for i := range 200 {
+		_, err := v.Validate(t.Context(), iss.Mint(t, nil, identitytest.KeyID(fmt.Sprintf("random-%d", i))))
+		valWantErr(t, err, identity.ErrKeyNotFound, "")
+		_, err = v.Validate(t.Context(), valMint(t, forged.as("ES256"), nil, map[string]any{
+			"iss": iss.URL, "aud": identitytest.DefaultAudience, "sub": "x",
+			"iat": time.Now().Unix(), "exp": time.Now().Add(time.Hour).Unix(),
+		}))
+		valWantErr(t, err, identity.ErrSignature, "")
+	}
+	if n := iss.JWKSFetches(); n > 2 {
+		t.Fatalf("400 bad tokens caused %d JWKS fetches", n)
+	}
 }
