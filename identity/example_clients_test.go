@@ -1,0 +1,444 @@
+package identity_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/caddy-identity/caddy-identity/identity"
+)
+
+// exampleServer is a small authorization server for the examples.
+func exampleServer() *httptest.Server {
+	var polls atomic.Int64
+	reply := func(w http.ResponseWriter, status int, body string) {
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(status)
+		_, _ = io.WriteString(w, body)
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("POST /token", func(w http.ResponseWriter, r *http.Request) {
+		_ = r.ParseForm()
+		switch r.PostForm.Get("grant_type") {
+		case identity.GrantTypeClientCredentials:
+			reply(w, 200, `{"access_token":"svc-token","token_type":"Bearer","expires_in":3600,"scope":"`+r.PostForm.Get("scope")+`"}`)
+		case identity.GrantTypeRefreshToken:
+			reply(w, 200, `{"access_token":"fresh","token_type":"Bearer","expires_in":3600,"refresh_token":"rotated"}`)
+		case identity.GrantTypeAuthorizationCode:
+			if s256(r.PostForm.Get("code_verifier")) != "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM" {
+				reply(w, 400, `{"error":"invalid_grant","error_description":"PKCE verification failed"}`)
+				return
+			}
+			reply(w, 200, `{"access_token":"user-token","token_type":"Bearer","id_token":"eyJ...","expires_in":300}`)
+		case identity.GrantTypeDeviceCode:
+			if polls.Add(1) < 2 {
+				reply(w, 400, `{"error":"authorization_pending"}`)
+				return
+			}
+			reply(w, 200, `{"access_token":"device-token","token_type":"Bearer"}`)
+		case identity.GrantTypeTokenExchange:
+			reply(w, 200, `{"access_token":"downstream","issued_token_type":"`+identity.TokenTypeAccessToken+`","token_type":"Bearer","expires_in":60}`)
+		case identity.GrantTypePassword:
+			reply(w, 200, `{"access_token":"legacy","token_type":"Bearer"}`)
+		case identity.GrantTypeJWTBearer:
+			reply(w, 200, `{"access_token":"from-assertion","token_type":"Bearer"}`)
+		default:
+			reply(w, 400, `{"error":"unsupported_grant_type","error_description":"grant not enabled for this client"}`)
+		}
+	})
+	mux.HandleFunc("POST /device", func(w http.ResponseWriter, _ *http.Request) {
+		reply(w, 200, `{"device_code":"dc-1","user_code":"WDJB-MJHT","verification_uri":"https://idp.example/device","expires_in":600}`)
+	})
+	mux.HandleFunc("POST /par", func(w http.ResponseWriter, _ *http.Request) {
+		reply(w, 201, `{"request_uri":"urn:ietf:params:oauth:request_uri:6esc_11ACC5bwc014ltc14eY22c","expires_in":60}`)
+	})
+	mux.HandleFunc("GET /userinfo", func(w http.ResponseWriter, r *http.Request) {
+		if r.Header.Get("Authorization") != "Bearer user-token" {
+			w.Header().Set("WWW-Authenticate", `Bearer error="invalid_token"`)
+			w.WriteHeader(401)
+			return
+		}
+		reply(w, 200, `{"sub":"248289761001","name":"Jane Doe","email":"janedoe@example.com","email_verified":true,"department":"Engineering"}`)
+	})
+	mux.HandleFunc("POST /introspect", func(w http.ResponseWriter, r *http.Request) {
+		_ = r.ParseForm()
+		if r.PostForm.Get("token") != "opaque-1" {
+			reply(w, 200, `{"active":false}`)
+			return
+		}
+		reply(w, 200, `{"active":true,"scope":"read write","client_id":"web","sub":"u1","exp":1900000000,"aud":["api"]}`)
+	})
+	mux.HandleFunc("POST /revoke", func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(200) })
+	var srvURL string
+	client := `{"client_id":"c-42","client_secret":"shh","registration_access_token":"rat","registration_client_uri":"%s/register/c-42","client_name":%q,"redirect_uris":["https://app.example/cb"]}`
+	mux.HandleFunc("POST /register", func(w http.ResponseWriter, _ *http.Request) {
+		reply(w, 201, fmt.Sprintf(client, srvURL, "My App"))
+	})
+	mux.HandleFunc("GET /register/c-42", func(w http.ResponseWriter, _ *http.Request) {
+		reply(w, 200, fmt.Sprintf(client, srvURL, "My App"))
+	})
+	mux.HandleFunc("PUT /register/c-42", func(w http.ResponseWriter, r *http.Request) {
+		var md identity.ClientMetadata
+		_ = json.NewDecoder(r.Body).Decode(&md)
+		reply(w, 200, fmt.Sprintf(client, srvURL, md.ClientName))
+	})
+	mux.HandleFunc("DELETE /register/c-42", func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(204) })
+	srv := httptest.NewServer(mux)
+	srvURL = srv.URL
+	return srv
+}
+
+func ExampleRequestClientCredentialsToken() {
+	srv := exampleServer()
+	defer srv.Close()
+	tok, err := identity.RequestClientCredentialsToken(context.Background(), nil, identity.ClientCredentialsTokenRequest{
+		ProtocolRequest: identity.ProtocolRequest{
+			Address:    srv.URL + "/token",
+			ClientAuth: identity.ClientSecretBasicAuth("service", "secret"),
+		},
+		Scopes:   []string{"orders.read", "orders.write"},
+		Resource: []string{"https://orders.example"},
+	})
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	fmt.Println(tok.AccessToken, tok.TokenType, tok.ExpiresIn, tok.Scope)
+	// Output: svc-token Bearer 3600 orders.read orders.write
+}
+
+func ExampleProtocolError() {
+	srv := exampleServer()
+	defer srv.Close()
+	_, err := identity.RequestToken(context.Background(), nil, identity.TokenRequest{
+		ProtocolRequest: identity.ProtocolRequest{Address: srv.URL + "/token", ClientAuth: identity.ClientSecretPostAuth("c", "s")},
+		GrantType:       "urn:example:unknown",
+	})
+	var pe *identity.ProtocolError
+	if errors.As(err, &pe) {
+		fmt.Println(pe.StatusCode, pe.Code+":", pe.Description)
+	}
+	// Output: 400 unsupported_grant_type: grant not enabled for this client
+}
+
+func ExampleRequestRefreshToken() {
+	srv := exampleServer()
+	defer srv.Close()
+	tok, err := identity.RequestRefreshToken(context.Background(), nil, identity.RefreshTokenRequest{
+		ProtocolRequest: identity.ProtocolRequest{Address: srv.URL + "/token", ClientAuth: identity.ClientSecretBasicAuth("web", "secret")},
+		RefreshToken:    "old-refresh-token",
+	})
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	fmt.Println(tok.AccessToken, tok.RefreshToken)
+	// Output: fresh rotated
+}
+
+func ExampleAuthorizationRequest_URL() {
+	u, err := identity.AuthorizationRequest{
+		Address:       "https://idp.example/authorize",
+		ClientID:      "web",
+		RedirectURI:   "https://app.example/cb",
+		Scopes:        []string{"openid", "profile"},
+		State:         "af0ifjsldkj",
+		Nonce:         "n-0S6_WzA2Mj",
+		CodeChallenge: identity.S256Challenge("dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk"),
+		Prompt:        "login",
+		LoginHint:     "jane@example.com",
+	}.URL()
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	fmt.Println(strings.ReplaceAll(u, "&", "\n&"))
+	// Output:
+	// https://idp.example/authorize?client_id=web
+	// &code_challenge=E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM
+	// &code_challenge_method=S256
+	// &login_hint=jane%40example.com
+	// &nonce=n-0S6_WzA2Mj
+	// &prompt=login
+	// &redirect_uri=https%3A%2F%2Fapp.example%2Fcb
+	// &response_type=code
+	// &scope=openid+profile
+	// &state=af0ifjsldkj
+}
+
+func ExampleParseAuthorizationCallbackURL() {
+	res, err := identity.ParseAuthorizationCallbackURL("https://app.example/cb?code=SplxlOBeZQQYbYS6WxSbIA&state=af0ifjsldkj", "af0ifjsldkj")
+	fmt.Println(res.Code, err)
+	_, err = identity.ParseAuthorizationCallbackURL("https://app.example/cb?error=access_denied&state=af0ifjsldkj", "af0ifjsldkj")
+	fmt.Println(err)
+	_, err = identity.ParseAuthorizationCallbackURL("https://app.example/cb?code=x&state=forged", "af0ifjsldkj")
+	fmt.Println(errors.Is(err, identity.ErrStateMismatch))
+	// Output:
+	// SplxlOBeZQQYbYS6WxSbIA <nil>
+	// identity: protocol error "access_denied"
+	// true
+}
+
+func ExampleRequestAuthorizationCodeToken() {
+	srv := exampleServer()
+	defer srv.Close()
+	// The verifier of RFC 7636 Appendix B; use identity.NewPKCE() for real.
+	tok, err := identity.RequestAuthorizationCodeToken(context.Background(), nil, identity.AuthorizationCodeTokenRequest{
+		ProtocolRequest: identity.ProtocolRequest{Address: srv.URL + "/token", ClientAuth: identity.PublicClientAuth("spa")},
+		Code:            "SplxlOBeZQQYbYS6WxSbIA",
+		RedirectURI:     "https://app.example/cb",
+		CodeVerifier:    "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk",
+	})
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	fmt.Println(tok.AccessToken, tok.IDToken != "")
+	// Output: user-token true
+}
+
+func ExampleNewPKCE() {
+	p := identity.NewPKCE()
+	fmt.Println(len(p.Verifier), p.Method, p.Challenge == identity.S256Challenge(p.Verifier), identity.ValidCodeVerifier(p.Verifier))
+	// Output: 43 S256 true true
+}
+
+func ExampleS256Challenge() {
+	fmt.Println(identity.S256Challenge("dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk"))
+	// Output: E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM
+}
+
+func ExamplePushAuthorizationRequest() {
+	srv := exampleServer()
+	defer srv.Close()
+	res, err := identity.PushAuthorizationRequest(context.Background(), nil, identity.PushedAuthorizationRequest{
+		ProtocolRequest: identity.ProtocolRequest{Address: srv.URL + "/par", ClientAuth: identity.ClientSecretBasicAuth("web", "secret")},
+		Authorization: identity.AuthorizationRequest{
+			RedirectURI: "https://app.example/cb", Scopes: []string{"openid"}, State: "xyz",
+			CodeChallenge: "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM",
+		},
+	})
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	u, _ := res.AuthorizationURL("https://idp.example/authorize", "web")
+	fmt.Println(res.ExpiresIn)
+	fmt.Println(u)
+	// Output:
+	// 60
+	// https://idp.example/authorize?client_id=web&request_uri=urn%3Aietf%3Aparams%3Aoauth%3Arequest_uri%3A6esc_11ACC5bwc014ltc14eY22c
+}
+
+func ExampleRequestDeviceAuthorization() {
+	srv := exampleServer()
+	defer srv.Close()
+	ctx := context.Background()
+	auth := identity.PublicClientAuth("tv-app")
+	da, err := identity.RequestDeviceAuthorization(ctx, nil, identity.DeviceAuthorizationRequest{
+		ProtocolRequest: identity.ProtocolRequest{Address: srv.URL + "/device", ClientAuth: auth},
+		Scopes:          []string{"openid", "offline_access"},
+	})
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	fmt.Printf("Visit %s and enter %s\n", da.VerificationURI, da.UserCode)
+	fmt.Println("interval sent:", da.Interval, "- polling uses", identity.DefaultDevicePollInterval)
+	// Output:
+	// Visit https://idp.example/device and enter WDJB-MJHT
+	// interval sent: 0s - polling uses 5s
+}
+
+func ExamplePollDeviceToken() {
+	srv := exampleServer()
+	defer srv.Close()
+	req := identity.DeviceTokenRequest{
+		ProtocolRequest: identity.ProtocolRequest{Address: srv.URL + "/token", ClientAuth: identity.PublicClientAuth("tv-app")},
+		DeviceCode:      "dc-1",
+		Interval:        10 * time.Millisecond, // from the device authorization response; 5 s when absent
+	}
+	tok, err := identity.PollDeviceToken(context.Background(), nil, req)
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	fmt.Println(tok.AccessToken)
+	// Output: device-token
+}
+
+func ExampleRequestTokenExchangeToken() {
+	srv := exampleServer()
+	defer srv.Close()
+	tok, err := identity.RequestTokenExchangeToken(context.Background(), nil, identity.TokenExchangeTokenRequest{
+		ProtocolRequest:    identity.ProtocolRequest{Address: srv.URL + "/token", ClientAuth: identity.ClientSecretBasicAuth("gateway", "secret")},
+		SubjectToken:       "incoming-user-token",
+		SubjectTokenType:   identity.TokenTypeAccessToken,
+		RequestedTokenType: identity.TokenTypeAccessToken,
+		Audience:           []string{"orders-service"},
+	})
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	fmt.Println(tok.AccessToken, tok.IssuedTokenType)
+	// Output: downstream urn:ietf:params:oauth:token-type:access_token
+}
+
+func ExampleRequestPasswordToken() {
+	srv := exampleServer()
+	defer srv.Close()
+	tok, err := identity.RequestPasswordToken(context.Background(), nil, identity.PasswordTokenRequest{ //nolint:staticcheck // legacy grant shown for completeness
+		ProtocolRequest: identity.ProtocolRequest{Address: srv.URL + "/token", ClientAuth: identity.ClientSecretBasicAuth("legacy", "secret")},
+		UserName:        "jane",
+		Password:        "correct horse",
+	})
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	fmt.Println(tok.AccessToken)
+	// Output: legacy
+}
+
+func ExampleRequestToken() {
+	srv := exampleServer()
+	defer srv.Close()
+	p := identity.ProtocolRequest{Address: srv.URL + "/token", ClientAuth: identity.ClientSecretBasicAuth("c", "s")}
+	p.Parameters = map[string][]string{"assertion": {"eyJhbGciOiJFUzI1NiJ9.e30.sig"}}
+	tok, err := identity.RequestToken(context.Background(), nil, identity.TokenRequest{ProtocolRequest: p, GrantType: identity.GrantTypeJWTBearer})
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	fmt.Println(tok.AccessToken)
+	// Output: from-assertion
+}
+
+func ExampleRequestUserInfo() {
+	srv := exampleServer()
+	defer srv.Close()
+	info, err := identity.RequestUserInfo(context.Background(), nil, identity.UserInfoRequest{
+		Address:         srv.URL + "/userinfo",
+		Token:           "user-token",
+		ExpectedSubject: "248289761001", // the sub of the ID token
+	})
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	dept, _ := info.Extra("department")
+	fmt.Println(info.Subject, info.Name, info.EmailVerified, string(dept))
+
+	_, err = identity.RequestUserInfo(context.Background(), nil, identity.UserInfoRequest{Address: srv.URL + "/userinfo", Token: "stale"})
+	var pe *identity.ProtocolError
+	if errors.As(err, &pe) {
+		fmt.Println(pe.StatusCode, pe.Code)
+	}
+	// Output:
+	// 248289761001 Jane Doe true "Engineering"
+	// 401 invalid_token
+}
+
+func ExampleIntrospectToken() {
+	srv := exampleServer()
+	defer srv.Close()
+	res, err := identity.IntrospectToken(context.Background(), nil, identity.IntrospectionRequest{
+		ProtocolRequest: identity.ProtocolRequest{Address: srv.URL + "/introspect", ClientAuth: identity.ClientSecretBasicAuth("api", "secret")},
+		Token:           "opaque-1",
+		TokenTypeHint:   identity.TokenTypeHintAccessToken,
+	})
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	fmt.Println(res.Active, res.Subject, res.Scopes, res.HasScope("write"), res.Audience, res.Expiry.Format(time.RFC3339))
+	// Output: true u1 [read write] true [api] 2030-03-17T17:46:40Z
+}
+
+func ExampleParseIntrospectionResponse() {
+	res, err := identity.ParseIntrospectionResponse([]byte(`{"active":true,"scope":["a","b"],"aud":"api","ext":42}`))
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	ext, _ := res.Extra("ext")
+	fmt.Println(res.Scope, res.Audience, string(ext))
+	// Output: a b [api] 42
+}
+
+func ExampleRevokeToken() {
+	srv := exampleServer()
+	defer srv.Close()
+	err := identity.RevokeToken(context.Background(), nil, identity.RevocationRequest{
+		ProtocolRequest: identity.ProtocolRequest{Address: srv.URL + "/revoke", ClientAuth: identity.ClientSecretBasicAuth("web", "secret")},
+		Token:           "refresh-token-to-forget",
+		TokenTypeHint:   identity.TokenTypeHintRefreshToken,
+	})
+	fmt.Println(err)
+	// Output: <nil>
+}
+
+func ExampleRegisterClient() {
+	srv := exampleServer()
+	defer srv.Close()
+	ctx := context.Background()
+	reg, err := identity.RegisterClient(ctx, nil, identity.RegistrationRequest{
+		Address:            srv.URL + "/register",
+		InitialAccessToken: "initial-token",
+		Metadata: identity.ClientMetadata{
+			ClientName:              "My App",
+			RedirectURIs:            []string{"https://app.example/cb"},
+			TokenEndpointAuthMethod: identity.AuthMethodClientSecretBasic,
+		},
+	})
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	fmt.Println(reg.ClientID, reg.Metadata.ClientName)
+
+	cfg := identity.ClientConfigurationRequest{Address: reg.RegistrationClientURI, RegistrationAccessToken: reg.RegistrationAccessToken}
+	read, _ := identity.ReadClientConfiguration(ctx, nil, cfg)
+	fmt.Println("read:", read.Metadata.RedirectURIs)
+
+	cfg.ClientID, cfg.ClientSecret, cfg.Metadata = reg.ClientID, reg.ClientSecret, reg.Metadata
+	cfg.Metadata.ClientName = "My Renamed App"
+	updated, _ := identity.UpdateClientConfiguration(ctx, nil, cfg)
+	fmt.Println("updated:", updated.Metadata.ClientName)
+
+	fmt.Println("deleted:", identity.DeleteClientConfiguration(ctx, nil, cfg))
+	// Output:
+	// c-42 My App
+	// read: [https://app.example/cb]
+	// updated: My Renamed App
+	// deleted: <nil>
+}
+
+func ExampleNewTokenManager() {
+	srv := exampleServer()
+	defer srv.Close()
+	m, err := identity.NewTokenManager(identity.TokenManagerOptions{
+		Request: identity.ClientCredentialsTokenRequest{
+			ProtocolRequest: identity.ProtocolRequest{Address: srv.URL + "/token", ClientAuth: identity.ClientSecretBasicAuth("svc", "secret")},
+			Scopes:          []string{"upstream"},
+		},
+	})
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	tok, _ := m.AccessToken(context.Background()) // requested once, then cached until a minute before expiry
+	fmt.Println(tok)
+
+	upstream := &http.Client{Transport: m.Transport(nil)} // adds "Authorization: Bearer svc-token"
+	_ = upstream
+	// Output: svc-token
+}
