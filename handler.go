@@ -383,6 +383,12 @@ func classify(err error) reason {
 	case errors.Is(err, identity.ErrUnknownIssuer):
 		return reasonIssuer
 	case errors.As(err, &ce):
+		if ce.Reason == "missing" || ce.Reason == "malformed" {
+			if ce.Claim == "aud" {
+				return reasonAudience
+			}
+			return reasonClaims
+		}
 		switch ce.Claim {
 		case "exp":
 			return reasonExpired
