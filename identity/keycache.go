@@ -307,12 +307,13 @@ func (c *refreshCache[T]) fetch() (*cacheEntry[T], error) {
 		c.failures++
 		c.mu.Unlock()
 		has := c.usable(c.cfg.now()) != nil
-		c.cfg.log.Debug("identity: fetch failed", "what", c.cfg.what, "url", redactURL(c.cfg.url), "error", err, "serving_cached", has)
-		if !wasFailing {
-			c.cfg.log.Warn("identity: fetch failing", "what", c.cfg.what, "url", redactURL(c.cfg.url), "error", err, "serving_cached", has)
-			if c.cfg.onState != nil {
-				c.cfg.onState(false, err)
-			}
+		if wasFailing {
+			c.cfg.log.Debug("identity: fetch failed again", "what", c.cfg.what, "url", redactURL(c.cfg.url), "error", err, "serving_cached", has)
+			return nil, err
+		}
+		c.cfg.log.Warn("identity: fetch failing", "what", c.cfg.what, "url", redactURL(c.cfg.url), "error", err, "serving_cached", has)
+		if c.cfg.onState != nil {
+			c.cfg.onState(false, err)
 		}
 		return nil, err
 	}
