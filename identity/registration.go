@@ -15,16 +15,16 @@ import (
 // (RFC 7591 §2, OpenID Connect Dynamic Client Registration §2). Members
 // not named here travel in Extra, both ways.
 type ClientMetadata struct {
-	RedirectURIs                []string        `json:"redirect_uris,omitempty"`
+	RedirectURIs                []string        `json:"redirect_uris,omitzero"`
 	TokenEndpointAuthMethod     string          `json:"token_endpoint_auth_method,omitempty"`
 	TokenEndpointAuthSigningAlg string          `json:"token_endpoint_auth_signing_alg,omitempty"`
-	GrantTypes                  []string        `json:"grant_types,omitempty"`
-	ResponseTypes               []string        `json:"response_types,omitempty"`
+	GrantTypes                  []string        `json:"grant_types,omitzero"`
+	ResponseTypes               []string        `json:"response_types,omitzero"`
 	ClientName                  string          `json:"client_name,omitempty"`
 	ClientURI                   string          `json:"client_uri,omitempty"`
 	LogoURI                     string          `json:"logo_uri,omitempty"`
 	Scope                       string          `json:"scope,omitempty"`
-	Contacts                    []string        `json:"contacts,omitempty"`
+	Contacts                    []string        `json:"contacts,omitzero"`
 	TOSURI                      string          `json:"tos_uri,omitempty"`
 	PolicyURI                   string          `json:"policy_uri,omitempty"`
 	JWKSURI                     string          `json:"jwks_uri,omitempty"`
@@ -40,8 +40,8 @@ type ClientMetadata struct {
 	DefaultMaxAge               int64           `json:"default_max_age,omitempty"`
 	RequireAuthTime             bool            `json:"require_auth_time,omitempty"`
 	InitiateLoginURI            string          `json:"initiate_login_uri,omitempty"`
-	RequestURIs                 []string        `json:"request_uris,omitempty"`
-	PostLogoutRedirectURIs      []string        `json:"post_logout_redirect_uris,omitempty"`
+	RequestURIs                 []string        `json:"request_uris,omitzero"`
+	PostLogoutRedirectURIs      []string        `json:"post_logout_redirect_uris,omitzero"`
 
 	// Extra holds any other member (e.g. "introspection_signed_response_alg"
 	// or server extensions). It never overrides a named field.
