@@ -1,0 +1,280 @@
+package caddyidentity
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+
+	"github.com/caddy-identity/caddy-identity/identity"
+	"github.com/caddy-identity/caddy-identity/identity/identitytest"
+)
+
+// Limits through the handler: token size caps at their exact boundary, a
+// hanging provider never holds requests beyond their deadline or the
+// outbound timeout, a provider that turns hostile never takes good keys
+// away, and hostile metadata (too large, too many keys, keys on another
+// host) ends in 503 without contacting anyone else.
+
+// serveTimed calls the handler directly with ctx and returns the status
+// and how long the handler took.
+func serveTimed(s *identityServer, ctx context.Context, token string) (int, time.Duration) {
+	r := httptest.NewRequest(http.MethodGet, "http://example.com/", nil).WithContext(ctx)
+	if token != "" {
+		r.Header.Set("Authorization", "Bearer "+token)
+	}
+	w := httptest.NewRecorder()
+	r = caddyhttp.PrepareRequest(r, caddy.NewReplacer(), w, nil)
+	start := time.Now()
+	err := s.H.ServeHTTP(w, r, s.Upstream)
+	d := time.Since(start)
+	if err == nil {
+		return w.Code, d
+	}
+	var he caddyhttp.HandlerError
+	if errors.As(err, &he) {
+		return he.StatusCode, d
+	}
+	return http.StatusInternalServerError, d
+}
+
+// tokenOfLength returns a genuinely signed token of exactly n bytes: a
+// header member and a claim are padded (one knob alone cannot reach every
+// length, base64url never yields a length of 4k+1).
+func tokenOfLength(t *testing.T, f *forger, n int) string {
+	t.Helper()
+	mint := func(hpad, ppad int) string {
+		return f.RS256(t, f.Header("RS256", f.RSAKID, map[string]any{"x": strings.Repeat("h", hpad)}),
+			f.Claims(map[string]any{"pad": strings.Repeat("p", ppad)}))
+	}
+	base := len(mint(0, 0))
+	guess := (n - base) * 3 / 4
+	for hpad := range 4 {
+		for ppad := max(0, guess-8); ppad < guess+8; ppad++ {
+			if tok := mint(hpad, ppad); len(tok) == n {
+				return tok
+			}
+		}
+	}
+	t.Fatalf("no token of exactly %d bytes", n)
+	return ""
+}
+
+func TestLimitsTokenSize(t *testing.T) {
+	iss := identitytest.NewIssuer(t)
+	f := issuerForger(t, iss, atkAudience)
+	for _, limit := range []int{0, 2048, 12 << 10} {
+		t.Run(fmt.Sprint(limit), func(t *testing.T) {
+			h := attackHandler(iss)
+			h.MaxTokenSize = limit
+			s := newIdentityServer(t, h, nil)
+			eff := limit
+			if eff == 0 {
+				eff = identity.DefaultMaxTokenBytes
+			}
+			for _, n := range []int{eff - 1, eff} {
+				if r := s.get("/", "Bearer "+tokenOfLength(t, f, n)); r.Status != http.StatusOK {
+					t.Errorf("token of %d bytes (limit %d): %d %q", n, eff, r.Status, r.Challenge)
+				}
+			}
+			for _, n := range []int{eff + 1, eff + 2} {
+				before := s.Upstream.Hits()
+				r := s.get("/", "Bearer "+tokenOfLength(t, f, n))
+				expectRefusal(t, s, f, before, r, "", atkInvalidToken)
+			}
+			expectServed(t, s, f)
+		})
+	}
+}
+
+func TestLimitsHangingProviderAtBoot(t *testing.T) {
+	iss := identitytest.NewIssuer(t)
+	iss.SetDelay(time.Minute)
+	f := issuerForger(t, iss, atkAudience)
+	s := newIdentityServer(t, attackHandler(iss), nil)
+
+	t.Run("request deadline", func(t *testing.T) {
+		for range 3 {
+			ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+			status, d := serveTimed(s, ctx, f.Valid(t))
+			cancel()
+			if d > 2*time.Second {
+				t.Errorf("a request with a 300ms deadline was held %v by a hanging provider", d)
+			}
+			if status == http.StatusOK {
+				t.Errorf("status 200 without keys")
+			}
+		}
+	})
+	t.Run("outbound timeout", func(t *testing.T) {
+		if testing.Short() {
+			t.Skip("waits for identity.DefaultHTTPTimeout")
+		}
+		status, d := serveTimed(s, context.Background(), f.Valid(t))
+		if d > identity.DefaultHTTPTimeout+5*time.Second {
+			t.Errorf("a request without deadline was held %v (outbound timeout %v)", d, identity.DefaultHTTPTimeout)
+		}
+		if status != http.StatusServiceUnavailable {
+			t.Errorf("status %d, want 503", status)
+		}
+	})
+	if n := s.Upstream.Hits(); n != 0 {
+		t.Errorf("upstream reached %d times without keys", n)
+	}
+}
+
+func TestLimitsHangingProviderAfterKeysCached(t *testing.T) {
+	iss := identitytest.NewIssuer(t)
+	f := issuerForger(t, iss, atkAudience)
+	h := attackHandler(iss)
+	zero := 0
+	h.CacheSize = &zero // verify every token in full
+	s := newIdentityServer(t, h, nil)
+	expectServed(t, s, f)
+	iss.SetDelay(time.Minute)
+
+	// Random kids force refreshes that hang on the provider; requests
+	// with known keys must not wait for them.
+	done := make(chan time.Duration, 4)
+	for range 4 {
+		go func() {
+			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+			defer cancel()
+			_, d := serveTimed(s, ctx, f.RandomKID(t))
+			done <- d
+		}()
+	}
+	time.Sleep(100 * time.Millisecond)
+	for i := range 20 {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		status, d := serveTimed(s, ctx, f.Valid(t))
+		cancel()
+		if status != http.StatusOK || d > 500*time.Millisecond {
+			t.Fatalf("valid request %d while the provider hangs: %d after %v", i, status, d)
+		}
+	}
+	for range 4 {
+		select {
+		case d := <-done:
+			if d > 4*time.Second {
+				t.Errorf("random-kid request with a 2s deadline took %v", d)
+			}
+		case <-time.After(20 * time.Second):
+			t.Fatal("random-kid request still held after 20s")
+		}
+	}
+}
+
+func TestLimitsBadJWKSKeepsKeys(t *testing.T) {
+	if testing.Short() {
+		t.Skip("waits for the key refresh cooldown")
+	}
+	iss := identitytest.NewIssuer(t)
+	f := issuerForger(t, iss, atkAudience)
+	h := attackHandler(iss)
+	zero := 0
+	h.CacheSize = &zero
+	s := newIdentityServer(t, h, nil)
+	expectServed(t, s, f)
+
+	for _, body := range []string{`{"keys":[]}`, "garbage", `{"keys":[{"kty":"oct","k":"c2VjcmV0"}]}`} {
+		iss.SetJWKSBody([]byte(body), "")
+		iss.ResetCounters()
+		// Past the refresh cooldown, a random kid forces a refresh that
+		// gets the bad body.
+		time.Sleep(identity.DefaultRefreshCooldown + 200*time.Millisecond)
+		before := s.Upstream.Hits()
+		expectRefusal(t, s, f, before, s.get("/", "Bearer "+f.RandomKID(t)), "", atkInvalidToken)
+		if iss.JWKSFetches() == 0 {
+			t.Fatalf("%q: the random kid did not force a refresh", body)
+		}
+		for range 5 {
+			expectServed(t, s, f)
+		}
+	}
+	iss.SetJWKSBody(nil, "")
+}
+
+func TestLimitsHostileMetadata(t *testing.T) {
+	attacker := newAttackerServer(t, []byte(`{"keys":[]}`), nil)
+	cases := []struct {
+		name string
+		opts []identitytest.Option
+		prep func(iss *identitytest.Issuer)
+	}{
+		{"jwks_uri on another host", []identitytest.Option{identitytest.WithMetadataOverride(func(m map[string]any) {
+			m["jwks_uri"] = attacker.URL + "/jwks"
+		})}, nil},
+		{"issuer mismatch", []identitytest.Option{identitytest.WithMetadataOverride(func(m map[string]any) {
+			m["issuer"] = attacker.URL
+		})}, nil},
+		{"discovery too large", []identitytest.Option{identitytest.WithMetadataOverride(func(m map[string]any) {
+			m["padding"] = strings.Repeat("x", identity.DefaultMaxDocumentBytes)
+		})}, nil},
+		{"too many keys", nil, func(iss *identitytest.Issuer) {
+			iss.SetJWKSBody(manyKeysJWKS(t, iss, identity.DefaultMaxKeys+1), "")
+		}},
+		{"JWKS too large", nil, func(iss *identitytest.Issuer) {
+			var set map[string]any
+			_ = json.Unmarshal(iss.PublicJWKS(), &set)
+			set["padding"] = strings.Repeat("x", identity.DefaultMaxDocumentBytes)
+			b, _ := json.Marshal(set)
+			iss.SetJWKSBody(b, "")
+		}},
+		{"JWKS as HTML", nil, func(iss *identitytest.Issuer) { iss.SetJWKSBody(iss.PublicJWKS(), "text/html") }},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			iss := identitytest.NewIssuer(t, c.opts...)
+			if c.prep != nil {
+				c.prep(iss)
+			}
+			f := issuerForger(t, iss, atkAudience)
+			s := newIdentityServer(t, attackHandler(iss), nil)
+			r := s.get("/", "Bearer "+f.Valid(t))
+			if r.Status != http.StatusServiceUnavailable {
+				t.Errorf("status %d %q, want 503", r.Status, r.Challenge)
+			}
+			if s.Upstream.Hits() != 0 {
+				t.Error("upstream reached")
+			}
+		})
+	}
+	if c := attacker.Contacts(); len(c) > 0 {
+		t.Errorf("the foreign host was contacted: %v", c)
+	}
+}
+
+// manyKeysJWKS returns iss's key set with its first key repeated under new
+// kids up to n keys.
+func manyKeysJWKS(t *testing.T, iss *identitytest.Issuer, n int) []byte {
+	t.Helper()
+	var set struct {
+		Keys []map[string]any `json:"keys"`
+	}
+	if err := json.Unmarshal(iss.PublicJWKS(), &set); err != nil || len(set.Keys) == 0 {
+		t.Fatalf("issuer JWKS: %v", err)
+	}
+	first := set.Keys[0]
+	for i := len(set.Keys); i < n; i++ {
+		k := map[string]any{}
+		for name, v := range first {
+			k[name] = v
+		}
+		k["kid"] = fmt.Sprintf("extra-%d", i)
+		set.Keys = append(set.Keys, k)
+	}
+	b, err := json.Marshal(set)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
