@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"math"
 	"mime"
 	"net/http"
@@ -107,16 +108,11 @@ func doEndpoint(ctx context.Context, client *http.Client, call endpointCall) (*e
 	}
 	ctx, cancel := withDefaultDeadline(ctx, client)
 	defer cancel()
-	var body *bytes.Reader
+	var body io.Reader
 	if call.body != nil {
 		body = bytes.NewReader(call.body)
 	}
-	var req *http.Request
-	if body != nil {
-		req, err = http.NewRequestWithContext(ctx, call.method, call.address, body)
-	} else {
-		req, err = http.NewRequestWithContext(ctx, call.method, call.address, nil)
-	}
+	req, err := http.NewRequestWithContext(ctx, call.method, call.address, body)
 	if err != nil {
 		return nil, err
 	}
@@ -269,13 +265,17 @@ func (o wireObject) number(name string) (v float64, ok bool, err error) {
 	return v, true, nil
 }
 
+// maxWireSeconds bounds durations read from responses (about 31 years), so
+// that converting them to a time.Duration cannot overflow.
+const maxWireSeconds = 1e9
+
 // seconds returns a non-negative whole number of seconds member.
 func (o wireObject) seconds(name string) (int64, error) {
 	v, ok, err := o.number(name)
 	if err != nil || !ok {
 		return 0, err
 	}
-	if v < 0 || v > math.MaxInt32*100 {
+	if v < 0 || v > maxWireSeconds {
 		return 0, memberTypeError(name, "a plausible number of seconds")
 	}
 	return int64(v), nil

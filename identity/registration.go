@@ -13,7 +13,9 @@ import (
 
 // ClientMetadata is the metadata of a dynamically registered client
 // (RFC 7591 §2, OpenID Connect Dynamic Client Registration §2). Members
-// not named here travel in Extra, both ways.
+// not named here travel in Extra, both ways. Empty strings and nil slices
+// are not sent; an empty non-nil slice is sent as [] (e.g. ResponseTypes:
+// []string{} for a client without front-channel flows).
 type ClientMetadata struct {
 	RedirectURIs                []string        `json:"redirect_uris,omitzero"`
 	TokenEndpointAuthMethod     string          `json:"token_endpoint_auth_method,omitempty"`

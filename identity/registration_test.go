@@ -42,6 +42,10 @@ func TestClientMetadataJSON(t *testing.T) {
 	if string(plain) != `{"client_name":"x"}` {
 		t.Errorf("without extras: %s", plain)
 	}
+	empty, _ := json.Marshal(identity.ClientMetadata{ResponseTypes: []string{}, RedirectURIs: nil})
+	if string(empty) != `{"response_types":[]}` {
+		t.Errorf("explicitly empty array: %s", empty)
+	}
 	if err := json.Unmarshal([]byte(`{"redirect_uris":"one"}`), &back); err == nil {
 		t.Error("wrong member type accepted")
 	}
