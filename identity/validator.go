@@ -112,11 +112,11 @@ type ValidatorOptions struct {
 
 // Token is a token that passed validation.
 type Token struct {
-	Claims    *Claims
-	Issuer    string // the configured issuer that accepted it
-	Algorithm string // header "alg"
-	KeyID     string // header "kid", "" when absent
-	Type      string // header "typ", "" when absent
+	Claims    *Claims // the verified payload
+	Issuer    string  // the configured issuer that accepted it
+	Algorithm string  // header "alg"
+	KeyID     string  // header "kid", "" when absent
+	Type      string  // header "typ", "" when absent
 	// KeyThumbprint is the RFC 7638 thumbprint of the key that verified
 	// the signature ("" for HMAC); see [Validator.KeyStillValid].
 	KeyThumbprint string
@@ -319,16 +319,25 @@ func (e *unknownIssuerError) Error() string {
 
 func (e *unknownIssuerError) Unwrap() []error { return []error{ErrUnknownIssuer, e.claim} }
 
-// Validate checks token and returns its claims. In order: the size cap;
-// compact JWS structure and header (three base64url parts, JSON objects
-// without duplicate members); alg "none" ([ErrAlgNone]); the allow-list
-// ([ErrUnsupportedAlg]); crit and b64 ([ErrUnsupportedHeader]); the
-// unverified iss against the configured issuers ([ErrUnknownIssuer], also a
-// [*ClaimError] for "iss"); the signature with the issuer's candidate keys
-// for kid and alg, refreshing a [RefreshableKeySource] once when none
-// verifies ([ErrKeyNotFound], [ErrSignature], [ErrKeyConversion],
-// [ErrProviderUnavailable]); then claim types, aud, exp, nbf, iat, max age,
-// typ, nonce and required claims ([*ClaimError]).
+// Validate checks token and returns it with its claims. The checks run in
+// this order, and the first failure is returned:
+//
+//   - length against the cap ([ErrTokenTooLarge]), before any decoding;
+//   - compact JWS structure: exactly three base64url parts (a JWE is
+//     refused), header and payload JSON objects without duplicate members
+//     ([ErrMalformed]);
+//   - alg "none" in any letter case ([ErrAlgNone]), then the allow-list
+//     ([ErrUnsupportedAlg]), then crit and b64=false ([ErrUnsupportedHeader]);
+//   - the unverified iss must be a configured issuer ([ErrUnknownIssuer],
+//     which is also a [*ClaimError] for "iss");
+//   - the signature, with that issuer's candidate keys for the token's kid
+//     and alg (jku, x5u, x5c and jwk headers are ignored); when none
+//     verifies and the source is a [RefreshableKeySource], it is refreshed
+//     once and the new keys are tried ([ErrKeyNotFound], [ErrSignature],
+//     [ErrUnsupportedAlg] or [ErrKeyConversion] for unusable keys, and
+//     [ErrProviderUnavailable] wrapping any other key source failure);
+//   - claim types, aud, exp, nbf, iat, max age, typ header, nonce and
+//     required claims ([*ClaimError], Claim naming the claim or "typ").
 func (v *Validator) Validate(ctx context.Context, token string) (*Token, error) {
 	jws, err := parseCompact(token, v.maxBytes)
 	if err != nil {
