@@ -17,33 +17,48 @@ import (
 // are not sent; an empty non-nil slice is sent as [] (e.g. ResponseTypes:
 // []string{} for a client without front-channel flows).
 type ClientMetadata struct {
-	RedirectURIs                []string        `json:"redirect_uris,omitzero"`
-	TokenEndpointAuthMethod     string          `json:"token_endpoint_auth_method,omitempty"`
-	TokenEndpointAuthSigningAlg string          `json:"token_endpoint_auth_signing_alg,omitempty"`
-	GrantTypes                  []string        `json:"grant_types,omitzero"`
-	ResponseTypes               []string        `json:"response_types,omitzero"`
-	ClientName                  string          `json:"client_name,omitempty"`
-	ClientURI                   string          `json:"client_uri,omitempty"`
-	LogoURI                     string          `json:"logo_uri,omitempty"`
-	Scope                       string          `json:"scope,omitempty"`
-	Contacts                    []string        `json:"contacts,omitzero"`
-	TOSURI                      string          `json:"tos_uri,omitempty"`
-	PolicyURI                   string          `json:"policy_uri,omitempty"`
-	JWKSURI                     string          `json:"jwks_uri,omitempty"`
-	JWKS                        json.RawMessage `json:"jwks,omitempty"`
-	SoftwareID                  string          `json:"software_id,omitempty"`
-	SoftwareVersion             string          `json:"software_version,omitempty"`
-	SoftwareStatement           string          `json:"software_statement,omitempty"`
-	ApplicationType             string          `json:"application_type,omitempty"`
-	SubjectType                 string          `json:"subject_type,omitempty"`
-	SectorIdentifierURI         string          `json:"sector_identifier_uri,omitempty"`
-	IDTokenSignedResponseAlg    string          `json:"id_token_signed_response_alg,omitempty"`
-	UserinfoSignedResponseAlg   string          `json:"userinfo_signed_response_alg,omitempty"`
-	DefaultMaxAge               int64           `json:"default_max_age,omitempty"`
-	RequireAuthTime             bool            `json:"require_auth_time,omitempty"`
-	InitiateLoginURI            string          `json:"initiate_login_uri,omitempty"`
-	RequestURIs                 []string        `json:"request_uris,omitzero"`
-	PostLogoutRedirectURIs      []string        `json:"post_logout_redirect_uris,omitzero"`
+	// RedirectURIs are the redirection URIs of the client.
+	RedirectURIs []string `json:"redirect_uris,omitzero"`
+	// TokenEndpointAuthMethod is an AuthMethod* value; the server defaults to client_secret_basic.
+	TokenEndpointAuthMethod string `json:"token_endpoint_auth_method,omitempty"`
+	// TokenEndpointAuthSigningAlg is the JWS alg of private_key_jwt/client_secret_jwt assertions.
+	TokenEndpointAuthSigningAlg string `json:"token_endpoint_auth_signing_alg,omitempty"`
+	// GrantTypes and ResponseTypes are the grant and response types the client uses.
+	GrantTypes    []string `json:"grant_types,omitzero"`
+	ResponseTypes []string `json:"response_types,omitzero"`
+	// ClientName, ClientURI and LogoURI describe the client to users.
+	ClientName string `json:"client_name,omitempty"`
+	ClientURI  string `json:"client_uri,omitempty"`
+	LogoURI    string `json:"logo_uri,omitempty"`
+	// Scope is the space-delimited scope the client may request.
+	Scope string `json:"scope,omitempty"`
+	// Contacts are people responsible for the client; TOSURI and PolicyURI
+	// link its terms of service and privacy policy.
+	Contacts  []string `json:"contacts,omitzero"`
+	TOSURI    string   `json:"tos_uri,omitempty"`
+	PolicyURI string   `json:"policy_uri,omitempty"`
+	// JWKSURI or JWKS publish the client's public keys (private_key_jwt, encryption).
+	JWKSURI string          `json:"jwks_uri,omitempty"`
+	JWKS    json.RawMessage `json:"jwks,omitempty"`
+	// SoftwareID, SoftwareVersion and SoftwareStatement identify the client software (RFC 7591 §2.3).
+	SoftwareID        string `json:"software_id,omitempty"`
+	SoftwareVersion   string `json:"software_version,omitempty"`
+	SoftwareStatement string `json:"software_statement,omitempty"`
+	// ApplicationType ("web" or "native") and SubjectType ("public" or "pairwise", with
+	// SectorIdentifierURI) are OpenID Connect registration members.
+	ApplicationType     string `json:"application_type,omitempty"`
+	SubjectType         string `json:"subject_type,omitempty"`
+	SectorIdentifierURI string `json:"sector_identifier_uri,omitempty"`
+	// IDTokenSignedResponseAlg and UserinfoSignedResponseAlg ask for signed ID tokens and UserInfo responses.
+	IDTokenSignedResponseAlg  string `json:"id_token_signed_response_alg,omitempty"`
+	UserinfoSignedResponseAlg string `json:"userinfo_signed_response_alg,omitempty"`
+	// DefaultMaxAge (seconds) and RequireAuthTime govern authentication age.
+	DefaultMaxAge   int64 `json:"default_max_age,omitempty"`
+	RequireAuthTime bool  `json:"require_auth_time,omitempty"`
+	// InitiateLoginURI, RequestURIs and PostLogoutRedirectURIs are further OpenID Connect URIs.
+	InitiateLoginURI       string   `json:"initiate_login_uri,omitempty"`
+	RequestURIs            []string `json:"request_uris,omitzero"`
+	PostLogoutRedirectURIs []string `json:"post_logout_redirect_uris,omitzero"`
 
 	// Extra holds any other member (e.g. "introspection_signed_response_alg"
 	// or server extensions). It never overrides a named field.
