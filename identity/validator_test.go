@@ -1019,3 +1019,33 @@ func TestValidate_RefreshesAreRateLimited(t *testing.T) {
 		t.Fatalf("400 bad tokens caused %d JWKS fetches", n)
 	}
 }
+
+func TestValidate_ErrorMessagesAndCrossIssuerHMAC(t *testing.T) {
+	fx := valFixtureKey(t)
+	secret := []byte(strings.Repeat("h", 32))
+	hsIssuer := identity.IssuerConfig{Issuer: "https://hs.example.com", HMACSecret: secret, Algorithms: []string{"HS256"}, AnyAudience: true, Now: valFixedNow}
+	v := valValidator(t, valConfig(valKeySet(t, fx)), hsIssuer)
+
+	// HS256 is allowed for the HMAC issuer only; the default issuer never
+	// accepts it, even signed with that secret.
+	hs := valKey{alg: "HS256", priv: secret}
+	if _, err := v.Validate(t.Context(), valMint(t, hs, nil, valClaims(map[string]any{"iss": hsIssuer.Issuer}))); err != nil {
+		t.Fatal(err)
+	}
+	_, err := v.Validate(t.Context(), valMint(t, hs, nil, valClaims(nil)))
+	valWantErr(t, err, identity.ErrUnsupportedAlg, "")
+
+	long := "https://attacker.example.com/" + strings.Repeat("a", 500)
+	_, err = v.Validate(t.Context(), valMint(t, fx, nil, valClaims(map[string]any{"iss": long})))
+	if msg := err.Error(); !strings.Contains(msg, "unknown issuer") || !strings.Contains(msg, "attacker.example.com") || len(msg) > 200 {
+		t.Fatalf("unknown issuer message %q", msg)
+	}
+	_, err = v.Validate(t.Context(), valMint(t, fx, nil, valClaims(map[string]any{"iss": nil})))
+	if msg := err.Error(); !strings.Contains(msg, "no iss") {
+		t.Fatalf("missing issuer message %q", msg)
+	}
+	_, err = v.Validate(t.Context(), valMint(t, valNewKey(t, "RS256", "test-key-1", false), nil, valClaims(nil)))
+	if msg := err.Error(); msg != identity.ErrSignature.Error() {
+		t.Fatalf("signature message %q", msg)
+	}
+}
