@@ -523,11 +523,9 @@ func checkKeyForAlg(alg string, k *jose.JSONWebKey) error {
 	return nil
 }
 
-// checkClaims applies the issuer's claim rules to verified claims.
+// checkClaims applies the issuer's claim rules to verified claims (iss
+// already selected this issuer).
 func (r *issuerRules) checkClaims(c *Claims, typ string) error {
-	if c.Issuer != r.cfg.Issuer {
-		return &ClaimError{Claim: ClaimIssuer, Reason: "unknown issuer"}
-	}
 	if !r.cfg.AnyAudience {
 		if _, ok := c.raw[ClaimAudience]; !ok {
 			return &ClaimError{Claim: ClaimAudience, Reason: "missing"}
