@@ -21,7 +21,8 @@ import (
 // ProtocolRequest holds what every form-encoded request to an OAuth 2.0
 // endpoint (token, introspection, revocation, device authorization, PAR)
 // carries: the endpoint, the client's authentication and any additional
-// parameters. Request types of this package embed it.
+// parameters. Request types of this package embed it. Requests follow
+// redirects only to the same host, so credentials never leave it.
 type ProtocolRequest struct {
 	// Address is the endpoint URL, e.g. the token_endpoint from discovery.
 	// It must be https unless the host is a loopback address or AllowHTTP

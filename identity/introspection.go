@@ -16,7 +16,10 @@ import (
 const introspectionJWTMediaType = "application/token-introspection+jwt"
 
 // IntrospectionRequest asks an introspection_endpoint about a token
-// (RFC 7662 §2.1), authenticated with ProtocolRequest.ClientAuth.
+// (RFC 7662 §2.1), authenticated with ProtocolRequest.ClientAuth. For a
+// server that authenticates the caller with a bearer token instead, leave
+// ClientAuth zero and set an Authorization header in
+// ProtocolRequest.Header.
 type IntrospectionRequest struct {
 	ProtocolRequest
 	// Token is the token to introspect (required).

@@ -72,7 +72,8 @@ func NewTokenManager(opts TokenManagerOptions) (*TokenManager, error) {
 }
 
 // Token returns a valid access token, requesting a new one when there is
-// none, it has expired or it is within the refresh margin. ctx bounds the
+// none, it has expired or it is within the refresh margin. The response is
+// shared with other callers: do not modify it. ctx bounds the
 // caller's wait; the shared request itself outlives a cancelled caller so
 // that other waiters still get its result.
 func (m *TokenManager) Token(ctx context.Context) (*TokenResponse, error) {
