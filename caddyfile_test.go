@@ -472,3 +472,36 @@ func indent(s string) string {
 	}
 	return b.String()
 }
+
+var jsonBlock = regexp.MustCompile("(?s)```json\n(.*?)```")
+
+// TestReadmeJSONExample decodes the README's JSON handler example strictly
+// and checks it is a valid configuration.
+func TestReadmeJSONExample(t *testing.T) {
+	data, err := os.ReadFile("README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := jsonBlock.FindStringSubmatch(string(data))
+	if m == nil {
+		t.Fatal("no json block in README.md")
+	}
+	var obj map[string]json.RawMessage
+	if err := json.Unmarshal([]byte(m[1]), &obj); err != nil {
+		t.Fatal(err)
+	}
+	delete(obj, "handler")
+	rest, _ := json.Marshal(obj)
+	dec := json.NewDecoder(strings.NewReader(string(rest)))
+	dec.DisallowUnknownFields()
+	var h Handler
+	if err := dec.Decode(&h); err != nil {
+		t.Fatalf("README JSON example: %v", err)
+	}
+	if err := h.checkConfig(); err != nil {
+		t.Fatalf("README JSON example invalid: %v", err)
+	}
+	if len(h.Issuers) != 2 || h.CacheSize == nil || *h.CacheSize != 10000 || h.Leeway == nil {
+		t.Fatalf("decoded %+v", h)
+	}
+}

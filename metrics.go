@@ -65,12 +65,12 @@ func processMetrics() *collectors {
 			}),
 			keyFetches: prometheus.NewCounterVec(prometheus.CounterOpts{
 				Namespace: metricsNamespace, Name: "key_fetches_total",
-				Help: "Fetches of issuer key sets (JWKS), by issuer.",
-			}, []string{"issuer"}),
+				Help: "Fetches of issuer key sets (document=\"jwks\") and discovery documents (document=\"discovery\"), by issuer.",
+			}, []string{"issuer", "document"}),
 			keyFetchFailures: prometheus.NewCounterVec(prometheus.CounterOpts{
 				Namespace: metricsNamespace, Name: "key_fetch_failures_total",
-				Help: "Failed fetches of issuer key sets (JWKS), by issuer.",
-			}, []string{"issuer"}),
+				Help: "Failed fetches of issuer key sets and discovery documents, by issuer.",
+			}, []string{"issuer", "document"}),
 		}
 	})
 	return metricsInst

@@ -2,7 +2,9 @@ package caddyidentity
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
@@ -17,8 +19,12 @@ import (
 // reload provisions before the old one cleans up, so caches stay warm.
 var providerPool = caddy.NewUsagePool()
 
-// warmUpTimeout bounds the background fetch started for a new provider.
-const warmUpTimeout = 30 * time.Second
+// warmUpDelay and warmUpTimeout delay and bound the background fetch
+// started for a new provider.
+const (
+	warmUpDelay   = 200 * time.Millisecond
+	warmUpTimeout = 30 * time.Second
+)
 
 // pooledProvider makes a provider a caddy.Destructor.
 type pooledProvider struct {
@@ -51,13 +57,20 @@ func (rt *runtime) acquireProvider(ctx caddy.Context, issuer, jwksURL string, al
 			Policy:  identity.DiscoveryPolicy{AllowHTTP: allowHTTP},
 			Keys: identity.RemoteKeySetOptions{
 				AllowHTTP: allowHTTP,
-				OnFetch: func(_ string, err error) {
-					m.keyFetches.WithLabelValues(issuer).Inc()
+				OnFetch: func(url string, err error) {
+					doc := "jwks"
+					if strings.Contains(url, "/.well-known/") {
+						doc = "discovery"
+					}
+					m.keyFetches.WithLabelValues(issuer, doc).Inc()
 					if err != nil {
-						m.keyFetchFailures.WithLabelValues(issuer).Inc()
+						m.keyFetchFailures.WithLabelValues(issuer, doc).Inc()
 					}
 				},
 				OnStateChange: func(available bool, err error) {
+					if errors.Is(err, context.Canceled) {
+						return // a config being unloaded, not an outage
+					}
 					if available {
 						logger.Info("identity provider available again")
 						return
@@ -78,6 +91,15 @@ func (rt *runtime) acquireProvider(ctx caddy.Context, issuer, jwksURL string, al
 	p := val.(pooledProvider).Provider
 	if !loaded {
 		go func() {
+			// Short-lived contexts (caddy validate, a config replaced at
+			// once) end before the delay: no fetch, no misleading outage.
+			delay := time.NewTimer(warmUpDelay)
+			defer delay.Stop()
+			select {
+			case <-ctx.Done():
+				return
+			case <-delay.C:
+			}
 			wctx, cancel := context.WithTimeout(ctx, warmUpTimeout)
 			defer cancel()
 			if err := p.Refresh(wctx); err != nil && wctx.Err() == nil {
