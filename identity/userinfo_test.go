@@ -2,12 +2,15 @@ package identity_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"io"
 	"net/http"
 	"net/url"
 	"testing"
 	"time"
+
+	"github.com/go-jose/go-jose/v4"
 
 	"github.com/caddy-identity/caddy-identity/identity"
 )
@@ -164,5 +167,28 @@ func TestSignedResponseRefreshesKeys(t *testing.T) {
 	}
 	if keys.refreshed != 1 {
 		t.Errorf("refreshed %d times", keys.refreshed)
+	}
+}
+
+// TestSignedUserInfoWithKeySet verifies a signed response with the
+// package's own KeySet (kid and alg matching as for access tokens).
+func TestSignedUserInfoWithKeySet(t *testing.T) {
+	s := newTestSigner(t, "es-1")
+	jwks, err := json.Marshal(jose.JSONWebKeySet{Keys: []jose.JSONWebKey{{Key: &s.priv.PublicKey, KeyID: "es-1", Algorithm: "ES256", Use: "sig"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	set, err := identity.ParseKeySet(jwks)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := userInfoFake(t, 200, "application/jwt", s.sign(t, "", map[string]any{"sub": "u", "iss": "https://idp", "aud": []string{"app", "x"}}), nil)
+	r, err := identity.RequestUserInfo(context.Background(), nil, identity.UserInfoRequest{Address: f.URL, Token: "t", Keys: set, Issuer: "https://idp", ClientID: "app"})
+	if err != nil || !r.Signed || r.Subject != "u" {
+		t.Fatalf("got %+v, %v", r, err)
+	}
+	f = userInfoFake(t, 200, "application/jwt", newTestSigner(t, "es-2").sign(t, "", map[string]any{"sub": "u"}), nil)
+	if _, err := identity.RequestUserInfo(context.Background(), nil, identity.UserInfoRequest{Address: f.URL, Token: "t", Keys: set}); !errors.Is(err, identity.ErrKeyNotFound) {
+		t.Errorf("unknown kid: %v", err)
 	}
 }
