@@ -108,6 +108,8 @@ func checkAssertion(t *testing.T, form url.Values, key any, alg jose.SignatureAl
 func TestPrivateKeyJWT(t *testing.T) {
 	rsaKey, _ := rsa.GenerateKey(rand.Reader, 2048)
 	ecKey, _ := ecdsa.GenerateKey(elliptic.P384(), rand.Reader)
+	p256, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	p521, _ := ecdsa.GenerateKey(elliptic.P521(), rand.Reader)
 	_, edKey, _ := ed25519.GenerateKey(rand.Reader)
 	jwk := jose.JSONWebKey{Key: rsaKey, KeyID: "jwk-1", Algorithm: "PS256"}
 	cases := []struct {
@@ -119,6 +121,8 @@ func TestPrivateKeyJWT(t *testing.T) {
 	}{
 		{"rsa", identity.PrivateKeyJWTAuth("svc", rsaKey, "k1"), &rsaKey.PublicKey, jose.RS256, "k1"},
 		{"ec-p384", identity.PrivateKeyJWTAuth("svc", ecKey, ""), &ecKey.PublicKey, jose.ES384, ""},
+		{"ec-p256", identity.PrivateKeyJWTAuth("svc", p256, ""), &p256.PublicKey, jose.ES256, ""},
+		{"ec-p521", identity.PrivateKeyJWTAuth("svc", p521, ""), &p521.PublicKey, jose.ES512, ""},
 		{"ed25519", identity.PrivateKeyJWTAuth("svc", edKey, ""), edKey.Public(), jose.EdDSA, ""},
 		{"jwk", identity.PrivateKeyJWTAuth("svc", jwk, ""), &rsaKey.PublicKey, jose.PS256, "jwk-1"},
 		{"jwk-pointer-implicit-method", identity.ClientAuth{ClientID: "svc", Key: &jwk}, &rsaKey.PublicKey, jose.PS256, "jwk-1"},

@@ -192,3 +192,34 @@ func TestSignedUserInfoWithKeySet(t *testing.T) {
 		t.Errorf("unknown kid: %v", err)
 	}
 }
+
+// advertisingKeys is a KeySource that advertises its provider's algorithms.
+type advertisingKeys struct {
+	*testKeys
+	algs []string
+}
+
+func (a advertisingKeys) AdvertisedAlgorithms() []string { return a.algs }
+
+// TestSignedResponseAlgorithms checks the allow-list of signed responses:
+// the advertised asymmetric algorithms when the caller names none, and
+// "none" never.
+func TestSignedResponseAlgorithms(t *testing.T) {
+	s := newTestSigner(t, "k1")
+	f := userInfoFake(t, 200, "application/jwt", s.sign(t, "", map[string]any{"sub": "u"}), nil)
+	for name, tc := range map[string]struct {
+		keys identity.KeySource
+		algs []string
+		ok   bool
+	}{
+		"advertised ES256":         {advertisingKeys{s.keys(), []string{"RS256", "ES256", "HS256"}}, nil, true},
+		"advertised RS256 only":    {advertisingKeys{s.keys(), []string{"RS256", "HS256"}}, nil, false},
+		"advertised nothing known": {advertisingKeys{s.keys(), []string{"HS256"}}, nil, true},
+		"explicit none is dropped": {s.keys(), []string{"none", "ES256"}, true},
+	} {
+		_, err := identity.RequestUserInfo(context.Background(), nil, identity.UserInfoRequest{Address: f.URL, Token: "t", Keys: tc.keys, Algorithms: tc.algs})
+		if tc.ok != (err == nil) || (!tc.ok && !errors.Is(err, identity.ErrUnsupportedAlg)) {
+			t.Errorf("%s: got %v", name, err)
+		}
+	}
+}
