@@ -45,6 +45,7 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //	    algorithms     <alg...>
 //	    token_type     <typ...>
 //	    leeway         <duration>
+//	    max_age        <duration>
 //	    token_from     header <name> [<scheme>] | cookie <name> | query <param>
 //	    require_scope  <scope...>
 //	    require_claim  <claim.path> [<value...>]
@@ -120,6 +121,16 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			}
 			cd := caddy.Duration(dur)
 			h.Leeway = &cd
+		case "max_age":
+			var s string
+			if !d.AllArgs(&s) {
+				return d.ArgErr()
+			}
+			dur, err := caddy.ParseDuration(s)
+			if err != nil || dur <= 0 {
+				return d.Errf("max_age: want a positive duration, got %q", s)
+			}
+			h.MaxAge = caddy.Duration(dur)
 		case "token_from":
 			ts, err := parseTokenFrom(d)
 			if err != nil {

@@ -50,6 +50,7 @@ func TestUnmarshalCaddyfile(t *testing.T) {
 				algorithms RS256 ES256
 				token_type at+jwt
 				leeway 30s
+				max_age 12h
 				token_from header Authorization Bearer
 				token_from header X-Api-Token
 				token_from cookie access_token
@@ -78,6 +79,7 @@ func TestUnmarshalCaddyfile(t *testing.T) {
 				Algorithms: []string{"RS256", "ES256"},
 				TokenTypes: []string{"at+jwt"},
 				Leeway:     durPtr(30 * time.Second),
+				MaxAge:     caddy.Duration(12 * time.Hour),
 				TokenSources: []TokenSource{
 					{From: "header", Name: "Authorization", Scheme: "Bearer"},
 					{From: "header", Name: "X-Api-Token"},
@@ -182,6 +184,7 @@ func TestUnmarshalCaddyfileErrors(t *testing.T) {
 		{"audience any then values", "identity {\naudience any\naudience a\n}", "cannot be combined"},
 		{"bad leeway", "identity {\nleeway soon\n}", "leeway"},
 		{"leeway twice", "identity {\nleeway 1s\nleeway 2s\n}", "twice"},
+		{"max_age zero", "identity {\nmax_age 0s\n}", "max_age"},
 		{"token_from unknown", "identity {\ntoken_from body x\n}", "want header, cookie or query"},
 		{"token_from cookie scheme", "identity {\ntoken_from cookie a Bearer\n}", "wrong argument count"},
 		{"token_from short", "identity {\ntoken_from header\n}", "wrong argument count"},
@@ -335,6 +338,7 @@ func TestAdaptRoundTrip(t *testing.T) {
 		}
 		algorithms RS256 ES256
 		leeway 30s
+		max_age 2h
 		token_from header Authorization Bearer
 		token_from cookie at
 		require_scope read

@@ -161,7 +161,7 @@ func (rt *runtime) extractToken(r *http.Request) (string, *tokenSource, reason) 
 				ok = t != ""
 			}
 		case fromQuery:
-			if !strings.Contains(r.URL.RawQuery, s.name) {
+			if r.URL.RawQuery == "" {
 				continue
 			}
 			vals := r.URL.Query()[s.name]

@@ -78,3 +78,34 @@ func BenchmarkHandlerNoCache(b *testing.B) {
 	h, iss := benchHandler(b, 0)
 	benchServe(b, h, []string{iss.Token(b, "u", nil)})
 }
+
+// TestCacheHitAllocations checks the hot path's budget: a request with a
+// cached token costs at most 2 allocations more than the same request
+// passed straight to the next handler.
+func TestCacheHitAllocations(t *testing.T) {
+	iss := identitytest.NewIssuer(t)
+	x := newHX(t, basicHandler(iss))
+	tok := iss.Token(t, "u", map[string]any{"email": "u@example.com"})
+	wantStatus(t, x.get("/", bearer(tok)), 200)
+	base := httptest.NewRequest(http.MethodGet, "http://example.com/", nil)
+	auth := []string{"Bearer " + tok}
+	run := func(withHandler bool) float64 {
+		return testing.AllocsPerRun(200, func() {
+			repl := caddy.NewReplacer()
+			r := base.WithContext(context.WithValue(context.Background(), caddy.ReplacerCtxKey, repl))
+			r.Header = http.Header{"Authorization": auth, "Accept": {"*/*"}}
+			if withHandler {
+				if err := x.h.ServeHTTP(nil, r, benchNext); err != nil {
+					t.Fatal(err)
+				}
+			} else {
+				_ = benchNext.ServeHTTP(nil, r)
+			}
+		})
+	}
+	without, with := run(false), run(true)
+	if with-without > 2 {
+		t.Fatalf("cache hit costs %.1f allocations (%.1f with the handler, %.1f without), want ≤ 2", with-without, with, without)
+	}
+	t.Logf("cache hit: %.1f allocations on top of the chain", with-without)
+}

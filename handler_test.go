@@ -690,3 +690,29 @@ func TestHandlerLogsNoToken(t *testing.T) {
 		}
 	}
 }
+
+func TestHandlerMaxAge(t *testing.T) {
+	iss := identitytest.NewIssuer(t)
+	h := basicHandler(iss)
+	h.MaxAge = caddy.Duration(time.Hour)
+	x := newHX(t, h)
+	now := time.Now()
+	old := iss.Mint(t, map[string]any{"iat": now.Add(-2 * time.Hour).Unix(), "exp": now.Add(time.Hour).Unix()})
+	res := x.get("/", bearer(old))
+	wantStatus(t, res, 401)
+	if got := res.repl.ReplaceAll("{http.auth.identity.error}", ""); got != "issued_at" {
+		t.Fatalf("reason %q", got)
+	}
+	wantStatus(t, x.get("/", bearer(iss.Token(t, "u", nil))), 200)
+
+	// A cached entry does not outlive iat + max_age either.
+	young := iss.Mint(t, map[string]any{"iat": now.Add(-30 * time.Minute).Unix(), "exp": now.Add(time.Hour).Unix()})
+	wantStatus(t, x.get("/", bearer(young)), 200)
+	e, ok := x.h.rt.cache.c.GetIfPresent(hashToken(young))
+	if !ok {
+		t.Fatal("token not cached")
+	}
+	if limit := now.Add(-30 * time.Minute).Add(time.Hour); e.expires.After(limit.Add(time.Second)) {
+		t.Fatalf("entry expires %v, after iat+max_age %v", e.expires, limit)
+	}
+}

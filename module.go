@@ -73,6 +73,10 @@ type Handler struct {
 	// Leeway is the allowed clock skew when checking exp, nbf and iat.
 	// Default 60s; 0 means none.
 	Leeway *caddy.Duration `json:"leeway,omitempty"`
+	// MaxAge, when set, refuses tokens issued longer ago than this (now -
+	// iat), whatever their exp says: a cap on the lifetime of tokens from
+	// providers that issue long-lived ones.
+	MaxAge caddy.Duration `json:"max_age,omitempty"`
 
 	// TokenSources lists where the token is looked for. Default: the
 	// Authorization header with the Bearer scheme. A token found in more
@@ -242,6 +246,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	if h.Leeway != nil {
 		rt.leeway = time.Duration(*h.Leeway)
 	}
+	rt.maxAge = time.Duration(h.MaxAge)
 
 	if err := rt.compileSources(h.TokenSources); err != nil {
 		return err
@@ -324,6 +329,9 @@ func (h *Handler) checkConfig() error {
 	}
 	if h.Leeway != nil && *h.Leeway < 0 {
 		return errors.New("identity: leeway must not be negative")
+	}
+	if h.MaxAge < 0 {
+		return errors.New("identity: max_age must not be negative")
 	}
 	if h.CacheSize != nil && *h.CacheSize < 0 {
 		return errors.New("identity: cache_size must not be negative")
@@ -435,6 +443,7 @@ func (h *Handler) compileIssuer(ctx caddy.Context, repl *caddy.Replacer, is *Iss
 		AnyAudience: is.AnyAudience,
 		Algorithms:  is.Algorithms,
 		Types:       is.TokenTypes,
+		MaxAge:      time.Duration(h.MaxAge),
 		Now:         rt.now,
 	}
 	if len(cfg.Audiences) == 0 && !cfg.AnyAudience {
@@ -542,6 +551,7 @@ type runtime struct {
 	realm        string
 	maxTokenSize int
 	leeway       time.Duration
+	maxAge       time.Duration
 	optional     bool
 	forwardToken bool
 

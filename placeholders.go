@@ -60,6 +60,11 @@ func (rt *runtime) newEntry(t *identity.Token, n int) *cacheEntry {
 	if !t.Claims.Expiry.IsZero() {
 		e.expires = t.Claims.Expiry.Add(rt.leeway)
 	}
+	if rt.maxAge > 0 && !t.Claims.IssuedAt.IsZero() {
+		if limit := t.Claims.IssuedAt.Add(rt.maxAge); e.expires.IsZero() || limit.Before(e.expires) {
+			e.expires = limit
+		}
+	}
 	if pol := rt.policies[t.Issuer]; pol != nil {
 		e.denied, e.challenge = pol.authorize(t.Claims)
 	}
