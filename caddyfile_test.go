@@ -224,6 +224,8 @@ func TestCheckConfigErrors(t *testing.T) {
 		{"empty issuer", func(h *Handler) { h.Issuers[0].Issuer = "" }, "empty"},
 		{"duplicate issuer", func(h *Handler) { h.Issuers = append(h.Issuers, h.Issuers[0]) }, "twice"},
 		{"no audience", func(h *Handler) { h.Audiences = nil }, "audience is required"},
+		{"audience and any", func(h *Handler) { h.AnyAudience = true }, "exclusive"},
+		{"issuer audience and any", func(h *Handler) { h.Issuers[0].Audiences, h.Issuers[0].AnyAudience = []string{"a"}, true }, "exclusive"},
 		{"jwks url and file", func(h *Handler) { h.Issuers[0].JWKSURL, h.Issuers[0].JWKSFile = "https://k", "/k" }, "exclusive"},
 		{"alg none", func(h *Handler) { h.Algorithms = []string{"none"} }, "never accepted"},
 		{"alg NONE in issuer", func(h *Handler) { h.Issuers[0].Algorithms = []string{"NONE"} }, "never accepted"},

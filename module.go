@@ -305,6 +305,9 @@ func (h *Handler) checkConfig() error {
 		if is.JWKSURL != "" && is.JWKSFile != "" {
 			return fmt.Errorf("identity: issuer %q: jwks_url and jwks_file are exclusive", is.Issuer)
 		}
+		if len(is.Audiences) > 0 && is.AnyAudience {
+			return fmt.Errorf("identity: issuer %q: audiences and any_audience are exclusive", is.Issuer)
+		}
 		if len(is.Audiences) == 0 && !is.AnyAudience && len(h.Audiences) == 0 && !h.AnyAudience {
 			return fmt.Errorf("identity: issuer %q: an audience is required (or, at your own risk, `audience any`)", is.Issuer)
 		}
@@ -317,6 +320,9 @@ func (h *Handler) checkConfig() error {
 		if err := checkScopes(is.RequireScopes); err != nil {
 			return fmt.Errorf("identity: issuer %q: %w", is.Issuer, err)
 		}
+	}
+	if len(h.Audiences) > 0 && h.AnyAudience {
+		return errors.New("identity: audiences and any_audience are exclusive")
 	}
 	if err := checkAlgorithms(h.Algorithms); err != nil {
 		return fmt.Errorf("identity: %w", err)
@@ -451,7 +457,6 @@ func (h *Handler) compileIssuer(ctx caddy.Context, repl *caddy.Replacer, is *Iss
 		cfg.AnyAudience = h.AnyAudience
 	}
 	if len(cfg.Audiences) > 0 {
-		cfg.AnyAudience = false
 		cfg.Audiences = replaceAll(repl, cfg.Audiences)
 	}
 	if len(cfg.Algorithms) == 0 {
