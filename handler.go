@@ -346,7 +346,7 @@ type reasonInfo struct {
 var reasons = [numReasons]reasonInfo{
 	reasonNone:              {label: "none"},
 	reasonMissing:           {"missing", http.StatusUnauthorized, "", "", errors.New("identity: no bearer token")},
-	reasonInvalidRequest:    {"invalid_request", http.StatusBadRequest, "invalid_request", "The access token must be sent exactly once", errors.New("identity: ambiguous or empty token")},
+	reasonInvalidRequest:    {"invalid_request", http.StatusBadRequest, "invalid_request", "The request must carry exactly one access token", errors.New("identity: ambiguous or empty token")},
 	reasonTooLarge:          {"too_large", http.StatusUnauthorized, "invalid_token", "The access token is too large", errors.New("identity: token too large")},
 	reasonMalformed:         {"malformed", http.StatusUnauthorized, "invalid_token", "The access token is malformed", errors.New("identity: malformed token")},
 	reasonAlgorithm:         {"algorithm", http.StatusUnauthorized, "invalid_token", "The access token signature algorithm is not accepted", errors.New("identity: algorithm not accepted")},
