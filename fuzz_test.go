@@ -1,0 +1,136 @@
+package caddyidentity
+
+import (
+	"encoding/json"
+	"errors"
+	"net/http"
+	"net/http/httptest"
+	"reflect"
+	"testing"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+	"go.uber.org/zap"
+
+	"github.com/caddy-identity/caddy-identity/identity/identitytest"
+)
+
+// Fuzz targets. Seed corpora live in testdata/fuzz/<Name>/; the forged
+// attack tokens and a valid token are added at run time. Run one with e.g.
+//
+//	go test -run '^$' -fuzz '^FuzzHandlerToken$' -fuzztime 30s .
+
+// fuzzAllowedStatus are the only answers the handler may give a token.
+var fuzzAllowedStatus = map[int]bool{
+	http.StatusOK:                 true,
+	http.StatusBadRequest:         true,
+	http.StatusUnauthorized:       true,
+	http.StatusForbidden:          true,
+	http.StatusServiceUnavailable: true,
+}
+
+// FuzzHandlerToken sends arbitrary Authorization values through the
+// provisioned handler: it must never panic, answer only 200, 400, 401,
+// 403 or 503, and a refusal must never reach the upstream.
+func FuzzHandlerToken(f *testing.F) {
+	iss := identitytest.NewIssuer(f, identitytest.WithAlgorithms("RS256", "ES256"))
+	fg := issuerForger(f, iss, atkAudience)
+	h := attackHandler(iss)
+	h.rt = &runtime{logger: zap.NewNop()} // keep the fuzzer's output readable
+	s := newIdentityServer(f, h, nil)
+
+	f.Add(fg.Valid(f), false)
+	f.Add("Bearer "+fg.Valid(f), true)
+	f.Add(fg.RandomKID(f), false)
+	for _, tok := range fg.AttackTokens(f) {
+		if len(tok.Token) <= 16<<10 {
+			f.Add(tok.Token, false)
+		}
+	}
+
+	f.Fuzz(func(t *testing.T, value string, raw bool) {
+		if !raw {
+			value = "Bearer " + value
+		}
+		r := httptest.NewRequest(http.MethodGet, "http://example.com/", nil)
+		r.Header["Authorization"] = []string{value}
+		w := httptest.NewRecorder()
+		r = caddyhttp.PrepareRequest(r, caddy.NewReplacer(), w, nil)
+		reached := false
+		next := caddyhttp.HandlerFunc(func(w http.ResponseWriter, r *http.Request) error {
+			reached = true
+			if len(r.Header.Values("X-User-Id")) != 1 {
+				t.Errorf("accepted without exactly one X-User-Id: %q", r.Header.Values("X-User-Id"))
+			}
+			w.WriteHeader(http.StatusOK)
+			return nil
+		})
+		status := http.StatusOK
+		if err := s.H.ServeHTTP(w, r, next); err != nil {
+			var he caddyhttp.HandlerError
+			if !errors.As(err, &he) {
+				t.Fatalf("non-handler error %T: %v", err, err)
+			}
+			status = he.StatusCode
+			if reached {
+				t.Fatalf("refused with %d after reaching the upstream", status)
+			}
+		} else if !reached {
+			status = w.Code
+		}
+		if !fuzzAllowedStatus[status] {
+			t.Fatalf("status %d for %q", status, value)
+		}
+	})
+}
+
+// FuzzCaddyfile feeds arbitrary Caddyfile text to UnmarshalCaddyfile: it
+// must never panic, and a configuration it accepts must survive a JSON
+// round trip unchanged (what `caddy adapt` produces is what is loaded) and
+// the configuration checks without panicking.
+func FuzzCaddyfile(f *testing.F) {
+	for _, seed := range []string{
+		"identity {\n\tissuer https://idp.example.com\n\taudience api\n}",
+		"identity {\n\tissuer https://idp.example.com {\n\t\taudience api web\n\t\talgorithms RS256 ES256\n\t\trequire_scope read\n\t\trequire_claim realm_access.roles admin\n\t}\n\tissuer https://other.example.com {\n\t\tjwks_url https://other.example.com/keys\n\t\taudience any\n\t}\n}",
+		"identity /api/* {\n\tissuer https://idp.example.com\n\tjwks_file /etc/keys.json\n\taudience api\n\tleeway 30s\n\ttoken_from header X-Token\n\ttoken_from cookie at\n\ttoken_from query access_token\n\tclaim_header email X-User-Email\n\tstrip_header X-Admin X-Legacy\n\toptional\n\tforward_token\n\trealm api\n\tcache_size 100\n\tmax_token_size 16KiB\n}",
+		"identity {\n\tissuer {env.ISSUER}\n\taudience {env.AUD}\n\ttoken_type at+jwt\n\tinsecure_allow_http\n\tstrip_token\n}",
+		"identity",
+		"identity {\n}",
+		"identity {\n\tissuer\n}",
+		"identity {\n\tleeway -1s\n\tcache_size -5\n\tmax_token_size 1EB\n}",
+		"identity {\n\tissuer https://a {\n\t\tissuer https://b\n\t}\n}",
+		"identity {\n\ttoken_from header\n\ttoken_from bogus x\n\tclaim_header only-one\n}",
+	} {
+		f.Add(seed)
+	}
+	f.Fuzz(func(t *testing.T, input string) {
+		tokens, err := caddyfile.Tokenize([]byte(input), "Caddyfile")
+		if err != nil {
+			return
+		}
+		var h Handler
+		if err := h.UnmarshalCaddyfile(caddyfile.NewDispenser(tokens)); err != nil {
+			return
+		}
+		b, err := json.Marshal(&h)
+		if err != nil {
+			t.Fatalf("accepted configuration does not marshal: %v", err)
+		}
+		var back Handler
+		if err := json.Unmarshal(b, &back); err != nil {
+			t.Fatalf("accepted configuration does not unmarshal: %v\n%s", err, b)
+		}
+		b2, err := json.Marshal(&back)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var m1, m2 any
+		_ = json.Unmarshal(b, &m1)
+		_ = json.Unmarshal(b2, &m2)
+		if !reflect.DeepEqual(m1, m2) {
+			t.Fatalf("JSON round trip changed the configuration:\n%s\n%s", b, b2)
+		}
+		_ = back.checkConfig()
+	})
+}
