@@ -282,3 +282,37 @@ func TestE2EProviderDownAtCaddyStart(t *testing.T) {
 	took := c.eventuallyStatus(tok, http.StatusOK)
 	t.Logf("accepted %s after the provider came back", took.Round(time.Millisecond))
 }
+
+func TestE2EScopeAndExpiryThroughCaddy(t *testing.T) {
+	p := startProvider(t, providerOptions{})
+	c := startCaddy(t, fmt.Sprintf(`		issuer %s
+		audience %s %s
+		require_scope api:write
+		leeway 0s`, p.URL(), resourceRS256, resourceShort))
+
+	t.Run("missing scope refused with insufficient_scope", func(t *testing.T) {
+		r := c.expectStatus(p.accessToken(t, resourceRS256), http.StatusForbidden)
+		if !strings.Contains(r.WWWAuthenticate, `error="insufficient_scope"`) || !strings.Contains(r.WWWAuthenticate, "api:write") {
+			t.Errorf("WWW-Authenticate %q, want insufficient_scope naming api:write", r.WWWAuthenticate)
+		}
+	})
+
+	t.Run("token refused once expired, even after it was accepted", func(t *testing.T) {
+		tok := p.clientCredentials(t, basicClient(), resourceShort, "api:read api:write").AccessToken
+		_, claims := verifyJWT(t, tok, p.fetchJWKS(t))
+		exp, ok := claims["exp"].(float64)
+		if !ok {
+			t.Fatalf("no exp in %v", claims)
+		}
+		wait := time.Until(time.Unix(int64(exp)+1, 0))
+		if wait > 30*time.Second {
+			t.Fatalf("token of the short resource expires in %s, want about 5 s", wait)
+		}
+		c.expectStatus(tok, http.StatusOK)
+		time.Sleep(wait)
+		r := c.expectStatus(tok, http.StatusUnauthorized)
+		if !strings.Contains(r.WWWAuthenticate, `error="invalid_token"`) {
+			t.Errorf("WWW-Authenticate %q lacks invalid_token", r.WWWAuthenticate)
+		}
+	})
+}

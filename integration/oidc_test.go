@@ -389,6 +389,14 @@ func TestClientCredentialsJWTAgainstProvider(t *testing.T) {
 			}
 		})
 	}
+	t.Run("short resource lives 5 s", func(t *testing.T) {
+		if tr := p.clientCredentials(t, basicClient(), resourceShort, ""); tr.ExpiresIn != 5 {
+			t.Errorf("expires_in %d, want 5", tr.ExpiresIn)
+		}
+		if tr := p.clientCredentials(t, basicClient(), resourceRS256, ""); tr.ExpiresIn != 3600 {
+			t.Errorf("expires_in %d, want the default 3600", tr.ExpiresIn)
+		}
+	})
 	t.Run("wrong secret", func(t *testing.T) {
 		status, tr := p.token(t, clientAuth{ID: testClientID, Secret: "nope", Method: "basic"},
 			url.Values{"grant_type": {"client_credentials"}, "resource": {resourceRS256}})

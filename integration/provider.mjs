@@ -162,8 +162,13 @@ const configuration = {
     },
   },
   ttl: {
-    AccessToken: accessTokenTTL,
-    ClientCredentials: accessTokenTTL,
+    // The resource server's lifetime (5 s for "short" indicators) wins over the configured default.
+    AccessToken(ctx, token) {
+      return token.resourceServer?.accessTokenTTL || accessTokenTTL;
+    },
+    ClientCredentials(ctx, token) {
+      return token.resourceServer?.accessTokenTTL || accessTokenTTL;
+    },
     AuthorizationCode: 60,
     DeviceCode: 600,
     IdToken: 3600,
