@@ -278,3 +278,41 @@ func manyKeysJWKS(t *testing.T, iss *identitytest.Issuer, n int) []byte {
 	}
 	return b
 }
+
+// TestLimitsOutageLoggedOncePerStateChange: with the provider down, every
+// request gets 503, but the outage is logged at WARN/ERROR a bounded number
+// of times (the failed warm-up and the state change), not per request;
+// the per-request rejections stay at DEBUG.
+func TestLimitsOutageLoggedOncePerStateChange(t *testing.T) {
+	iss := identitytest.NewIssuer(t)
+	iss.SetDown(true)
+	f := issuerForger(t, iss, atkAudience)
+	logFile := atkLogFile(t)
+	s := newIdentityServer(t, attackHandler(iss), logFile)
+	const requests = 30
+	for i := range requests {
+		if r := s.get("/", "Bearer "+f.Valid(t)); r.Status != http.StatusServiceUnavailable {
+			t.Fatalf("request %d: status %d, want 503", i, r.Status)
+		}
+	}
+	// The warm-up runs in the background: give its log line time to land.
+	time.Sleep(200 * time.Millisecond)
+	logs := atkReadLog(t, logFile)
+	levels := map[string]int{}
+	for _, l := range parseAtkLog(logs) {
+		levels[l.Level]++
+	}
+	t.Logf("log lines by level after %d requests: %v", requests, levels)
+	for _, l := range parseAtkLog(logs) {
+		if l.Level == "WARN" || l.Level == "ERROR" {
+			t.Log(l.Text)
+		}
+	}
+	if n := levels["ERROR"] + levels["WARN"]; n == 0 || n > 3 {
+		t.Errorf("%d WARN/ERROR lines for one outage and %d requests, want 1 to 3", n, requests)
+	}
+	if levels["DEBUG"] < requests {
+		t.Errorf("%d DEBUG lines for %d refused requests", levels["DEBUG"], requests)
+	}
+	scanLogForSecrets(t, logs, s.Sent())
+}
