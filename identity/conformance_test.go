@@ -10,10 +10,14 @@ import (
 
 // specDir is ../shared/spec relative to the repository root, where the
 // identity-model conformance vectors live; they are read, never copied.
+// IDENTITY_SPEC_DIR overrides it for a checkout kept elsewhere.
 func specDir(t testing.TB) string {
 	t.Helper()
-	_, file, _, _ := runtime.Caller(0)
-	dir := filepath.Join(filepath.Dir(file), "..", "..", "shared", "spec")
+	dir := os.Getenv("IDENTITY_SPEC_DIR")
+	if dir == "" {
+		_, file, _, _ := runtime.Caller(0)
+		dir = filepath.Join(filepath.Dir(file), "..", "..", "shared", "spec")
+	}
 	if _, err := os.Stat(dir); err != nil {
 		t.Fatalf("conformance spec not found at %s: %v", dir, err)
 	}

@@ -178,19 +178,13 @@ type wireObject map[string]json.RawMessage
 // decodeWireObject parses body as one JSON object; anything else is
 // ErrNotJSON.
 func decodeWireObject(body []byte) (wireObject, error) {
-	dec := json.NewDecoder(bytes.NewReader(body))
+	// json.Unmarshal, unlike a Decoder, refuses anything after the value.
 	var obj wireObject
-	if err := dec.Decode(&obj); err != nil {
+	if err := json.Unmarshal(body, &obj); err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrNotJSON, err)
 	}
 	if obj == nil {
 		return nil, fmt.Errorf("%w: not a JSON object", ErrNotJSON)
-	}
-	if dec.More() {
-		return nil, fmt.Errorf("%w: data after the JSON object", ErrNotJSON)
-	}
-	if _, err := dec.Token(); err == nil {
-		return nil, fmt.Errorf("%w: data after the JSON object", ErrNotJSON)
 	}
 	return obj, nil
 }
