@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -12,12 +13,14 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/caddytest"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
@@ -681,4 +684,197 @@ func scanLogForSecrets(t *testing.T, logs string, sent []string) {
 	if len(seen) == 0 {
 		t.Fatal("no Authorization values were recorded")
 	}
+}
+
+// caddyLogGlobal is the global options block of the caddytest tests of this
+// package (see caddy_test.go) with Caddy's own logging sent, at DEBUG and
+// in JSON, to logFile.
+func caddyLogGlobal(logFile string) string {
+	return fmt.Sprintf(`{
+	admin localhost:%d
+	skip_install_trust
+	http_port %d
+	https_port %d
+	grace_period 1s
+	log {
+		output file %s
+		format json
+		level DEBUG
+	}
+}
+`, ctAdminPort, ctHTTPPort, ctHTTPSPort, logFile)
+}
+
+// caddyLogEntry is the part of a JSON log line the scans look at.
+type caddyLogEntry struct {
+	Level  string `json:"level"`
+	Logger string `json:"logger"`
+	Msg    string `json:"msg"`
+}
+
+// readCaddyLog returns the raw log and its entries.
+func readCaddyLog(t *testing.T, path string) (string, []caddyLogEntry) {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("Caddy log: %v", err)
+	}
+	var entries []caddyLogEntry
+	for line := range strings.SplitSeq(string(b), "\n") {
+		var e caddyLogEntry
+		if json.Unmarshal([]byte(line), &e) == nil && e.Level != "" {
+			entries = append(entries, e)
+		}
+	}
+	return string(b), entries
+}
+
+// caddyAuthorized sends a GET to the caddytest site with the given
+// Authorization values and returns the status and challenge.
+func caddyAuthorized(t *testing.T, tester *caddytest.Tester, values ...string) (int, []string) {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodGet, ctSite+"/", nil)
+	for _, v := range values {
+		req.Header.Add("Authorization", v)
+	}
+	resp, err := tester.Client.Do(req)
+	if err != nil {
+		t.Fatalf("request: %v", err)
+	}
+	defer resp.Body.Close()
+	_, _ = io.Copy(io.Discard, resp.Body)
+	return resp.StatusCode, resp.Header.Values("WWW-Authenticate")
+}
+
+// TestAttackThroughCaddy runs every forged token through a real Caddy
+// (Caddyfile, reverse_proxy to a recording upstream, Caddy's own error
+// handling and logging at DEBUG to a file) and scans Caddy's log: no token
+// material, and no rejection at WARN or above, from the handler or from
+// Caddy's error logger.
+func TestAttackThroughCaddy(t *testing.T) {
+	iss := identitytest.NewIssuer(t, identitytest.WithAlgorithms("RS256", "ES256"))
+	f := issuerForger(t, iss, atkAudience)
+	up := newRecorder(t)
+	logFile := filepath.Join(t.TempDir(), "caddy.log")
+	tester := caddytest.NewTester(t).WithDefaultOverrides(caddytest.Config{AdminPort: ctAdminPort})
+	tester.InitServer(caddyLogGlobal(logFile)+fmt.Sprintf(`%s {
+	identity {
+		issuer %s
+		audience %s
+		algorithms RS256 ES256
+	}
+	reverse_proxy %s
+}
+`, ctSite, iss.URL, atkAudience, up.addr()), "caddyfile")
+
+	served := func() {
+		t.Helper()
+		if st, ch := caddyAuthorized(t, tester, "Bearer "+f.Valid(t)); st != http.StatusOK {
+			t.Fatalf("valid token through Caddy: %d %q", st, ch)
+		}
+		if n, _ := up.take(); n != 1 {
+			t.Fatalf("valid token: upstream reached %d times", n)
+		}
+	}
+	served()
+	var sent []string
+	for _, tok := range f.AttackTokens(t) {
+		sent = append(sent, "Bearer "+tok.Token)
+		st, ch := caddyAuthorized(t, tester, "Bearer "+tok.Token)
+		if err := atkInvalidToken.matches(atkResponse{Status: st, Challenge: ch}); err != nil {
+			t.Errorf("%s: %v (%q)", tok.Name, err, ch)
+		}
+		if n, _ := up.take(); n != 0 {
+			t.Errorf("%s: upstream reached", tok.Name)
+		}
+	}
+	if st, _ := caddyAuthorized(t, tester); st != http.StatusUnauthorized {
+		t.Errorf("no token: %d", st)
+	}
+	if st, _ := caddyAuthorized(t, tester, "Bearer "+f.Valid(t), "Bearer "+f.Valid(t)); st != http.StatusBadRequest {
+		t.Errorf("two tokens: %d", st)
+	}
+	served()
+	if c := f.Attacker.Contacts(); len(c) > 0 {
+		t.Errorf("the attacker's server was contacted: %v", c)
+	}
+
+	raw, entries := readCaddyLog(t, logFile)
+	rejections := 0
+	for _, e := range entries {
+		if e.Logger == "http.handlers.identity" && strings.Contains(e.Msg, "rejected") {
+			rejections++
+		}
+		// Caddy's own start-up warnings (no TLS in this test) are not
+		// about requests; the handler's and the error logger's are.
+		if e.Logger != "http.handlers.identity" && e.Logger != "http.log.error" {
+			continue
+		}
+		switch e.Level {
+		case "warn", "error", "dpanic", "panic", "fatal":
+			t.Errorf("%s from %s during the attack run: %s", e.Level, e.Logger, e.Msg)
+		}
+	}
+	if rejections < len(sent) {
+		t.Errorf("%d rejections logged for %d forged tokens: is the DEBUG log captured?", rejections, len(sent))
+	}
+	scanLogForSecrets(t, raw, sent)
+}
+
+// TestOutageThroughCaddy: with the provider down, every request through a
+// real Caddy gets 503, and the outage shows up at WARN/ERROR once per state
+// change, not once per request.
+func TestOutageThroughCaddy(t *testing.T) {
+	iss := identitytest.NewIssuer(t)
+	iss.SetDown(true)
+	f := issuerForger(t, iss, atkAudience)
+	up := newRecorder(t)
+	logFile := filepath.Join(t.TempDir(), "caddy.log")
+	tester := caddytest.NewTester(t).WithDefaultOverrides(caddytest.Config{AdminPort: ctAdminPort})
+	tester.InitServer(caddyLogGlobal(logFile)+fmt.Sprintf(`%s {
+	identity {
+		issuer %s
+		audience %s
+	}
+	reverse_proxy %s
+}
+`, ctSite, iss.URL, atkAudience, up.addr()), "caddyfile")
+	const requests = 20
+	for i := range requests {
+		if st, _ := caddyAuthorized(t, tester, "Bearer "+f.Valid(t)); st != http.StatusServiceUnavailable {
+			t.Fatalf("request %d: status %d, want 503", i, st)
+		}
+	}
+	time.Sleep(300 * time.Millisecond)
+	_, entries := readCaddyLog(t, logFile)
+	loud := map[string]map[string]int{}
+	for _, e := range entries {
+		if e.Level == "warn" || e.Level == "error" {
+			if loud[e.Logger] == nil {
+				loud[e.Logger] = map[string]int{}
+			}
+			loud[e.Logger][e.Msg]++
+		}
+	}
+	count := func(logger string) int {
+		n := 0
+		for _, c := range loud[logger] {
+			n += c
+		}
+		return n
+	}
+	t.Run("handler log", func(t *testing.T) {
+		// The warm-up failure, the library's first fetch failure and the
+		// state change: at most three, whatever the number of requests.
+		if n := count("http.handlers.identity"); n == 0 || n > 3 {
+			t.Errorf("%d WARN/ERROR lines from the handler for one outage and %d requests: %v", n, requests, loud["http.handlers.identity"])
+		}
+	})
+	t.Run("caddy error log", func(t *testing.T) {
+		// A 503 handler error is logged by Caddy's http.log.error logger
+		// at ERROR for every request.
+		if n := count("http.log.error"); n > 1 {
+			t.Errorf("Caddy's error log has %d ERROR lines for one outage and %d requests (one per request): %v", n, requests, loud["http.log.error"])
+		}
+	})
 }
