@@ -503,13 +503,9 @@ func runAttackSuite(t *testing.T, s *identityServer, f *forger) {
 	t.Run("token", func(t *testing.T) {
 		for _, tok := range f.AttackTokens(t) {
 			t.Run(tok.Name, func(t *testing.T) {
-				want := atkInvalidToken
-				if tok.Status != 0 {
-					want = atkOutcome{Status: tok.Status, Error: tok.Error}
-				}
 				before := s.Upstream.Hits()
 				r := s.get("/", "Bearer "+tok.Token)
-				expectRefusal(t, s, f, before, r, tok.Token, want)
+				expectRefusal(t, s, f, before, r, tok.Token, atkInvalidToken)
 				expectServed(t, s, f)
 			})
 		}
@@ -519,6 +515,8 @@ func runAttackSuite(t *testing.T, s *identityServer, f *forger) {
 	}
 }
 
+// TestAttackSuite runs every request shape and every forged token through
+// the handler with the default token source (Authorization: Bearer).
 func TestAttackSuite(t *testing.T) {
 	iss := identitytest.NewIssuer(t, identitytest.WithAlgorithms("RS256", "ES256"))
 	f := issuerForger(t, iss, atkAudience)
@@ -550,7 +548,7 @@ func TestAttackSuiteOptional(t *testing.T) {
 	expectServed(t, s, f)
 }
 
-// TestAttackHS256WithHMACIssuerRefused: configuring an HMAC algorithm for an
+// TestAttackHMACAlgorithmsRefusedInConfig: configuring an HMAC algorithm for an
 // issuer with published keys is refused outright.
 func TestAttackHMACAlgorithmsRefusedInConfig(t *testing.T) {
 	iss := identitytest.NewIssuer(t)
@@ -567,7 +565,7 @@ func TestAttackHMACAlgorithmsRefusedInConfig(t *testing.T) {
 	}
 }
 
-// TestAttackTokenNotInError: the 401 body and challenge carry nothing of
+// TestAttackResponseHasNoTokenMaterial: the 401 body and challenge carry nothing of
 // the token, and the error description is the fixed text of its reason.
 func TestAttackResponseHasNoTokenMaterial(t *testing.T) {
 	iss := identitytest.NewIssuer(t)
@@ -819,6 +817,91 @@ func TestAttackThroughCaddy(t *testing.T) {
 		t.Errorf("%d rejections logged for %d forged tokens: is the DEBUG log captured?", rejections, len(sent))
 	}
 	scanLogForSecrets(t, raw, sent)
+}
+
+// TestAttackTokenSources: with the token accepted in a header, a cookie
+// and a query parameter, a token in two places or a repeated cookie or
+// parameter is a 400, look-alike names are not the configured place, and an
+// accepted token is removed from what the upstream gets while everything
+// else is kept.
+func TestAttackTokenSources(t *testing.T) {
+	iss := identitytest.NewIssuer(t)
+	f := issuerForger(t, iss, atkAudience)
+	h := attackHandler(iss)
+	h.TokenSources = []TokenSource{
+		{From: "header", Name: "Authorization", Scheme: "Bearer"},
+		{From: "cookie", Name: "at"},
+		{From: "query", Name: "access_token"},
+	}
+	s := newIdentityServer(t, h, nil)
+	get := func(query string, cookies []string, auth ...string) atkResponse {
+		req, _ := http.NewRequest(http.MethodGet, s.URL+"/p?"+query, nil)
+		for _, c := range cookies {
+			req.Header.Add("Cookie", c)
+		}
+		for _, a := range auth {
+			req.Header.Add("Authorization", a)
+		}
+		return s.send(req)
+	}
+	cases := []struct {
+		name    string
+		query   string
+		cookies []string
+		auth    []string
+		want    []atkOutcome
+		// upstreamURL and upstreamCookie are what the upstream must get
+		// when the request is accepted.
+		upstreamURL, upstreamCookie string
+	}{
+		{name: "query", query: "a=1&access_token=$T&b=2", want: []atkOutcome{atkOK}, upstreamURL: "/p?a=1&b=2"},
+		{name: "cookie", cookies: []string{"other=1; at=$T; last=2"}, want: []atkOutcome{atkOK}, upstreamURL: "/p?", upstreamCookie: "other=1; last=2"},
+		{name: "header", query: "x=1", auth: []string{"Bearer $T"}, want: []atkOutcome{atkOK}, upstreamURL: "/p?x=1"},
+		{name: "query-twice", query: "access_token=$T&access_token=$T", want: []atkOutcome{atkBadRequest}},
+		{name: "query-and-encoded-name", query: "access_token=$T&access%5Ftoken=garbage", want: []atkOutcome{atkBadRequest}},
+		{name: "encoded-name-only", query: "access%5Ftoken=$T", want: []atkOutcome{atkNoToken, atkOK}, upstreamURL: "/p?"},
+		{name: "cookie-twice", cookies: []string{"at=$T", "at=$T"}, want: []atkOutcome{atkBadRequest}},
+		{name: "cookie-twice-one-line", cookies: []string{"at=$T; at=garbage"}, want: []atkOutcome{atkBadRequest}},
+		{name: "header-and-query", query: "access_token=$T", auth: []string{"Bearer $T"}, want: []atkOutcome{atkBadRequest}},
+		{name: "header-and-cookie", cookies: []string{"at=$T"}, auth: []string{"Bearer $T"}, want: []atkOutcome{atkBadRequest}},
+		{name: "cookie-and-query", query: "access_token=$T", cookies: []string{"at=$T"}, want: []atkOutcome{atkBadRequest}},
+		{name: "query-empty", query: "access_token=", want: []atkOutcome{atkNoToken, atkBadRequest}},
+		{name: "query-garbage", query: "access_token=garbage", want: []atkOutcome{atkInvalidToken}},
+		{name: "query-alg-none", query: "access_token=$NONE", want: []atkOutcome{atkInvalidToken}},
+		{name: "query-name-upper-case", query: "ACCESS_TOKEN=$T", want: []atkOutcome{atkNoToken}},
+		{name: "cookie-name-upper-case", cookies: []string{"AT=$T"}, want: []atkOutcome{atkNoToken}},
+		{name: "query-name-prefix", query: "xaccess_token=$T", want: []atkOutcome{atkNoToken}},
+	}
+	none := forgeB64JSON(t, map[string]any{"alg": "none"}) + "." + forgeB64JSON(t, f.Claims(nil)) + "."
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			valid := f.Valid(t)
+			sub := strings.NewReplacer("$T", valid, "$NONE", none)
+			var cookies, auth []string
+			for _, v := range c.cookies {
+				cookies = append(cookies, sub.Replace(v))
+			}
+			for _, v := range c.auth {
+				auth = append(auth, sub.Replace(v))
+			}
+			before := s.Upstream.Hits()
+			r := get(sub.Replace(c.query), cookies, auth...)
+			expectRefusal(t, s, f, before, r, valid, c.want...)
+			if r.Status == http.StatusOK {
+				hdr, u := s.Upstream.Last()
+				if strings.Contains(u, valid) || strings.Contains(strings.Join(hdr.Values("Cookie"), ";"), valid) {
+					t.Errorf("the upstream got the token: %s %q", u, hdr.Values("Cookie"))
+				}
+				if u != c.upstreamURL && u != strings.TrimSuffix(c.upstreamURL, "?") {
+					t.Errorf("upstream URL %q, want %q", u, c.upstreamURL)
+				}
+				if got := strings.Join(hdr.Values("Cookie"), "; "); got != c.upstreamCookie {
+					t.Errorf("upstream Cookie %q, want %q", got, c.upstreamCookie)
+				}
+			}
+			expectServed(t, s, f)
+		})
+	}
 }
 
 // TestOutageThroughCaddy: with the provider down, every request through a

@@ -68,6 +68,9 @@ func tokenOfLength(t *testing.T, f *forger, n int) string {
 	return ""
 }
 
+// TestLimitsTokenSize: genuinely signed tokens of exactly the limit are
+// accepted, one byte more is refused, for the default and configured
+// limits.
 func TestLimitsTokenSize(t *testing.T) {
 	iss := identitytest.NewIssuer(t)
 	f := issuerForger(t, iss, atkAudience)
@@ -95,6 +98,8 @@ func TestLimitsTokenSize(t *testing.T) {
 	}
 }
 
+// TestLimitsHangingProviderAtBoot: a provider that never answers holds a
+// request no longer than its deadline, or the outbound timeout, then 503.
 func TestLimitsHangingProviderAtBoot(t *testing.T) {
 	iss := identitytest.NewIssuer(t)
 	iss.SetDelay(time.Minute)
@@ -131,6 +136,9 @@ func TestLimitsHangingProviderAtBoot(t *testing.T) {
 	}
 }
 
+// TestLimitsHangingProviderAfterKeysCached: once keys are cached, valid
+// tokens are served at once while random-kid refreshes hang on the
+// provider.
 func TestLimitsHangingProviderAfterKeysCached(t *testing.T) {
 	iss := identitytest.NewIssuer(t)
 	f := issuerForger(t, iss, atkAudience)
@@ -173,6 +181,9 @@ func TestLimitsHangingProviderAfterKeysCached(t *testing.T) {
 	}
 }
 
+// TestLimitsBadJWKSKeepsKeys: a JWKS that turns empty, garbage or
+// unusable is fetched (forced by a random kid) but never replaces the good
+// keys.
 func TestLimitsBadJWKSKeepsKeys(t *testing.T) {
 	if testing.Short() {
 		t.Skip("waits for the key refresh cooldown")
@@ -203,6 +214,8 @@ func TestLimitsBadJWKSKeepsKeys(t *testing.T) {
 	iss.SetJWKSBody(nil, "")
 }
 
+// TestLimitsHostileMetadata: hostile discovery or key set documents end in
+// 503, without contacting a foreign host.
 func TestLimitsHostileMetadata(t *testing.T) {
 	attacker := newAttackerServer(t, []byte(`{"keys":[]}`), nil)
 	cases := []struct {
