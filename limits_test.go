@@ -147,7 +147,13 @@ func TestLimitsHangingProviderAfterKeysCached(t *testing.T) {
 	h.CacheSize = &zero // verify every token in full
 	s := newIdentityServer(t, h, nil)
 	expectServed(t, s, f)
+	if !testing.Short() {
+		// Past the refresh cooldown, so that a random kid really
+		// fetches (and hangs) instead of being rate-limited.
+		time.Sleep(identity.DefaultRefreshCooldown + 200*time.Millisecond)
+	}
 	iss.SetDelay(time.Minute)
+	iss.ResetCounters()
 
 	// Random kids force refreshes that hang on the provider; requests
 	// with known keys must not wait for them.
@@ -159,6 +165,15 @@ func TestLimitsHangingProviderAfterKeysCached(t *testing.T) {
 			_, d := serveTimed(s, ctx, f.RandomKID(t))
 			done <- d
 		}()
+	}
+	if !testing.Short() {
+		deadline := time.Now().Add(5 * time.Second)
+		for iss.JWKSFetches() == 0 {
+			if time.Now().After(deadline) {
+				t.Fatal("no random kid forced a refresh")
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
 	}
 	time.Sleep(100 * time.Millisecond)
 	for i := range 20 {

@@ -132,16 +132,14 @@ func TestHardeningBadRefreshKeepsGoodKeys(t *testing.T) {
 func TestHardeningUnknownKidFloodBounded(t *testing.T) {
 	iss := identitytest.NewIssuer(t)
 	kid := iss.CurrentKeyID("RS256")
-	r, err := identity.NewRemoteKeySet(iss.JWKSURL(), identity.RemoteKeySetOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer r.Close()
+	clock := newHardClock()
+	r := newHardRemoteKeySet(t, iss, clock)
 	ctx := context.Background()
 	if _, err := r.CandidateKeys(ctx, kid, "RS256"); err != nil {
 		t.Fatal(err)
 	}
 	iss.ResetCounters()
+	clock.Advance(time.Minute) // past the cooldown: the first unknown kid may fetch
 	var wg sync.WaitGroup
 	for w := range 8 {
 		wg.Add(1)
@@ -158,18 +156,20 @@ func TestHardeningUnknownKidFloodBounded(t *testing.T) {
 		}()
 	}
 	wg.Wait()
-	// 2000 unknown kids within one cooldown (5 s): at most one forced
-	// refresh, two if the run straddles a cooldown boundary.
-	if n := iss.JWKSFetches(); n > 2 {
-		t.Errorf("2000 unknown kids caused %d JWKS fetches", n)
+	// 2000 unknown kids while the clock stands still: exactly one forced
+	// refresh.
+	if n := iss.JWKSFetches(); n != 1 {
+		t.Errorf("2000 unknown kids caused %d JWKS fetches, want 1", n)
 	}
 }
 
 func TestHardeningHangingProviderDoesNotBlockKnownKeys(t *testing.T) {
 	iss := identitytest.NewIssuer(t)
 	kid := iss.CurrentKeyID("RS256")
+	clock := newHardClock()
 	r, err := identity.NewRemoteKeySet(iss.JWKSURL(), identity.RemoteKeySetOptions{
 		HTTPClient: &http.Client{Timeout: 2 * time.Second},
+		Now:        clock.Now,
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -181,6 +181,8 @@ func TestHardeningHangingProviderDoesNotBlockKnownKeys(t *testing.T) {
 	}
 	iss.SetDelay(time.Minute)
 	defer iss.SetDelay(0)
+	iss.ResetCounters()
+	clock.Advance(time.Minute) // past the cooldown: the next unknown kid fetches
 
 	// An unknown kid forces a refresh that hangs until the client timeout.
 	done := make(chan time.Duration, 1)
@@ -189,7 +191,13 @@ func TestHardeningHangingProviderDoesNotBlockKnownKeys(t *testing.T) {
 		_, _ = r.CandidateKeys(ctx, "unknown", "RS256")
 		done <- time.Since(start)
 	}()
-	time.Sleep(100 * time.Millisecond)
+	deadline := time.Now().Add(5 * time.Second)
+	for iss.JWKSFetches() == 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("the unknown kid did not force a refresh")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 	for range 50 {
 		start := time.Now()
 		if _, err := r.CandidateKeys(ctx, kid, "RS256"); err != nil {
@@ -201,19 +209,26 @@ func TestHardeningHangingProviderDoesNotBlockKnownKeys(t *testing.T) {
 	}
 	select {
 	case d := <-done:
-		if d > 2*time.Second+3*time.Second {
+		if d < time.Second {
+			t.Errorf("unknown-kid lookup returned after %v: the refresh did not hang", d)
+		}
+		if d > 5*time.Second {
 			t.Errorf("unknown-kid lookup took %v with a 2s client timeout", d)
 		}
 	case <-time.After(15 * time.Second):
 		t.Fatal("unknown-kid lookup still hanging after 15s with a 2s client timeout")
 	}
+	if _, err := r.CandidateKeys(ctx, kid, "RS256"); err != nil {
+		t.Errorf("known kid after the timed-out refresh: %v", err)
+	}
 
 	t.Run("request context bounds the wait", func(t *testing.T) {
+		clock.Advance(time.Minute)
 		c, cancel := context.WithTimeout(ctx, 200*time.Millisecond)
 		defer cancel()
 		start := time.Now()
 		_, _ = r.CandidateKeys(c, "other-unknown", "RS256")
-		if d := time.Since(start); d > 2*time.Second {
+		if d := time.Since(start); d > time.Second {
 			t.Errorf("lookup with a 200ms context took %v", d)
 		}
 	})
