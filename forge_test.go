@@ -544,6 +544,14 @@ func (f *forger) AttackTokens(tb testing.TB) []forgedToken {
 	add("dup/payload-iss", f.RS256(tb, hdr(nil), forgeDupClaims(claims, "iss", "https://evil.example")))
 	add("dup/payload-aud", f.RS256(tb, hdr(nil), forgeDupClaims(claims, "aud", "other")))
 	add("dup/payload-exp", f.RS256(tb, hdr(nil), forgeDupClaims(claims, "exp", now.Add(-24*time.Hour).Unix())))
+	{
+		p, _ := json.Marshal(claims)
+		nested := strings.TrimSuffix(string(p), "}") + `,"realm_access":{"roles":["user"],"roles":["admin"]}}`
+		add("dup/payload-nested", f.RS256(tb, hdr(nil), json.RawMessage(nested)))
+		deep := strings.TrimSuffix(string(p), "}") + `,"x":` + strings.Repeat("[", 2500) + strings.Repeat("]", 2500) + "}"
+		add("json/payload-deep-nesting", f.RS256(tb, hdr(nil), json.RawMessage(deep)))
+		add("json/header-deep-nesting", rs(json.RawMessage(`{"alg":"RS256","kid":`+forgeJSONString(f.RSAKID)+`,"x":`+strings.Repeat("[", 2000)+strings.Repeat("]", 2000)+`}`)))
+	}
 
 	// Claims of the wrong type.
 	add("type/exp-string", f.ValidWithClaims(tb, map[string]any{"exp": "9999999999"}))
