@@ -961,3 +961,65 @@ func TestOutageThroughCaddy(t *testing.T) {
 		}
 	})
 }
+
+// TestQueryTokenAccessLogFilter: Caddy's access log records the request
+// as it arrived, query string included, so with `token_from query` a
+// token would be logged; the log filter that SECURITY.md recommends keeps
+// it out.
+func TestQueryTokenAccessLogFilter(t *testing.T) {
+	iss := identitytest.NewIssuer(t)
+	f := issuerForger(t, iss, atkAudience)
+	up := newRecorder(t)
+	accessLog := filepath.Join(t.TempDir(), "access.log")
+	tester := caddytest.NewTester(t).WithDefaultOverrides(caddytest.Config{AdminPort: ctAdminPort})
+	tester.InitServer(ctGlobal+fmt.Sprintf(`%s {
+	log {
+		output file %s
+		format filter {
+			wrap json
+			request>uri query {
+				delete access_token
+			}
+		}
+	}
+	identity {
+		issuer %s
+		audience %s
+		token_from query access_token
+	}
+	reverse_proxy %s
+}
+`, ctSite, accessLog, iss.URL, atkAudience, up.addr()), "caddyfile")
+
+	var sent []string
+	for _, c := range []struct {
+		token string
+		want  int
+	}{
+		{f.Valid(t), http.StatusOK},
+		{f.ValidWithClaims(t, map[string]any{"aud": "other"}), http.StatusUnauthorized},
+		{f.evil(t, f.Header("RS256", f.RSAKID, nil), f.Claims(nil)), http.StatusUnauthorized},
+	} {
+		sent = append(sent, "Bearer "+c.token)
+		resp, err := tester.Client.Get(ctSite + "/q?x=1&access_token=" + c.token)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != c.want {
+			t.Errorf("status %d, want %d", resp.StatusCode, c.want)
+		}
+	}
+	// The access log is written after the response: wait for the lines.
+	var raw string
+	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		b, _ := os.ReadFile(accessLog)
+		if raw = string(b); strings.Count(raw, "\n") >= 3 {
+			break
+		}
+	}
+	if strings.Count(raw, "\n") < 3 || !strings.Contains(raw, "x=1") {
+		t.Fatalf("access log not written as expected:\n%s", raw)
+	}
+	scanLogForSecrets(t, raw, sent)
+}
