@@ -182,10 +182,14 @@ ONE=$(cat "$OUT/token-one.txt")
 BAD=$(cat "$OUT/token-bad.txt")
 EXPIRED=$(cat "$OUT/token-expired.txt")
 expect "(a) no token" 200 "$(status "http://127.0.0.1:$PORT_A/")"
+FIRST=$(head -n 1 "$OUT/tokens-many.txt")
 for c in b c d; do
 	port=PORT_${c^^}
 	url=http://127.0.0.1:${!port}/
-	expect "($c) valid token" 200 "$(status "$url" "$ONE")"
+	# (c) gets one of its own tokens, so that its cache holds exactly those.
+	valid=$ONE
+	if [ "$c" = c ]; then valid=$FIRST; fi
+	expect "($c) valid token" 200 "$(status "$url" "$valid")"
 	expect "($c) no token" 401 "$(status "$url")"
 	expect "($c) bad signature" 401 "$(status "$url" "$BAD")"
 	expect "($c) expired token" 401 "$(status "$url" "$EXPIRED")"
@@ -259,15 +263,24 @@ if [ "$MEMORY" != 0 ]; then
 	expect "(m) valid token" 200 "$(status "http://127.0.0.1:$PORT_M/" "$ONE")"
 	rss() { awk -v k="$2:" '$1 == k {print $2}' "/proc/$1/status"; }
 	before=$(rss "$pid" VmRSS)
+	# First as many tokens as the default cache holds, then the rest: the
+	# growth should stop once the cache is full.
+	FULL=10000
+	head -n "$FULL" "$OUT/tokens-flood.txt" >"$OUT/flood-1.txt"
+	tail -n +"$((FULL + 1))" "$OUT/tokens-flood.txt" >"$OUT/flood-2.txt"
 	log "memory: sending $FLOOD distinct valid tokens (EdDSA) to a Caddy with the default cache"
-	"${PIN_CLIENT[@]}" "$BIN/server" send -url "http://127.0.0.1:$PORT_M/" -file "$OUT/tokens-flood.txt" -conns 16
+	"${PIN_CLIENT[@]}" "$BIN/server" send -url "http://127.0.0.1:$PORT_M/" -file "$OUT/flood-1.txt" -conns 16
+	full=$(rss "$pid" VmRSS)
+	if [ -s "$OUT/flood-2.txt" ]; then
+		"${PIN_CLIENT[@]}" "$BIN/server" send -url "http://127.0.0.1:$PORT_M/" -file "$OUT/flood-2.txt" -conns 16
+	fi
 	after=$(rss "$pid" VmRSS)
 	hwm=$(rss "$pid" VmHWM)
 	{
 		echo
-		echo "Memory: Caddy with the default cache (10,000 units), VmRSS $((before / 1024)) MiB after one request," \
-			"$((after / 1024)) MiB after $FLOOD distinct valid tokens (+$(((after - before) / 1024)) MiB);" \
-			"peak (VmHWM) $((hwm / 1024)) MiB."
+		echo "Memory: Caddy with the default cache (10,000 units): VmRSS $((before / 1024)) MiB after one request," \
+			"$((full / 1024)) MiB after $FULL distinct valid tokens (+$(((full - before) / 1024)) MiB, cache full)," \
+			"$((after / 1024)) MiB after $FLOOD (+$(((after - before) / 1024)) MiB); peak (VmHWM) $((hwm / 1024)) MiB."
 	} >>"$OUT/summary.md"
 fi
 
