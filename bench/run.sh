@@ -18,15 +18,15 @@
 # at least two CPUs). Everything listens on 127.0.0.1 only. Results go to
 # bench/results/<UTC time>/ (summary.md, results.tsv, raw wrk output, logs).
 #
-# Knobs (environment): ROUNDS=3 DURATION=4 (s per measured run) WARMUP=1 (s)
+# Knobs (environment): ROUNDS=4 DURATION=3 (s per measured run) WARMUP=1 (s)
 # CONNS=32 THREADS=2 TOKENS=10000 MEMORY=1 FLOOD=50000 OUT=<dir>.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 BENCH=$ROOT/bench
 BIN=$BENCH/.bin
-ROUNDS=${ROUNDS:-3}
-DURATION=${DURATION:-4}
+ROUNDS=${ROUNDS:-4}
+DURATION=${DURATION:-3}
 WARMUP=${WARMUP:-1}
 CONNS=${CONNS:-32}
 THREADS=${THREADS:-2}
