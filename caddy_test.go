@@ -453,3 +453,39 @@ func TestCaddyJSONRoundTrip(t *testing.T) {
 		t.Fatalf("Authorization accepted although only the cookie is configured: %d", st)
 	}
 }
+
+// TestCaddyOutageResponse: with the provider down, the 503 is answered by
+// the handler itself on a server without handle_errors (so Caddy does not
+// log an ERROR per request), and handed to handle_errors where there is
+// one, so it can be customised.
+func TestCaddyOutageResponse(t *testing.T) {
+	iss := identitytest.NewIssuer(t)
+	iss.SetDown(true)
+	up := newRecorder(t)
+	site := func(errorRoutes string) string {
+		return fmt.Sprintf(`%s {
+	identity {
+		issuer %s
+		audience api
+	}
+	reverse_proxy %s
+	%s
+}
+`, ctSite, iss.URL, up.addr(), errorRoutes)
+	}
+	tok := iss.Mint(t, nil)
+
+	tester := ctLoad(t, site(""))
+	if st, _, body := ctDo(t, tester, "/", [][2]string{authz(tok)}); st != http.StatusServiceUnavailable || body != "" {
+		t.Fatalf("without handle_errors: %d %q, want 503 with an empty body", st, body)
+	}
+	tester = ctLoad(t, site(`handle_errors {
+		respond "custom {err.status_code} {http.auth.identity.error}"
+	}`))
+	if st, _, body := ctDo(t, tester, "/", [][2]string{authz(tok)}); st != http.StatusServiceUnavailable || body != "custom 503 provider_unavailable" {
+		t.Fatalf("with handle_errors: %d %q", st, body)
+	}
+	if n, _ := up.take(); n != 0 {
+		t.Fatalf("upstream reached %d times during the outage", n)
+	}
+}

@@ -43,7 +43,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	}
 	if e.denied != reasonNone {
 		w.Header().Set("WWW-Authenticate", e.challenge)
-		return rt.fail(r, e.denied, e.issuer, token)
+		return rt.fail(w, r, e.denied, e.issuer, token)
 	}
 
 	if n := len(e.headers); n > 0 {
@@ -278,12 +278,18 @@ func (rt *runtime) reject(w http.ResponseWriter, r *http.Request, rsn reason, er
 		}
 		ce.Write(fields...)
 	}
-	return rt.fail(r, rsn, "", "")
+	return rt.fail(w, r, rsn, "", "")
 }
 
 // fail records a rejection (metric, placeholder) and returns the error
 // Caddy turns into the response, so that handle_errors can customise it.
-func (rt *runtime) fail(r *http.Request, rsn reason, issuer, token string) error {
+//
+// The one exception is a 5xx (the provider is unavailable) on a server
+// without handle_errors routes: Caddy would log that error at ERROR for
+// every request, while the outage is already logged once per state change,
+// so the handler answers it itself. With handle_errors routes the error is
+// returned as usual (and Caddy logs it at DEBUG).
+func (rt *runtime) fail(w http.ResponseWriter, r *http.Request, rsn reason, issuer, token string) error {
 	rt.counters.rejected[rsn].Inc()
 	if repl, ok := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer); ok {
 		repl.Set("http.auth.identity.error", reasons[rsn].label)
@@ -294,7 +300,18 @@ func (rt *runtime) fail(r *http.Request, rsn reason, issuer, token string) error
 				zap.String("token_sha256_prefix", tokenHashPrefix(token)))
 		}
 	}
+	if status := reasons[rsn].status; status >= 500 && !hasErrorRoutes(r) {
+		w.WriteHeader(status)
+		return nil
+	}
 	return caddyhttp.Error(reasons[rsn].status, reasons[rsn].err)
+}
+
+// hasErrorRoutes reports whether the request's server has handle_errors
+// routes that may want to customise an error response.
+func hasErrorRoutes(r *http.Request) bool {
+	srv, ok := r.Context().Value(caddyhttp.ServerCtxKey).(*caddyhttp.Server)
+	return !ok || srv == nil || (srv.Errors != nil && len(srv.Errors.Routes) > 0)
 }
 
 // tokenHashPrefix identifies a token in logs without revealing it: the
