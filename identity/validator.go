@@ -422,7 +422,7 @@ func (v *Validator) verify(ctx context.Context, r *issuerRules, token string, h 
 			slog.String("issuer", r.cfg.Issuer), slog.String("kid", h.kid), slog.Any("error", rerr))
 		return "", err
 	}
-	v.log.DebugContext(ctx, "identity: keys refreshed after verification failure",
+	v.log.DebugContext(ctx, "identity: key refresh requested (rate-limited) after verification failure",
 		slog.String("issuer", r.cfg.Issuer), slog.String("kid", h.kid))
 	tp, err2 := v.tryCandidates(ctx, r.cfg.Keys, sig, h, tried(err))
 	if err2 == nil {
