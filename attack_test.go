@@ -954,8 +954,8 @@ func TestOutageThroughCaddy(t *testing.T) {
 		}
 	})
 	t.Run("caddy error log", func(t *testing.T) {
-		// A 503 handler error is logged by Caddy's http.log.error logger
-		// at ERROR for every request.
+		// Caddy's http.log.error logger logs every 5xx handler error at
+		// ERROR: the handler must not turn each 503 into one.
 		if n := count("http.log.error"); n > 1 {
 			t.Errorf("Caddy's error log has %d ERROR lines for one outage and %d requests (one per request): %v", n, requests, loud["http.log.error"])
 		}
