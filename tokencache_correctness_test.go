@@ -310,8 +310,8 @@ func TestTokenCacheCorrectnessBoundUnderFlood(t *testing.T) {
 		if status, label := ccServe(t, h, tok); status != http.StatusOK {
 			t.Fatalf("flood token %d: status %d (%s)", i, status, label)
 		}
-		// Otter may overshoot while its maintenance is pending; after a
-		// clean-up the bound holds exactly.
+		// Maintenance runs inline (tokencache.go), so the bound holds after
+		// every request, not only after a clean-up.
 		maxSeen = max(maxSeen, oc.EstimatedSize())
 		if i%100 == 99 {
 			oc.CleanUp()
@@ -327,8 +327,8 @@ func TestTokenCacheCorrectnessBoundUnderFlood(t *testing.T) {
 	if n > bound || w > bound || uint64(bound) != oc.GetMaximum() {
 		t.Fatalf("%d entries, weight %d, maximum %d; bound %d", n, w, oc.GetMaximum(), bound)
 	}
-	if maxSeen > 2*bound {
-		t.Fatalf("transient size %d is more than twice the bound %d", maxSeen, bound)
+	if maxSeen > bound {
+		t.Fatalf("transient size %d is more than the bound %d", maxSeen, bound)
 	}
 	// The frequency-aware policy kept the hot entry through the flood.
 	if hotMisses > 0 {
