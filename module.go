@@ -491,7 +491,7 @@ func (h *Handler) compileIssuer(ctx caddy.Context, repl *caddy.Replacer, is *Iss
 		cfg.Keys = p
 	}
 
-	pol := &issuerPolicy{issuer: issuer}
+	pol := &issuerPolicy{issuer: issuer, keys: cfg.Keys}
 	pol.scopes = append(slices.Clone(h.RequireScopes), is.RequireScopes...)
 	for _, r := range slices.Concat(h.RequireClaims, is.RequireClaims) {
 		pol.claims = append(pol.claims, claimRule{path: r.Claim, values: r.Values})

@@ -15,6 +15,9 @@ type issuerPolicy struct {
 	issuer string
 	scopes []string
 	claims []claimRule
+	// keys is the issuer's key source, for the token cache's check that
+	// the key of a cached token is still published.
+	keys identity.KeySource
 
 	// scopeChallenge and claimChallenge are the WWW-Authenticate values of
 	// a 403 for a missing scope and for a failed claim rule.
