@@ -315,6 +315,10 @@ func (s *KeySet) HasKey(thumbprint string) bool {
 	return ok
 }
 
+// KeySetVersion implements [KeySetVersioner]: a KeySet never changes, so
+// its version is always 1.
+func (s *KeySet) KeySetVersion() uint64 { return 1 }
+
 // Algorithms returns the distinct "alg" values of the usable keys, in set
 // order; keys without "alg" contribute nothing.
 func (s *KeySet) Algorithms() []string { return slices.Clone(s.algs) }

@@ -147,6 +147,9 @@ func newCacheConfig(url, what string, o RemoteKeySetOptions) cacheConfig {
 type cacheEntry[T any] struct {
 	val              T
 	fetched, expires time.Time
+	// seq numbers the entries of one cache from 1 in the order they were
+	// stored, so that a reader can tell cheaply that the document changed.
+	seq uint64
 }
 
 // rateLimitedError says a fetch was not attempted because the previous
@@ -174,6 +177,7 @@ type refreshCache[T any] struct {
 	onStore func(old *cacheEntry[T], cur *cacheEntry[T])
 
 	cur atomic.Pointer[cacheEntry[T]]
+	seq atomic.Uint64 // the seq of the last entry stored
 	sf  singleflight.Group
 
 	ctx    context.Context // cancelled by close; parent of every fetch
@@ -318,7 +322,7 @@ func (c *refreshCache[T]) fetch() (*cacheEntry[T], error) {
 		return nil, err
 	}
 	now = c.cfg.now()
-	e := &cacheEntry[T]{val: v, fetched: now, expires: now.Add(c.ttl(hdr))}
+	e := &cacheEntry[T]{val: v, fetched: now, expires: now.Add(c.ttl(hdr)), seq: c.seq.Add(1)}
 	old := c.cur.Swap(e)
 	c.lastErr = nil
 	c.failures = 0
@@ -547,6 +551,17 @@ func (r *RemoteKeySet) CandidateKeys(ctx context.Context, kid, alg string) ([]Ke
 func (r *RemoteKeySet) HasKey(thumbprint string) bool {
 	e := r.c.usable(r.cfg.now())
 	return e != nil && e.val.HasKey(thumbprint)
+}
+
+// KeySetVersion implements [KeySetVersioner]: the sequence number of the
+// current set, which changes with every successful fetch, and 0 once the set
+// is past the stale window (HasKey is then false for every key).
+func (r *RemoteKeySet) KeySetVersion() uint64 {
+	e := r.c.usable(r.cfg.now())
+	if e == nil {
+		return 0
+	}
+	return e.seq
 }
 
 // Refresh fetches the set now, unless a fetch attempt is more recent than

@@ -628,3 +628,44 @@ func (s *syncBuffer) String() string {
 	defer s.mu.Unlock()
 	return s.b.String()
 }
+
+func TestRemoteKeySetVersion(t *testing.T) {
+	checkNoGoroutineLeak(t)
+	k1, k2 := newECJWK(t, "k1", "ES256"), newECJWK(t, "k2", "ES256")
+	op := newFakeOP(t, k1)
+	clock := newOPClock()
+	r := newRemote(t, op, identity.RemoteKeySetOptions{Now: clock.Now, DefaultTTL: 10 * time.Minute, StaleWindow: time.Hour})
+	if v := r.KeySetVersion(); v != 0 {
+		t.Fatalf("version before the first fetch = %d, want 0", v)
+	}
+	ctx := context.Background()
+	if _, err := r.CandidateKeys(ctx, "k1", "ES256"); err != nil {
+		t.Fatal(err)
+	}
+	v1 := r.KeySetVersion()
+	if v1 == 0 || r.KeySetVersion() != v1 {
+		t.Fatalf("version after a fetch = %d, then %d: want the same non-zero value", v1, r.KeySetVersion())
+	}
+
+	// A refetch that drops k1 moves the version, so a cache keyed on it
+	// asks HasKey again and learns that k1 is gone.
+	op.SetKeys(k2)
+	clock.Advance(identity.DefaultRefreshCooldown)
+	if err := r.Refresh(ctx); err != nil {
+		t.Fatal(err)
+	}
+	v2 := r.KeySetVersion()
+	if v2 == 0 || v2 == v1 {
+		t.Fatalf("version after a refetch = %d (was %d): want a new non-zero value", v2, v1)
+	}
+	if r.HasKey(thumb(t, k1.Public)) || !r.HasKey(thumb(t, k2.Public)) {
+		t.Error("HasKey does not follow the new set")
+	}
+
+	// Past expiry plus the stale window the set is unusable: version 0.
+	op.SetDown(true)
+	clock.Advance(10*time.Minute + time.Hour)
+	if v := r.KeySetVersion(); v != 0 {
+		t.Errorf("version past the stale window = %d, want 0", v)
+	}
+}

@@ -32,6 +32,18 @@ type KeySource interface {
 	HasKey(thumbprint string) bool
 }
 
+// KeySetVersioner is implemented by key sources that can tell, more cheaply
+// than HasKey, that their key set has not changed: a cache of validated
+// tokens then asks HasKey again only when the version moves, instead of on
+// every hit. [*KeySet], [*RemoteKeySet] and [*Provider] implement it.
+type KeySetVersioner interface {
+	// KeySetVersion returns a number that changes whenever the set HasKey
+	// answers from is replaced, and 0 when there is no usable set (HasKey
+	// is then false for every thumbprint). Equal non-zero versions mean
+	// that HasKey gives the same answers.
+	KeySetVersion() uint64
+}
+
 // RefreshableKeySource is a KeySource that can be asked to fetch its keys
 // again, for instance after a signature failure. Refresh is rate-limited by
 // the source, so callers may call it on any failure.

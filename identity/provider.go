@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"slices"
 	"sync"
+	"sync/atomic"
 )
 
 // ProviderOptions configures a [Provider]. The zero value gives the strict
@@ -43,10 +44,19 @@ type Provider struct {
 	keyOpts RemoteKeySetOptions
 	disc    *refreshCache[*DiscoveryDocument]
 
-	mu      sync.Mutex
-	closed  bool
-	keys    *RemoteKeySet
-	keysURL string
+	mu     sync.Mutex // serializes the replacement of keys, and closed
+	closed bool
+	keys   atomic.Pointer[providerKeys]
+}
+
+// providerKeys is the key set of the provider's current jwks_uri. gen
+// counts the replacements of the key set (a new jwks_uri), so that
+// KeySetVersion changes when the set is replaced by another whose own
+// sequence numbers start again.
+type providerKeys struct {
+	set *RemoteKeySet
+	url string
+	gen uint64
 }
 
 // NewProvider returns a provider for issuer. The issuer must be an absolute
@@ -78,7 +88,7 @@ func NewProvider(issuer string, opts ProviderOptions) (*Provider, error) {
 		if err != nil {
 			return nil, err
 		}
-		p.keys, p.keysURL = ks, opts.JWKSURL
+		p.keys.Store(&providerKeys{set: ks, url: opts.JWKSURL, gen: 1})
 	}
 	client, policy := opts.HTTPClient, opts.Policy
 	load := func(ctx context.Context) (*DiscoveryDocument, http.Header, error) {
@@ -107,13 +117,9 @@ func (p *Provider) Discovery(ctx context.Context) (*DiscoveryDocument, error) {
 // RemoteKeySet returns the key set of the provider's current jwks_uri,
 // fetching the discovery document first when needed.
 func (p *Provider) RemoteKeySet(ctx context.Context) (*RemoteKeySet, error) {
-	p.mu.Lock()
 	if p.opts.JWKSURL != "" {
-		ks := p.keys
-		p.mu.Unlock()
-		return ks, nil
+		return p.keys.Load().set, nil
 	}
-	p.mu.Unlock()
 	d, err := p.Discovery(ctx)
 	if err != nil {
 		return nil, err
@@ -121,31 +127,36 @@ func (p *Provider) RemoteKeySet(ctx context.Context) (*RemoteKeySet, error) {
 	if d.JWKSURI == "" {
 		return nil, fmt.Errorf("%w: the discovery document of %s has no jwks_uri", ErrKeyNotFound, p.issuer)
 	}
+	if cur := p.keys.Load(); cur != nil && cur.url == d.JWKSURI {
+		return cur.set, nil
+	}
 	p.mu.Lock()
+	cur := p.keys.Load()
 	if p.closed {
-		ks := p.keys
 		p.mu.Unlock()
-		if ks == nil {
+		if cur == nil {
 			return nil, fmt.Errorf("%w: %s: %w", ErrProviderUnavailable, p.issuer, errClosed)
 		}
-		return ks, nil
+		return cur.set, nil
 	}
-	if p.keys != nil && p.keysURL == d.JWKSURI {
-		ks := p.keys
+	if cur != nil && cur.url == d.JWKSURI {
 		p.mu.Unlock()
-		return ks, nil
+		return cur.set, nil
 	}
 	ks, err := NewRemoteKeySet(d.JWKSURI, p.keyOpts)
 	if err != nil {
 		p.mu.Unlock()
 		return nil, fmt.Errorf("%w: %s: %w", ErrProviderUnavailable, p.issuer, err)
 	}
-	old := p.keys
-	p.keys, p.keysURL = ks, d.JWKSURI
+	next := &providerKeys{set: ks, url: d.JWKSURI, gen: 1}
+	if cur != nil {
+		next.gen = cur.gen + 1
+	}
+	p.keys.Store(next)
 	p.mu.Unlock()
-	if old != nil {
+	if cur != nil {
 		ks.cfg.log.Info("identity: jwks_uri changed", "issuer", p.issuer, "jwks_uri", redactURL(d.JWKSURI))
-		_ = old.Close()
+		_ = cur.set.Close()
 	}
 	return ks, nil
 }
@@ -172,10 +183,25 @@ func (p *Provider) CandidateKeys(ctx context.Context, kid, alg string) ([]Key, e
 // HasKey reports, without I/O, whether the current key set has a key with
 // this thumbprint.
 func (p *Provider) HasKey(thumbprint string) bool {
-	p.mu.Lock()
-	ks := p.keys
-	p.mu.Unlock()
-	return ks != nil && ks.HasKey(thumbprint)
+	cur := p.keys.Load()
+	return cur != nil && cur.set.HasKey(thumbprint)
+}
+
+// KeySetVersion implements [KeySetVersioner] without I/O or locks: it
+// changes when the current key set is refetched or replaced (a new
+// jwks_uri), and is 0 when there is no usable set.
+func (p *Provider) KeySetVersion() uint64 {
+	cur := p.keys.Load()
+	if cur == nil {
+		return 0
+	}
+	v := cur.set.KeySetVersion()
+	if v == 0 {
+		return 0
+	}
+	// 32 bits for each part: 2^32 jwks_uri changes, or refetches of one
+	// set, are centuries away at the fastest refresh rate.
+	return cur.gen<<32 | v&(1<<32-1)
 }
 
 // Refresh refreshes the key set (rate-limited; see [RemoteKeySet.Refresh]).
@@ -196,11 +222,8 @@ func (p *Provider) AdvertisedAlgorithms() []string {
 	if e := p.disc.cur.Load(); e != nil {
 		algs = e.val.SigningAlgorithms()
 	}
-	p.mu.Lock()
-	ks := p.keys
-	p.mu.Unlock()
-	if ks != nil {
-		if e := ks.c.cur.Load(); e != nil {
+	if cur := p.keys.Load(); cur != nil {
+		if e := cur.set.c.cur.Load(); e != nil {
 			for _, a := range e.val.algs {
 				if !slices.Contains(algs, a) {
 					algs = append(algs, a)
@@ -217,11 +240,11 @@ func (p *Provider) AdvertisedAlgorithms() []string {
 func (p *Provider) Close() error {
 	p.mu.Lock()
 	p.closed = true
-	ks := p.keys
+	cur := p.keys.Load()
 	p.mu.Unlock()
 	p.disc.close()
-	if ks != nil {
-		_ = ks.Close()
+	if cur != nil {
+		_ = cur.set.Close()
 	}
 	return nil
 }

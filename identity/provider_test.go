@@ -361,3 +361,36 @@ func TestProviderWithTestIssuer(t *testing.T) {
 	_ = p.Close()
 	iss.Close()
 }
+
+func TestProviderKeySetVersion(t *testing.T) {
+	checkNoGoroutineLeak(t)
+	k1 := newECJWK(t, "k1", "ES256")
+	op := newFakeOP(t, k1)
+	clock := newOPClock()
+	p := newProvider(t, op.URL, identity.ProviderOptions{Keys: identity.RemoteKeySetOptions{Now: clock.Now, StaleWindow: -1}})
+	if v := p.KeySetVersion(); v != 0 {
+		t.Fatalf("version before any fetch = %d, want 0", v)
+	}
+	ctx := context.Background()
+	if _, err := p.CandidateKeys(ctx, "k1", "ES256"); err != nil {
+		t.Fatal(err)
+	}
+	v1 := p.KeySetVersion()
+	if v1 == 0 {
+		t.Fatal("version after a fetch is 0")
+	}
+
+	// A new jwks_uri gives a new key set whose own sequence starts again
+	// at 1: the provider's version must still differ from the old one.
+	op.SetMeta(func(m map[string]any) { m["jwks_uri"] = op.URL + "/jwks2" })
+	clock.Advance(identity.DefaultCacheTTL)
+	if _, err := p.CandidateKeys(ctx, "k1", "ES256"); err != nil {
+		t.Fatal(err)
+	}
+	if v2 := p.KeySetVersion(); v2 == 0 || v2 == v1 {
+		t.Errorf("version after a jwks_uri change = %d (was %d): want a new non-zero value", v2, v1)
+	}
+	if !p.HasKey(thumb(t, k1.Public)) {
+		t.Error("HasKey is false for a key of the new set")
+	}
+}
