@@ -785,3 +785,33 @@ const (
 	// ScopeOfflineAccess requests a refresh token for offline access.
 	ScopeOfflineAccess = "offline_access"
 )
+
+// DPoP HTTP headers, authorization scheme and proof claims (RFC 9449 §4, §6, §7, §8).
+const (
+	// HTTPHeaderDPoP carries a DPoP proof JWT on a request (RFC 9449 §4.1).
+	HTTPHeaderDPoP = "DPoP"
+
+	// HTTPHeaderDPoPNonce carries a server-provided nonce for later proofs (RFC 9449 §8).
+	HTTPHeaderDPoPNonce = "DPoP-Nonce"
+
+	// AuthSchemeDPoP is the Authorization scheme of DPoP-bound access tokens (RFC 9449 §7.1).
+	AuthSchemeDPoP = "DPoP"
+
+	// ClaimHTTPMethod is the HTTP method a DPoP proof was made for (RFC 9449 §4.2).
+	ClaimHTTPMethod = "htm"
+
+	// ClaimHTTPURI is the request URI, without query and fragment, a DPoP proof was made for (RFC 9449 §4.2).
+	ClaimHTTPURI = "htu"
+
+	// ClaimDPoPAccessTokenHash is the base64url SHA-256 hash of the access token in a DPoP proof (RFC 9449 §4.2).
+	ClaimDPoPAccessTokenHash = "ath"
+
+	// ConfirmationJWKThumbprint is the cnf member holding the SHA-256 JWK thumbprint of the bound key (RFC 9449 §6.1).
+	ConfirmationJWKThumbprint = "jkt"
+)
+
+// Claims of multi-tenant providers.
+const (
+	// ClaimTenantID is the tenant that issued the token (Microsoft Entra ID); see [TenantPlaceholder].
+	ClaimTenantID = "tid"
+)

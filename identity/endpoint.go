@@ -41,6 +41,10 @@ type ProtocolRequest struct {
 	// AllowHTTP permits a plain http Address on a non-loopback host. Client
 	// secrets then travel unencrypted: use only inside trusted networks.
 	AllowHTTP bool
+	// DPoP, when set, sends a DPoP proof of this key with the request
+	// (RFC 9449 §5), so the server binds the tokens it issues to the key.
+	// A use_dpop_nonce answer is retried once with the server's nonce.
+	DPoP *DPoPKey
 }
 
 // endpointCall is one HTTP exchange with an endpoint.
@@ -64,9 +68,19 @@ type endpointResult struct {
 	sentAt time.Time
 }
 
-// postForm sends form (plus the client authentication, extra parameters
-// and headers of p) to p.Address and reads the response.
+// postForm sends form (plus the client authentication, extra parameters,
+// headers and DPoP proof of p) to p.Address and reads the response,
+// retrying once with a fresh proof when the server asks for a DPoP nonce.
 func (p *ProtocolRequest) postForm(ctx context.Context, client *http.Client, form url.Values) (*endpointResult, error) {
+	res, err := p.postFormOnce(ctx, client, form)
+	if err != nil || p.DPoP == nil || !p.DPoP.observeResponse(p.Address, res.status, res.header, res.body) {
+		return res, err
+	}
+	return p.postFormOnce(ctx, client, form)
+}
+
+// postFormOnce is one attempt of postForm.
+func (p *ProtocolRequest) postFormOnce(ctx context.Context, client *http.Client, form url.Values) (*endpointResult, error) {
 	if p.Address == "" {
 		return nil, errors.New("identity: endpoint address is empty")
 	}
@@ -76,6 +90,11 @@ func (p *ProtocolRequest) postForm(ctx context.Context, client *http.Client, for
 	}
 	if err := p.ClientAuth.apply(form, header, p.Address); err != nil {
 		return nil, err
+	}
+	if p.DPoP != nil {
+		if err := p.DPoP.setProofHeader(header, p.Address); err != nil {
+			return nil, err
+		}
 	}
 	for k, vs := range p.Parameters {
 		if _, set := form[k]; set {
