@@ -33,6 +33,16 @@ type Claims struct {
 	// without duplicates.
 	Scopes []string
 
+	// Roles and Groups are the values of "roles" and "groups" (RFC 9068
+	// §2.2.3.1; Entra ID app roles and group IDs, Okta and Hydra groups),
+	// each a string or an array of strings in the token; nil when absent.
+	// Providers that put them elsewhere stay readable through
+	// [Claims.Strings]: Keycloak "realm_access.roles" and
+	// "resource_access.<client>.roles", AWS Cognito "cognito:groups",
+	// Auth0 namespaced claims such as "https://example.com/roles" and its
+	// RBAC "permissions"; [ClaimsPrincipal] can be pointed at any of them.
+	Roles, Groups []string
+
 	raw map[string]any
 }
 
@@ -43,7 +53,7 @@ type Claims struct {
 // Reason is "malformed" when a registered claim has the wrong type: "iss",
 // "sub", "jti" not strings; "aud" not a string or an array of strings;
 // "exp", "nbf", "iat" not numbers (a string "exp" is malformed, not absent);
-// "scope", "scp" not a string or an array of strings.
+// "scope", "scp", "roles", "groups" not a string or an array of strings.
 func ParseClaims(payload []byte) (*Claims, error) {
 	m, err := parseJSONObject(payload)
 	if err != nil {
@@ -96,7 +106,27 @@ func newClaims(m map[string]any) (*Claims, error) {
 			}
 		}
 	}
+	if c.Roles, err = claimStrings(m, ClaimRoles); err != nil {
+		return nil, err
+	}
+	if c.Groups, err = claimStrings(m, ClaimGroups); err != nil {
+		return nil, err
+	}
 	return c, nil
+}
+
+// claimStrings returns a claim that is a string or an array of strings, nil
+// when absent.
+func claimStrings(m map[string]any, name string) ([]string, error) {
+	v, ok := m[name]
+	if !ok {
+		return nil, nil
+	}
+	out, ok := stringOrStrings(v)
+	if !ok {
+		return nil, malformedClaim(name)
+	}
+	return out, nil
 }
 
 func malformedClaim(name string) error {

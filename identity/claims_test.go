@@ -132,7 +132,7 @@ func TestClaims_GetStringStrings(t *testing.T) {
 	c := mustParseClaims(t, `{
 		"sub": "u",
 		"n": 42, "f": 1.5, "b": true, "z": null,
-		"roles": ["a", 1, {"k": "<v>"}, null],
+		"mixed": ["a", 1, {"k": "<v>"}, null],
 		"obj": {"x": [1, 2], "y": "<b>"},
 		"a.b": "exact",
 		"a": {"b": "nested"},
@@ -171,7 +171,7 @@ func TestClaims_GetStringStrings(t *testing.T) {
 
 	str := map[string]string{
 		"sub": "u", "n": "42", "f": "1.5", "b": "true", "z": "",
-		"roles": `a, 1, {"k":"<v>"}, `, "obj": `{"x":[1,2],"y":"<b>"}`, "realm_access.roles": "admin, user",
+		"mixed": `a, 1, {"k":"<v>"}, `, "obj": `{"x":[1,2],"y":"<b>"}`, "realm_access.roles": "admin, user",
 	}
 	for path, want := range str {
 		if got, ok := c.String(path); !ok || got != want {
@@ -188,7 +188,7 @@ func TestClaims_GetStringStrings(t *testing.T) {
 	}{
 		{"sub", []string{"u"}},
 		{"n", []string{"42"}},
-		{"roles", []string{"a", "1", `{"k":"<v>"}`, ""}},
+		{"mixed", []string{"a", "1", `{"k":"<v>"}`, ""}},
 		{"realm_access.roles", []string{"admin", "user"}},
 		{"z", nil},
 		{"missing", nil},

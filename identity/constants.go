@@ -809,3 +809,9 @@ const (
 	// ConfirmationJWKThumbprint is the cnf member holding the SHA-256 JWK thumbprint of the bound key (RFC 9449 §6.1).
 	ConfirmationJWKThumbprint = "jkt"
 )
+
+// Claims of multi-tenant providers.
+const (
+	// ClaimTenantID is the tenant that issued the token (Microsoft Entra ID); see [TenantPlaceholder].
+	ClaimTenantID = "tid"
+)

@@ -207,7 +207,8 @@ func (k MetadataKind) String() string {
 
 // DiscoveryPolicy says what a metadata document must satisfy. The zero value
 // is the strict default: https (http only on loopback hosts), issuer equal
-// to the authority (a trailing slash tolerated), every *_endpoint member and
+// to the authority (a trailing slash tolerated; or the issuer template of a
+// multi-tenant authority, see [DiscoveryDocument.Validate]), every *_endpoint member and
 // jwks_uri absolute and on the authority's scheme and host, jwks_uri and the
 // members required by the specification present, body at most
 // DefaultMaxDocumentBytes.
@@ -278,8 +279,12 @@ func requiredMembers(p DiscoveryPolicy) []string {
 // issuer URL it was fetched for), in this order, each failure its own error:
 // the authority must be https ([ErrHTTPSRequired]); required members must be
 // present and non-empty ([*MissingMembersError], matching [ErrMissingMember]);
-// the issuer must equal the authority, a trailing slash tolerated
-// ([ErrIssuerMismatch]); every *_endpoint member and jwks_uri must be an
+// the issuer must equal the authority, a trailing slash tolerated, or be the
+// issuer template of a multi-tenant authority (see [TenantPlaceholder]:
+// "https://login.microsoftonline.com/{tenantid}/v2.0" for the authority
+// "https://login.microsoftonline.com/common/v2.0", and likewise for
+// "organizations" and "consumers"; a validator then needs the template as
+// its issuer, with its tenants) ([ErrIssuerMismatch]); every *_endpoint member and jwks_uri must be an
 // absolute URL ([ErrEndpointNotAllowed]), https unless allowed
 // ([ErrHTTPSRequired]), on the authority's scheme and host or under one of
 // AdditionalEndpointBases ([ErrEndpointNotAllowed]) unless excluded.
@@ -300,7 +305,7 @@ func (d *DiscoveryDocument) Validate(authority string, p DiscoveryPolicy) error 
 	if len(missing) > 0 {
 		return &MissingMembersError{Members: missing}
 	}
-	if strings.TrimSuffix(d.Issuer, "/") != strings.TrimSuffix(authority, "/") {
+	if !issuerFitsAuthority(d.Issuer, authority) {
 		return fmt.Errorf("%w: document says %q, expected %q", ErrIssuerMismatch, d.Issuer, authority)
 	}
 	bases := make([]*url.URL, 0, len(p.AdditionalEndpointBases)+1)
@@ -325,6 +330,29 @@ func (d *DiscoveryDocument) Validate(authority string, p DiscoveryPolicy) error 
 		}
 	}
 	return nil
+}
+
+// issuerFitsAuthority reports whether a document's issuer fits the authority
+// it was fetched for: equal to it, a trailing slash tolerated; or, for a
+// multi-tenant authority such as https://login.microsoftonline.com/common/v2.0,
+// an issuer template with [TenantPlaceholder] once that gives the authority
+// back when the placeholder is replaced by "common", "organizations" or
+// "consumers". No other issuer is accepted.
+func issuerFitsAuthority(issuer, authority string) bool {
+	if strings.TrimSuffix(issuer, "/") == strings.TrimSuffix(authority, "/") {
+		return true
+	}
+	if strings.Count(issuer, TenantPlaceholder) != 1 {
+		return false
+	}
+	// The tenant segments of Entra ID's multi-tenant authorities.
+	for _, seg := range [...]string{"common", "organizations", "consumers"} {
+		filled := strings.Replace(issuer, TenantPlaceholder, seg, 1)
+		if strings.TrimSuffix(filled, "/") == strings.TrimSuffix(authority, "/") {
+			return true
+		}
+	}
+	return false
 }
 
 // hasValue reports whether member m is present and neither null, "" nor an

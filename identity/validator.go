@@ -55,11 +55,54 @@ func isAsymmetric(alg string) bool {
 	return false
 }
 
+// TenantPlaceholder marks the tenant segment of an issuer template, as in
+// the literal "issuer" of Microsoft Entra ID's multi-tenant discovery
+// documents: "https://login.microsoftonline.com/{tenantid}/v2.0".
+const TenantPlaceholder = "{tenantid}"
+
+// maxTenantIDLen bounds a tenant ID (an Entra tenant ID is a 36-character
+// GUID); longer values are not tenant IDs.
+const maxTenantIDLen = 128
+
 // IssuerConfig is what a [Validator] accepts from one issuer.
 type IssuerConfig struct {
 	// Issuer is the exact "iss" value (no normalization, trailing slash
-	// included).
+	// included), or an issuer template containing [TenantPlaceholder]
+	// once (see Tenants). A validated token's [Token.Issuer] is this
+	// string, whichever spelling or tenant the token's "iss" has.
 	Issuer string
+	// Aliases are further exact "iss" values accepted for this issuer,
+	// for a provider that issues more than one spelling of its
+	// identifier: Google ID tokens carry "https://accounts.google.com" or
+	// "accounts.google.com". They select the same keys and rules as
+	// Issuer; no other normalization is ever applied. Not allowed with an
+	// issuer template.
+	Aliases []string
+	// Tenants makes Issuer a template for the issuers of several tenants
+	// of one multi-tenant provider (Microsoft Entra ID "common" and
+	// "organizations": "https://login.microsoftonline.com/{tenantid}/v2.0",
+	// or v1 "https://sts.windows.net/{tenantid}/"). A token is then
+	// accepted only when its "tid" claim is one of Tenants and its "iss"
+	// equals the template with [TenantPlaceholder] replaced by that tid,
+	// exactly. Tenant IDs are compared exactly. Required with a template
+	// unless AnyTenant is set; not allowed without one.
+	Tenants []string
+	// AnyTenant accepts every tenant of a template issuer (still with
+	// "iss" equal to the template filled in with "tid"). Risky: the
+	// provider's keys sign for all its tenants, so a token any tenant's
+	// administrator obtains for this audience is accepted; check the
+	// tenant or the user in your application then.
+	AnyTenant bool
+	// AuthorizedParties, when set, lists the client IDs the token may have
+	// been issued to: the claim named by AuthorizedPartyClaim must be
+	// present, a string, and one of them. Empty means no check.
+	AuthorizedParties []string
+	// AuthorizedPartyClaim names the claim (a path as in [Claims.Get])
+	// holding the client ID checked against AuthorizedParties; "" means
+	// "azp" (OpenID Connect, Entra v2, Keycloak, Google). Others put the
+	// client elsewhere: "appid" (Entra v1), "cid" (Okta), "client_id"
+	// (RFC 9068, AWS Cognito access tokens, Duende).
+	AuthorizedPartyClaim string
 	// Keys supplies the verification keys; required unless only HMAC
 	// algorithms are used. Keys named by the token itself (jku, x5u, x5c,
 	// jwk headers) are never used.
@@ -126,11 +169,16 @@ type Token struct {
 // more issuers. It is immutable and safe for concurrent use; key sources do
 // their own caching.
 type Validator struct {
-	issuers  map[string]*issuerRules
-	names    []string
-	anyAlg   map[string]bool // union of the static allow-lists
-	maxBytes int
-	log      *slog.Logger
+	// issuers holds every issuer by its configured name; exact by every
+	// "iss" value accepted as is (issuers that are not templates, and
+	// aliases); templates the template issuers in configuration order.
+	issuers   map[string]*issuerRules
+	exact     map[string]*issuerRules
+	templates []*issuerRules
+	names     []string
+	anyAlg    map[string]bool // union of the static allow-lists
+	maxBytes  int
+	log       *slog.Logger
 }
 
 // issuerRules is a checked, private copy of an IssuerConfig.
@@ -142,6 +190,12 @@ type issuerRules struct {
 	leeway      time.Duration
 	types       []string
 	now         func() time.Time
+	// tmplPrefix and tmplSuffix surround TenantPlaceholder in a template
+	// issuer; tenants is its allow-list (nil with AnyTenant).
+	tmplPrefix, tmplSuffix string
+	template               bool
+	tenants                map[string]bool
+	azpClaim               string
 }
 
 // NewValidator checks the configuration of each issuer and returns a
@@ -152,6 +206,7 @@ func NewValidator(issuers []IssuerConfig, opts ValidatorOptions) (*Validator, er
 	}
 	v := &Validator{
 		issuers:  make(map[string]*issuerRules, len(issuers)),
+		exact:    make(map[string]*issuerRules, len(issuers)),
 		anyAlg:   map[string]bool{},
 		maxBytes: opts.MaxTokenBytes,
 		log:      opts.Logger,
@@ -171,6 +226,15 @@ func NewValidator(issuers []IssuerConfig, opts ValidatorOptions) (*Validator, er
 			return nil, fmt.Errorf("identity: issuer %q configured twice", cfg.Issuer)
 		}
 		v.issuers[cfg.Issuer] = r
+		if r.template {
+			v.templates = append(v.templates, r)
+		}
+		for _, name := range r.exactNames() {
+			if _, dup := v.exact[name]; dup {
+				return nil, fmt.Errorf("identity: issuer %q: %q is already accepted for another issuer", cfg.Issuer, name)
+			}
+			v.exact[name] = r
+		}
 		v.names = append(v.names, cfg.Issuer)
 		if r.algs == nil {
 			for _, a := range DefaultAlgorithms() {
@@ -211,7 +275,22 @@ func newIssuerRules(cfg IssuerConfig) (*issuerRules, error) {
 	cfg.Algorithms = slices.Clone(cfg.Algorithms)
 	cfg.HMACSecret = slices.Clone(cfg.HMACSecret)
 	cfg.RequiredClaims = slices.Clone(cfg.RequiredClaims)
+	cfg.Aliases = slices.Clone(cfg.Aliases)
+	cfg.Tenants = slices.Clone(cfg.Tenants)
+	cfg.AuthorizedParties = slices.Clone(cfg.AuthorizedParties)
 	r := &issuerRules{cfg: cfg, leeway: cfg.Leeway, now: cfg.Now}
+	if err := r.compileIssuerMatch(); err != nil {
+		return nil, fail("%v", err)
+	}
+	if slices.Contains(cfg.AuthorizedParties, "") {
+		return nil, fail("empty authorized party")
+	}
+	r.azpClaim = cfg.AuthorizedPartyClaim
+	if r.azpClaim == "" {
+		r.azpClaim = ClaimAuthorizedParty
+	} else if len(cfg.AuthorizedParties) == 0 {
+		return nil, fail("AuthorizedPartyClaim set without AuthorizedParties")
+	}
 	if r.leeway == 0 {
 		r.leeway = DefaultLeeway
 	} else if r.leeway < 0 {
@@ -259,6 +338,111 @@ func newIssuerRules(cfg IssuerConfig) (*issuerRules, error) {
 		r.refreshable, _ = cfg.Keys.(RefreshableKeySource)
 	}
 	return r, nil
+}
+
+// compileIssuerMatch checks the aliases and the tenant settings and splits
+// a template issuer around its placeholder.
+func (r *issuerRules) compileIssuerMatch() error {
+	cfg := &r.cfg
+	switch strings.Count(cfg.Issuer, TenantPlaceholder) {
+	case 0:
+		if len(cfg.Tenants) > 0 || cfg.AnyTenant {
+			return fmt.Errorf("Tenants and AnyTenant need an issuer template containing %s", TenantPlaceholder)
+		}
+	case 1:
+		r.template = true
+		r.tmplPrefix, r.tmplSuffix, _ = strings.Cut(cfg.Issuer, TenantPlaceholder)
+		if cfg.AnyTenant == (len(cfg.Tenants) > 0) {
+			return errors.New("an issuer template needs either Tenants or AnyTenant")
+		}
+		if len(cfg.Aliases) > 0 {
+			return errors.New("Aliases are not allowed with an issuer template")
+		}
+		if len(cfg.Tenants) > 0 {
+			r.tenants = make(map[string]bool, len(cfg.Tenants))
+			for _, t := range cfg.Tenants {
+				if !validTenantID(t) {
+					return fmt.Errorf("invalid tenant ID %q", truncate(t, 64))
+				}
+				r.tenants[t] = true
+			}
+		}
+	default:
+		return fmt.Errorf("an issuer template contains %s once", TenantPlaceholder)
+	}
+	for _, a := range cfg.Aliases {
+		if a == "" || a == cfg.Issuer || strings.Contains(a, TenantPlaceholder) {
+			return fmt.Errorf("invalid alias %q (empty, the issuer itself, or a template)", a)
+		}
+	}
+	return nil
+}
+
+// exactNames returns the "iss" values accepted as they are: the issuer
+// unless it is a template, and the aliases.
+func (r *issuerRules) exactNames() []string {
+	if r.template {
+		return nil
+	}
+	return append([]string{r.cfg.Issuer}, r.cfg.Aliases...)
+}
+
+// validTenantID reports whether s can be a tenant segment of an issuer: a
+// single path segment of letters, digits, '-', '_' and '.', not "." or "..",
+// at most maxTenantIDLen bytes. Entra tenant IDs are GUIDs.
+func validTenantID(s string) bool {
+	if s == "" || s == "." || s == ".." || len(s) > maxTenantIDLen {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		switch c := s[i]; {
+		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9', c == '-', c == '_', c == '.':
+		default:
+			return false
+		}
+	}
+	return true
+}
+
+// lookupIssuer returns the rules for the token's iss: an exact issuer or
+// alias first, else the first template (in configuration order) whose
+// prefix and suffix surround a valid tenant segment, with that segment.
+func (v *Validator) lookupIssuer(iss string) (*issuerRules, string, bool) {
+	if r, ok := v.exact[iss]; ok {
+		return r, "", true
+	}
+	for _, r := range v.templates {
+		if len(iss) <= len(r.tmplPrefix)+len(r.tmplSuffix) ||
+			!strings.HasPrefix(iss, r.tmplPrefix) || !strings.HasSuffix(iss, r.tmplSuffix) {
+			continue
+		}
+		if seg := iss[len(r.tmplPrefix) : len(iss)-len(r.tmplSuffix)]; validTenantID(seg) {
+			return r, seg, true
+		}
+	}
+	return nil, "", false
+}
+
+// checkTenant applies a template issuer's tenant rules once the signature
+// is verified: "tid" must be a string, the template filled in with it must
+// be the token's "iss" (so tid names the segment the issuer was matched
+// on), and it must be allowed.
+func (r *issuerRules) checkTenant(c *Claims, segment string) error {
+	v, ok := c.raw[ClaimTenantID]
+	if !ok {
+		return &ClaimError{Claim: ClaimTenantID, Reason: "missing"}
+	}
+	tid, ok := v.(string)
+	if !ok {
+		return malformedClaim(ClaimTenantID)
+	}
+	if tid != segment || r.tmplPrefix+tid+r.tmplSuffix != c.Issuer {
+		return &ClaimError{Claim: ClaimIssuer, Reason: "issuer does not match the tenant"}
+	}
+	if r.tenants != nil && !r.tenants[tid] {
+		return &ClaimError{Claim: ClaimTenantID, Reason: "tenant not accepted"}
+	}
+	return nil
 }
 
 // normalizeType lower-cases a media type and drops "application/".
@@ -328,16 +512,19 @@ func (e *unknownIssuerError) Unwrap() []error { return []error{ErrUnknownIssuer,
 //     ([ErrMalformed]);
 //   - alg "none" in any letter case ([ErrAlgNone]), then the allow-list
 //     ([ErrUnsupportedAlg]), then crit and b64=false ([ErrUnsupportedHeader]);
-//   - the unverified iss must be a configured issuer ([ErrUnknownIssuer],
-//     which is also a [*ClaimError] for "iss");
+//   - the unverified iss must be a configured issuer or alias, or fit an
+//     issuer template around a tenant segment ([ErrUnknownIssuer], which is
+//     also a [*ClaimError] for "iss");
 //   - the signature, with that issuer's candidate keys for the token's kid
 //     and alg (jku, x5u, x5c and jwk headers are ignored); when none
 //     verifies and the source is a [RefreshableKeySource], it is refreshed
 //     once and the new keys are tried ([ErrKeyNotFound], [ErrSignature],
 //     [ErrUnsupportedAlg] or [ErrKeyConversion] for unusable keys, and
 //     [ErrProviderUnavailable] wrapping any other key source failure);
-//   - claim types, aud, exp, nbf, iat, max age, typ header, nonce and
-//     required claims ([*ClaimError], Claim naming the claim or "typ").
+//   - claim types; for a template issuer, tid present and allowed and iss
+//     equal to the template filled in with it; aud, the authorized party,
+//     exp, nbf, iat, max age, typ header, nonce and required claims
+//     ([*ClaimError], Claim naming the claim or "typ").
 func (v *Validator) Validate(ctx context.Context, token string) (*Token, error) {
 	jws, err := parseCompact(token, v.maxBytes)
 	if err != nil {
@@ -362,7 +549,7 @@ func (v *Validator) Validate(ctx context.Context, token string) (*Token, error) 
 	if present && !isStr {
 		return nil, malformedClaim(ClaimIssuer)
 	}
-	r, ok := v.issuers[issStr]
+	r, tenant, ok := v.lookupIssuer(issStr)
 	if !ok {
 		reason := "unknown issuer"
 		if !present {
@@ -383,6 +570,11 @@ func (v *Validator) Validate(ctx context.Context, token string) (*Token, error) 
 	claims, err := newClaims(raw)
 	if err != nil {
 		return nil, err
+	}
+	if r.template {
+		if err := r.checkTenant(claims, tenant); err != nil {
+			return nil, err
+		}
 	}
 	if err := r.checkClaims(claims, h.typ); err != nil {
 		return nil, err
@@ -539,6 +731,19 @@ func (r *issuerRules) checkClaims(c *Claims, typ string) error {
 		}
 		if !found {
 			return &ClaimError{Claim: ClaimAudience, Reason: "audience not accepted"}
+		}
+	}
+	if len(r.cfg.AuthorizedParties) > 0 {
+		v, ok := c.Get(r.azpClaim)
+		if !ok || v == nil {
+			return &ClaimError{Claim: r.azpClaim, Reason: "missing"}
+		}
+		azp, ok := v.(string)
+		if !ok {
+			return malformedClaim(r.azpClaim)
+		}
+		if !slices.Contains(r.cfg.AuthorizedParties, azp) {
+			return &ClaimError{Claim: r.azpClaim, Reason: "authorized party not accepted"}
 		}
 	}
 	now := r.now()
