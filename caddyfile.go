@@ -1,6 +1,7 @@
 package caddyidentity
 
 import (
+	"slices"
 	"strconv"
 
 	"github.com/caddyserver/caddy/v2"
@@ -31,7 +32,11 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //	    issuer        <url> [{
 //	        jwks_url      <url>
 //	        jwks_file     <path>
+//	        alias         <iss...>
+//	        tenants       <tid...> | any
 //	        audience      <aud...> | any
+//	        authorized_party       <client_id...>
+//	        authorized_party_claim <claim.path>
 //	        algorithms    <alg...>
 //	        token_type    <typ...>
 //	        require_scope <scope...>
@@ -42,6 +47,8 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //	    jwks_file      <path>
 //	    insecure_allow_http
 //	    audience       <aud...> | any
+//	    authorized_party       <client_id...>
+//	    authorized_party_claim <claim.path>
 //	    algorithms     <alg...>
 //	    token_type     <typ...>
 //	    leeway         <duration>
@@ -59,10 +66,13 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //	}
 //
 // issuer may be repeated; the block form gives an issuer its own keys,
-// audience, algorithms and extra rules. The top-level jwks_url, jwks_file
+// audience, algorithms and extra rules, other spellings of its identifier
+// (alias), and, for an issuer template containing {tenantid}, the accepted
+// tenants. The top-level jwks_url, jwks_file
 // and insecure_allow_http apply to the only issuer and need exactly one.
-// audience, algorithms, token_type, require_scope, require_claim,
-// claim_header, strip_header and token_from may be repeated and add up.
+// audience, authorized_party, alias, tenants, algorithms, token_type,
+// require_scope, require_claim, claim_header, strip_header and token_from
+// may be repeated and add up.
 func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	d.Next() // directive name
 	if d.NextArg() {
@@ -96,6 +106,14 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			topAllowHTTP = true
 		case "audience":
 			if err := parseAudience(d, &h.Audiences, &h.AnyAudience); err != nil {
+				return err
+			}
+		case "authorized_party":
+			if err := appendArgs(d, &h.AuthorizedParties); err != nil {
+				return err
+			}
+		case "authorized_party_claim":
+			if err := parseOnce(d, &h.AuthorizedPartyClaim); err != nil {
 				return err
 			}
 		case "algorithms":
@@ -248,6 +266,22 @@ func parseIssuer(d *caddyfile.Dispenser) (IssuerConfig, error) {
 			if err := parseAudience(d, &is.Audiences, &is.AnyAudience); err != nil {
 				return is, err
 			}
+		case "alias":
+			if err := appendArgs(d, &is.Aliases); err != nil {
+				return is, err
+			}
+		case "tenants":
+			if err := parseTenants(d, &is.Tenants, &is.AnyTenant); err != nil {
+				return is, err
+			}
+		case "authorized_party":
+			if err := appendArgs(d, &is.AuthorizedParties); err != nil {
+				return is, err
+			}
+		case "authorized_party_claim":
+			if err := parseOnce(d, &is.AuthorizedPartyClaim); err != nil {
+				return is, err
+			}
 		case "algorithms":
 			if err := appendArgs(d, &is.Algorithms); err != nil {
 				return is, err
@@ -290,6 +324,36 @@ func parseAudience(d *caddyfile.Dispenser, auds *[]string, anyAud *bool) error {
 		return d.Err("`audience any` cannot be combined with audience values")
 	}
 	*auds = append(*auds, args...)
+	return nil
+}
+
+// parseTenants parses `tenants <tid...>` or `tenants any`, like audience.
+func parseTenants(d *caddyfile.Dispenser, tenants *[]string, anyTenant *bool) error {
+	args := d.RemainingArgs()
+	if len(args) == 0 {
+		return d.ArgErr()
+	}
+	isAny := len(args) == 1 && args[0] == "any"
+	if (!isAny && (*anyTenant || slices.Contains(args, "any"))) || (isAny && len(*tenants) > 0) {
+		return d.Err("`tenants any` cannot be combined with tenant IDs")
+	}
+	if isAny {
+		*anyTenant = true
+		return nil
+	}
+	*tenants = append(*tenants, args...)
+	return nil
+}
+
+// parseOnce parses an option with exactly one argument that may appear once.
+func parseOnce(d *caddyfile.Dispenser, dst *string) error {
+	name := d.Val()
+	if *dst != "" {
+		return d.Errf("%s given twice", name)
+	}
+	if !d.AllArgs(dst) {
+		return d.ArgErr()
+	}
 	return nil
 }
 

@@ -511,3 +511,165 @@ func TestReadmeJSONExample(t *testing.T) {
 		t.Fatalf("decoded %+v", h)
 	}
 }
+
+func TestUnmarshalCaddyfileProviderOptions(t *testing.T) {
+	input := `identity {
+		issuer https://login.microsoftonline.com/{tenantid}/v2.0 {
+			jwks_url https://login.microsoftonline.com/common/discovery/v2.0/keys
+			tenants 72f988bf-86f1-41af-91ab-2d7cd011db47
+			tenants 9188040d-6c67-4c5b-b112-36a304b66dad
+			audience api-client-id
+			authorized_party spa-client mobile-client
+		}
+		issuer https://sts.windows.net/{tenantid}/ {
+			jwks_url https://login.microsoftonline.com/common/discovery/keys
+			tenants any
+			audience api://orders
+			authorized_party legacy-client
+			authorized_party_claim appid
+		}
+		issuer https://accounts.google.com {
+			alias accounts.google.com
+			jwks_url https://www.googleapis.com/oauth2/v3/certs
+			audience 1234-abc.apps.googleusercontent.com
+		}
+		authorized_party default-client
+		authorized_party_claim azp
+	}`
+	want := Handler{
+		Issuers: []IssuerConfig{
+			{
+				Issuer:            "https://login.microsoftonline.com/{tenantid}/v2.0",
+				JWKSURL:           "https://login.microsoftonline.com/common/discovery/v2.0/keys",
+				Tenants:           []string{"72f988bf-86f1-41af-91ab-2d7cd011db47", "9188040d-6c67-4c5b-b112-36a304b66dad"},
+				Audiences:         []string{"api-client-id"},
+				AuthorizedParties: []string{"spa-client", "mobile-client"},
+			},
+			{
+				Issuer:               "https://sts.windows.net/{tenantid}/",
+				JWKSURL:              "https://login.microsoftonline.com/common/discovery/keys",
+				AnyTenant:            true,
+				Audiences:            []string{"api://orders"},
+				AuthorizedParties:    []string{"legacy-client"},
+				AuthorizedPartyClaim: "appid",
+			},
+			{
+				Issuer:    "https://accounts.google.com",
+				Aliases:   []string{"accounts.google.com"},
+				JWKSURL:   "https://www.googleapis.com/oauth2/v3/certs",
+				Audiences: []string{"1234-abc.apps.googleusercontent.com"},
+			},
+		},
+		AuthorizedParties:    []string{"default-client"},
+		AuthorizedPartyClaim: "azp",
+	}
+	var got Handler
+	if err := got.UnmarshalCaddyfile(caddyfile.NewTestDispenser(input)); err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Fatalf("got  %+v\nwant %+v", got, want)
+	}
+	if err := got.checkConfig(); err != nil {
+		t.Fatalf("checkConfig: %v", err)
+	}
+
+	// caddy adapt keeps the template's {tenantid} and round-trips.
+	cfg := adaptCaddyfileLenient(t, "example.com {\n"+input+"\n\treverse_proxy localhost:8080\n}\n")
+	hs := identityHandlers(t, cfg)
+	if len(hs) != 1 {
+		t.Fatalf("found %d identity handlers\n%s", len(hs), cfg)
+	}
+	var fromJSON Handler
+	if err := json.Unmarshal(hs[0], &fromJSON); err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(fromJSON, want) {
+		t.Fatalf("adapted JSON differs:\n%s", hs[0])
+	}
+	for _, member := range []string{`"tenants":["72f988bf`, `"any_tenant":true`, `"aliases":["accounts.google.com"]`,
+		`"authorized_parties":["spa-client","mobile-client"]`, `"authorized_party_claim":"appid"`, `{tenantid}/v2.0"`} {
+		if !strings.Contains(string(hs[0]), member) {
+			t.Errorf("adapted JSON lacks %s:\n%s", member, hs[0])
+		}
+	}
+}
+
+func TestUnmarshalCaddyfileProviderOptionErrors(t *testing.T) {
+	tests := []struct {
+		name, input, want string
+	}{
+		{"tenants without values", "identity {\nissuer https://a/{tenantid} {\ntenants\n}\n}", "wrong argument count"},
+		{"tenants any then ids", "identity {\nissuer https://a/{tenantid} {\ntenants any\ntenants t1\n}\n}", "cannot be combined"},
+		{"tenants ids then any", "identity {\nissuer https://a/{tenantid} {\ntenants t1\ntenants any\n}\n}", "cannot be combined"},
+		{"tenants any among ids", "identity {\nissuer https://a/{tenantid} {\ntenants t1 any\n}\n}", "cannot be combined"},
+		{"alias without values", "identity {\nissuer https://a {\nalias\n}\n}", "wrong argument count"},
+		{"authorized_party without values", "identity {\nauthorized_party\n}", "wrong argument count"},
+		{"authorized_party_claim two values", "identity {\nauthorized_party_claim a b\n}", "wrong argument count"},
+		{"authorized_party_claim twice", "identity {\nauthorized_party_claim a\nauthorized_party_claim b\n}", "twice"},
+		{"issuer authorized_party_claim twice", "identity {\nissuer https://a {\nauthorized_party_claim a\nauthorized_party_claim b\n}\n}", "twice"},
+		{"tenants at top level", "identity {\ntenants t1\n}", "unrecognized identity option"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var h Handler
+			err := h.UnmarshalCaddyfile(caddyfile.NewTestDispenser(tt.input))
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("err = %v, want containing %q", err, tt.want)
+			}
+		})
+	}
+}
+
+// TestCheckConfigProviderErrors covers what `caddy validate` refuses about
+// issuer templates, aliases and authorized parties.
+func TestCheckConfigProviderErrors(t *testing.T) {
+	const template = "https://login.microsoftonline.com/{tenantid}/v2.0"
+	base := func() Handler {
+		return Handler{
+			Issuers:   []IssuerConfig{{Issuer: template, JWKSURL: "https://login.microsoftonline.com/common/discovery/v2.0/keys", Tenants: []string{"t1"}}},
+			Audiences: []string{"api"},
+		}
+	}
+	tests := []struct {
+		name   string
+		mutate func(h *Handler)
+		want   string
+	}{
+		{"template without tenants", func(h *Handler) { h.Issuers[0].Tenants = nil }, "needs `tenants"},
+		{"template with tenants and any", func(h *Handler) { h.Issuers[0].AnyTenant = true }, "exclusive"},
+		{"template with an empty tenant", func(h *Handler) { h.Issuers[0].Tenants = []string{""} }, "empty tenant"},
+		{"template without keys", func(h *Handler) { h.Issuers[0].JWKSURL = "" }, "jwks_url or jwks_file"},
+		{"template with aliases", func(h *Handler) { h.Issuers[0].Aliases = []string{"x"} }, "aliases"},
+		{"template with two placeholders", func(h *Handler) { h.Issuers[0].Issuer = "https://{tenantid}/{tenantid}" }, "once"},
+		{"tenants without template", func(h *Handler) { h.Issuers[0].Issuer = "https://login.microsoftonline.com/t1/v2.0" }, "need an issuer template"},
+		{"any tenant without template", func(h *Handler) {
+			h.Issuers[0].Issuer, h.Issuers[0].Tenants, h.Issuers[0].AnyTenant = "https://a.example.com", nil, true
+		}, "need an issuer template"},
+		{"alias equal to the issuer", func(h *Handler) {
+			h.Issuers[0] = IssuerConfig{Issuer: "https://a.example.com", Aliases: []string{"https://a.example.com"}}
+		}, "alias"},
+		{"empty authorized party", func(h *Handler) { h.AuthorizedParties = []string{""} }, "empty client ID"},
+		{"authorized party claim alone", func(h *Handler) { h.AuthorizedPartyClaim = "cid" }, "needs authorized_party"},
+		{"issuer authorized party claim alone", func(h *Handler) { h.Issuers[0].AuthorizedPartyClaim = "cid" }, "needs authorized_party"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			h := base()
+			tt.mutate(&h)
+			err := h.checkConfig()
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("err = %v, want containing %q", err, tt.want)
+			}
+		})
+	}
+	ok := base()
+	if err := ok.checkConfig(); err != nil {
+		t.Fatalf("base config: %v", err)
+	}
+	anyTenant := base()
+	anyTenant.Issuers[0].Tenants, anyTenant.Issuers[0].AnyTenant = nil, true
+	if err := anyTenant.checkConfig(); err != nil {
+		t.Fatalf("any tenant: %v", err)
+	}
+}

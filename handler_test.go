@@ -719,3 +719,102 @@ func TestHandlerMaxAge(t *testing.T) {
 		t.Fatalf("entry expires %v, after iat+max_age %v", e.expires, limit)
 	}
 }
+
+// TestHandlerTenantTemplate protects an API with an Entra-style issuer
+// template: tokens of the listed tenants pass, with the issuer's own rules
+// (looked up by the template), and every other tenant or iss is refused.
+func TestHandlerTenantTemplate(t *testing.T) {
+	iss := identitytest.NewIssuer(t)
+	template := iss.URL + "/{tenantid}/v2.0"
+	h := &Handler{
+		Issuers: []IssuerConfig{{
+			Issuer:            template,
+			JWKSURL:           iss.JWKSURL(),
+			Tenants:           []string{"tenant-a", "tenant-b"},
+			Audiences:         []string{"api-client-id"},
+			AuthorizedParties: []string{"spa-client"},
+			RequireClaims:     []ClaimRule{{Claim: "roles", Values: []string{"Orders.Read"}}},
+		}},
+		ClaimHeaders: []ClaimHeader{{Claim: "tid", Header: "X-Tenant"}, {Claim: "iss", Header: "X-Iss"}},
+	}
+	x := newHX(t, h)
+	entra := func(issTenant, tid string, extra map[string]any) string {
+		claims := map[string]any{
+			"iss": iss.URL + "/" + issTenant + "/v2.0", "tid": tid, "aud": "api-client-id",
+			"azp": "spa-client", "roles": []any{"Orders.Read"},
+		}
+		for k, v := range extra {
+			claims[k] = v
+		}
+		return iss.Token(t, "user", claims)
+	}
+	res := x.get("/", bearer(entra("tenant-a", "tenant-a", nil)))
+	wantStatus(t, res, 200)
+	if got := res.up.header.Get("X-Tenant"); got != "tenant-a" {
+		t.Errorf("X-Tenant = %q", got)
+	}
+	if got := res.up.header.Get("X-Iss"); got != iss.URL+"/tenant-a/v2.0" {
+		t.Errorf("X-Iss = %q, want the token's own iss", got)
+	}
+	if got, _ := res.repl.GetString("http.auth.identity.issuer"); got != template {
+		t.Errorf("{http.auth.identity.issuer} = %q, want the configured template", got)
+	}
+	wantStatus(t, x.get("/", bearer(entra("tenant-b", "tenant-b", nil))), 200)
+
+	refused := []struct {
+		name   string
+		token  string
+		status int
+	}{
+		{"tenant not listed", entra("tenant-c", "tenant-c", nil), 401},
+		{"tid missing", entra("tenant-a", "tenant-a", map[string]any{"tid": nil}), 401},
+		{"iss of another tenant than tid", entra("tenant-b", "tenant-a", nil), 401},
+		{"iss with the common segment", entra("common", "tenant-a", nil), 401},
+		{"the literal template as iss", iss.Token(t, "user", map[string]any{"iss": template, "tid": "tenant-a", "aud": "api-client-id", "azp": "spa-client", "roles": "Orders.Read"}), 401},
+		{"other authorized party", entra("tenant-a", "tenant-a", map[string]any{"azp": "other-client"}), 401},
+		{"no authorized party", entra("tenant-a", "tenant-a", map[string]any{"azp": nil}), 401},
+		{"issuer rule still applies", entra("tenant-a", "tenant-a", map[string]any{"roles": []any{"Orders.Write"}}), 403},
+		{"roles of the wrong type", entra("tenant-a", "tenant-a", map[string]any{"roles": []any{1}}), 401},
+	}
+	for _, c := range refused {
+		t.Run(c.name, func(t *testing.T) {
+			wantStatus(t, x.get("/", bearer(c.token)), c.status)
+		})
+	}
+}
+
+// TestHandlerIssuerAliasesAndAuthorizedParty accepts both spellings of a
+// Google-style issuer, and checks a top-level authorized party named by
+// another claim (Okta "cid").
+func TestHandlerIssuerAliasesAndAuthorizedParty(t *testing.T) {
+	iss := identitytest.NewIssuer(t)
+	bare := strings.TrimPrefix(iss.URL, "http://")
+	h := &Handler{
+		Issuers:              []IssuerConfig{{Issuer: iss.URL, Aliases: []string{bare}}},
+		Audiences:            []string{identitytest.DefaultAudience},
+		AuthorizedParties:    []string{"0oa-client"},
+		AuthorizedPartyClaim: "cid",
+	}
+	x := newHX(t, h)
+	for _, c := range []struct {
+		name   string
+		claims map[string]any
+		status int
+	}{
+		{"issuer", map[string]any{"cid": "0oa-client"}, 200},
+		{"alias", map[string]any{"iss": bare, "cid": "0oa-client"}, 200},
+		{"third spelling", map[string]any{"iss": iss.URL + "/", "cid": "0oa-client"}, 401},
+		{"other client", map[string]any{"cid": "0oa-other"}, 401},
+		{"client only in azp", map[string]any{"azp": "0oa-client"}, 401},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			res := x.get("/", bearer(iss.Token(t, "u", c.claims)))
+			wantStatus(t, res, c.status)
+			if c.status == 200 {
+				if got, _ := res.repl.GetString("http.auth.identity.issuer"); got != iss.URL {
+					t.Errorf("{http.auth.identity.issuer} = %q, want the configured issuer", got)
+				}
+			}
+		})
+	}
+}

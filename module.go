@@ -51,7 +51,9 @@ const (
 // in every spelling: any letter case, '_' in place of '-', and duplicates.
 type Handler struct {
 	// Issuers lists the trusted token issuers. A token is accepted only when
-	// its "iss" claim equals one of them exactly. At least one is required.
+	// its "iss" claim equals one of them (or one of its aliases) exactly, or
+	// fits an issuer template with an accepted tenant (see
+	// IssuerConfig.Issuer). At least one is required.
 	Issuers []IssuerConfig `json:"issuers,omitempty"`
 
 	// Audiences is the default audience allow-list for issuers that set
@@ -66,6 +68,16 @@ type Handler struct {
 	// advertises (discovery metadata, key "alg"), else RS*, PS*, ES*, EdDSA.
 	// "none" and HMAC algorithms are refused.
 	Algorithms []string `json:"algorithms,omitempty"`
+	// AuthorizedParties is the default allow-list of client IDs for issuers
+	// that set none: the token's "azp" claim (or the claim named by
+	// AuthorizedPartyClaim) must be present and one of them. Empty means no
+	// check. Caddyfile: "authorized_party".
+	AuthorizedParties []string `json:"authorized_parties,omitempty"`
+	// AuthorizedPartyClaim is the default claim holding the client ID for
+	// issuers that set no authorized parties of their own; empty means
+	// "azp". Others: "appid" (Entra ID v1), "cid" (Okta), "client_id" (RFC
+	// 9068, AWS Cognito access tokens, Duende).
+	AuthorizedPartyClaim string `json:"authorized_party_claim,omitempty"`
 	// TokenTypes is the default allow-list of the JWS "typ" header (case
 	// insensitive, "application/" prefix optional), e.g. ["at+jwt"] to accept
 	// only RFC 9068 access tokens. Empty means no check.
@@ -128,9 +140,38 @@ type Handler struct {
 // handler-level defaults.
 type IssuerConfig struct {
 	// Issuer is the issuer identifier (an HTTPS URL). The token's "iss" must
-	// equal it. Keys come from its OpenID Connect discovery document unless
-	// JWKSURL or JWKSFile is set.
+	// equal it (or one of Aliases). Keys come from its OpenID Connect
+	// discovery document unless JWKSURL or JWKSFile is set.
+	//
+	// An issuer containing "{tenantid}" once is a template for the tenants
+	// of a multi-tenant provider, such as Microsoft Entra ID's
+	// "https://login.microsoftonline.com/{tenantid}/v2.0": the token's
+	// "tid" claim must be one of Tenants and its "iss" the template with
+	// "{tenantid}" replaced by that tid. A template has no discovery
+	// document of its own, so it needs JWKSURL or JWKSFile. Placeholders
+	// such as {http.auth.identity.issuer} give the template, not the
+	// token's iss.
 	Issuer string `json:"issuer"`
+	// Aliases are further exact "iss" values accepted for this issuer, for
+	// providers that issue more than one spelling: Google ID tokens carry
+	// "https://accounts.google.com" or "accounts.google.com". Nothing else
+	// is normalized. Not allowed with a template issuer.
+	Aliases []string `json:"aliases,omitempty"`
+	// Tenants are the tenant IDs accepted by a template issuer. Required
+	// with a template unless AnyTenant is set.
+	Tenants []string `json:"tenants,omitempty"`
+	// AnyTenant accepts tokens of every tenant of a template issuer (iss
+	// must still be the template filled in with tid). Risky: the provider's
+	// keys sign for all its tenants, so anyone who can register an
+	// application in any tenant may obtain a token accepted here.
+	// Caddyfile: "tenants any".
+	AnyTenant bool `json:"any_tenant,omitempty"`
+	// AuthorizedParties is this issuer's allow-list of client IDs (see
+	// Handler.AuthorizedParties).
+	AuthorizedParties []string `json:"authorized_parties,omitempty"`
+	// AuthorizedPartyClaim is the claim holding the client ID for this
+	// issuer (see Handler.AuthorizedPartyClaim).
+	AuthorizedPartyClaim string `json:"authorized_party_claim,omitempty"`
 	// JWKSURL is the URL of the issuer's JSON Web Key Set, used instead of
 	// discovery.
 	JWKSURL string `json:"jwks_url,omitempty"`
@@ -314,6 +355,12 @@ func (h *Handler) checkConfig() error {
 		if err := checkAlgorithms(is.Algorithms); err != nil {
 			return fmt.Errorf("identity: issuer %q: %w", is.Issuer, err)
 		}
+		if err := checkIssuerMatch(is); err != nil {
+			return fmt.Errorf("identity: issuer %q: %w", is.Issuer, err)
+		}
+		if err := checkAuthorizedParties(is.AuthorizedParties, is.AuthorizedPartyClaim); err != nil {
+			return fmt.Errorf("identity: issuer %q: %w", is.Issuer, err)
+		}
 		if err := checkClaimRules(is.RequireClaims); err != nil {
 			return fmt.Errorf("identity: issuer %q: %w", is.Issuer, err)
 		}
@@ -325,6 +372,9 @@ func (h *Handler) checkConfig() error {
 		return errors.New("identity: audiences and any_audience are exclusive")
 	}
 	if err := checkAlgorithms(h.Algorithms); err != nil {
+		return fmt.Errorf("identity: %w", err)
+	}
+	if err := checkAuthorizedParties(h.AuthorizedParties, h.AuthorizedPartyClaim); err != nil {
 		return fmt.Errorf("identity: %w", err)
 	}
 	if err := checkClaimRules(h.RequireClaims); err != nil {
@@ -394,6 +444,54 @@ func checkAlgorithms(algs []string) error {
 	return nil
 }
 
+// checkIssuerMatch checks the template, tenant and alias settings of an
+// issuer. The validator checks them again; this gives `caddy validate` and
+// `caddy adapt` users the Caddyfile's own words.
+func checkIssuerMatch(is *IssuerConfig) error {
+	switch strings.Count(is.Issuer, identity.TenantPlaceholder) {
+	case 0:
+		if len(is.Tenants) > 0 || is.AnyTenant {
+			return fmt.Errorf("tenants need an issuer template containing %s", identity.TenantPlaceholder)
+		}
+	case 1:
+		if len(is.Tenants) == 0 && !is.AnyTenant {
+			return fmt.Errorf("an issuer template with %s needs `tenants <tid...>` (or, at your own risk, `tenants any`)", identity.TenantPlaceholder)
+		}
+		if len(is.Tenants) > 0 && is.AnyTenant {
+			return errors.New("tenants and any_tenant are exclusive")
+		}
+		if slices.Contains(is.Tenants, "") {
+			return errors.New("empty tenant ID")
+		}
+		if is.JWKSURL == "" && is.JWKSFile == "" {
+			return errors.New("an issuer template has no discovery document: set jwks_url or jwks_file")
+		}
+		if len(is.Aliases) > 0 {
+			return errors.New("aliases are not allowed with an issuer template")
+		}
+	default:
+		return fmt.Errorf("an issuer template contains %s once", identity.TenantPlaceholder)
+	}
+	for _, a := range is.Aliases {
+		if a == "" || a == is.Issuer {
+			return fmt.Errorf("alias %q is empty or the issuer itself", a)
+		}
+	}
+	return nil
+}
+
+// checkAuthorizedParties refuses empty client IDs and a claim name without
+// client IDs to check it against.
+func checkAuthorizedParties(parties []string, claim string) error {
+	if slices.Contains(parties, "") {
+		return errors.New("authorized_party: empty client ID")
+	}
+	if claim != "" && len(parties) == 0 {
+		return errors.New("authorized_party_claim needs authorized_party client IDs")
+	}
+	return nil
+}
+
 // checkClaimRules reports claim rules without a claim path.
 func checkClaimRules(rules []ClaimRule) error {
 	for _, r := range rules {
@@ -444,13 +542,25 @@ func (h *Handler) compileIssuer(ctx caddy.Context, repl *caddy.Replacer, is *Iss
 	rt := h.rt
 	issuer := repl.ReplaceKnown(is.Issuer, "")
 	cfg := identity.IssuerConfig{
-		Issuer:      issuer,
-		Audiences:   is.Audiences,
-		AnyAudience: is.AnyAudience,
-		Algorithms:  is.Algorithms,
-		Types:       is.TokenTypes,
-		MaxAge:      time.Duration(h.MaxAge),
-		Now:         rt.now,
+		Issuer:               issuer,
+		Aliases:              replaceAll(repl, is.Aliases),
+		Tenants:              replaceAll(repl, is.Tenants),
+		AnyTenant:            is.AnyTenant,
+		Audiences:            is.Audiences,
+		AnyAudience:          is.AnyAudience,
+		AuthorizedParties:    is.AuthorizedParties,
+		AuthorizedPartyClaim: is.AuthorizedPartyClaim,
+		Algorithms:           is.Algorithms,
+		Types:                is.TokenTypes,
+		MaxAge:               time.Duration(h.MaxAge),
+		Now:                  rt.now,
+	}
+	if len(cfg.AuthorizedParties) == 0 {
+		cfg.AuthorizedParties = h.AuthorizedParties
+		cfg.AuthorizedPartyClaim = h.AuthorizedPartyClaim
+	}
+	if len(cfg.AuthorizedParties) > 0 {
+		cfg.AuthorizedParties = replaceAll(repl, cfg.AuthorizedParties)
 	}
 	if len(cfg.Audiences) == 0 && !cfg.AnyAudience {
 		cfg.Audiences = h.Audiences
