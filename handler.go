@@ -66,10 +66,8 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 // authenticate returns the cache entry of a verified token, verifying it on
 // a cache miss, or the rejection reason and the validator's error.
 func (rt *runtime) authenticate(ctx context.Context, token string) (*cacheEntry, reason, error) {
-	var key tokenKey
 	if rt.cache != nil {
-		key = hashToken(token)
-		if e, ok := rt.cache.get(key, rt.validator.KeyStillValid); ok {
+		if e, ok := rt.cache.get(token); ok {
 			rt.counters.cacheHits.Inc()
 			return e, reasonNone, nil
 		}
@@ -81,7 +79,7 @@ func (rt *runtime) authenticate(ctx context.Context, token string) (*cacheEntry,
 	}
 	e := rt.newEntry(t, len(token))
 	if rt.cache != nil && !e.expires.IsZero() {
-		rt.cache.put(key, e)
+		rt.cache.put(token, e)
 	}
 	return e, reasonNone, nil
 }

@@ -2,6 +2,7 @@ package caddyidentity
 
 import (
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
@@ -23,9 +24,15 @@ const (
 // already verified token, computed once when the token was verified: no
 // parsing, JSON or rule evaluation happens on a cache hit.
 type cacheEntry struct {
-	claims     *identity.Claims
-	issuer     string
-	thumbprint string
+	claims *identity.Claims
+	// signingInput is the verified token's header.payload (see tokenCache).
+	signingInput string
+	issuer       string
+	thumbprint   string
+	// keys is the issuer's key source and keyVersion the version of its
+	// key set in which the token's key was last seen (see keyPublished).
+	keys       identity.KeySource
+	keyVersion atomic.Uint64
 	// expires is exp plus the leeway: the entry is dead from then on.
 	expires time.Time
 	// ttl is expires minus the admission time (set by tokenCache.put).
@@ -67,7 +74,9 @@ func (rt *runtime) newEntry(t *identity.Token, n int) *cacheEntry {
 	}
 	if pol := rt.policies[t.Issuer]; pol != nil {
 		e.denied, e.challenge = pol.authorize(t.Claims)
+		e.keys = pol.keys
 	}
+	e.keyPublished()
 	for _, ch := range rt.claimHeaders {
 		v, ok := t.Claims.String(ch.path)
 		if !ok || v == "" {
@@ -77,6 +86,34 @@ func (rt *runtime) newEntry(t *identity.Token, n int) *cacheEntry {
 	}
 	e.repl = e.replace
 	return e
+}
+
+// keyPublished reports whether the key that verified the entry's token is
+// still published by its issuer, so that a token whose key was withdrawn
+// from the JWKS is verified again (and refused). HasKey is asked only when
+// the key set changed since the key was last seen in it: on most hits this
+// is one atomic load. The version is read before HasKey, so a set replaced
+// in between is checked again on the next hit.
+func (e *cacheEntry) keyPublished() bool {
+	if e.thumbprint == "" {
+		return true // HMAC: the secret is part of the configuration
+	}
+	if e.keys == nil {
+		return false
+	}
+	kv, versioned := e.keys.(identity.KeySetVersioner)
+	if !versioned {
+		return e.keys.HasKey(e.thumbprint)
+	}
+	v := kv.KeySetVersion()
+	if v != 0 && v == e.keyVersion.Load() {
+		return true
+	}
+	if !e.keys.HasKey(e.thumbprint) {
+		return false
+	}
+	e.keyVersion.Store(v)
+	return true
 }
 
 // replace resolves the identity placeholders lazily from the verified

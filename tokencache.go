@@ -2,6 +2,7 @@ package caddyidentity
 
 import (
 	"crypto/sha256"
+	"strings"
 	"time"
 	"unsafe"
 
@@ -11,15 +12,26 @@ import (
 // cacheUnitBytes is the token length covered by one unit of cache_size.
 const cacheUnitBytes = 1024
 
-// tokenKey is the cache key of a token: the SHA-256 of the raw token, so the
-// cache never holds the token itself.
+// tokenKey is the cache key of a token: the SHA-256 of its signature.
 type tokenKey = [sha256.Size]byte
 
-// hashToken returns the SHA-256 of the token without copying it.
-func hashToken(token string) tokenKey {
+// splitToken splits a compact JWS at its last dot into the signing input
+// (header.payload) and the signature, the two halves of a cache lookup (see
+// tokenCache). ok is false without a dot: such a token is no JWS and never
+// cached.
+func splitToken(token string) (signingInput, signature string, ok bool) {
+	i := strings.LastIndexByte(token, '.')
+	if i < 0 {
+		return "", "", false
+	}
+	return token[:i], token[i+1:], true
+}
+
+// hashToken returns the SHA-256 of s without copying it.
+func hashToken(s string) tokenKey {
 	// sha256 only reads its input, so hashing the string's bytes in place
 	// is safe and avoids a copy per request.
-	return sha256.Sum256(unsafe.Slice(unsafe.StringData(token), len(token)))
+	return sha256.Sum256(unsafe.Slice(unsafe.StringData(s), len(s)))
 }
 
 // tokenCache caches the outcome of verifying a token: only tokens whose
@@ -28,16 +40,32 @@ func hashToken(token string) tokenKey {
 // outlives the token's exp plus the configured leeway, and a hit is
 // re-checked against the clock and against the current key set, so a token
 // whose key was withdrawn from the JWKS is verified again (and refused).
+//
+// An entry is found by the SHA-256 of the token's signature and holds the
+// token's signing input (header.payload), which a hit must equal byte for
+// byte. So a hit means the very token that was verified (a forged token
+// reusing a cached signature differs in its signing input; finding another
+// signature with the same hash is finding a SHA-256 collision), while the
+// cache never holds a signature, without which the signing input (the
+// claims, which the entry holds decoded anyway) is no credential. Hashing
+// only the signature rather than the whole token halves the hashing per
+// request for a typical RS256 token.
 type tokenCache struct {
-	c   *otter.Cache[tokenKey, *cacheEntry]
-	now func() time.Time
+	c     *otter.Cache[tokenKey, *cacheEntry]
+	clock *otter.CoarseClock
+	now   func() time.Time
 }
 
 // newTokenCache returns a cache bounded to units (see Handler.CacheSize).
 // Otter's eviction policy is frequency-aware (W-TinyLFU), so a flood of new
 // valid tokens does not push out hot entries.
 func newTokenCache(units int, now func() time.Time) (*tokenCache, error) {
+	// Otter's own expiry only frees the memory of dead entries: get checks
+	// every hit against the precise clock. A coarse clock spares otter a
+	// clock read per hit.
+	clock := otter.NewCoarseClock(time.Second)
 	c, err := otter.New(&otter.Options[tokenKey, *cacheEntry]{
+		Clock:         clock,
 		MaximumWeight: uint64(units),
 		Weigher: func(_ tokenKey, e *cacheEntry) uint32 {
 			return e.weight
@@ -52,9 +80,10 @@ func newTokenCache(units int, now func() time.Time) (*tokenCache, error) {
 		Executor: func(fn func()) { fn() },
 	})
 	if err != nil {
+		clock.Stop()
 		return nil, err
 	}
-	return &tokenCache{c: c, now: now}, nil
+	return &tokenCache{c: c, clock: clock, now: now}, nil
 }
 
 // weightOf returns the number of cache units a token of n bytes takes.
@@ -66,15 +95,20 @@ func weightOf(n int) uint32 {
 	return uint32(w)
 }
 
-// get returns the live entry of key. keyValid reports whether the key that
-// verified the entry's token is still published by its issuer; an entry
-// that has expired or whose key was withdrawn is removed and not returned.
-func (tc *tokenCache) get(key tokenKey, keyValid func(issuer, thumbprint string) bool) (*cacheEntry, bool) {
-	e, ok := tc.c.GetIfPresent(key)
+// get returns the live entry of the token: one that has not expired and
+// whose token's key is still published by its issuer. A dead entry is
+// removed and not returned.
+func (tc *tokenCache) get(token string) (*cacheEntry, bool) {
+	signingInput, signature, ok := splitToken(token)
 	if !ok {
 		return nil, false
 	}
-	if !tc.now().Before(e.expires) || (e.thumbprint != "" && !keyValid(e.issuer, e.thumbprint)) {
+	key := hashToken(signature)
+	e, ok := tc.c.GetIfPresent(key)
+	if !ok || e.signingInput != signingInput {
+		return nil, false
+	}
+	if !tc.now().Before(e.expires) || !e.keyPublished() {
 		tc.c.Invalidate(key)
 		return nil, false
 	}
@@ -82,12 +116,19 @@ func (tc *tokenCache) get(key tokenKey, keyValid func(issuer, thumbprint string)
 }
 
 // put admits a verified token's entry, unless it is already expired.
-func (tc *tokenCache) put(key tokenKey, e *cacheEntry) {
+func (tc *tokenCache) put(token string, e *cacheEntry) {
+	signingInput, signature, ok := splitToken(token)
+	if !ok {
+		return
+	}
 	e.ttl = e.expires.Sub(tc.now())
 	if e.ttl <= 0 {
 		return
 	}
-	tc.c.Set(key, e)
+	// A copy: a substring would keep the whole token, signature included,
+	// in memory for as long as the entry lives.
+	e.signingInput = strings.Clone(signingInput)
+	tc.c.Set(hashToken(signature), e)
 }
 
 // len returns the approximate number of entries.
@@ -99,4 +140,5 @@ func (tc *tokenCache) len() int {
 func (tc *tokenCache) close() {
 	tc.c.InvalidateAll()
 	tc.c.StopAllGoroutines()
+	tc.clock.Stop()
 }

@@ -11,6 +11,7 @@ import (
 	"sync"
 	"testing"
 	"time"
+	"unsafe"
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
@@ -437,5 +438,73 @@ func TestTokenCacheCorrectnessMemoryAtBound(t *testing.T) {
 	}
 	if grown > 64<<20 {
 		t.Fatalf("the cache at its bound holds %.1f MiB, more than 64 MiB", float64(grown)/(1<<20))
+	}
+}
+
+// peek returns the entry of token as stored, without the checks of get.
+func (tc *tokenCache) peek(token string) (*cacheEntry, bool) {
+	signingInput, signature, ok := splitToken(token)
+	if !ok {
+		return nil, false
+	}
+	e, ok := tc.c.GetIfPresent(hashToken(signature))
+	if !ok || e.signingInput != signingInput {
+		return nil, false
+	}
+	return e, true
+}
+
+// TestTokenCacheCorrectnessOnlyTheVerifiedTokenHits: entries are found by
+// the hash of the signature, so this proves that nothing but the very
+// token that was verified is ever answered from its entry: a cached token's
+// signature on another header or payload, its signing input with another
+// signature, or either with a byte added, is verified (and refused), and
+// the cached token keeps hitting.
+func TestTokenCacheCorrectnessOnlyTheVerifiedTokenHits(t *testing.T) {
+	iss := identitytest.NewIssuer(t, identitytest.WithAlgorithms("RS256", "ES256"))
+	h := ccProvision(t, ccHandler(iss, nil, nil), nil)
+
+	good := iss.Token(t, "user-1", nil)
+	admin := iss.Token(t, "admin", map[string]any{"scope": "admin"})
+	ccExpect(t, h, good, http.StatusOK, "", false)
+	ccExpect(t, h, good, http.StatusOK, "", true)
+
+	g, a := strings.Split(good, "."), strings.Split(admin, ".")
+	es := strings.Split(iss.Mint(t, nil, identitytest.Alg("ES256")), ".")
+	refused := []struct{ name, token string }{
+		{"signature on another payload", g[0] + "." + a[1] + "." + g[2]},
+		{"signature on another header", es[0] + "." + g[1] + "." + g[2]},
+		{"signing input with another signature", g[0] + "." + g[1] + "." + a[2]},
+		{"byte added to the payload", g[0] + "." + g[1] + "A." + g[2]},
+		{"byte added to the signature", good + "A"},
+		{"empty fourth part", good + "."},
+		{"signature only", "." + g[2]},
+	}
+	for _, tt := range refused {
+		t.Run(tt.name, func(t *testing.T) {
+			ccExpect(t, h, tt.token, http.StatusUnauthorized, "", false)
+			ccExpect(t, h, good, http.StatusOK, "", true)
+		})
+	}
+}
+
+// TestTokenCacheCorrectnessHoldsNoSignature: an entry keeps a copy of the
+// token's signing input, never a view of the token (which would keep the
+// signature, and so a usable token, in memory for as long as it lives).
+func TestTokenCacheCorrectnessHoldsNoSignature(t *testing.T) {
+	iss := identitytest.NewIssuer(t)
+	h := ccProvision(t, ccHandler(iss, nil, nil), nil)
+	good := iss.Token(t, "user-1", nil)
+	ccExpect(t, h, good, http.StatusOK, "", false)
+	e, ok := h.rt.cache.peek(good)
+	if !ok {
+		t.Fatal("token not cached")
+	}
+	sig := good[strings.LastIndexByte(good, '.')+1:]
+	if strings.Contains(e.signingInput, sig) || e.signingInput != good[:len(good)-len(sig)-1] {
+		t.Fatalf("entry signing input %q is not the token's header.payload", e.signingInput)
+	}
+	if unsafe.StringData(e.signingInput) == unsafe.StringData(good) {
+		t.Fatal("the entry's signing input shares the token's memory (and so keeps its signature alive)")
 	}
 }
