@@ -507,8 +507,11 @@ func TestReadmeJSONExample(t *testing.T) {
 	if err := h.checkConfig(); err != nil {
 		t.Fatalf("README JSON example invalid: %v", err)
 	}
-	if len(h.Issuers) != 2 || h.CacheSize == nil || *h.CacheSize != 10000 || h.Leeway == nil {
+	if len(h.Issuers) != 3 || h.CacheSize == nil || *h.CacheSize != 10000 || h.Leeway == nil {
 		t.Fatalf("decoded %+v", h)
+	}
+	if tmpl := h.Issuers[2]; len(tmpl.Tenants) != 1 || len(tmpl.AuthorizedParties) != 1 {
+		t.Fatalf("template issuer decoded %+v", tmpl)
 	}
 }
 
