@@ -52,7 +52,7 @@ type dpopProofClaims struct {
 // refuse a jti they have seen.
 func (k *DPoPKey) Proof(opts DPoPProofOptions) (string, error) {
 	if opts.Method == "" {
-		return "", fmt.Errorf("identity: DPoP proof needs the HTTP method")
+		return "", errors.New("identity: DPoP proof needs the HTTP method")
 	}
 	htu, err := dpopTargetURI(opts.URI)
 	if err != nil {
@@ -116,7 +116,7 @@ func dpopTargetURI(uri string) (string, error) {
 // Authorization and DPoP headers of req.
 func (k *DPoPKey) AuthorizeRequest(req *http.Request, accessToken string) error {
 	if accessToken == "" {
-		return fmt.Errorf("identity: DPoP request needs an access token")
+		return errors.New("identity: DPoP request needs an access token")
 	}
 	proof, err := k.Proof(DPoPProofOptions{Method: req.Method, URI: req.URL.String(), AccessToken: accessToken})
 	if err != nil {
@@ -132,7 +132,8 @@ var errNoDPoPKey = errors.New("identity: no DPoP key")
 
 // DoDPoPRequest sends req to a protected resource with a DPoP-bound access
 // token (see [DPoPKey.AuthorizeRequest]) on client (nil: a default
-// client) under ctx. A DPoP-Nonce in the response is remembered for the
+// client) under ctx, following redirects only on the same host so the
+// token stays there. A DPoP-Nonce in the response is remembered for the
 // server. When the server answers 401 with a DPoP challenge
 // error="use_dpop_nonce" and a DPoP-Nonce (RFC 9449 §9), the request is
 // sent once more with a new proof carrying that nonce; this needs
@@ -143,9 +144,7 @@ func DoDPoPRequest(ctx context.Context, client *http.Client, key *DPoPKey, req *
 	if key == nil {
 		return nil, errNoDPoPKey
 	}
-	if client == nil {
-		client = http.DefaultClient
-	}
+	client = sameHostClient(client)
 	resp, err := sendDPoP(ctx, client, key, req, accessToken, req.Body)
 	if err != nil {
 		return nil, err

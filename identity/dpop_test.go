@@ -8,12 +8,16 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
+	"io"
+	"maps"
 	"net/http"
+	"net/url"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/go-jose/go-jose/v4"
+	"go.uber.org/goleak"
 
 	"github.com/caddy-identity/caddy-identity/identity"
 )
@@ -88,10 +92,7 @@ func assertDPoPCheck(t testing.TB, err error, check identity.DPoPCheck) {
 // withClaim returns a copy of the claims of a good proof with name set to
 // v, or removed when v is nil.
 func withClaim(base map[string]any, name string, v any) map[string]any {
-	out := map[string]any{}
-	for k, x := range base {
-		out[k] = x
-	}
+	out := maps.Clone(base)
 	if v == nil {
 		delete(out, name)
 	} else {
@@ -266,6 +267,8 @@ func TestDPoPProofErrorCode(t *testing.T) {
 }
 
 func TestDPoPReplayCacheRefusesSecondUse(t *testing.T) {
+	current := goleak.IgnoreCurrent()
+	t.Cleanup(func() { goleak.VerifyNone(t, current) })
 	replay, err := identity.NewDPoPReplayCache(16)
 	if err != nil {
 		t.Fatal(err)
@@ -374,4 +377,36 @@ func mustDPoPKey(t testing.TB, alg string) *identity.DPoPKey {
 		t.Fatal(err)
 	}
 	return key
+}
+
+func TestDoDPoPRequestWithoutReplayableBodyReturnsTheChallenge(t *testing.T) {
+	f := newFake(t, func(w http.ResponseWriter, _ *http.Request, _ url.Values) {
+		w.Header().Set(identity.HTTPHeaderDPoPNonce, "n1")
+		w.Header().Set("WWW-Authenticate", `DPoP error="use_dpop_nonce"`)
+		w.WriteHeader(http.StatusUnauthorized)
+	})
+	key := mustDPoPKey(t, "ES256")
+	req, _ := http.NewRequest(http.MethodPost, f.URL+"/api", io.NopCloser(strings.NewReader("once")))
+	resp, err := identity.DoDPoPRequest(t.Context(), nil, key, req, "at")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusUnauthorized || f.count() != 1 || key.Nonce(f.URL) != "n1" {
+		t.Errorf("status %d after %d requests, nonce %q", resp.StatusCode, f.count(), key.Nonce(f.URL))
+	}
+}
+
+func TestTokenRequestRetriesDPoPNonceOnlyOnce(t *testing.T) {
+	f := newFake(t, func(w http.ResponseWriter, _ *http.Request, _ url.Values) {
+		w.Header().Set(identity.HTTPHeaderDPoPNonce, "always-new")
+		writeJSON(w, http.StatusBadRequest, `{"error":"use_dpop_nonce"}`)
+	})
+	req := ccRequest(f.URL, identity.PublicClientAuth("c"))
+	req.DPoP = mustDPoPKey(t, "ES256")
+	_, err := identity.RequestClientCredentialsToken(t.Context(), nil, req)
+	var pe *identity.ProtocolError
+	if !errors.As(err, &pe) || pe.Code != identity.ErrorUseDPoPNonce || f.count() != 2 {
+		t.Errorf("error %v after %d requests, want use_dpop_nonce after 2", err, f.count())
+	}
 }
