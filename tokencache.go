@@ -15,16 +15,23 @@ const cacheUnitBytes = 1024
 // tokenKey is the cache key of a token: the SHA-256 of its signature.
 type tokenKey = [sha256.Size]byte
 
-// splitToken splits a compact JWS at its last dot into the signing input
+// splitToken splits a token after its second dot into the signing input
 // (header.payload) and the signature, the two halves of a cache lookup (see
-// tokenCache). ok is false without a dot: such a token is no JWS and never
-// cached.
+// tokenCache); any further dot stays in the signature, so the split is
+// one-to-one. ok is false with fewer than two dots: such a token is no JWS
+// and never cached. It looks for the dots from the front because
+// strings.IndexByte is vectorized and LastIndexByte is not.
 func splitToken(token string) (signingInput, signature string, ok bool) {
-	i := strings.LastIndexByte(token, '.')
+	i := strings.IndexByte(token, '.')
 	if i < 0 {
 		return "", "", false
 	}
-	return token[:i], token[i+1:], true
+	j := strings.IndexByte(token[i+1:], '.')
+	if j < 0 {
+		return "", "", false
+	}
+	j += i + 1
+	return token[:j], token[j+1:], true
 }
 
 // hashToken returns the SHA-256 of s without copying it.

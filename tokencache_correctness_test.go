@@ -500,11 +500,37 @@ func TestTokenCacheCorrectnessHoldsNoSignature(t *testing.T) {
 	if !ok {
 		t.Fatal("token not cached")
 	}
-	sig := good[strings.LastIndexByte(good, '.')+1:]
+	sig := strings.SplitN(good, ".", 3)[2]
 	if strings.Contains(e.signingInput, sig) || e.signingInput != good[:len(good)-len(sig)-1] {
 		t.Fatalf("entry signing input %q is not the token's header.payload", e.signingInput)
 	}
 	if unsafe.StringData(e.signingInput) == unsafe.StringData(good) {
 		t.Fatal("the entry's signing input shares the token's memory (and so keeps its signature alive)")
+	}
+}
+
+func TestSplitToken(t *testing.T) {
+	tests := []struct {
+		name, token, signingInput, signature string
+		ok                                   bool
+	}{
+		{"compact JWS", "h.p.s", "h.p", "s", true},
+		{"empty signature", "h.p.", "h.p", "", true},
+		{"extra dots stay in the signature", "h.p.s.x.y", "h.p", "s.x.y", true},
+		{"empty parts", "..", ".", "", true},
+		{"one dot", "h.p", "", "", false},
+		{"no dot", "token", "", "", false},
+		{"empty", "", "", "", false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			si, sig, ok := splitToken(tt.token)
+			if si != tt.signingInput || sig != tt.signature || ok != tt.ok {
+				t.Fatalf("splitToken(%q) = %q, %q, %v; want %q, %q, %v", tt.token, si, sig, ok, tt.signingInput, tt.signature, tt.ok)
+			}
+			if ok && si+"."+sig != tt.token {
+				t.Fatalf("the halves of %q do not rebuild it", tt.token)
+			}
+		})
 	}
 }
