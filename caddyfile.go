@@ -32,6 +32,7 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //	    issuer        <url> [{
 //	        jwks_url      <url>
 //	        jwks_file     <path>
+//	        jwks_uri_base <url-prefix...>
 //	        alias         <iss...>
 //	        tenants       <tid...> | any
 //	        audience      <aud...> | any
@@ -68,9 +69,10 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 // issuer may be repeated; the block form gives an issuer its own keys,
 // audience, algorithms and extra rules, other spellings of its identifier
 // (alias), and, for an issuer template containing {tenantid}, the accepted
-// tenants. The top-level jwks_url, jwks_file
+// tenants, and the URL prefixes besides the issuer's own where its
+// discovery document may place jwks_uri (jwks_uri_base). The top-level jwks_url, jwks_file
 // and insecure_allow_http apply to the only issuer and need exactly one.
-// audience, authorized_party, alias, tenants, algorithms, token_type,
+// audience, authorized_party, alias, tenants, jwks_uri_base, algorithms, token_type,
 // require_scope, require_claim, claim_header, strip_header and token_from
 // may be repeated and add up.
 func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
@@ -256,6 +258,10 @@ func parseIssuer(d *caddyfile.Dispenser) (IssuerConfig, error) {
 		case "jwks_file":
 			if !d.AllArgs(&is.JWKSFile) {
 				return is, d.ArgErr()
+			}
+		case "jwks_uri_base":
+			if err := appendArgs(d, &is.JWKSURIBases); err != nil {
+				return is, err
 			}
 		case "insecure_allow_http":
 			if d.NextArg() {

@@ -10,8 +10,10 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/textproto"
+	"net/url"
 	"os"
 	"slices"
 	"strings"
@@ -178,6 +180,13 @@ type IssuerConfig struct {
 	// JWKSFile is a local file with the issuer's JSON Web Key Set (static
 	// keys, read at provisioning).
 	JWKSFile string `json:"jwks_file,omitempty"`
+	// JWKSURIBases are URL prefixes (scheme, host and optional path) where
+	// the discovery document's jwks_uri may be besides the issuer's own
+	// scheme and host, which is all that is allowed by default. Google's
+	// keys, for instance, are at https://www.googleapis.com/oauth2/v3/certs
+	// for the issuer https://accounts.google.com. The other endpoints of
+	// the document are not checked: the handler uses none of them.
+	JWKSURIBases []string `json:"jwks_uri_bases,omitempty"`
 	// Audiences is this issuer's audience allow-list.
 	Audiences []string `json:"audiences,omitempty"`
 	// AnyAudience accepts any audience from this issuer (risky, see
@@ -345,6 +354,9 @@ func (h *Handler) checkConfig() error {
 		seen[is.Issuer] = true
 		if is.JWKSURL != "" && is.JWKSFile != "" {
 			return fmt.Errorf("identity: issuer %q: jwks_url and jwks_file are exclusive", is.Issuer)
+		}
+		if err := checkJWKSURIBases(is); err != nil {
+			return fmt.Errorf("identity: issuer %q: %w", is.Issuer, err)
 		}
 		if len(is.Audiences) > 0 && is.AnyAudience {
 			return fmt.Errorf("identity: issuer %q: audiences and any_audience are exclusive", is.Issuer)
@@ -594,7 +606,7 @@ func (h *Handler) compileIssuer(ctx caddy.Context, repl *caddy.Replacer, is *Iss
 		}
 		cfg.Keys = ks
 	default:
-		p, err := rt.acquireProvider(ctx, issuer, repl.ReplaceKnown(is.JWKSURL, ""), is.InsecureAllowHTTP)
+		p, err := rt.acquireProvider(ctx, issuer, repl.ReplaceKnown(is.JWKSURL, ""), is.InsecureAllowHTTP, replaceAll(repl, is.JWKSURIBases))
 		if err != nil {
 			return cfg, nil, err
 		}
@@ -608,6 +620,40 @@ func (h *Handler) compileIssuer(ctx caddy.Context, repl *caddy.Replacer, is *Iss
 	}
 	pol.compileChallenge(rt.realm)
 	return cfg, pol, nil
+}
+
+// checkJWKSURIBases requires absolute https URL prefixes (http on a
+// loopback host or with insecure_allow_http), and discovery to apply them
+// to.
+func checkJWKSURIBases(is *IssuerConfig) error {
+	if len(is.JWKSURIBases) == 0 {
+		return nil
+	}
+	if is.JWKSURL != "" || is.JWKSFile != "" {
+		return errors.New("jwks_uri_bases apply to discovery; with jwks_url or jwks_file there is none")
+	}
+	for _, b := range is.JWKSURIBases {
+		if strings.Contains(b, "{") {
+			continue // a placeholder, checked once replaced
+		}
+		u, err := url.Parse(b)
+		httpOK := is.InsecureAllowHTTP || (err == nil && isLoopback(u.Hostname()))
+		if err != nil || u.Host == "" || (u.Scheme != "https" && (u.Scheme != "http" || !httpOK)) ||
+			u.RawQuery != "" || u.Fragment != "" {
+			return fmt.Errorf("jwks_uri base %q must be an https URL prefix (scheme, host, optional path)", b)
+		}
+	}
+	return nil
+}
+
+// isLoopback reports whether host is localhost or a loopback address, where
+// plain http is as safe as https (the library's rule for issuers).
+func isLoopback(host string) bool {
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }
 
 // replaceAll expands global placeholders such as {env.*} in every element.

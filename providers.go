@@ -38,23 +38,30 @@ func (p pooledProvider) Destruct() error {
 
 // fmtProviderKey is the pool key of a provider: everything that makes two
 // providers behave differently.
-func fmtProviderKey(issuer, jwksURL string, allowHTTP bool) string {
-	return fmt.Sprintf("%s\x00%s\x00%t", issuer, jwksURL, allowHTTP)
+func fmtProviderKey(issuer, jwksURL string, allowHTTP bool, jwksBases ...string) string {
+	return fmt.Sprintf("%s\x00%s\x00%t\x00%s", issuer, jwksURL, allowHTTP, strings.Join(jwksBases, "\x00"))
 }
 
 // acquireProvider returns the shared provider for issuer (with an optional
-// JWKS URL that skips discovery), creating it without any network I/O when
-// it does not exist yet. A new provider is warmed up in the background,
+// JWKS URL that skips discovery, and the URL prefixes besides the issuer's
+// where discovery may place jwks_uri), creating it without any network I/O
+// when it does not exist yet. A new provider is warmed up in the background,
 // bounded by the config's context. The handler's Cleanup releases it.
-func (rt *runtime) acquireProvider(ctx caddy.Context, issuer, jwksURL string, allowHTTP bool) (*identity.Provider, error) {
-	key := fmtProviderKey(issuer, jwksURL, allowHTTP)
+func (rt *runtime) acquireProvider(ctx caddy.Context, issuer, jwksURL string, allowHTTP bool, jwksBases []string) (*identity.Provider, error) {
+	key := fmtProviderKey(issuer, jwksURL, allowHTTP, jwksBases...)
 	m := rt.metrics
 	logger := rt.logger.With(zap.String("issuer", issuer))
 	val, loaded, err := providerPool.LoadOrNew(key, func() (caddy.Destructor, error) {
 		p, err := identity.NewProvider(issuer, identity.ProviderOptions{
 			Logger:  rt.slog,
 			JWKSURL: jwksURL,
-			Policy:  identity.DiscoveryPolicy{AllowHTTP: allowHTTP},
+			// The handler uses only jwks_uri: where the other endpoints
+			// live is not its concern (see identity.DiscoveryPolicy).
+			Policy: identity.DiscoveryPolicy{
+				AllowHTTP:               allowHTTP,
+				CheckedEndpoints:        []string{identity.DiscoveryJWKSURI},
+				AdditionalEndpointBases: jwksBases,
+			},
 			Keys: identity.RemoteKeySetOptions{
 				AllowHTTP: allowHTTP,
 				OnFetch: func(url string, err error) {

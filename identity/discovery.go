@@ -222,6 +222,12 @@ type DiscoveryPolicy struct {
 	AdditionalEndpointBases []string
 	// ExcludedEndpoints are member names exempt from the endpoint check.
 	ExcludedEndpoints []string
+	// CheckedEndpoints, when not empty, limits the endpoint check to these
+	// members. A resource server that only fetches jwks_uri sets it to
+	// that: where a provider serves its other endpoints (userinfo,
+	// authorization, a hosted login domain) does not concern it, and
+	// Entra ID, Google and AWS Cognito all serve some on other hosts.
+	CheckedEndpoints []string
 	// AllowMissingJWKSURI accepts a document without jwks_uri (for
 	// clients that never validate JWTs locally).
 	AllowMissingJWKSURI bool
@@ -287,7 +293,8 @@ func requiredMembers(p DiscoveryPolicy) []string {
 // its issuer, with its tenants) ([ErrIssuerMismatch]); every *_endpoint member and jwks_uri must be an
 // absolute URL ([ErrEndpointNotAllowed]), https unless allowed
 // ([ErrHTTPSRequired]), on the authority's scheme and host or under one of
-// AdditionalEndpointBases ([ErrEndpointNotAllowed]) unless excluded.
+// AdditionalEndpointBases ([ErrEndpointNotAllowed]) unless excluded (or,
+// with CheckedEndpoints, not listed).
 func (d *DiscoveryDocument) Validate(authority string, p DiscoveryPolicy) error {
 	au, err := parseAuthority(authority)
 	if err != nil {
@@ -318,7 +325,8 @@ func (d *DiscoveryDocument) Validate(authority string, p DiscoveryPolicy) error 
 		bases = append(bases, bu)
 	}
 	for _, name := range d.endpointMembers() {
-		if slices.Contains(p.ExcludedEndpoints, name) {
+		if slices.Contains(p.ExcludedEndpoints, name) ||
+			(len(p.CheckedEndpoints) > 0 && !slices.Contains(p.CheckedEndpoints, name)) {
 			continue
 		}
 		var v string

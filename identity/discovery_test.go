@@ -287,6 +287,16 @@ func TestDiscoveryValidate(t *testing.T) {
 		{"additional base path is a segment boundary", authority, edit(func(m map[string]any) { m["authorization_endpoint"] = "https://login.example.net/tenantevil/authorize" }),
 			identity.DiscoveryPolicy{AdditionalEndpointBases: []string{"https://login.example.net/tenant"}}, identity.ErrEndpointNotAllowed, nil},
 		{"invalid additional base", authority, edit(noop), identity.DiscoveryPolicy{AdditionalEndpointBases: []string{"not a url"}}, identity.ErrEndpointNotAllowed, nil},
+		{"checked endpoints: others on other hosts pass", authority, edit(func(m map[string]any) {
+			m["userinfo_endpoint"] = "https://graph.example.net/oidc/userinfo"
+			m["token_endpoint"] = "https://login.example.net/token"
+		}), identity.DiscoveryPolicy{CheckedEndpoints: []string{"jwks_uri"}}, nil, nil},
+		{"checked endpoints: jwks_uri still checked", authority, edit(func(m map[string]any) { m["jwks_uri"] = "https://evil.example.net/jwks" }),
+			identity.DiscoveryPolicy{CheckedEndpoints: []string{"jwks_uri"}}, identity.ErrEndpointNotAllowed, nil},
+		{"checked endpoints: jwks_uri http refused", authority, edit(func(m map[string]any) { m["jwks_uri"] = "http://idp.example.com/jwks" }),
+			identity.DiscoveryPolicy{CheckedEndpoints: []string{"jwks_uri"}}, identity.ErrHTTPSRequired, nil},
+		{"checked endpoints: jwks_uri under an additional base", authority, edit(func(m map[string]any) { m["jwks_uri"] = "https://www.googleapis.com/oauth2/v3/certs" }),
+			identity.DiscoveryPolicy{CheckedEndpoints: []string{"jwks_uri"}, AdditionalEndpointBases: []string{"https://www.googleapis.com/"}}, nil, nil},
 		{"non-endpoint URLs are not checked", authority, edit(func(m map[string]any) { m["op_policy_uri"] = "https://legal.example.net/policy" }), identity.DiscoveryPolicy{}, nil, nil},
 	}
 	for _, c := range cases {
