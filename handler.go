@@ -398,6 +398,11 @@ func classify(err error) reason {
 	case errors.Is(err, identity.ErrUnknownIssuer):
 		return reasonIssuer
 	case errors.As(err, &ce):
+		if ce.Claim == identity.ClaimTenantID {
+			// The tenant of an issuer template: part of which issuers are
+			// accepted, whatever is wrong with it.
+			return reasonIssuer
+		}
 		if ce.Reason == "missing" || ce.Reason == "malformed" {
 			if ce.Claim == "aud" {
 				return reasonAudience

@@ -765,20 +765,25 @@ func TestHandlerTenantTemplate(t *testing.T) {
 		name   string
 		token  string
 		status int
+		label  string // {http.auth.identity.error}
 	}{
-		{"tenant not listed", entra("tenant-c", "tenant-c", nil), 401},
-		{"tid missing", entra("tenant-a", "tenant-a", map[string]any{"tid": nil}), 401},
-		{"iss of another tenant than tid", entra("tenant-b", "tenant-a", nil), 401},
-		{"iss with the common segment", entra("common", "tenant-a", nil), 401},
-		{"the literal template as iss", iss.Token(t, "user", map[string]any{"iss": template, "tid": "tenant-a", "aud": "api-client-id", "azp": "spa-client", "roles": "Orders.Read"}), 401},
-		{"other authorized party", entra("tenant-a", "tenant-a", map[string]any{"azp": "other-client"}), 401},
-		{"no authorized party", entra("tenant-a", "tenant-a", map[string]any{"azp": nil}), 401},
-		{"issuer rule still applies", entra("tenant-a", "tenant-a", map[string]any{"roles": []any{"Orders.Write"}}), 403},
-		{"roles of the wrong type", entra("tenant-a", "tenant-a", map[string]any{"roles": []any{1}}), 401},
+		{"tenant not listed", entra("tenant-c", "tenant-c", nil), 401, "issuer"},
+		{"tid missing", entra("tenant-a", "tenant-a", map[string]any{"tid": nil}), 401, "issuer"},
+		{"iss of another tenant than tid", entra("tenant-b", "tenant-a", nil), 401, "issuer"},
+		{"iss with the common segment", entra("common", "tenant-a", nil), 401, "issuer"},
+		{"the literal template as iss", iss.Token(t, "user", map[string]any{"iss": template, "tid": "tenant-a", "aud": "api-client-id", "azp": "spa-client", "roles": "Orders.Read"}), 401, "issuer"},
+		{"other authorized party", entra("tenant-a", "tenant-a", map[string]any{"azp": "other-client"}), 401, "claims"},
+		{"no authorized party", entra("tenant-a", "tenant-a", map[string]any{"azp": nil}), 401, "claims"},
+		{"issuer rule still applies", entra("tenant-a", "tenant-a", map[string]any{"roles": []any{"Orders.Write"}}), 403, "forbidden_claims"},
+		{"roles of the wrong type", entra("tenant-a", "tenant-a", map[string]any{"roles": []any{1}}), 401, "claims"},
 	}
 	for _, c := range refused {
 		t.Run(c.name, func(t *testing.T) {
-			wantStatus(t, x.get("/", bearer(c.token)), c.status)
+			res := x.get("/", bearer(c.token))
+			wantStatus(t, res, c.status)
+			if got, _ := res.repl.GetString("http.auth.identity.error"); got != c.label {
+				t.Errorf("{http.auth.identity.error} = %q, want %q", got, c.label)
+			}
 		})
 	}
 }
