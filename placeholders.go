@@ -35,9 +35,7 @@ type cacheEntry struct {
 	keyVersion atomic.Uint64
 	// expires is exp plus the leeway: the entry is dead from then on.
 	expires time.Time
-	// ttl is expires minus the admission time (set by tokenCache.put).
-	ttl    time.Duration
-	weight uint32
+	weight  uint32
 
 	// denied is reasonNone, or the 403 reason with its challenge, for this
 	// handler's policy.

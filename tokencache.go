@@ -58,28 +58,38 @@ func hashToken(s string) tokenKey {
 // only the signature rather than the whole token halves the hashing per
 // request for a typical RS256 token.
 type tokenCache struct {
-	c     *otter.Cache[tokenKey, *cacheEntry]
-	clock *otter.CoarseClock
-	now   func() time.Time
+	c   *otter.Cache[tokenKey, *cacheEntry]
+	now func() time.Time
+
+	stop chan struct{} // closed by close: the sweeper returns
+	done chan struct{} // closed by the sweeper when it has returned
 }
 
-// newTokenCache returns a cache bounded to units (see Handler.CacheSize).
-// Otter's eviction policy is frequency-aware (W-TinyLFU), so a flood of new
-// valid tokens does not push out hot entries.
+// sweepInterval is how often the cache drops the entries of expired tokens.
+// Between sweeps get refuses them: the interval bounds only the memory they
+// hold, which the cache's bound covers anyway.
+const sweepInterval = time.Minute
+
+// frozenClock is otter's clock. The cache has no time-based policy in otter
+// (get checks each hit against the real clock, and the sweeper drops dead
+// entries), so otter need not read the time on every access; its expiry
+// bookkeeping would double the cost of a lookup.
+type frozenClock struct{}
+
+func (frozenClock) NowNano() int64                      { return 0 }
+func (frozenClock) Tick(time.Duration) <-chan time.Time { return nil }
+
+// newTokenCache returns a cache bounded to units (see Handler.CacheSize),
+// with a sweeper goroutine that close stops. Otter's eviction policy is
+// frequency-aware (W-TinyLFU), so a flood of new valid tokens does not push
+// out hot entries.
 func newTokenCache(units int, now func() time.Time) (*tokenCache, error) {
-	// Otter's own expiry only frees the memory of dead entries: get checks
-	// every hit against the precise clock. A coarse clock spares otter a
-	// clock read per hit.
-	clock := otter.NewCoarseClock(time.Second)
 	c, err := otter.New(&otter.Options[tokenKey, *cacheEntry]{
-		Clock:         clock,
+		Clock:         frozenClock{},
 		MaximumWeight: uint64(units),
 		Weigher: func(_ tokenKey, e *cacheEntry) uint32 {
 			return e.weight
 		},
-		ExpiryCalculator: otter.ExpiryCreatingFunc(func(e otter.Entry[tokenKey, *cacheEntry]) time.Duration {
-			return e.Value.ttl
-		}),
 		// Run otter's maintenance (buffer drains, eviction) inline instead of
 		// on a new goroutine every few reads: cheaper per hit, and the cache
 		// stays within its bound. Safe because nothing here (no loader,
@@ -87,10 +97,36 @@ func newTokenCache(units int, now func() time.Time) (*tokenCache, error) {
 		Executor: func(fn func()) { fn() },
 	})
 	if err != nil {
-		clock.Stop()
 		return nil, err
 	}
-	return &tokenCache{c: c, clock: clock, now: now}, nil
+	tc := &tokenCache{c: c, now: now, stop: make(chan struct{}), done: make(chan struct{})}
+	go tc.sweepEvery(sweepInterval)
+	return tc, nil
+}
+
+// sweepEvery sweeps at each interval until close.
+func (tc *tokenCache) sweepEvery(interval time.Duration) {
+	defer close(tc.done)
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-tc.stop:
+			return
+		case <-t.C:
+			tc.sweep()
+		}
+	}
+}
+
+// sweep drops the entries whose token has expired (exp plus the leeway).
+func (tc *tokenCache) sweep() {
+	now := tc.now()
+	for key, e := range tc.c.All() {
+		if !now.Before(e.expires) {
+			tc.c.Invalidate(key)
+		}
+	}
 }
 
 // weightOf returns the number of cache units a token of n bytes takes.
@@ -128,8 +164,7 @@ func (tc *tokenCache) put(token string, e *cacheEntry) {
 	if !ok {
 		return
 	}
-	e.ttl = e.expires.Sub(tc.now())
-	if e.ttl <= 0 {
+	if !tc.now().Before(e.expires) {
 		return
 	}
 	// A copy: a substring would keep the whole token, signature included,
@@ -143,9 +178,10 @@ func (tc *tokenCache) len() int {
 	return tc.c.EstimatedSize()
 }
 
-// close drops every entry and stops the cache's goroutines.
+// close stops the sweeper and drops every entry.
 func (tc *tokenCache) close() {
+	close(tc.stop)
+	<-tc.done
 	tc.c.InvalidateAll()
 	tc.c.StopAllGoroutines()
-	tc.clock.Stop()
 }

@@ -534,3 +534,42 @@ func TestSplitToken(t *testing.T) {
 		})
 	}
 }
+
+// TestTokenCacheCorrectnessSweepDropsExpired: expired tokens that are never
+// presented again do not keep their memory: the sweeper drops them (and
+// only them).
+func TestTokenCacheCorrectnessSweepDropsExpired(t *testing.T) {
+	iss := identitytest.NewIssuer(t)
+	start := time.Now().Truncate(time.Second)
+	clk := &ccClock{t: start}
+	leeway := 5 * time.Second
+	h := ccProvision(t, ccHandler(iss, nil, &leeway), clk.Now)
+
+	short := make([]string, 20)
+	for i := range short {
+		short[i] = iss.Mint(t, map[string]any{"iat": start.Unix(), "exp": start.Add(time.Minute).Unix(), "jti": fmt.Sprint("short-", i)})
+		ccExpect(t, h, short[i], http.StatusOK, "", false)
+	}
+	long := iss.Mint(t, map[string]any{"iat": start.Unix(), "exp": start.Add(time.Hour).Unix()})
+	ccExpect(t, h, long, http.StatusOK, "", false)
+
+	h.rt.cache.sweep()
+	h.rt.cache.c.CleanUp()
+	if n := h.rt.cache.len(); n != len(short)+1 {
+		t.Fatalf("a sweep before any token expired left %d entries, want %d", n, len(short)+1)
+	}
+
+	// Past exp + leeway of the short tokens only.
+	clk.Set(start.Add(time.Minute + leeway))
+	h.rt.cache.sweep()
+	h.rt.cache.c.CleanUp()
+	if n := h.rt.cache.len(); n != 1 {
+		t.Fatalf("after the sweep the cache holds %d entries, want 1 (the long-lived token)", n)
+	}
+	for _, tok := range short {
+		if _, ok := h.rt.cache.peek(tok); ok {
+			t.Fatal("an expired token is still cached after the sweep")
+		}
+	}
+	ccExpect(t, h, long, http.StatusOK, "", true)
+}
