@@ -56,6 +56,10 @@ type AuthorizationRequest struct {
 	// Claims is an OpenID Connect claims request (Core §5.5), a JSON
 	// object.
 	Claims json.RawMessage
+	// DPoPJKT binds the authorization code to a DPoP key (RFC 9449 §10):
+	// the key's thumbprint ([DPoPKey.Thumbprint]), sent as dpop_jkt, so
+	// that the code can only be redeemed with proofs of that key.
+	DPoPJKT string
 	// RequestURI is a request_uri, e.g. from [PushAuthorizationRequest];
 	// with it only client_id and request_uri are needed.
 	RequestURI string
@@ -102,6 +106,7 @@ func (r AuthorizationRequest) values() (url.Values, error) {
 	setFormValue(v, "ui_locales", r.UILocales)
 	setFormValue(v, "acr_values", r.ACRValues)
 	addFormValues(v, "resource", r.Resource)
+	setFormValue(v, ParamDPoPJKT, r.DPoPJKT)
 	if len(r.Claims) > 0 {
 		var obj map[string]json.RawMessage
 		if err := json.Unmarshal(r.Claims, &obj); err != nil || obj == nil {

@@ -32,6 +32,7 @@ func TestAuthorizationRequestURL(t *testing.T) {
 		UILocales:     "fr",
 		ACRValues:     "mfa",
 		Resource:      []string{"https://api1", "https://api2"},
+		DPoPJKT:       "0ZcOCORZNYy-DWpqq30jZyJGHTN0d2HglBV3uiguA4I",
 		Claims:        json.RawMessage(`{"userinfo":{"email":{"essential":true}}}`),
 		Parameters:    url.Values{"client_id": {"evil"}, "extra": {"1"}},
 	}
@@ -49,7 +50,8 @@ func TestAuthorizationRequestURL(t *testing.T) {
 		"code_challenge_method": {"S256"}, "response_mode": {"form_post"}, "prompt": {"login consent"},
 		"login_hint": {"jane@example.com"}, "id_token_hint": {"idt"}, "max_age": {"90"}, "ui_locales": {"fr"},
 		"acr_values": {"mfa"}, "resource": {"https://api1", "https://api2"},
-		"claims": {`{"userinfo":{"email":{"essential":true}}}`}, "extra": {"1"},
+		"dpop_jkt": {"0ZcOCORZNYy-DWpqq30jZyJGHTN0d2HglBV3uiguA4I"},
+		"claims":   {`{"userinfo":{"email":{"essential":true}}}`}, "extra": {"1"},
 	}
 	if got := u.Query(); !reflect.DeepEqual(got, want) {
 		t.Errorf("query = %v\nwant    %v", got, want)
