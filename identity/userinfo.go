@@ -40,6 +40,10 @@ type UserInfoRequest struct {
 	Algorithms []string
 	// Header holds additional request headers.
 	Header http.Header
+	// UsePost sends a POST with an empty form body instead of a GET
+	// (OpenID Connect Core §5.3.1 allows both; some servers or gateways
+	// accept only one). The token stays in the Authorization header.
+	UsePost bool
 	// MaxResponseBytes caps the response; 0 means
 	// [DefaultMaxDocumentBytes].
 	MaxResponseBytes int64
@@ -125,14 +129,18 @@ func RequestUserInfo(ctx context.Context, client *http.Client, req UserInfoReque
 		header[http.CanonicalHeaderKey(k)] = append([]string(nil), v...)
 	}
 	header.Set("Authorization", "Bearer "+req.Token)
-	res, err := doEndpoint(ctx, client, endpointCall{
+	call := endpointCall{
 		method:    http.MethodGet,
 		address:   req.Address,
 		accept:    "application/json, application/jwt",
 		header:    header,
 		limit:     req.MaxResponseBytes,
 		allowHTTP: req.AllowHTTP,
-	})
+	}
+	if req.UsePost {
+		call.method, call.body, call.contentType = http.MethodPost, []byte{}, "application/x-www-form-urlencoded"
+	}
+	res, err := doEndpoint(ctx, client, call)
 	if err != nil {
 		return nil, err
 	}

@@ -68,6 +68,22 @@ func TestUserInfoJSON(t *testing.T) {
 	}
 }
 
+func TestUserInfoPost(t *testing.T) {
+	f := userInfoFake(t, 200, "application/json", `{"sub":"u1"}`, nil)
+	r, err := identity.RequestUserInfo(context.Background(), nil, identity.UserInfoRequest{Address: f.URL, Token: "at", UsePost: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := f.last(t)
+	if got.Method != http.MethodPost || got.Header.Get("Authorization") != "Bearer at" ||
+		got.Header.Get("Content-Type") != "application/x-www-form-urlencoded" || len(got.Form) != 0 {
+		t.Errorf("request %s %v form %v", got.Method, got.Header, got.Form)
+	}
+	if r.Subject != "u1" {
+		t.Errorf("response %+v", r)
+	}
+}
+
 func TestUserInfoChallenges(t *testing.T) {
 	f := userInfoFake(t, 401, "", "", map[string]string{"WWW-Authenticate": `Bearer realm="idp", error="invalid_token", error_description="expired"`})
 	_, err := identity.RequestUserInfo(context.Background(), nil, identity.UserInfoRequest{Address: f.URL, Token: "t"})
