@@ -278,7 +278,10 @@ var (
 	atkNoToken      = atkOutcome{Status: http.StatusUnauthorized}
 	atkInvalidToken = atkOutcome{Status: http.StatusUnauthorized, Error: "invalid_token"}
 	atkBadRequest   = atkOutcome{Status: http.StatusBadRequest, Error: "invalid_request"}
-	atkTooLarge     = atkOutcome{Status: http.StatusRequestHeaderFieldsTooLarge}
+	// atkDPoPProof is a DPoP-scheme token without a valid proof: a DPoP
+	// challenge (RFC 9449 §7.1).
+	atkDPoPProof = atkOutcome{Status: http.StatusUnauthorized, Error: "invalid_dpop_proof"}
+	atkTooLarge  = atkOutcome{Status: http.StatusRequestHeaderFieldsTooLarge}
 	// atkServerBadRequest is Go's HTTP server refusing a request it
 	// cannot parse, before any handler runs: no challenge.
 	atkServerBadRequest = atkOutcome{Status: http.StatusBadRequest, Error: "-"}
@@ -301,14 +304,20 @@ func (o atkOutcome) matches(r atkResponse) error {
 	case o.Status == http.StatusOK, o.Status == http.StatusRequestHeaderFieldsTooLarge, o.Error == "-":
 		return nil
 	}
-	if len(r.Challenge) != 1 {
+	// A missing token (no error code) is also offered the DPoP scheme,
+	// which the handler accepts by default, on a second line.
+	if len(r.Challenge) != 1 && (o.Error != "" || len(r.Challenge) != 2 || !strings.HasPrefix(r.Challenge[1], "DPoP realm=")) {
 		return fmt.Errorf("%d WWW-Authenticate headers: %q", len(r.Challenge), r.Challenge)
 	}
 	c, err := parseAtkChallenge(r.Challenge[0])
 	if err != nil {
 		return err
 	}
-	if !strings.EqualFold(c.Scheme, "Bearer") {
+	scheme := "Bearer"
+	if o == atkDPoPProof {
+		scheme = "DPoP"
+	}
+	if !strings.EqualFold(c.Scheme, scheme) {
 		return fmt.Errorf("challenge scheme %q", c.Scheme)
 	}
 	if _, ok := c.Params["realm"]; !ok {
@@ -457,7 +466,7 @@ func atkRequestCases() []atkRequestCase {
 		{"wrong-scheme-basic-with-token", hdr("Basic $TOKEN"), []atkOutcome{atkNoToken}},
 		{"wrong-scheme-token", hdr("Token $TOKEN"), []atkOutcome{atkNoToken}},
 		{"wrong-scheme-jwt", hdr("JWT $TOKEN"), []atkOutcome{atkNoToken}},
-		{"wrong-scheme-dpop", hdr("DPoP $TOKEN"), []atkOutcome{atkNoToken}},
+		{"dpop-scheme-without-proof", hdr("DPoP $TOKEN"), []atkOutcome{atkDPoPProof}},
 		{"wrong-scheme-bearerx", hdr("Bearerx $TOKEN"), []atkOutcome{atkNoToken}},
 		{"no-scheme", hdr("$TOKEN"), []atkOutcome{atkNoToken}},
 		{"obs-text-token", raw("Authorization: Bearer \xff\xfe\xfd"), []atkOutcome{atkInvalidToken, atkBadRequest}},

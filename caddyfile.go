@@ -64,6 +64,7 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //	    realm          <name>
 //	    cache_size     <units>
 //	    max_token_size <size>
+//	    dpop           off | allow | require
 //	}
 //
 // issuer may be repeated; the block form gives an issuer its own keys,
@@ -74,7 +75,8 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 // and insecure_allow_http apply to the only issuer and need exactly one.
 // audience, authorized_party, alias, tenants, jwks_uri_base, algorithms, token_type,
 // require_scope, require_claim, claim_header, strip_header and token_from
-// may be repeated and add up.
+// may be repeated and add up. dpop (default allow) says whether tokens may
+// come with the DPoP scheme and a proof, and whether they must.
 func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	d.Next() // directive name
 	if d.NextArg() {
@@ -215,6 +217,18 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				return d.Errf("max_token_size: want a size between 1 byte and 1MiB, got %q", s)
 			}
 			h.MaxTokenSize = int(n)
+		case "dpop":
+			if h.DPoP != "" {
+				return d.Err("dpop given twice")
+			}
+			if !d.AllArgs(&h.DPoP) {
+				return d.ArgErr()
+			}
+			switch h.DPoP {
+			case "off", "allow", "require":
+			default:
+				return d.Errf("dpop: want off, allow or require, got %q", h.DPoP)
+			}
 		default:
 			return d.Errf("unrecognized identity option %q", d.Val())
 		}

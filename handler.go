@@ -27,11 +27,17 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 		return rt.reject(w, r, rsn, nil, "")
 	}
 	if src == nil {
+		if rt.dpop == dpopRequire && hasBearer(r.Header) {
+			return rt.reject(w, r, reasonDPoPRequired, nil, "")
+		}
 		if rt.optional {
 			rt.counters.anonymous.Inc()
 			return next.ServeHTTP(w, r)
 		}
 		return rt.reject(w, r, reasonMissing, nil, "")
+	}
+	if src.dpop {
+		return rt.serveDPoP(w, r, next, token)
 	}
 	if len(token) > rt.maxTokenSize {
 		return rt.reject(w, r, reasonTooLarge, nil, "")
@@ -41,11 +47,20 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	if rsn != reasonNone {
 		return rt.reject(w, r, rsn, err, token)
 	}
+	if e.dpopBound {
+		return rt.reject(w, r, reasonDPoPBoundAsBearer, nil, token)
+	}
 	if e.denied != reasonNone {
 		w.Header().Set("WWW-Authenticate", e.challenge)
 		return rt.fail(w, r, e.denied, e.issuer, token)
 	}
+	rt.pass(r, e, src)
+	return next.ServeHTTP(w, r)
+}
 
+// pass sets the identity headers and placeholders of an accepted request
+// and removes the token unless it is to be forwarded.
+func (rt *runtime) pass(r *http.Request, e *cacheEntry, src *tokenSource) {
 	if n := len(e.headers); n > 0 {
 		vals := make([]string, n) // one fresh backing array: later handlers may edit values in place
 		for i := range e.headers {
@@ -60,7 +75,6 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 		src.remove(r)
 	}
 	rt.counters.accepted.Inc()
-	return next.ServeHTTP(w, r)
 }
 
 // authenticate returns the cache entry of a verified token, verifying it on
@@ -143,6 +157,11 @@ func (rt *runtime) extractToken(r *http.Request) (string, *tokenSource, reason) 
 				return "", nil, reasonInvalidRequest
 			}
 			t, ok = cutScheme(vals[0], s.scheme)
+			if !ok && s.dpopAlt {
+				if t, ok = cutScheme(vals[0], identity.TokenTypeDPoP); ok {
+					s = &rt.dpopSource
+				}
+			}
 			if ok && t == "" {
 				return "", nil, reasonInvalidRequest
 			}
@@ -266,6 +285,17 @@ func (rt *runtime) reject(w http.ResponseWriter, r *http.Request, rsn reason, er
 	if c := rt.challenges[rsn]; c != "" {
 		w.Header().Set("WWW-Authenticate", c)
 	}
+	if rt.dpop == dpopAllow && (rsn == reasonMissing || rsn == reasonDPoPBoundAsBearer) {
+		// Both schemes are accepted: offer DPoP too, on a field line of
+		// its own (RFC 9110 §11.6.1) after the Bearer one, for clients
+		// that read only the first line.
+		w.Header().Add("WWW-Authenticate", rt.dpopChallenges[reasonMissing])
+	}
+	return rt.rejectWith(w, r, rsn, err, token)
+}
+
+// rejectWith logs and fails a rejection whose challenges are already set.
+func (rt *runtime) rejectWith(w http.ResponseWriter, r *http.Request, rsn reason, err error, token string) error {
 	if ce := rt.logger.Check(zapcore.DebugLevel, "request rejected"); ce != nil {
 		fields := []zap.Field{zap.String("reason", reasons[rsn].label)}
 		if token != "" {
@@ -343,6 +373,10 @@ const (
 	reasonInsufficientScope
 	reasonClaimMismatch
 	reasonProviderUnavailable
+	reasonDPoPProof
+	reasonDPoPBoundAsBearer
+	reasonDPoPUnbound
+	reasonDPoPRequired
 	numReasons
 )
 
@@ -379,6 +413,14 @@ var reasons = [numReasons]reasonInfo{
 	reasonClaimMismatch:     {"forbidden_claims", http.StatusForbidden, "insufficient_scope", "The access token does not satisfy the access policy", errors.New("identity: claim requirements not met")},
 	reasonProviderUnavailable: {"provider_unavailable", http.StatusServiceUnavailable, "", "",
 		errors.New("identity: identity provider unavailable, no keys to verify tokens")},
+	// The description of a failed proof names the check (see
+	// dpopCheckDescriptions); this one is the fallback.
+	reasonDPoPProof:         {"dpop_proof", http.StatusUnauthorized, identity.ErrorInvalidDPoPProof, "The DPoP proof is invalid", errors.New("identity: invalid DPoP proof")},
+	reasonDPoPBoundAsBearer: {"dpop_bound_as_bearer", http.StatusUnauthorized, "invalid_token", "The access token is DPoP-bound: send it with the DPoP scheme and a DPoP proof", errors.New("identity: DPoP-bound token used as a bearer token")},
+	reasonDPoPUnbound:       {"dpop_unbound", http.StatusUnauthorized, "invalid_token", "The access token is not bound to a DPoP key", errors.New("identity: DPoP scheme with a token that has no cnf.jkt")},
+	// RFC 6750 §3.1: a request using an unsupported authentication method
+	// gets no error code, just the challenge of the accepted scheme.
+	reasonDPoPRequired: {"dpop_required", http.StatusUnauthorized, "", "", errors.New("identity: bearer token where DPoP is required")},
 }
 
 // classify maps a validation error to a rejection reason.
@@ -433,16 +475,31 @@ func classify(err error) reason {
 }
 
 // compileChallenges precomputes the WWW-Authenticate value of every
-// rejection reason that has one (RFC 6750 §3).
+// rejection reason that has one (RFC 6750 §3), in the Bearer scheme and,
+// unless DPoP is off, in the DPoP scheme with the accepted proof
+// algorithms (RFC 9449 §7.1). With DPoP required, Bearer is never
+// offered.
 func (rt *runtime) compileChallenges() {
-	base := `Bearer realm="` + rt.realm + `"`
+	bearer := `Bearer realm="` + rt.realm + `"`
+	dpop := identity.TokenTypeDPoP + ` realm="` + rt.realm + `"`
+	algs := `, algs="` + strings.Join(dpopAlgorithms, " ") + `"`
 	for i := range reasons {
 		ri := &reasons[i]
 		switch {
-		case reason(i) == reasonMissing:
-			rt.challenges[i] = base
-		case ri.code == "invalid_token" || ri.code == "invalid_request":
-			rt.challenges[i] = base + `, error="` + ri.code + `", error_description="` + ri.description + `"`
+		case reason(i) == reasonMissing || reason(i) == reasonDPoPRequired:
+			rt.challenges[i] = bearer
+			rt.dpopChallenges[i] = dpop + algs
+		case ri.code == "invalid_token" || ri.code == "invalid_request" || ri.code == identity.ErrorInvalidDPoPProof:
+			errPart := `, error="` + ri.code + `", error_description="` + ri.description + `"`
+			rt.challenges[i] = bearer + errPart
+			rt.dpopChallenges[i] = dpop + errPart + algs
 		}
+	}
+	rt.proofChallenges = make(map[identity.DPoPCheck]string, len(dpopCheckDescriptions))
+	for check, desc := range dpopCheckDescriptions {
+		rt.proofChallenges[check] = dpop + `, error="` + identity.ErrorInvalidDPoPProof + `", error_description="` + desc + `"` + algs
+	}
+	if rt.dpop == dpopRequire {
+		rt.challenges = rt.dpopChallenges
 	}
 }

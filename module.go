@@ -135,6 +135,22 @@ type Handler struct {
 	// any parsing. Default 8192.
 	MaxTokenSize int `json:"max_token_size,omitempty"`
 
+	// DPoP says whether access tokens bound to a client key with DPoP
+	// (RFC 9449) are accepted, in the Authorization header only:
+	//
+	//   - "allow" (default, also when empty): "Authorization: DPoP <token>"
+	//     is accepted with exactly one valid DPoP proof header for this
+	//     request and the token's key (cnf.jkt), and a token carrying
+	//     cnf.jkt is refused in any other form (Bearer, or another
+	//     token_from place): a bound token must not be replayable as a
+	//     bearer token (RFC 9449 §7.1). Plain bearer tokens still work.
+	//   - "require": only DPoP-bound tokens in "Authorization: DPoP";
+	//     Bearer is refused. token_from may then name no other place.
+	//   - "off": the DPoP scheme is not recognized, and bound tokens are
+	//     accepted as bearer tokens, their binding ignored: what the
+	//     handler did before it knew DPoP. Only for migrations.
+	DPoP string `json:"dpop,omitempty"`
+
 	rt *runtime
 }
 
@@ -298,6 +314,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	}
 	rt.maxAge = time.Duration(h.MaxAge)
 
+	rt.dpop = parseDPoPMode(h.DPoP)
 	if err := rt.compileSources(h.TokenSources); err != nil {
 		return err
 	}
@@ -330,6 +347,12 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	}
 	if size > 0 {
 		rt.cache, err = newTokenCache(size, rt.now)
+		if err != nil {
+			return err
+		}
+	}
+	if rt.dpop != dpopOff {
+		rt.replay, err = identity.NewDPoPReplayCache(0)
 		if err != nil {
 			return err
 		}
@@ -409,6 +432,9 @@ func (h *Handler) checkConfig() error {
 	}
 	if strings.ContainsAny(h.Realm, "\"\\\r\n") {
 		return errors.New("identity: realm must not contain quotes, backslashes or line breaks")
+	}
+	if err := checkDPoP(h.DPoP, h.TokenSources); err != nil {
+		return err
 	}
 	for _, s := range h.TokenSources {
 		switch s.From {
@@ -674,7 +700,7 @@ func (h *Handler) Validate() error {
 }
 
 // Cleanup releases the shared key caches this handler acquired (the last
-// user closes them) and stops the token cache.
+// user closes them) and stops the token cache and the DPoP replay cache.
 func (h *Handler) Cleanup() error {
 	if h.rt == nil {
 		return nil
@@ -688,6 +714,11 @@ func (h *Handler) Cleanup() error {
 	h.rt.acquired = nil
 	if h.rt.cache != nil {
 		h.rt.cache.close()
+		h.rt.cache = nil // Cleanup may run twice; closing twice panics
+	}
+	if h.rt.replay != nil {
+		errs = append(errs, h.rt.replay.Close())
+		h.rt.replay = nil
 	}
 	return errors.Join(errs...)
 }
@@ -717,8 +748,21 @@ type runtime struct {
 	forwardToken bool
 
 	// challenges holds the WWW-Authenticate value of each rejection reason
-	// that has one.
+	// that has one, for requests that did not use the DPoP scheme.
 	challenges [numReasons]string
+
+	// dpop is the DPoP mode; dpopSource is the Authorization header source
+	// as matched with the DPoP scheme (extractToken returns it for a DPoP
+	// token), and replay the cache of the proofs already accepted.
+	dpop       dpopMode
+	dpopSource tokenSource
+	replay     *identity.DPoPReplayCache
+	// dpopChallenges holds the DPoP-scheme WWW-Authenticate value of each
+	// rejection reason, for requests that used the DPoP scheme (and for a
+	// missing token, offered next to the Bearer one); proofChallenges
+	// those of each failed proof check.
+	dpopChallenges  [numReasons]string
+	proofChallenges map[identity.DPoPCheck]string
 
 	metrics  *collectors
 	counters resolvedCounters
@@ -729,6 +773,10 @@ type tokenSource struct {
 	kind   sourceKind
 	name   string // canonical header name, cookie name or parameter name
 	scheme string
+	// dpop marks the source a DPoP token came from (rt.dpopSource);
+	// dpopAlt the Authorization header source, whose values may also be
+	// of the DPoP scheme.
+	dpop, dpopAlt bool
 }
 
 type sourceKind uint8
@@ -768,6 +816,14 @@ func (rt *runtime) compileSources(in []TokenSource) error {
 		for _, prev := range rt.sources {
 			if prev.kind == ts.kind && strings.EqualFold(prev.name, ts.name) {
 				return fmt.Errorf("identity: token source %s %q listed twice", s.From, s.Name)
+			}
+		}
+		if ts.kind == fromHeader && ts.name == "Authorization" && rt.dpop != dpopOff {
+			rt.dpopSource = tokenSource{kind: fromHeader, name: ts.name, scheme: identity.TokenTypeDPoP, dpop: true}
+			if rt.dpop == dpopRequire {
+				ts = rt.dpopSource
+			} else {
+				ts.dpopAlt = true
 			}
 		}
 		rt.sources = append(rt.sources, ts)

@@ -45,6 +45,13 @@ type cacheEntry struct {
 	headers []headerValue
 	subject any
 	repl    caddy.ReplacerFunc
+
+	// dpopBound is set, unless DPoP is off, when the token carries
+	// cnf.jkt: such a token is accepted only with the DPoP scheme and a
+	// proof by that key, so the Bearer path checks this one flag.
+	// dpopJKT is cnf.jkt when it is a non-empty string.
+	dpopBound bool
+	dpopJKT   string
 }
 
 // headerValue is a claim header ready to set.
@@ -83,6 +90,9 @@ func (rt *runtime) newEntry(t *identity.Token, n int) *cacheEntry {
 		e.headers = append(e.headers, headerValue{name: ch.header, value: sanitizeHeaderValue(v)})
 	}
 	e.repl = e.replace
+	if rt.dpop != dpopOff {
+		e.dpopJKT, e.dpopBound = cnfJKT(t.Claims)
+	}
 	return e
 }
 

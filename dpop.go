@@ -1,0 +1,237 @@
+package caddyidentity
+
+import (
+	"errors"
+	"fmt"
+	"net/http"
+	"net/textproto"
+	"strings"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+
+	"github.com/caddy-identity/caddy-identity/identity"
+)
+
+// placeholderDPoPJKT is set to the proof key's thumbprint (the token's
+// cnf.jkt) when a request was authenticated with DPoP, so that routes and
+// logs can tell sender-constrained requests apart.
+const placeholderDPoPJKT = "http.auth.identity.dpop_jkt"
+
+// dpopMode is the compiled Handler.DPoP.
+type dpopMode uint8
+
+const (
+	dpopAllow dpopMode = iota
+	dpopRequire
+	dpopOff
+)
+
+// parseDPoPMode maps the checked configuration value to its mode; empty is
+// the default, allow.
+func parseDPoPMode(s string) dpopMode {
+	switch s {
+	case "require":
+		return dpopRequire
+	case "off":
+		return dpopOff
+	}
+	return dpopAllow
+}
+
+// dpopAlgorithms are the proof algorithms accepted and advertised in the
+// algs challenge parameter: the asymmetric defaults. The client picks the
+// proof key, so any key type the library verifies is fine.
+var dpopAlgorithms = identity.DefaultAlgorithms()
+
+// dpopCheckDescriptions are the fixed error_description texts of a failed
+// proof check: they tell the client what to fix without echoing anything
+// it sent.
+var dpopCheckDescriptions = map[identity.DPoPCheck]string{
+	identity.DPoPCheckHeader:          "The request must carry exactly one DPoP proof",
+	identity.DPoPCheckJWS:             "The DPoP proof is malformed",
+	identity.DPoPCheckType:            "The DPoP proof type must be dpop+jwt",
+	identity.DPoPCheckAlgorithm:       "The DPoP proof signature algorithm is not accepted",
+	identity.DPoPCheckJWK:             "The DPoP proof key is invalid",
+	identity.DPoPCheckSignature:       "The DPoP proof signature is invalid",
+	identity.DPoPCheckJTI:             "The DPoP proof has no jti or was already used",
+	identity.DPoPCheckMethod:          "The DPoP proof is for another HTTP method",
+	identity.DPoPCheckURI:             "The DPoP proof is for another URI",
+	identity.DPoPCheckIssuedAt:        "The DPoP proof is too old or issued in the future",
+	identity.DPoPCheckNonce:           "The DPoP proof nonce is invalid",
+	identity.DPoPCheckAccessTokenHash: "The DPoP proof is for another access token",
+	identity.DPoPCheckJKT:             "The DPoP proof key is not the key the access token is bound to",
+}
+
+// checkDPoP checks the dpop option and its fit with the token sources.
+// A header source with the DPoP scheme would take a DPoP token without its
+// proof, so it is refused unless DPoP is off; require accepts tokens only
+// in the Authorization header, so any other source would be dead.
+func checkDPoP(mode string, sources []TokenSource) error {
+	switch mode {
+	case "", "allow", "require", "off":
+	default:
+		return fmt.Errorf("identity: dpop must be off, allow or require, not %q", mode)
+	}
+	if mode == "off" {
+		return nil
+	}
+	for _, s := range sources {
+		if s.From == "header" && strings.EqualFold(s.Scheme, identity.TokenTypeDPoP) {
+			return fmt.Errorf("identity: token source header %q: the DPoP scheme is set with the dpop option, which also checks the proof", s.Name)
+		}
+		if mode == "require" && (s.From != "header" || textproto.CanonicalMIMEHeaderKey(s.Name) != "Authorization") {
+			return fmt.Errorf("identity: token source %s %q: with dpop require, tokens are accepted only in the Authorization header", s.From, s.Name)
+		}
+	}
+	return nil
+}
+
+// cnfJKT reads the DPoP binding of verified claims (RFC 9449 §6.1): bound
+// when the cnf object has a jkt member, jkt its value when a non-empty
+// string. A jkt of another type still marks the token as bound (so it is
+// never accepted as a bearer token) but matches no proof key.
+func cnfJKT(c *identity.Claims) (jkt string, bound bool) {
+	cnf, ok := c.Raw()["cnf"].(map[string]any)
+	if !ok {
+		return "", false
+	}
+	v, bound := cnf["jkt"]
+	jkt, _ = v.(string)
+	return jkt, bound
+}
+
+// hasBearer reports whether the request carries one Authorization header
+// of the Bearer scheme.
+func hasBearer(hdr http.Header) bool {
+	vals := hdr["Authorization"]
+	if len(vals) != 1 {
+		return false
+	}
+	_, ok := cutScheme(vals[0], "Bearer")
+	return ok
+}
+
+// serveDPoP authenticates a request whose token came with the DPoP scheme
+// (RFC 9449 §7.1): the token must be valid and bound to a key (cnf.jkt),
+// and the request must carry exactly one DPoP proof signed by that key for
+// this method, URI and token, not seen before. The token's validation may
+// come from the cache; the proof is verified on every request.
+func (rt *runtime) serveDPoP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler, token string) error {
+	if len(token) > rt.maxTokenSize {
+		return rt.rejectDPoP(w, r, reasonTooLarge, nil, "")
+	}
+	proof, err := identity.DPoPProofFromHeader(r.Header)
+	if err != nil {
+		return rt.rejectProof(w, r, err, token)
+	}
+	e, rsn, err := rt.authenticate(r.Context(), token)
+	if rsn != reasonNone {
+		return rt.rejectDPoP(w, r, rsn, err, token)
+	}
+	if e.dpopJKT == "" {
+		return rt.rejectDPoP(w, r, reasonDPoPUnbound, nil, token)
+	}
+	method, uri := requestTarget(r)
+	if _, err := identity.VerifyDPoPProof(proof, identity.DPoPVerifyOptions{
+		Method:      method,
+		URI:         uri,
+		AccessToken: token,
+		BoundJKT:    e.dpopJKT,
+		Algorithms:  dpopAlgorithms,
+		Now:         rt.now(),
+		Replay:      rt.replay,
+	}); err != nil {
+		return rt.rejectProof(w, r, err, token)
+	}
+	if e.denied != reasonNone {
+		// The issuer policy's challenge, in the scheme the client used.
+		w.Header().Set("WWW-Authenticate", identity.TokenTypeDPoP+strings.TrimPrefix(e.challenge, "Bearer")+
+			`, algs="`+strings.Join(dpopAlgorithms, " ")+`"`)
+		return rt.fail(w, r, e.denied, e.issuer, token)
+	}
+	rt.pass(r, e, &rt.dpopSource)
+	if !rt.forwardToken {
+		// The proof goes with the token: without it the upstream has
+		// nothing to replay, with it (forward_token) it can verify both.
+		delete(r.Header, textproto.CanonicalMIMEHeaderKey(identity.HTTPHeaderDPoP))
+	}
+	if repl, ok := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer); ok {
+		repl.Set(placeholderDPoPJKT, e.dpopJKT)
+	}
+	return next.ServeHTTP(w, r)
+}
+
+// rejectDPoP is reject for a request that used the DPoP scheme: the
+// challenge is in that scheme.
+func (rt *runtime) rejectDPoP(w http.ResponseWriter, r *http.Request, rsn reason, err error, token string) error {
+	if c := rt.dpopChallenges[rsn]; c != "" {
+		w.Header().Set("WWW-Authenticate", c)
+	}
+	return rt.rejectWith(w, r, rsn, err, token)
+}
+
+// rejectProof refuses a request whose DPoP proof failed a check, with an
+// invalid_dpop_proof challenge naming the check. Only the check is logged:
+// the proof's contents, like the token, stay out of the logs.
+func (rt *runtime) rejectProof(w http.ResponseWriter, r *http.Request, err error, token string) error {
+	c := rt.dpopChallenges[reasonDPoPProof]
+	check := identity.DPoPCheck("unknown")
+	var pe *identity.DPoPProofError
+	if errors.As(err, &pe) {
+		check = pe.Check
+		if pc, ok := rt.proofChallenges[pe.Check]; ok {
+			c = pc
+		}
+	}
+	w.Header().Set("WWW-Authenticate", c)
+	return rt.rejectWith(w, r, reasonDPoPProof, fmt.Errorf("%w: check %s", identity.ErrDPoPProof, check), token)
+}
+
+// requestTarget returns the method and the absolute URI, without query,
+// that the client addressed: what the proof's htm and htu must match.
+//
+// Method and path are those of the request as it reached Caddy, before any
+// rewrite, uri or handle_path changed them. The scheme is https when the
+// connection to Caddy is TLS, the host the Host header. Only when the
+// connection comes from one of the server's trusted_proxies do a single
+// X-Forwarded-Proto (http or https) and X-Forwarded-Host take their place,
+// as reverse_proxy passes them on; from anyone else they are ignored, so a
+// client cannot pick the URI its proof is checked against.
+func requestTarget(r *http.Request) (method, uri string) {
+	method, path := r.Method, r.URL.EscapedPath()
+	if orig, ok := r.Context().Value(caddyhttp.OriginalRequestCtxKey).(http.Request); ok && orig.URL != nil {
+		method, path = orig.Method, orig.URL.EscapedPath()
+	}
+	scheme, host := "http", r.Host
+	if r.TLS != nil {
+		scheme = "https"
+	}
+	if trusted, _ := caddyhttp.GetVar(r.Context(), caddyhttp.TrustedProxyVarKey).(bool); trusted {
+		if v, ok := forwardedValue(r.Header, "X-Forwarded-Proto"); ok && (v == "http" || v == "https") {
+			scheme = v
+		}
+		if v, ok := forwardedValue(r.Header, "X-Forwarded-Host"); ok && !strings.ContainsAny(v, "/?#@\\") {
+			host = v
+		}
+	}
+	if path == "" || path[0] != '/' {
+		path = "/" + path
+	}
+	return method, scheme + "://" + host + path
+}
+
+// forwardedValue returns the value of a forwarding header sent once with a
+// single, non-empty element; a list (one entry per proxy) is ambiguous and
+// ignored.
+func forwardedValue(hdr http.Header, name string) (string, bool) {
+	vals := hdr[name]
+	if len(vals) != 1 {
+		return "", false
+	}
+	v := strings.TrimSpace(vals[0])
+	if v == "" || strings.Contains(v, ",") {
+		return "", false
+	}
+	return strings.ToLower(v), true
+}
