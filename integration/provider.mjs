@@ -13,6 +13,7 @@
 //
 // Once listening it writes readyFile ({"issuer","port","version","node","pid"}) and logs one line per
 // request to stdout. It exits on SIGTERM/SIGINT.
+import { randomBytes } from 'node:crypto';
 import { readFileSync, writeFileSync, renameSync } from 'node:fs';
 import http from 'node:http';
 import { createRequire } from 'node:module';
@@ -35,6 +36,14 @@ const defaultAccount = 'alice';
 const RESOURCE_SCOPES = 'api:read api:write';
 const REDIRECT_URI = 'http://127.0.0.1/callback';
 const DEVICE_GRANT = 'urn:ietf:params:oauth:grant-type:device_code';
+
+// DPoP (RFC 9449): test-client-dpop must send a proof with every token request (dpop_bound_access_tokens);
+// test-client-dpop-nonce must put a server nonce in its proofs at the token endpoint, and so must the user of its
+// access tokens at the userinfo endpoint. Other clients may use DPoP without a nonce (the provider still sends
+// DPoP-Nonce headers, since nonces are enabled).
+const DPOP_CLIENT = 'test-client-dpop';
+const DPOP_NONCE_CLIENT = 'test-client-dpop-nonce';
+const nonceClientTokens = new Set();
 
 // Resource indicators decide the access token format:
 //   contains "opaque" → opaque token; contains "es256" → JWT signed ES256; anything else → JWT signed
@@ -82,6 +91,38 @@ const clients = [
     redirect_uris: [REDIRECT_URI],
   },
 ];
+clients.push(
+  {
+    client_id: DPOP_CLIENT,
+    client_secret: 'test-secret-dpop',
+    token_endpoint_auth_method: 'client_secret_basic',
+    grant_types: ['client_credentials', 'authorization_code', 'refresh_token'],
+    response_types: ['code'],
+    redirect_uris: [REDIRECT_URI],
+    dpop_bound_access_tokens: true,
+  },
+  {
+    client_id: DPOP_NONCE_CLIENT,
+    client_secret: 'test-secret-dpop-nonce',
+    token_endpoint_auth_method: 'client_secret_basic',
+    grant_types: ['client_credentials', 'authorization_code'],
+    response_types: ['code'],
+    redirect_uris: [REDIRECT_URI],
+  },
+  {
+    // Signed responses: userinfo as application/jwt (OIDC Core §5.3.2) and, when asked with Accept:
+    // application/token-introspection+jwt, introspection as an RFC 9701 JWT, both ES256. (Every other client
+    // also gets RS256 JWT introspection when it asks: RS256 is oidc-provider's default for the metadata.)
+    client_id: 'test-client-signed',
+    client_secret: 'test-secret-signed',
+    token_endpoint_auth_method: 'client_secret_basic',
+    grant_types: ['client_credentials', 'authorization_code'],
+    response_types: ['code'],
+    redirect_uris: [REDIRECT_URI],
+    userinfo_signed_response_alg: 'ES256',
+    introspection_signed_response_alg: 'ES256',
+  },
+);
 if (cfg.clientJWKS && Array.isArray(cfg.clientJWKS.keys) && cfg.clientJWKS.keys.length > 0) {
   clients.push({
     client_id: 'test-client-jwt',
@@ -123,8 +164,26 @@ const configuration = {
       return `/interaction/${interaction.uid}`;
     },
   },
+  enabledJWA: {
+    // oidc-provider's default is ES256 and EdDSA; identity.NewDPoPKey makes ES256 or RS256 keys.
+    dPoPSigningAlgValues: ['ES256', 'RS256', 'EdDSA'],
+  },
   features: {
     devInteractions: { enabled: false },
+    dPoP: {
+      enabled: true,
+      nonceSecret: randomBytes(32),
+      requireNonce(ctx) {
+        if (ctx.oidc?.client?.clientId === DPOP_NONCE_CLIENT) {
+          return true; // token endpoint: the client is authenticated before the proof is checked
+        }
+        // userinfo: the client is not known yet, the token is.
+        const m = /^DPoP\s+(\S+)$/i.exec(ctx.get('authorization') || '');
+        return !!m && nonceClientTokens.has(m[1]);
+      },
+    },
+    jwtUserinfo: { enabled: true },
+    jwtIntrospection: { enabled: true },
     clientCredentials: { enabled: true },
     introspection: {
       enabled: true,
@@ -233,6 +292,10 @@ server.listen(cfg.port || 0, host, () => {
     const to = await provider.interactionResult(ctx.req, ctx.res, result, { mergeWithLastSubmission: true });
     ctx.redirect(to);
     ctx.status = 303;
+  });
+
+  provider.on('access_token.saved', (token) => {
+    if (token.clientId === DPOP_NONCE_CLIENT) nonceClientTokens.add(token.jti);
   });
 
   provider.on('server_error', (ctx, err) => {
