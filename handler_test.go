@@ -41,9 +41,11 @@ type upstreamSeen struct {
 type hxResult struct {
 	status    int
 	challenge string
-	err       error
-	up        upstreamSeen
-	repl      *caddy.Replacer
+	// challenges are all WWW-Authenticate lines; challenge is the first.
+	challenges []string
+	err        error
+	up         upstreamSeen
+	repl       *caddy.Replacer
 }
 
 // newHX provisions h (with a debug-level observed logger) and cleans it up
@@ -94,6 +96,7 @@ func (x *hx) do(r *http.Request) hxResult {
 		x.t.Fatalf("ServeHTTP returned a non-handler error: %v", res.err)
 	}
 	res.challenge = w.Header().Get("WWW-Authenticate")
+	res.challenges = w.Header().Values("WWW-Authenticate")
 	return res
 }
 
