@@ -489,3 +489,81 @@ func TestCaddyOutageResponse(t *testing.T) {
 		t.Fatalf("upstream reached %d times during the outage", n)
 	}
 }
+
+// TestCaddyDPoP runs DPoP through a real Caddy: the proof's htu is the URI
+// the client addressed (before handle_path stripped the prefix), the token
+// and proof do not reach the upstream, and {http.auth.identity.dpop_jkt}
+// is usable by later handlers.
+func TestCaddyDPoP(t *testing.T) {
+	iss := identitytest.NewIssuer(t)
+	up := newRecorder(t)
+	tester := ctLoad(t, fmt.Sprintf(`%s {
+	handle_path /api/* {
+		identity {
+			issuer %s
+			audience api
+			dpop require
+		}
+		request_header X-Dpop-Jkt {http.auth.identity.dpop_jkt}
+		reverse_proxy %s
+	}
+	handle {
+		identity {
+			issuer %s
+			audience api
+		}
+		reverse_proxy %s
+	}
+}
+`, ctSite, iss.URL, up.addr(), iss.URL, up.addr()))
+	key := newDPoPKey(t)
+	tok := boundToken(t, iss, key, nil)
+	plain := iss.Token(t, "bob", nil)
+	dpop := func(htu string) [][2]string {
+		return [][2]string{{"Authorization", "DPoP " + tok}, {"DPoP", proofFor(t, key, "GET", htu, tok)}, {"X-User-Id", "evil"}}
+	}
+
+	st, _, _ := ctDo(t, tester, "/api/orders", dpop(ctSite+"/api/orders"))
+	if st != 200 {
+		t.Fatalf("valid DPoP request: %d", st)
+	}
+	n, seen := up.take()
+	if n != 1 || seen.Get("Authorization") != "" || seen.Get("DPoP") != "" {
+		t.Fatalf("upstream saw the token or proof: %v", seen)
+	}
+	if seen.Get("X-User-Id") != "alice" || seen.Get("X-Dpop-Jkt") != key.Thumbprint() {
+		t.Fatalf("upstream identity: X-User-Id %q, X-Dpop-Jkt %q", seen.Get("X-User-Id"), seen.Get("X-Dpop-Jkt"))
+	}
+
+	replayed := [][2]string{{"Authorization", "DPoP " + tok}, {"DPoP", proofFor(t, key, "GET", ctSite+"/api/x", tok)}}
+	if st, _, _ := ctDo(t, tester, "/api/x", replayed); st != 200 {
+		t.Fatalf("first use of a proof: %d", st)
+	}
+	up.take()
+	for _, c := range []struct {
+		name string
+		path string
+		hdr  [][2]string
+		want string
+	}{
+		{"replayed proof", "/api/x", replayed, `error="invalid_dpop_proof"`},
+		{"proof for the stripped path", "/api/orders", dpop(ctSite + "/orders"), `error="invalid_dpop_proof"`},
+		{"bearer where DPoP is required", "/api/orders", [][2]string{authz(plain), {"X-User-Id", "evil"}}, `DPoP realm="restricted", algs=`},
+		{"bound token as bearer (default allow)", "/other", [][2]string{authz(tok)}, `error="invalid_token"`},
+	} {
+		st, ch, _ := ctDo(t, tester, c.path, c.hdr)
+		if st != 401 || !strings.Contains(ch, c.want) {
+			t.Errorf("%s: %d %q, want 401 with %s", c.name, st, ch, c.want)
+		}
+		if n, _ := up.take(); n != 0 {
+			t.Errorf("%s: upstream reached", c.name)
+		}
+	}
+	// The default handler takes DPoP too.
+	if st, _, _ := ctDo(t, tester, "/other", dpop(ctSite+"/other")); st != 200 {
+		t.Fatalf("DPoP with the default mode: %d", st)
+	}
+	if _, seen := up.take(); seen.Get("X-User-Id") != "alice" || seen.Get("Authorization") != "" || seen.Get("DPoP") != "" {
+		t.Fatalf("default mode upstream: %v", seen)
+	}
+}

@@ -199,6 +199,9 @@ func TestUnmarshalCaddyfileErrors(t *testing.T) {
 		{"top jwks and block jwks", "identity {\nissuer https://a {\njwks_url https://k1\n}\njwks_file /k2\n}", "both at top level"},
 		{"empty require_scope", "identity {\nrequire_scope\n}", "wrong argument count"},
 		{"empty require_claim", "identity {\nrequire_claim\n}", "wrong argument count"},
+		{"dpop without mode", "identity {\ndpop\n}", "wrong argument count"},
+		{"dpop unknown mode", "identity {\ndpop maybe\n}", "want off, allow or require"},
+		{"dpop twice", "identity {\ndpop off\ndpop require\n}", "dpop given twice"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -351,6 +354,7 @@ func TestAdaptRoundTrip(t *testing.T) {
 		realm api
 		cache_size 0
 		max_token_size 4096
+		dpop off
 	}`
 	input := "example.com {\n\t" + strings.ReplaceAll(block, "\n\t", "\n\t") + "\n\treverse_proxy localhost:8080\n}\n"
 	cfg := adaptCaddyfileLenient(t, input)
@@ -674,5 +678,44 @@ func TestCheckConfigProviderErrors(t *testing.T) {
 	anyTenant.Issuers[0].Tenants, anyTenant.Issuers[0].AnyTenant = nil, true
 	if err := anyTenant.checkConfig(); err != nil {
 		t.Fatalf("any tenant: %v", err)
+	}
+}
+
+// TestCaddyfileDPoP parses each dpop mode, checks the configuration and
+// adapts it to the JSON the handler decodes.
+func TestCaddyfileDPoP(t *testing.T) {
+	for _, mode := range []string{"off", "allow", "require"} {
+		t.Run(mode, func(t *testing.T) {
+			block := "identity {\n\tissuer https://auth.example.com\n\taudience api\n\tdpop " + mode + "\n}"
+			var direct Handler
+			if err := direct.UnmarshalCaddyfile(caddyfile.NewTestDispenser(block)); err != nil {
+				t.Fatal(err)
+			}
+			if direct.DPoP != mode {
+				t.Fatalf("DPoP = %q, want %q", direct.DPoP, mode)
+			}
+			if err := direct.checkConfig(); err != nil {
+				t.Fatal(err)
+			}
+			hs := identityHandlers(t, adaptCaddyfile(t, "example.com {\n"+indent(block)+"}\n"))
+			if len(hs) != 1 || !strings.Contains(string(hs[0]), `"dpop":"`+mode+`"`) {
+				t.Fatalf("adapted: %s", hs)
+			}
+			var fromJSON Handler
+			if err := json.Unmarshal(hs[0], &fromJSON); err != nil {
+				t.Fatal(err)
+			}
+			if !reflect.DeepEqual(fromJSON, direct) {
+				t.Fatalf("JSON round trip differs: %s", hs[0])
+			}
+		})
+	}
+	// require with another token place is refused when the config is checked.
+	var h Handler
+	if err := h.UnmarshalCaddyfile(caddyfile.NewTestDispenser("identity {\nissuer https://a\naudience api\ndpop require\ntoken_from cookie at\n}")); err != nil {
+		t.Fatal(err)
+	}
+	if err := h.checkConfig(); err == nil || !strings.Contains(err.Error(), "only in the Authorization header") {
+		t.Fatalf("checkConfig = %v", err)
 	}
 }
