@@ -310,9 +310,11 @@ func TestDPoPNonceAgainstProvider(t *testing.T) {
 	})
 }
 
-// userTokenWithDPoP runs the authorization code flow for client (as login
-// hint account) and exchanges the code with a DPoP proof of key.
-func userTokenWithDPoP(t *testing.T, p *oidcProvider, doc *identity.DiscoveryDocument, auth identity.ClientAuth, key *identity.DPoPKey, account string) *identity.TokenResponse {
+// userToken runs the authorization code flow for a confidential client
+// (scopes openid email profile, logged in as account through login_hint)
+// and exchanges the code, with a DPoP proof of key unless key is nil; a key
+// must get a DPoP-bound access token.
+func userToken(t *testing.T, p *oidcProvider, doc *identity.DiscoveryDocument, auth identity.ClientAuth, key *identity.DPoPKey, account string) *identity.TokenResponse {
 	t.Helper()
 	pk := identity.NewPKCE()
 	state := identity.GenerateState()
@@ -339,8 +341,8 @@ func userTokenWithDPoP(t *testing.T, p *oidcProvider, doc *identity.DiscoveryDoc
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !tok.DPoPBound() || tok.AccessToken == "" {
-		t.Fatalf("token response %+v, want a DPoP-bound access token", tok)
+	if tok.AccessToken == "" || tok.DPoPBound() != (key != nil) {
+		t.Fatalf("token response %+v (DPoP key: %v)", tok, key != nil)
 	}
 	return tok
 }
@@ -378,7 +380,7 @@ func TestDPoPUserTokenAgainstProvider(t *testing.T) {
 
 	t.Run("code exchange bound, userinfo through DoDPoPRequest", func(t *testing.T) {
 		key := newDPoPKey(t, "ES256")
-		tok := userTokenWithDPoP(t, p, doc, identity.ClientSecretBasicAuth(testDPoPClientID, testDPoPClientSecret), key, "erin")
+		tok := userToken(t, p, doc, identity.ClientSecretBasicAuth(testDPoPClientID, testDPoPClientSecret), key, "erin")
 		client, rec := newRecordingClient()
 		status, claims := dpopUserInfo(t, client, key, doc.UserInfoEndpoint, tok.AccessToken)
 		if status != http.StatusOK || claims["sub"] != "erin" || claims["email"] != "erin@example.test" {
@@ -424,7 +426,7 @@ func TestDPoPUserTokenAgainstProvider(t *testing.T) {
 
 	t.Run("resource nonce: use_dpop_nonce challenge, one retry", func(t *testing.T) {
 		key := newDPoPKey(t, "RS256")
-		tok := userTokenWithDPoP(t, p, doc, identity.ClientSecretBasicAuth(testDPoPNonceClientID, testDPoPNonceClientSecret), key, "frank")
+		tok := userToken(t, p, doc, identity.ClientSecretBasicAuth(testDPoPNonceClientID, testDPoPNonceClientSecret), key, "frank")
 		// The token endpoint's nonce is remembered for the origin, which is
 		// also the userinfo endpoint's: no retry.
 		client, rec := newRecordingClient()

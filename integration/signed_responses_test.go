@@ -23,39 +23,6 @@ const (
 	testSignedClientSecret = "test-secret-signed"
 )
 
-// userTokenFor runs the authorization code flow (scopes openid email
-// profile, account login_hint) for a confidential client and returns the
-// token response.
-func userTokenFor(t *testing.T, p *oidcProvider, doc *identity.DiscoveryDocument, auth identity.ClientAuth, account string) *identity.TokenResponse {
-	t.Helper()
-	pk := identity.NewPKCE()
-	state := identity.GenerateState()
-	authURL, err := identity.AuthorizationRequest{
-		Address: doc.AuthorizationEndpoint, ClientID: auth.ClientID, RedirectURI: testRedirectURI,
-		Scopes: []string{"openid", "email", "profile"}, State: state, Nonce: identity.GenerateNonce(),
-		CodeChallenge: pk.Challenge, LoginHint: account,
-	}.URL()
-	if err != nil {
-		t.Fatal(err)
-	}
-	final, status, body := newBrowser(t).follow(p, authURL, nil)
-	if !strings.HasPrefix(final.String(), testRedirectURI) {
-		t.Fatalf("authorization ended at %s (status %d): %s", final, status, body)
-	}
-	cb, err := identity.ParseAuthorizationCallbackURL(final.String(), state)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tok, err := identity.RequestAuthorizationCodeToken(clientsContext(t), nil, identity.AuthorizationCodeTokenRequest{
-		ProtocolRequest: identity.ProtocolRequest{Address: doc.TokenEndpoint, ClientAuth: auth},
-		Code:            cb.Code, RedirectURI: testRedirectURI, CodeVerifier: pk.Verifier,
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return tok
-}
-
 // rawResponse sends req and returns the status, Content-Type and body.
 func rawResponse(t *testing.T, req *http.Request) (int, string, string) {
 	t.Helper()
@@ -73,7 +40,7 @@ func TestSignedUserInfoAgainstProvider(t *testing.T) {
 	doc := providerDiscovery(t, p)
 	ctx := clientsContext(t)
 	prov := identityProvider(t, p)
-	tok := userTokenFor(t, p, doc, identity.ClientSecretBasicAuth(testSignedClientID, testSignedClientSecret), "dave")
+	tok := userToken(t, p, doc, identity.ClientSecretBasicAuth(testSignedClientID, testSignedClientSecret), nil, "dave")
 
 	// On the wire: application/jwt, ES256, iss and aud of the client.
 	req, err := http.NewRequest(http.MethodGet, doc.UserInfoEndpoint, nil)
@@ -131,7 +98,7 @@ func TestSignedUserInfoAgainstProvider(t *testing.T) {
 	}
 
 	t.Run("unsigned client still JSON", func(t *testing.T) {
-		plain := userTokenFor(t, p, doc, identity.ClientSecretBasicAuth(testClientID, testClientSecret), "dave")
+		plain := userToken(t, p, doc, identity.ClientSecretBasicAuth(testClientID, testClientSecret), nil, "dave")
 		info, err := identity.RequestUserInfo(ctx, nil, identity.UserInfoRequest{Address: doc.UserInfoEndpoint,
 			Token: plain.AccessToken, Keys: prov, ExpectedSubject: "dave"})
 		if err != nil || info.Signed || info.Email != "dave@example.test" {
@@ -158,7 +125,7 @@ func TestSignedIntrospectionAgainstProvider(t *testing.T) {
 		return identity.IntrospectionRequest{
 			ProtocolRequest: identity.ProtocolRequest{Address: doc.IntrospectionEndpoint, ClientAuth: auth},
 			Token:           token, TokenTypeHint: identity.TokenTypeHintAccessToken,
-			RequestJWT:      true, Keys: prov, Issuer: p.URL(),
+			RequestJWT: true, Keys: prov, Issuer: p.URL(),
 		}
 	}
 
@@ -188,12 +155,15 @@ func TestSignedIntrospectionAgainstProvider(t *testing.T) {
 	for _, tc := range []struct {
 		name string
 		auth identity.ClientAuth
+		alg  string
 	}{
-		{"ES256 (introspection_signed_response_alg)", signed},
-		{"RS256 (oidc-provider's default for other clients)", basic},
+		{"ES256 (introspection_signed_response_alg)", signed, "ES256"},
+		{"RS256 (oidc-provider's default for other clients)", basic, "RS256"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			r, err := identity.IntrospectToken(ctx, nil, request(tc.auth, tok.AccessToken))
+			req := request(tc.auth, tok.AccessToken)
+			req.Algorithms = []string{tc.alg} // the only one allowed: proves which alg signed
+			r, err := identity.IntrospectToken(ctx, nil, req)
 			if err != nil {
 				t.Fatal(err)
 			}
