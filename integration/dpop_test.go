@@ -310,18 +310,17 @@ func TestDPoPNonceAgainstProvider(t *testing.T) {
 	})
 }
 
-// userToken runs the authorization code flow for a confidential client
-// (scopes openid email profile, logged in as account through login_hint)
-// and exchanges the code, with a DPoP proof of key unless key is nil; a key
-// must get a DPoP-bound access token.
-func userToken(t *testing.T, p *oidcProvider, doc *identity.DiscoveryDocument, auth identity.ClientAuth, key *identity.DPoPKey, account string) *identity.TokenResponse {
+// authorizationCode runs the authorization code flow for clientID (scopes
+// openid email profile, logged in as account through login_hint, dpop_jkt
+// when set) and returns the code exchange request without DPoP key.
+func authorizationCode(t *testing.T, p *oidcProvider, doc *identity.DiscoveryDocument, auth identity.ClientAuth, account, dpopJKT string) identity.AuthorizationCodeTokenRequest {
 	t.Helper()
 	pk := identity.NewPKCE()
 	state := identity.GenerateState()
 	authURL, err := identity.AuthorizationRequest{
 		Address: doc.AuthorizationEndpoint, ClientID: auth.ClientID, RedirectURI: testRedirectURI,
 		Scopes: []string{"openid", "email", "profile"}, State: state, Nonce: identity.GenerateNonce(),
-		CodeChallenge: pk.Challenge, LoginHint: account,
+		CodeChallenge: pk.Challenge, LoginHint: account, DPoPJKT: dpopJKT,
 	}.URL()
 	if err != nil {
 		t.Fatal(err)
@@ -334,10 +333,20 @@ func userToken(t *testing.T, p *oidcProvider, doc *identity.DiscoveryDocument, a
 	if err != nil {
 		t.Fatal(err)
 	}
-	tok, err := identity.RequestAuthorizationCodeToken(clientsContext(t), nil, identity.AuthorizationCodeTokenRequest{
-		ProtocolRequest: identity.ProtocolRequest{Address: doc.TokenEndpoint, ClientAuth: auth, DPoP: key},
+	return identity.AuthorizationCodeTokenRequest{
+		ProtocolRequest: identity.ProtocolRequest{Address: doc.TokenEndpoint, ClientAuth: auth},
 		Code:            cb.Code, RedirectURI: testRedirectURI, CodeVerifier: pk.Verifier,
-	})
+	}
+}
+
+// userToken runs the authorization code flow for a confidential client
+// (see authorizationCode) and exchanges the code, with a DPoP proof of key
+// unless key is nil; a key must get a DPoP-bound access token.
+func userToken(t *testing.T, p *oidcProvider, doc *identity.DiscoveryDocument, auth identity.ClientAuth, key *identity.DPoPKey, account string) *identity.TokenResponse {
+	t.Helper()
+	req := authorizationCode(t, p, doc, auth, account, "")
+	req.DPoP = key
+	tok, err := identity.RequestAuthorizationCodeToken(clientsContext(t), nil, req)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -345,6 +354,41 @@ func userToken(t *testing.T, p *oidcProvider, doc *identity.DiscoveryDocument, a
 		t.Fatalf("token response %+v (DPoP key: %v)", tok, key != nil)
 	}
 	return tok
+}
+
+// TestDPoPAuthorizationCodeJKTAgainstProvider binds the code to a key with
+// AuthorizationRequest.DPoPJKT (dpop_jkt, RFC 9449 §10): only a proof of that
+// key redeems it.
+func TestDPoPAuthorizationCodeJKTAgainstProvider(t *testing.T) {
+	p := startProvider(t, providerOptions{})
+	doc := providerDiscovery(t, p)
+	ctx := clientsContext(t)
+	auth := identity.ClientSecretBasicAuth(testClientID, testClientSecret) // not dpop_bound_access_tokens
+	key := newDPoPKey(t, "ES256")
+
+	t.Run("proof of the key", func(t *testing.T) {
+		req := authorizationCode(t, p, doc, auth, "gina", key.Thumbprint())
+		req.DPoP = key
+		tok, err := identity.RequestAuthorizationCodeToken(ctx, nil, req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !tok.DPoPBound() {
+			t.Errorf("token_type %q", tok.TokenType)
+		}
+	})
+	for _, tc := range []struct {
+		name string
+		key  *identity.DPoPKey
+	}{{"proof of another key", newDPoPKey(t, "ES256")}, {"no proof", nil}} {
+		t.Run(tc.name, func(t *testing.T) {
+			req := authorizationCode(t, p, doc, auth, "gina", key.Thumbprint())
+			req.DPoP = tc.key
+			_, err := identity.RequestAuthorizationCodeToken(ctx, nil, req)
+			pe := expectProtocolError(t, err, http.StatusBadRequest, identity.ErrorInvalidGrant)
+			t.Logf("%s: %s", tc.name, pe.Description)
+		})
+	}
 }
 
 // dpopUserInfo GETs the userinfo endpoint with DoDPoPRequest and decodes the
