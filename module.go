@@ -714,7 +714,6 @@ func (h *Handler) Cleanup() error {
 	h.rt.acquired = nil
 	if h.rt.cache != nil {
 		h.rt.cache.close()
-		h.rt.cache = nil // Cleanup may run twice; closing twice panics
 	}
 	if h.rt.replay != nil {
 		errs = append(errs, h.rt.replay.Close())

@@ -3,6 +3,7 @@ package caddyidentity
 import (
 	"crypto/sha256"
 	"strings"
+	"sync"
 	"time"
 	"unsafe"
 
@@ -61,8 +62,9 @@ type tokenCache struct {
 	c   *otter.Cache[tokenKey, *cacheEntry]
 	now func() time.Time
 
-	stop chan struct{} // closed by close: the sweeper returns
-	done chan struct{} // closed by the sweeper when it has returned
+	stop      chan struct{} // closed by close: the sweeper returns
+	done      chan struct{} // closed by the sweeper when it has returned
+	closeOnce sync.Once
 }
 
 // sweepInterval is how often the cache drops the entries of expired tokens.
@@ -178,10 +180,13 @@ func (tc *tokenCache) len() int {
 	return tc.c.EstimatedSize()
 }
 
-// close stops the sweeper and drops every entry.
+// close stops the sweeper and drops every entry. It may be called more than
+// once (Caddy may clean a handler up twice).
 func (tc *tokenCache) close() {
-	close(tc.stop)
-	<-tc.done
-	tc.c.InvalidateAll()
-	tc.c.StopAllGoroutines()
+	tc.closeOnce.Do(func() {
+		close(tc.stop)
+		<-tc.done
+		tc.c.InvalidateAll()
+		tc.c.StopAllGoroutines()
+	})
 }
