@@ -91,7 +91,7 @@ func (rt *runtime) authenticate(ctx context.Context, token string) (*cacheEntry,
 	if err != nil {
 		return nil, classify(err), err
 	}
-	e := rt.newEntry(t, len(token))
+	e := rt.newEntry(t, token)
 	if rt.cache != nil && !e.expires.IsZero() {
 		rt.cache.put(token, e)
 	}

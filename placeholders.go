@@ -1,6 +1,7 @@
 package caddyidentity
 
 import (
+	"encoding/base64"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -23,12 +24,19 @@ const (
 // cacheEntry is everything the handler needs to answer a request with an
 // already verified token, computed once when the token was verified: no
 // parsing, JSON or rule evaluation happens on a cache hit.
+//
+// It does not keep the decoded claims, which would be most of its memory
+// (a map and some thirty heap objects per token, for the collector to scan
+// on every cycle): the claim headers, the policy's verdict and the subject
+// are computed up front, and the claims are decoded again from the signing
+// input only when a placeholder asks for one (see claims).
 type cacheEntry struct {
-	claims *identity.Claims
 	// signingInput is the verified token's header.payload (see tokenCache).
 	signingInput string
-	issuer       string
-	thumbprint   string
+	// decoded holds the claims once a placeholder has needed them.
+	decoded    atomic.Pointer[identity.Claims]
+	issuer     string
+	thumbprint string
 	// keys is the issuer's key source and keyVersion the version of its
 	// key set in which the token's key was last seen (see keyPublished).
 	keys       identity.KeySource
@@ -60,14 +68,16 @@ type headerValue struct {
 	value string
 }
 
-// newEntry computes the cache entry of a verified token of n bytes.
-func (rt *runtime) newEntry(t *identity.Token, n int) *cacheEntry {
+// newEntry computes the cache entry of the verified token t, whose
+// compact form is token.
+func (rt *runtime) newEntry(t *identity.Token, token string) *cacheEntry {
+	signingInput, _, _ := splitToken(token)
 	e := &cacheEntry{
-		claims:     t.Claims,
-		issuer:     t.Issuer,
-		thumbprint: t.KeyThumbprint,
-		weight:     weightOf(n),
-		subject:    t.Claims.Subject,
+		signingInput: signingInput, // tokenCache.put keeps a copy instead
+		issuer:       t.Issuer,
+		thumbprint:   t.KeyThumbprint,
+		weight:       weightOf(len(token)),
+		subject:      t.Claims.Subject,
 	}
 	if !t.Claims.Expiry.IsZero() {
 		e.expires = t.Claims.Expiry.Add(rt.leeway)
@@ -139,9 +149,37 @@ func (e *cacheEntry) replace(key string) (any, bool) {
 	case rest == placeholderIssuer:
 		return e.issuer, true
 	case strings.HasPrefix(rest, placeholderUserPrefix):
-		return e.claims.String(rest[len(placeholderUserPrefix):])
+		c := e.claims()
+		if c == nil {
+			return nil, false
+		}
+		return c.String(rest[len(placeholderUserPrefix):])
 	}
 	return nil, false
+}
+
+// claims returns the token's claims, decoded from the signing input the
+// first time they are needed (by concurrent requests, perhaps more than
+// once; all get equal claims). The payload was verified with the token, so
+// decoding cannot fail but on a broken entry: then nil.
+func (e *cacheEntry) claims() *identity.Claims {
+	if c := e.decoded.Load(); c != nil {
+		return c
+	}
+	_, payload, ok := strings.Cut(e.signingInput, ".")
+	if !ok {
+		return nil
+	}
+	raw, err := base64.RawURLEncoding.DecodeString(payload)
+	if err != nil {
+		return nil
+	}
+	c, err := identity.ParseClaims(raw)
+	if err != nil {
+		return nil
+	}
+	e.decoded.Store(c)
+	return c
 }
 
 // sanitizeHeaderValue replaces control characters (other than tab), which

@@ -573,3 +573,49 @@ func TestTokenCacheCorrectnessSweepDropsExpired(t *testing.T) {
 	}
 	ccExpect(t, h, long, http.StatusOK, "", true)
 }
+
+// TestTokenCacheCorrectnessClaimsDecodedOnDemand: an entry does not keep
+// the decoded claims; the first placeholder that needs one decodes them
+// from the signing input, and concurrent requests all get the same values.
+func TestTokenCacheCorrectnessClaimsDecodedOnDemand(t *testing.T) {
+	iss := identitytest.NewIssuer(t)
+	h := ccProvision(t, ccHandler(iss, nil, nil), nil)
+	tok := iss.Token(t, "alice", map[string]any{
+		"email":        "alice@example.com",
+		"realm_access": map[string]any{"roles": []any{"admin", "dev"}},
+	})
+	ccExpect(t, h, tok, http.StatusOK, "", false)
+	ccExpect(t, h, tok, http.StatusOK, "", true)
+	e, ok := h.rt.cache.peek(tok)
+	if !ok {
+		t.Fatal("token not cached")
+	}
+	if e.decoded.Load() != nil {
+		t.Fatal("the entry holds decoded claims before any placeholder asked for them")
+	}
+	want := map[string]string{
+		"http.auth.user.id":                 "alice",
+		"http.auth.user.email":              "alice@example.com",
+		"http.auth.user.realm_access.roles": "admin, dev",
+		"http.auth.identity.issuer":         iss.URL,
+	}
+	var wg sync.WaitGroup
+	for range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for key, w := range want {
+				if v, ok := e.replace(key); !ok || fmt.Sprint(v) != w {
+					t.Errorf("%s = %v, %v; want %q", key, v, ok, w)
+				}
+			}
+			if v, ok := e.replace("http.auth.user.nope"); ok {
+				t.Errorf("absent claim resolved to %v", v)
+			}
+		}()
+	}
+	wg.Wait()
+	if e.decoded.Load() == nil {
+		t.Fatal("claims not kept once decoded")
+	}
+}
