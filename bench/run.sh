@@ -3,7 +3,9 @@
 #
 # Builds ./cmd/caddy and the helper bench/server, starts on loopback an
 # upstream and a demo OpenID provider (discovery + JWKS), then measures with
-# wrk, interleaved A B C D for ROUNDS rounds:
+# wrk, interleaved for ROUNDS rounds (A B C D, then D C B A, and so on, so
+# that a drift of the shared machine's speed within a round does not favour
+# the configurations measured first):
 #   (a) stock reverse_proxy
 #   (b) identity + reverse_proxy, one token repeated
 #   (c) the same configuration as (b) (its own Caddy), 10,000 distinct valid
@@ -18,15 +20,15 @@
 # at least two CPUs). Everything listens on 127.0.0.1 only. Results go to
 # bench/results/<UTC time>/ (summary.md, results.tsv, raw wrk output, logs).
 #
-# Knobs (environment): ROUNDS=4 DURATION=3 (s per measured run) WARMUP=1 (s)
+# Knobs (environment): ROUNDS=6 DURATION=2 (s per measured run) WARMUP=1 (s)
 # CONNS=32 THREADS=2 TOKENS=10000 MEMORY=1 FLOOD=50000 OUT=<dir>.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 BENCH=$ROOT/bench
 BIN=$BENCH/.bin
-ROUNDS=${ROUNDS:-4}
-DURATION=${DURATION:-3}
+ROUNDS=${ROUNDS:-6}
+DURATION=${DURATION:-2}
 WARMUP=${WARMUP:-1}
 CONNS=${CONNS:-32}
 THREADS=${THREADS:-2}
@@ -237,15 +239,25 @@ measure() {
 }
 
 : >"$OUT/results.tsv"
+CONFIGS=(a b c d)
+measure_config() { # round config
+	case $2 in
+	a) measure "$1" "(a) stock reverse_proxy" a "$PORT_A" "$OUT/token-one.txt" ;;
+	b) measure "$1" "(b) identity, 1 token" b "$PORT_B" "$OUT/token-one.txt" ;;
+	c) measure "$1" "(c) identity, $TOKENS tokens cycled" c "$PORT_C" "$OUT/tokens-many.txt" ;;
+	d) measure "$1" "(d) identity, cache_size 0" d "$PORT_D" "$OUT/token-one.txt" ;;
+	esac
+}
 for ((r = 1; r <= ROUNDS; r++)); do
-	measure "$r" "(a) stock reverse_proxy" a "$PORT_A" "$OUT/token-one.txt"
-	measure "$r" "(b) identity, 1 token" b "$PORT_B" "$OUT/token-one.txt"
-	measure "$r" "(c) identity, $TOKENS tokens cycled" c "$PORT_C" "$OUT/tokens-many.txt"
-	measure "$r" "(d) identity, cache_size 0" d "$PORT_D" "$OUT/token-one.txt"
+	if ((r % 2)); then
+		for c in "${CONFIGS[@]}"; do measure_config "$r" "$c"; done
+	else
+		for ((i = ${#CONFIGS[@]} - 1; i >= 0; i--)); do measure_config "$r" "${CONFIGS[i]}"; done
+	fi
 done
 
 {
-	echo "wrk -t$THREADS -c$CONNS -d${DURATION}s --latency (after ${WARMUP}s warm-up), $ROUNDS interleaved rounds," \
+	echo "wrk -t$THREADS -c$CONNS -d${DURATION}s --latency (after ${WARMUP}s warm-up), $ROUNDS interleaved rounds (order reversed every other round)," \
 		"Caddy pinned to CPU 0, wrk + upstream + issuer on CPU 1, RS256 tokens of $(awk '{print length($0); exit}' "$OUT/token-one.txt") bytes."
 	echo
 	"$BIN/server" report -file "$OUT/results.tsv"
