@@ -171,6 +171,22 @@ func TestUnmarshalCaddyfile(t *testing.T) {
 	}
 }
 
+// wantUnmarshalError requires the Caddyfile input to be refused with an
+// error containing want.
+func wantUnmarshalError(t *testing.T, input, want string) {
+	t.Helper()
+	var h Handler
+	wantErrorContaining(t, h.UnmarshalCaddyfile(caddyfile.NewTestDispenser(input)), want)
+}
+
+// wantErrorContaining requires err to contain want.
+func wantErrorContaining(t *testing.T, err error, want string) {
+	t.Helper()
+	if err == nil || !strings.Contains(err.Error(), want) {
+		t.Fatalf("err = %v, want containing %q", err, want)
+	}
+}
+
 func TestUnmarshalCaddyfileErrors(t *testing.T) {
 	tests := []struct {
 		name, input, want string
@@ -204,13 +220,7 @@ func TestUnmarshalCaddyfileErrors(t *testing.T) {
 		{"dpop twice", "identity {\ndpop off\ndpop require\n}", "dpop given twice"},
 	}
 	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			var h Handler
-			err := h.UnmarshalCaddyfile(caddyfile.NewTestDispenser(tt.input))
-			if err == nil || !strings.Contains(err.Error(), tt.want) {
-				t.Fatalf("err = %v, want containing %q", err, tt.want)
-			}
-		})
+		t.Run(tt.name, func(t *testing.T) { wantUnmarshalError(t, tt.input, tt.want) })
 	}
 }
 
@@ -252,10 +262,7 @@ func TestCheckConfigErrors(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			h := base()
 			tt.mutate(&h)
-			err := h.checkConfig()
-			if err == nil || !strings.Contains(err.Error(), tt.want) {
-				t.Fatalf("err = %v, want containing %q", err, tt.want)
-			}
+			wantErrorContaining(t, h.checkConfig(), tt.want)
 		})
 	}
 	ok := base()
@@ -618,13 +625,7 @@ func TestUnmarshalCaddyfileProviderOptionErrors(t *testing.T) {
 		{"tenants at top level", "identity {\ntenants t1\n}", "unrecognized identity option"},
 	}
 	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			var h Handler
-			err := h.UnmarshalCaddyfile(caddyfile.NewTestDispenser(tt.input))
-			if err == nil || !strings.Contains(err.Error(), tt.want) {
-				t.Fatalf("err = %v, want containing %q", err, tt.want)
-			}
-		})
+		t.Run(tt.name, func(t *testing.T) { wantUnmarshalError(t, tt.input, tt.want) })
 	}
 }
 
@@ -664,10 +665,7 @@ func TestCheckConfigProviderErrors(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			h := base()
 			tt.mutate(&h)
-			err := h.checkConfig()
-			if err == nil || !strings.Contains(err.Error(), tt.want) {
-				t.Fatalf("err = %v, want containing %q", err, tt.want)
-			}
+			wantErrorContaining(t, h.checkConfig(), tt.want)
 		})
 	}
 	ok := base()

@@ -559,11 +559,5 @@ func TestDPoPNoGoroutineLeak(t *testing.T) {
 		}
 		cancel()
 	}
-	if err := goleak.Find(ignore,
-		goleak.IgnoreTopFunction("net/http.(*persistConn).readLoop"),
-		goleak.IgnoreTopFunction("net/http.(*persistConn).writeLoop"),
-		goleak.IgnoreTopFunction("internal/poll.runtime_pollWait"),
-	); err != nil {
-		t.Fatal(err)
-	}
+	checkNoHandlerGoroutines(t, ignore)
 }

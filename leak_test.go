@@ -55,8 +55,14 @@ func TestNoGoroutineLeakAcrossReloads(t *testing.T) {
 	if _, ok := providerPool.References(fmtProviderKey(iss.URL, "", false)); ok {
 		t.Fatal("provider still pooled after the last config was cleaned up")
 	}
-	// Idle keep-alive connections of the key fetches belong to the HTTP
-	// client, not to the handler.
+	checkNoHandlerGoroutines(t, ignore)
+}
+
+// checkNoHandlerGoroutines fails the test if goroutines other than those
+// in ignore are left. Idle keep-alive connections of the key fetches are
+// not counted: they belong to the HTTP client, not to the handler.
+func checkNoHandlerGoroutines(t *testing.T, ignore goleak.Option) {
+	t.Helper()
 	if err := goleak.Find(ignore,
 		goleak.IgnoreTopFunction("net/http.(*persistConn).readLoop"),
 		goleak.IgnoreTopFunction("net/http.(*persistConn).writeLoop"),
