@@ -197,13 +197,12 @@ func (k *DPoPKey) observeResponse(uri string, status int, header http.Header, bo
 }
 
 // dpopChallengeError returns the error parameter of a DPoP
-// WWW-Authenticate challenge, "" when there is none. The auth-param syntax
-// is that of every scheme (RFC 9110 §11.2), so the Bearer parser reads it.
+// WWW-Authenticate challenge, "" when there is none.
 func dpopChallengeError(header http.Header) string {
 	for _, v := range header.Values("WWW-Authenticate") {
-		scheme, rest, _ := strings.Cut(strings.TrimSpace(v), " ")
+		scheme, _, _ := strings.Cut(strings.TrimSpace(v), " ")
 		if strings.EqualFold(scheme, AuthSchemeDPoP) {
-			return parseBearerChallenge(TokenTypeBearer + " " + rest)["error"]
+			return challengeParams(v)["error"]
 		}
 	}
 	return ""

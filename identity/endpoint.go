@@ -57,6 +57,10 @@ type endpointCall struct {
 	header      http.Header
 	limit       int64
 	allowHTTP   bool
+	// dpop, when set, sends the request with accessToken bound to this
+	// key (see [DoDPoPRequest]) instead of as it is.
+	dpop        *DPoPKey
+	accessToken string
 }
 
 // endpointResult is a response whose body has been read (within the cap).
@@ -146,7 +150,12 @@ func doEndpoint(ctx context.Context, client *http.Client, call endpointCall) (*e
 		req.Header.Set("Accept", call.accept)
 	}
 	res := &endpointResult{url: redactURL(call.address), sentAt: time.Now()}
-	resp, err := sameHostClient(client).Do(req)
+	var resp *http.Response
+	if call.dpop != nil {
+		resp, err = DoDPoPRequest(ctx, client, call.dpop, req, call.accessToken)
+	} else {
+		resp, err = sameHostClient(client).Do(req)
+	}
 	if err != nil {
 		var ue *url.Error
 		if errors.As(err, &ue) && errors.Is(ue.Err, ErrRedirect) {

@@ -74,19 +74,32 @@ func protocolErrorFromBody(status int, header http.Header, body []byte) *Protoco
 // WWW-Authenticate challenge carrying an error parameter (RFC 6750 §3), or
 // returns nil when there is none.
 func protocolErrorFromChallenge(status int, header http.Header, body []byte) *ProtocolError {
-	challenge := header.Get("WWW-Authenticate")
-	params := parseBearerChallenge(challenge)
-	if params["error"] == "" {
-		return nil
+	for _, challenge := range header.Values("WWW-Authenticate") {
+		params := challengeParams(challenge)
+		if params["error"] == "" {
+			continue
+		}
+		return &ProtocolError{
+			Code:            params["error"],
+			Description:     params["error_description"],
+			URI:             params["error_uri"],
+			StatusCode:      status,
+			WWWAuthenticate: challenge,
+			Body:            capErrorBody(body),
+		}
 	}
-	return &ProtocolError{
-		Code:            params["error"],
-		Description:     params["error_description"],
-		URI:             params["error_uri"],
-		StatusCode:      status,
-		WWWAuthenticate: challenge,
-		Body:            capErrorBody(body),
+	return nil
+}
+
+// challengeParams returns the auth-params of a Bearer or DPoP challenge
+// (the auth-param syntax is that of every scheme, RFC 9110 §11.2), nil for
+// other schemes.
+func challengeParams(h string) map[string]string {
+	scheme, rest, _ := strings.Cut(strings.TrimSpace(h), " ")
+	if strings.EqualFold(scheme, AuthSchemeDPoP) {
+		return parseBearerChallenge(TokenTypeBearer + " " + rest)
 	}
+	return parseBearerChallenge(h)
 }
 
 // parseBearerChallenge returns the auth-params of a "Bearer" challenge

@@ -40,6 +40,10 @@ type UserInfoRequest struct {
 	Algorithms []string
 	// Header holds additional request headers.
 	Header http.Header
+	// DPoP, when set, sends the token with the DPoP scheme and a proof of
+	// this key (RFC 9449 §7), as a DPoP-bound token must be; a
+	// use_dpop_nonce challenge is answered once (see [DoDPoPRequest]).
+	DPoP *DPoPKey
 	// UsePost sends a POST with an empty form body instead of a GET
 	// (OpenID Connect Core §5.3.1 allows both; some servers or gateways
 	// accept only one). The token stays in the Authorization header.
@@ -128,14 +132,18 @@ func RequestUserInfo(ctx context.Context, client *http.Client, req UserInfoReque
 	for k, v := range req.Header {
 		header[http.CanonicalHeaderKey(k)] = append([]string(nil), v...)
 	}
-	header.Set("Authorization", "Bearer "+req.Token)
+	if req.DPoP == nil {
+		header.Set("Authorization", "Bearer "+req.Token)
+	}
 	call := endpointCall{
-		method:    http.MethodGet,
-		address:   req.Address,
-		accept:    "application/json, application/jwt",
-		header:    header,
-		limit:     req.MaxResponseBytes,
-		allowHTTP: req.AllowHTTP,
+		method:      http.MethodGet,
+		address:     req.Address,
+		accept:      "application/json, application/jwt",
+		header:      header,
+		limit:       req.MaxResponseBytes,
+		allowHTTP:   req.AllowHTTP,
+		dpop:        req.DPoP,
+		accessToken: req.Token,
 	}
 	if req.UsePost {
 		call.method, call.body, call.contentType = http.MethodPost, []byte{}, "application/x-www-form-urlencoded"

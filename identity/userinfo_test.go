@@ -239,3 +239,51 @@ func TestSignedResponseAlgorithms(t *testing.T) {
 		}
 	}
 }
+
+func TestUserInfoDPoP(t *testing.T) {
+	key, err := identity.NewDPoPKey("ES256")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var calls int
+	f := newFake(t, func(w http.ResponseWriter, r *http.Request, _ url.Values) {
+		calls++
+		if calls == 1 {
+			w.Header().Set("DPoP-Nonce", "n1")
+			w.Header().Set("WWW-Authenticate", `DPoP error="use_dpop_nonce", error_description="Resource server requires nonce in DPoP proof"`)
+			w.WriteHeader(http.StatusUnauthorized)
+			return
+		}
+		proof, err := identity.DPoPProofFromHeader(r.Header)
+		if err == nil {
+			_, err = identity.VerifyDPoPProof(proof, identity.DPoPVerifyOptions{
+				Method: r.Method, URI: "http://" + r.Host + r.URL.Path, AccessToken: "at", BoundJKT: key.Thumbprint(), Nonce: "n1",
+			})
+		}
+		if err != nil || r.Header.Get("Authorization") != "DPoP at" {
+			t.Errorf("retried request: Authorization %q, proof: %v", r.Header.Get("Authorization"), err)
+			w.Header().Set("WWW-Authenticate", `DPoP error="invalid_dpop_proof"`)
+			w.WriteHeader(http.StatusUnauthorized)
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = io.WriteString(w, `{"sub":"u1"}`)
+	})
+	r, err := identity.RequestUserInfo(context.Background(), nil, identity.UserInfoRequest{Address: f.URL, Token: "at", DPoP: key, ExpectedSubject: "u1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Subject != "u1" || calls != 2 {
+		t.Errorf("subject %q after %d requests, want u1 after 2 (one nonce retry)", r.Subject, calls)
+	}
+
+	refused := userInfoFake(t, http.StatusUnauthorized, "", "", map[string]string{"WWW-Authenticate": `DPoP error="invalid_token", error_description="bound to another key"`})
+	_, err = identity.RequestUserInfo(context.Background(), nil, identity.UserInfoRequest{Address: refused.URL, Token: "at", DPoP: key})
+	var pe *identity.ProtocolError
+	if !errors.As(err, &pe) || pe.Code != "invalid_token" || pe.Description != "bound to another key" {
+		t.Errorf("err = %v, want a ProtocolError invalid_token from the DPoP challenge", err)
+	}
+	if got := refused.last(t).Header.Get("Authorization"); got != "DPoP at" {
+		t.Errorf("Authorization = %q, want the DPoP scheme", got)
+	}
+}

@@ -460,12 +460,19 @@ func TestDPoPUserTokenAgainstProvider(t *testing.T) {
 		if resp.StatusCode != http.StatusUnauthorized || !strings.HasPrefix(resp.Header.Get("WWW-Authenticate"), "DPoP ") {
 			t.Errorf("replayed proof: %d %q, want 401 with a DPoP challenge", resp.StatusCode, resp.Header.Get("WWW-Authenticate"))
 		}
-		// identity.UserInfoRequest has no DPoP option: RequestUserInfo sends
-		// the token as a Bearer token, which the provider refuses for a bound
-		// token.
+		// Without UserInfoRequest.DPoP the bound token goes as a Bearer
+		// token, which the provider refuses; with it, RequestUserInfo sends
+		// the DPoP scheme and a proof.
 		_, err = identity.RequestUserInfo(ctx, nil, identity.UserInfoRequest{Address: doc.UserInfoEndpoint, Token: tok.AccessToken})
 		pe := expectProtocolError(t, err, http.StatusUnauthorized, identity.ErrorInvalidToken)
 		t.Logf("bound token as Bearer at userinfo: %s (%s)", pe.Description, pe.WWWAuthenticate)
+		ui, err := identity.RequestUserInfo(ctx, nil, identity.UserInfoRequest{Address: doc.UserInfoEndpoint, Token: tok.AccessToken, DPoP: key})
+		if err != nil {
+			t.Fatalf("RequestUserInfo with DPoP: %v", err)
+		}
+		if ui.Subject != "erin" {
+			t.Errorf("RequestUserInfo with DPoP: subject %q, want erin", ui.Subject)
+		}
 	})
 
 	t.Run("resource nonce: use_dpop_nonce challenge, one retry", func(t *testing.T) {
