@@ -304,9 +304,7 @@ func (o atkOutcome) matches(r atkResponse) error {
 	case o.Status == http.StatusOK, o.Status == http.StatusRequestHeaderFieldsTooLarge, o.Error == "-":
 		return nil
 	}
-	// A missing token (no error code) is also offered the DPoP scheme,
-	// which the handler accepts by default, on a second line.
-	if len(r.Challenge) != 1 && (o.Error != "" || len(r.Challenge) != 2 || !strings.HasPrefix(r.Challenge[1], "DPoP realm=")) {
+	if len(r.Challenge) != 1 {
 		return fmt.Errorf("%d WWW-Authenticate headers: %q", len(r.Challenge), r.Challenge)
 	}
 	c, err := parseAtkChallenge(r.Challenge[0])

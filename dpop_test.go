@@ -297,7 +297,7 @@ func TestDPoPModes(t *testing.T) {
 		{"allow: plain bearer token accepted", "allow", bearerReq(plain), 200, "", nil},
 		{"allow: bound token as bearer refused", "allow", bearerReq(env.token), 401, "dpop_bound_as_bearer",
 			[]string{`Bearer realm="restricted", error="invalid_token", error_description="The access token is DPoP-bound`, dpopCh}},
-		{"allow: no token offers both schemes", "allow", noToken, 401, "missing", []string{bearerCh, dpopCh}},
+		{"allow: no token gets the plain Bearer challenge (RFC 6750 §3)", "allow", noToken, 401, "missing", []string{bearerCh}},
 		{"default is allow", "", bearerReq(env.token), 401, "dpop_bound_as_bearer", nil},
 		{"require: DPoP accepted", "require", dpopReq, 200, "", nil},
 		{"require: plain bearer token refused", "require", bearerReq(plain), 401, "dpop_required", []string{dpopCh}},

@@ -285,10 +285,13 @@ func (rt *runtime) reject(w http.ResponseWriter, r *http.Request, rsn reason, er
 	if c := rt.challenges[rsn]; c != "" {
 		w.Header().Set("WWW-Authenticate", c)
 	}
-	if rt.dpop == dpopAllow && (rsn == reasonMissing || rsn == reasonDPoPBoundAsBearer) {
-		// Both schemes are accepted: offer DPoP too, on a field line of
-		// its own (RFC 9110 §11.6.1) after the Bearer one, for clients
-		// that read only the first line.
+	if rsn == reasonDPoPBoundAsBearer {
+		// A DPoP-bound token sent as a bearer token: point the client to
+		// the scheme it must use, on a field line of its own (RFC 9110
+		// §11.6.1) after the Bearer one. A request without a token gets
+		// the plain Bearer challenge of RFC 6750 §3 only, which is what
+		// bearer clients and tests expect; DPoP clients learn that DPoP
+		// is accepted from their authorization server's metadata.
 		w.Header().Add("WWW-Authenticate", rt.dpopChallenges[reasonMissing])
 	}
 	return rt.rejectWith(w, r, rsn, err, token)
