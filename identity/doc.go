@@ -1,7 +1,8 @@
 // Package identity is an object model for the endpoints of OAuth 2.0 and
 // OpenID Connect: discovery, JSON Web Key Sets, JWT access-token and ID-token
 // validation, and the protocol clients (token, userinfo, introspection,
-// revocation, registration, device authorization, PAR).
+// revocation, registration, device authorization, PAR), with DPoP (RFC 9449)
+// proofs for clients and their verification for resource servers.
 //
 // It follows the ideas of Duende.IdentityModel and py-identity-model in
 // idiomatic Go: every network call takes a [context.Context] and uses the
