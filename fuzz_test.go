@@ -13,6 +13,7 @@ import (
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"go.uber.org/zap"
 
+	"github.com/caddy-identity/caddy-identity/identity"
 	"github.com/caddy-identity/caddy-identity/identity/identitytest"
 )
 
@@ -85,6 +86,77 @@ func FuzzHandlerToken(f *testing.F) {
 	})
 }
 
+// FuzzHandlerDPoP sends arbitrary DPoP-scheme tokens and DPoP proofs
+// through the provisioned handler (default dpop allow): it must never
+// panic, answer only the statuses of FuzzHandlerToken, never reach the
+// upstream on a refusal, and an accepted request must reach it with one
+// X-User-Id and without the token or the proof.
+func FuzzHandlerDPoP(f *testing.F) {
+	iss := identitytest.NewIssuer(f, identitytest.WithAlgorithms("RS256", "ES256"))
+	h := attackHandler(iss)
+	h.rt = &runtime{logger: zap.NewNop()}
+	s := newIdentityServer(f, h, nil)
+
+	key, err := identity.NewDPoPKey("ES256")
+	if err != nil {
+		f.Fatal(err)
+	}
+	bound, err := iss.MintToken(map[string]any{"sub": "alice", "aud": atkAudience, "cnf": map[string]any{"jkt": key.Thumbprint()}})
+	if err != nil {
+		f.Fatal(err)
+	}
+	proof := func(uri, token string) string {
+		p, err := key.Proof(identity.DPoPProofOptions{Method: http.MethodGet, URI: uri, AccessToken: token})
+		if err != nil {
+			f.Fatal(err)
+		}
+		return p
+	}
+	f.Add(bound, proof("http://example.com/", bound))
+	f.Add(bound, proof("http://example.com/", bound)+"x")
+	f.Add(bound, proof("http://other.example/", bound))
+	f.Add(bound, proof("http://example.com/", "another token"))
+	f.Add(bound, "")
+	f.Add("", proof("http://example.com/", ""))
+	f.Add("not.a.jwt", "not.a.proof")
+
+	f.Fuzz(func(t *testing.T, token, dpopProof string) {
+		r := httptest.NewRequest(http.MethodGet, "http://example.com/", nil)
+		r.Header["Authorization"] = []string{"DPoP " + token}
+		if dpopProof != "" {
+			r.Header["Dpop"] = []string{dpopProof}
+		}
+		w := httptest.NewRecorder()
+		r = caddyhttp.PrepareRequest(r, caddy.NewReplacer(), w, nil)
+		reached := false
+		next := caddyhttp.HandlerFunc(func(w http.ResponseWriter, r *http.Request) error {
+			reached = true
+			if len(r.Header.Values("X-User-Id")) != 1 || r.Header.Get("Authorization") != "" || r.Header.Get("DPoP") != "" {
+				t.Errorf("accepted with X-User-Id %q, Authorization %q, DPoP %q upstream",
+					r.Header.Values("X-User-Id"), r.Header.Get("Authorization"), r.Header.Get("DPoP"))
+			}
+			w.WriteHeader(http.StatusOK)
+			return nil
+		})
+		status := http.StatusOK
+		if err := s.H.ServeHTTP(w, r, next); err != nil {
+			var he caddyhttp.HandlerError
+			if !errors.As(err, &he) {
+				t.Fatalf("non-handler error %T: %v", err, err)
+			}
+			status = he.StatusCode
+			if reached {
+				t.Fatalf("refused with %d after reaching the upstream", status)
+			}
+		} else if !reached {
+			status = w.Code
+		}
+		if !fuzzAllowedStatus[status] {
+			t.Fatalf("status %d for token %q, proof %q", status, token, dpopProof)
+		}
+	})
+}
+
 // FuzzCaddyfile feeds arbitrary Caddyfile text to UnmarshalCaddyfile: it
 // must never panic, and a configuration it accepts must survive a JSON
 // round trip unchanged (what `caddy adapt` produces is what is loaded) and
@@ -101,6 +173,7 @@ func FuzzCaddyfile(f *testing.F) {
 		"identity {\n\tleeway -1s\n\tcache_size -5\n\tmax_token_size 1EB\n}",
 		"identity {\n\tissuer https://a {\n\t\tissuer https://b\n\t}\n}",
 		"identity {\n\ttoken_from header\n\ttoken_from bogus x\n\tclaim_header only-one\n}",
+		"identity {\n\tissuer https://login.microsoftonline.com/{tenantid}/v2.0 {\n\t\tjwks_url https://login.microsoftonline.com/common/discovery/v2.0/keys\n\t\ttenants t1 t2\n\t\tauthorized_party c1\n\t\tauthorized_party_claim appid\n\t}\n\tissuer https://accounts.google.com {\n\t\talias accounts.google.com\n\t\tjwks_uri_base https://www.googleapis.com/oauth2/\n\t}\n\taudience api\n\tdpop require\n}",
 	} {
 		f.Add(seed)
 	}
