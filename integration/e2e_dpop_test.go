@@ -1,9 +1,7 @@
 package integration
 
 import (
-	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
 	"strings"
 	"testing"
@@ -43,21 +41,6 @@ func (c *caddyServer) send(req *http.Request) caddyResponse {
 		c.t.Fatalf("%s %s: %v", req.Method, req.URL, err)
 	}
 	return c.readResponse(resp)
-}
-
-func (c *caddyServer) readResponse(resp *http.Response) caddyResponse {
-	c.t.Helper()
-	defer resp.Body.Close()
-	body, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
-	out := caddyResponse{Status: resp.StatusCode, WWWAuthenticate: resp.Header.Get("WWW-Authenticate"), Body: string(body)}
-	if resp.StatusCode == http.StatusOK {
-		var seen upstreamSeen
-		if err := json.Unmarshal(body, &seen); err != nil {
-			c.t.Fatalf("upstream answer is not the echo: %v: %s", err, body)
-		}
-		out.Upstream = seen.Headers
-	}
-	return out
 }
 
 // dpopRequest builds GET <Caddy>/<path> authorized with token and a fresh

@@ -137,6 +137,13 @@ func (c *caddyServer) get(token string, extra map[string]string) caddyResponse {
 	if err != nil {
 		c.t.Fatalf("GET %s: %v", c.URL, err)
 	}
+	return c.readResponse(resp)
+}
+
+// readResponse reads an answer of Caddy, decoding the upstream's echo of
+// the request headers when the request got through.
+func (c *caddyServer) readResponse(resp *http.Response) caddyResponse {
+	c.t.Helper()
 	defer resp.Body.Close()
 	body, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
 	out := caddyResponse{Status: resp.StatusCode, WWWAuthenticate: resp.Header.Get("WWW-Authenticate"), Body: string(body)}
