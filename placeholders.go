@@ -37,9 +37,11 @@ type cacheEntry struct {
 	decoded    atomic.Pointer[identity.Claims]
 	issuer     string
 	thumbprint string
-	// keys is the issuer's key source and keyVersion the version of its
-	// key set in which the token's key was last seen (see keyPublished).
+	// keys is the issuer's key source, versions the same source when it
+	// can tell that its key set changed, and keyVersion the version of the
+	// set in which the token's key was last seen (see keyPublished).
 	keys       identity.KeySource
+	versions   identity.KeySetVersioner
 	keyVersion atomic.Uint64
 	// expires is exp plus the leeway: the entry is dead from then on.
 	expires time.Time
@@ -90,8 +92,9 @@ func (rt *runtime) newEntry(t *identity.Token, token string) *cacheEntry {
 	if pol := rt.policies[t.Issuer]; pol != nil {
 		e.denied, e.challenge = pol.authorize(t.Claims)
 		e.keys = pol.keys
+		e.versions, _ = pol.keys.(identity.KeySetVersioner)
 	}
-	e.keyPublished()
+	e.keyPublished(rt.now())
 	for _, ch := range rt.claimHeaders {
 		v, ok := t.Claims.String(ch.path)
 		if !ok || v == "" {
@@ -107,23 +110,23 @@ func (rt *runtime) newEntry(t *identity.Token, token string) *cacheEntry {
 }
 
 // keyPublished reports whether the key that verified the entry's token is
-// still published by its issuer, so that a token whose key was withdrawn
-// from the JWKS is verified again (and refused). HasKey is asked only when
-// the key set changed since the key was last seen in it: on most hits this
-// is one atomic load. The version is read before HasKey, so a set replaced
-// in between is checked again on the next hit.
-func (e *cacheEntry) keyPublished() bool {
+// still published by its issuer at now, so that a token whose key was
+// withdrawn from the JWKS is verified again (and refused). HasKey is asked
+// only when the key set changed since the key was last seen in it: on most
+// hits this is two atomic loads, and no clock reading (now is the one the
+// cache read for the token's expiry). The version is read before HasKey,
+// so a set replaced in between is checked again on the next hit.
+func (e *cacheEntry) keyPublished(now time.Time) bool {
 	if e.thumbprint == "" {
 		return true // HMAC: the secret is part of the configuration
 	}
 	if e.keys == nil {
 		return false
 	}
-	kv, versioned := e.keys.(identity.KeySetVersioner)
-	if !versioned {
+	if e.versions == nil {
 		return e.keys.HasKey(e.thumbprint)
 	}
-	v := kv.KeySetVersion()
+	v := e.versions.KeySetVersion(now)
 	if v != 0 && v == e.keyVersion.Load() {
 		return true
 	}

@@ -153,7 +153,7 @@ func (tc *tokenCache) get(token string) (*cacheEntry, bool) {
 	if !ok || e.signingInput != signingInput {
 		return nil, false
 	}
-	if !tc.now().Before(e.expires) || !e.keyPublished() {
+	if now := tc.now(); !now.Before(e.expires) || !e.keyPublished(now) {
 		tc.c.Invalidate(key)
 		return nil, false
 	}

@@ -15,6 +15,7 @@ import (
 	"net/url"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/go-jose/go-jose/v4"
 )
@@ -317,7 +318,7 @@ func (s *KeySet) HasKey(thumbprint string) bool {
 
 // KeySetVersion implements [KeySetVersioner]: a KeySet never changes, so
 // its version is always 1.
-func (s *KeySet) KeySetVersion() uint64 { return 1 }
+func (s *KeySet) KeySetVersion(time.Time) uint64 { return 1 }
 
 // Algorithms returns the distinct "alg" values of the usable keys, in set
 // order; keys without "alg" contribute nothing.

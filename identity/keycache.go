@@ -100,7 +100,6 @@ type cacheConfig struct {
 	defaultTTL, minTTL, maxTTL time.Duration
 	cooldown, stale            time.Duration
 	now                        func() time.Time
-	realClock                  bool // now is time.Now
 	log                        *slog.Logger
 	onFetch                    func(string, error)
 	onState                    func(bool, error)
@@ -136,7 +135,7 @@ func newCacheConfig(url, what string, o RemoteKeySetOptions) cacheConfig {
 		c.stale = 0
 	}
 	if c.now == nil {
-		c.now, c.realClock = time.Now, true
+		c.now = time.Now
 	}
 	if c.log == nil {
 		c.log = slog.New(slog.DiscardHandler)
@@ -217,20 +216,17 @@ func (c *refreshCache[T]) usable(now time.Time) *cacheEntry[T] {
 	return e
 }
 
-// servable returns the current entry when it may still be served. With
-// the real clock it reads only the monotonic clock (servableUntil carries a
-// monotonic reading), which costs a fraction of time.Now: it is on the path
-// of every hit of a cache of validated tokens (see KeySetVersion).
+// servable returns the current entry when it may still be served.
 func (c *refreshCache[T]) servable() *cacheEntry[T] {
+	return c.servableAt(c.cfg.now())
+}
+
+// servableAt returns the current entry when it may still be served at now.
+// It reads no clock: a cache of validated tokens passes the time it read for
+// its own expiry check (see KeySetVersion).
+func (c *refreshCache[T]) servableAt(now time.Time) *cacheEntry[T] {
 	e := c.cur.Load()
-	if e == nil {
-		return nil
-	}
-	if c.cfg.realClock {
-		if time.Until(e.servableUntil) <= 0 {
-			return nil
-		}
-	} else if !c.cfg.now().Before(e.servableUntil) {
+	if e == nil || !now.Before(e.servableUntil) {
 		return nil
 	}
 	return e
@@ -579,9 +575,9 @@ func (r *RemoteKeySet) HasKey(thumbprint string) bool {
 
 // KeySetVersion implements [KeySetVersioner]: the sequence number of the
 // current set, which changes with every successful fetch, and 0 once the set
-// is past the stale window (HasKey is then false for every key).
-func (r *RemoteKeySet) KeySetVersion() uint64 {
-	e := r.c.servable()
+// is past the stale window at now (HasKey is then false for every key).
+func (r *RemoteKeySet) KeySetVersion(now time.Time) uint64 {
+	e := r.c.servableAt(now)
 	if e == nil {
 		return 0
 	}

@@ -635,16 +635,16 @@ func TestRemoteKeySetVersion(t *testing.T) {
 	op := newFakeOP(t, k1)
 	clock := newOPClock()
 	r := newRemote(t, op, identity.RemoteKeySetOptions{Now: clock.Now, DefaultTTL: 10 * time.Minute, StaleWindow: time.Hour})
-	if v := r.KeySetVersion(); v != 0 {
+	if v := r.KeySetVersion(clock.Now()); v != 0 {
 		t.Fatalf("version before the first fetch = %d, want 0", v)
 	}
 	ctx := context.Background()
 	if _, err := r.CandidateKeys(ctx, "k1", "ES256"); err != nil {
 		t.Fatal(err)
 	}
-	v1 := r.KeySetVersion()
-	if v1 == 0 || r.KeySetVersion() != v1 {
-		t.Fatalf("version after a fetch = %d, then %d: want the same non-zero value", v1, r.KeySetVersion())
+	v1 := r.KeySetVersion(clock.Now())
+	if v1 == 0 || r.KeySetVersion(clock.Now()) != v1 {
+		t.Fatalf("version after a fetch = %d, then %d: want the same non-zero value", v1, r.KeySetVersion(clock.Now()))
 	}
 
 	// A refetch that drops k1 moves the version, so a cache keyed on it
@@ -654,7 +654,7 @@ func TestRemoteKeySetVersion(t *testing.T) {
 	if err := r.Refresh(ctx); err != nil {
 		t.Fatal(err)
 	}
-	v2 := r.KeySetVersion()
+	v2 := r.KeySetVersion(clock.Now())
 	if v2 == 0 || v2 == v1 {
 		t.Fatalf("version after a refetch = %d (was %d): want a new non-zero value", v2, v1)
 	}
@@ -665,7 +665,7 @@ func TestRemoteKeySetVersion(t *testing.T) {
 	// Past expiry plus the stale window the set is unusable: version 0.
 	op.SetDown(true)
 	clock.Advance(10*time.Minute + time.Hour)
-	if v := r.KeySetVersion(); v != 0 {
+	if v := r.KeySetVersion(clock.Now()); v != 0 {
 		t.Errorf("version past the stale window = %d, want 0", v)
 	}
 }

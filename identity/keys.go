@@ -2,6 +2,7 @@ package identity
 
 import (
 	"context"
+	"time"
 
 	"github.com/go-jose/go-jose/v4"
 )
@@ -38,10 +39,12 @@ type KeySource interface {
 // every hit. [*KeySet], [*RemoteKeySet] and [*Provider] implement it.
 type KeySetVersioner interface {
 	// KeySetVersion returns a number that changes whenever the set HasKey
-	// answers from is replaced, and 0 when there is no usable set (HasKey
-	// is then false for every thumbprint). Equal non-zero versions mean
-	// that HasKey gives the same answers.
-	KeySetVersion() uint64
+	// answers from is replaced, and 0 when there is no set usable at now
+	// (HasKey is then false for every thumbprint). Equal non-zero versions
+	// mean that HasKey gives the same answers. now is the caller's reading
+	// of the clock: a token cache has one already for its expiry check, and
+	// a second reading would be a good part of the cost of a hit.
+	KeySetVersion(now time.Time) uint64
 }
 
 // RefreshableKeySource is a KeySource that can be asked to fetch its keys

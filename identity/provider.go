@@ -8,6 +8,7 @@ import (
 	"slices"
 	"sync"
 	"sync/atomic"
+	"time"
 )
 
 // ProviderOptions configures a [Provider]. The zero value gives the strict
@@ -190,12 +191,12 @@ func (p *Provider) HasKey(thumbprint string) bool {
 // KeySetVersion implements [KeySetVersioner] without I/O or locks: it
 // changes when the current key set is refetched or replaced (a new
 // jwks_uri), and is 0 when there is no usable set.
-func (p *Provider) KeySetVersion() uint64 {
+func (p *Provider) KeySetVersion(now time.Time) uint64 {
 	cur := p.keys.Load()
 	if cur == nil {
 		return 0
 	}
-	v := cur.set.KeySetVersion()
+	v := cur.set.KeySetVersion(now)
 	if v == 0 {
 		return 0
 	}

@@ -368,14 +368,14 @@ func TestProviderKeySetVersion(t *testing.T) {
 	op := newFakeOP(t, k1)
 	clock := newOPClock()
 	p := newProvider(t, op.URL, identity.ProviderOptions{Keys: identity.RemoteKeySetOptions{Now: clock.Now, StaleWindow: -1}})
-	if v := p.KeySetVersion(); v != 0 {
+	if v := p.KeySetVersion(clock.Now()); v != 0 {
 		t.Fatalf("version before any fetch = %d, want 0", v)
 	}
 	ctx := context.Background()
 	if _, err := p.CandidateKeys(ctx, "k1", "ES256"); err != nil {
 		t.Fatal(err)
 	}
-	v1 := p.KeySetVersion()
+	v1 := p.KeySetVersion(clock.Now())
 	if v1 == 0 {
 		t.Fatal("version after a fetch is 0")
 	}
@@ -387,7 +387,7 @@ func TestProviderKeySetVersion(t *testing.T) {
 	if _, err := p.CandidateKeys(ctx, "k1", "ES256"); err != nil {
 		t.Fatal(err)
 	}
-	if v2 := p.KeySetVersion(); v2 == 0 || v2 == v1 {
+	if v2 := p.KeySetVersion(clock.Now()); v2 == 0 || v2 == v1 {
 		t.Errorf("version after a jwks_uri change = %d (was %d): want a new non-zero value", v2, v1)
 	}
 	if !p.HasKey(thumb(t, k1.Public)) {
