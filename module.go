@@ -279,9 +279,10 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		slog:   ctx.Slogger(),
 		now:    time.Now,
 	}
+	var cacheClock func() time.Time // nil: the real clock, read coarsely
 	if pre := h.rt; pre != nil { // clock and logger injected by tests
 		if pre.now != nil {
-			rt.now = pre.now
+			rt.now, cacheClock = pre.now, pre.now
 		}
 		if pre.logger != nil {
 			rt.logger = pre.logger
@@ -346,7 +347,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		size = *h.CacheSize
 	}
 	if size > 0 {
-		rt.cache, err = newTokenCache(size, rt.now)
+		rt.cache, err = newTokenCache(size, cacheClock)
 		if err != nil {
 			return err
 		}

@@ -31,37 +31,40 @@ const (
 // are computed up front, and the claims are decoded again from the signing
 // input only when a placeholder asks for one (see claims).
 type cacheEntry struct {
+	// The fields a hit reads come first, so that they share as few cache
+	// lines as can be: between two requests the rest of the work of a
+	// server evicts them.
+
 	// signingInput is the verified token's header.payload (see tokenCache).
 	signingInput string
-	// decoded holds the claims once a placeholder has needed them.
-	decoded    atomic.Pointer[identity.Claims]
-	issuer     string
-	thumbprint string
-	// keys is the issuer's key source, versions the same source when it
-	// can tell that its key set changed, and keyVersion the version of the
-	// set in which the token's key was last seen (see keyPublished).
-	keys       identity.KeySource
-	versions   identity.KeySetVersioner
-	keyVersion atomic.Uint64
 	// expires is exp plus the leeway: the entry is dead from then on.
 	expires time.Time
-	weight  uint32
-
+	// versions is the issuer's key source when it can tell that its key
+	// set changed, and keyVersion the version of the set in which the
+	// token's key was last seen (see keyPublished).
+	versions   identity.KeySetVersioner
+	keyVersion atomic.Uint64
 	// denied is reasonNone, or the 403 reason with its challenge, for this
 	// handler's policy.
-	denied    reason
-	challenge string
-
-	headers []headerValue
-	subject any
-	repl    caddy.ReplacerFunc
-
+	denied reason
 	// dpopBound is set, unless DPoP is off, when the token carries
 	// cnf.jkt: such a token is accepted only with the DPoP scheme and a
 	// proof by that key, so the Bearer path checks this one flag.
-	// dpopJKT is cnf.jkt when it is a non-empty string.
 	dpopBound bool
-	dpopJKT   string
+	headers   []headerValue
+	repl      caddy.ReplacerFunc
+
+	// keys is the issuer's key source, asked when the version moved.
+	keys       identity.KeySource
+	thumbprint string
+	// decoded holds the claims once a placeholder has needed them.
+	decoded   atomic.Pointer[identity.Claims]
+	issuer    string
+	subject   any
+	challenge string
+	weight    uint32
+	// dpopJKT is cnf.jkt when it is a non-empty string.
+	dpopJKT string
 }
 
 // headerValue is a claim header ready to set.
@@ -117,23 +120,22 @@ func (rt *runtime) newEntry(t *identity.Token, token string) *cacheEntry {
 // cache read for the token's expiry). The version is read before HasKey,
 // so a set replaced in between is checked again on the next hit.
 func (e *cacheEntry) keyPublished(now time.Time) bool {
+	var v uint64
+	if e.versions != nil {
+		v = e.versions.KeySetVersion(now)
+		if v != 0 && v == e.keyVersion.Load() {
+			return true
+		}
+	}
 	if e.thumbprint == "" {
 		return true // HMAC: the secret is part of the configuration
 	}
-	if e.keys == nil {
+	if e.keys == nil || !e.keys.HasKey(e.thumbprint) {
 		return false
 	}
-	if e.versions == nil {
-		return e.keys.HasKey(e.thumbprint)
+	if e.versions != nil {
+		e.keyVersion.Store(v)
 	}
-	v := e.versions.KeySetVersion(now)
-	if v != 0 && v == e.keyVersion.Load() {
-		return true
-	}
-	if !e.keys.HasKey(e.thumbprint) {
-		return false
-	}
-	e.keyVersion.Store(v)
 	return true
 }
 

@@ -4,6 +4,7 @@ import (
 	"crypto/sha256"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 	"unsafe"
 
@@ -59,13 +60,26 @@ func hashToken(s string) tokenKey {
 // only the signature rather than the whole token halves the hashing per
 // request for a typical RS256 token.
 type tokenCache struct {
-	c   *otter.Cache[tokenKey, *cacheEntry]
+	c *otter.Cache[tokenKey, *cacheEntry]
+	// now is an injected clock (tests), read on every hit; nil means the
+	// real clock, which hits read through ticks (see hitNow).
 	now func() time.Time
+	// ticks is the wall clock in Unix nanoseconds as last read by the
+	// ticker goroutine, every clockTick.
+	ticks atomic.Int64
 
-	stop      chan struct{} // closed by close: the sweeper returns
-	done      chan struct{} // closed by the sweeper when it has returned
+	stop      chan struct{} // closed by close: the ticker returns
+	done      chan struct{} // closed by the ticker when it has returned
 	closeOnce sync.Once
 }
+
+// clockTick is how often the cache reads the wall clock for its hits, and
+// clockMargin how far ahead of that reading a hit assumes the time may be:
+// the ticker may run late by up to clockMargin - clockTick.
+const (
+	clockTick   = 100 * time.Millisecond
+	clockMargin = time.Second
+)
 
 // sweepInterval is how often the cache drops the entries of expired tokens.
 // Between sweeps get refuses them: the interval bounds only the memory they
@@ -73,7 +87,7 @@ type tokenCache struct {
 const sweepInterval = time.Minute
 
 // frozenClock is otter's clock. The cache has no time-based policy in otter
-// (get checks each hit against the real clock, and the sweeper drops dead
+// (get checks each hit against the clock, and the sweeper drops dead
 // entries), so otter need not read the time on every access; its expiry
 // bookkeeping would double the cost of a lookup.
 type frozenClock struct{}
@@ -82,9 +96,9 @@ func (frozenClock) NowNano() int64                      { return 0 }
 func (frozenClock) Tick(time.Duration) <-chan time.Time { return nil }
 
 // newTokenCache returns a cache bounded to units (see Handler.CacheSize),
-// with a sweeper goroutine that close stops. Otter's eviction policy is
-// frequency-aware (W-TinyLFU), so a flood of new valid tokens does not push
-// out hot entries.
+// with a ticker goroutine that close stops. now is nil for the real clock.
+// Otter's eviction policy is frequency-aware (W-TinyLFU), so a flood of new
+// valid tokens does not push out hot entries.
 func newTokenCache(units int, now func() time.Time) (*tokenCache, error) {
 	c, err := otter.New(&otter.Options[tokenKey, *cacheEntry]{
 		Clock:         frozenClock{},
@@ -102,28 +116,59 @@ func newTokenCache(units int, now func() time.Time) (*tokenCache, error) {
 		return nil, err
 	}
 	tc := &tokenCache{c: c, now: now, stop: make(chan struct{}), done: make(chan struct{})}
-	go tc.sweepEvery(sweepInterval)
+	tc.ticks.Store(time.Now().UnixNano())
+	go tc.tickEvery(clockTick, sweepInterval)
 	return tc, nil
 }
 
-// sweepEvery sweeps at each interval until close.
-func (tc *tokenCache) sweepEvery(interval time.Duration) {
+// tickEvery reads the clock at each tick and sweeps at each sweep interval,
+// until close.
+func (tc *tokenCache) tickEvery(tick, sweep time.Duration) {
 	defer close(tc.done)
-	t := time.NewTicker(interval)
+	t := time.NewTicker(tick)
 	defer t.Stop()
+	lastSweep := time.Now()
 	for {
 		select {
 		case <-tc.stop:
 			return
-		case <-t.C:
-			tc.sweep()
+		case now := <-t.C:
+			tc.ticks.Store(time.Now().UnixNano())
+			if now.Sub(lastSweep) >= sweep {
+				lastSweep = now
+				tc.sweep()
+			}
 		}
 	}
 }
 
+// wallNow is the current time, for admissions and sweeps.
+func (tc *tokenCache) wallNow() time.Time {
+	if tc.now != nil {
+		return tc.now()
+	}
+	return time.Now()
+}
+
+// hitNow is the time a hit is checked against. With the real clock it is
+// the last tick's reading plus clockMargin: later than the current time
+// unless the ticker is more than 900 ms late, so an entry is given up a
+// little before its token expires (the token, verified again, is then
+// accepted for its last second), never after. A hit thus reads one atomic
+// where time.Now costs 60 ns on these machines, and more when the clock's
+// memory has gone cold between requests. The ticker can fall that far
+// behind only when the whole process stops running: after the host resumes
+// a suspended machine, the next tick comes at most one tick later.
+func (tc *tokenCache) hitNow() time.Time {
+	if tc.now != nil {
+		return tc.now()
+	}
+	return time.Unix(0, tc.ticks.Load()+int64(clockMargin))
+}
+
 // sweep drops the entries whose token has expired (exp plus the leeway).
 func (tc *tokenCache) sweep() {
-	now := tc.now()
+	now := tc.wallNow()
 	for key, e := range tc.c.All() {
 		if !now.Before(e.expires) {
 			tc.c.Invalidate(key)
@@ -153,7 +198,7 @@ func (tc *tokenCache) get(token string) (*cacheEntry, bool) {
 	if !ok || e.signingInput != signingInput {
 		return nil, false
 	}
-	if now := tc.now(); !now.Before(e.expires) || !e.keyPublished(now) {
+	if now := tc.hitNow(); !now.Before(e.expires) || !e.keyPublished(now) {
 		tc.c.Invalidate(key)
 		return nil, false
 	}
@@ -166,7 +211,7 @@ func (tc *tokenCache) put(token string, e *cacheEntry) {
 	if !ok {
 		return
 	}
-	if !tc.now().Before(e.expires) {
+	if !tc.wallNow().Before(e.expires) {
 		return
 	}
 	// A copy: a substring would keep the whole token, signature included,
@@ -180,7 +225,7 @@ func (tc *tokenCache) len() int {
 	return tc.c.EstimatedSize()
 }
 
-// close stops the sweeper and drops every entry. It may be called more than
+// close stops the ticker and drops every entry. It may be called more than
 // once (Caddy may clean a handler up twice).
 func (tc *tokenCache) close() {
 	tc.closeOnce.Do(func() {

@@ -215,6 +215,79 @@ func TestTokenCacheCorrectnessExpiredRejectedWhenCached(t *testing.T) {
 	}
 }
 
+// With the real clock a hit reads the ticker's clock (see hitNow): the
+// cache must still never answer for a token past exp, and must serve hits
+// while the token has more than the clock's margin to live.
+func TestTokenCacheCorrectnessExpiryRealClock(t *testing.T) {
+	iss := identitytest.NewIssuer(t)
+	leeway := time.Duration(0)
+	h := ccProvision(t, ccHandler(iss, nil, &leeway), nil)
+
+	// exp is a whole second, 2 to 3 s away.
+	exp := time.Now().Truncate(time.Second).Add(3 * time.Second)
+	tok := iss.Mint(t, map[string]any{"iat": time.Now().Unix(), "exp": exp.Unix()})
+	ccExpect(t, h, tok, http.StatusOK, "", false)
+	ccExpect(t, h, tok, http.StatusOK, "", true)
+
+	var hits, afterExp int
+	for time.Now().Before(exp.Add(300 * time.Millisecond)) {
+		h0, _ := ccHitsMisses(t, h)
+		started := time.Now()
+		status, label := ccServe(t, h, tok)
+		finished := time.Now()
+		h1, _ := ccHitsMisses(t, h)
+		switch {
+		case !started.Before(exp):
+			afterExp++
+			if status != http.StatusUnauthorized || label != "expired" {
+				t.Fatalf("%v after exp: status %d (%q), want 401 expired", started.Sub(exp), status, label)
+			}
+			if h1 != h0 {
+				t.Fatalf("%v after exp: answered from the cache", started.Sub(exp))
+			}
+		case finished.Before(exp):
+			if status != http.StatusOK {
+				t.Fatalf("%v before exp: status %d (%q), want 200", exp.Sub(finished), status, label)
+			}
+			if h1 != h0 && exp.Sub(finished) < clockMargin/2 {
+				// A hit this close to exp means the clock was far behind
+				// (allowing for a ticker running late on a loaded machine).
+				t.Errorf("%v before exp: a cache hit within the clock's margin", exp.Sub(finished))
+			}
+			if h1 != h0 {
+				hits++
+			}
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if hits == 0 || afterExp == 0 {
+		t.Fatalf("%d hits before exp and %d requests after it: want some of each", hits, afterExp)
+	}
+}
+
+// The real clock of a hit is ahead of time.Now by at most clockMargin and
+// never behind it, tick after tick.
+func TestTokenCacheHitClockAhead(t *testing.T) {
+	tc, err := newTokenCache(10, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tc.close()
+	first := tc.ticks.Load()
+	deadline := time.Now().Add(3 * clockTick)
+	for time.Now().Before(deadline) {
+		hit := tc.hitNow() // first: a tick after time.Now would look ahead of it
+		ahead := hit.Sub(time.Now())
+		if ahead <= 0 || ahead > clockMargin {
+			t.Fatalf("hit clock %v ahead of time.Now, want within (0, %v]", ahead, clockMargin)
+		}
+		time.Sleep(clockTick / 7)
+	}
+	if tc.ticks.Load() == first {
+		t.Fatalf("the clock did not tick in %v", 3*clockTick)
+	}
+}
+
 func TestTokenCacheCorrectnessExpiredNeverAdmitted(t *testing.T) {
 	// A token that is already past exp + leeway when first seen is refused
 	// and not admitted; one that expires within the leeway is admitted with
