@@ -279,7 +279,9 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		slog:   ctx.Slogger(),
 		now:    time.Now,
 	}
-	var cacheClock func() time.Time // nil: the real clock, read coarsely
+	// The token cache's clock: nil is the real clock, which its hits read
+	// coarsely; a clock injected by tests is read as it is.
+	var cacheClock func() time.Time
 	if pre := h.rt; pre != nil { // clock and logger injected by tests
 		if pre.now != nil {
 			rt.now, cacheClock = pre.now, pre.now
