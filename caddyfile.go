@@ -65,6 +65,7 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //	    cache_size     <units>
 //	    max_token_size <size>
 //	    dpop           off | allow | require
+//	    cert_binding   check | off
 //	}
 //
 // issuer may be repeated; the block form gives an issuer its own keys,
@@ -76,7 +77,9 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 // audience, authorized_party, alias, tenants, jwks_uri_base, algorithms, token_type,
 // require_scope, require_claim, claim_header, strip_header and token_from
 // may be repeated and add up. dpop (default allow) says whether tokens may
-// come with the DPoP scheme and a proof, and whether they must.
+// come with the DPoP scheme and a proof, and whether they must;
+// cert_binding (default check) whether a token bound to a client
+// certificate needs that certificate on the TLS connection.
 func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	d.Next() // directive name
 	if d.NextArg() {
@@ -228,6 +231,18 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			case "off", "allow", "require":
 			default:
 				return d.Errf("dpop: want off, allow or require, got %q", h.DPoP)
+			}
+		case "cert_binding":
+			if h.CertBinding != "" {
+				return d.Err("cert_binding given twice")
+			}
+			if !d.AllArgs(&h.CertBinding) {
+				return d.ArgErr()
+			}
+			switch h.CertBinding {
+			case "check", "off":
+			default:
+				return d.Errf("cert_binding: want check or off, got %q", h.CertBinding)
 			}
 		default:
 			return d.Errf("unrecognized identity option %q", d.Val())

@@ -142,6 +142,19 @@ func TestUnmarshalCaddyfile(t *testing.T) {
 			},
 		},
 		{
+			name: "cert_binding off",
+			input: `identity {
+				issuer https://auth.example.com
+				audience api
+				cert_binding off
+			}`,
+			want: Handler{
+				Issuers:     []IssuerConfig{{Issuer: "https://auth.example.com"}},
+				Audiences:   []string{"api"},
+				CertBinding: "off",
+			},
+		},
+		{
 			name: "audience any",
 			input: `identity {
 				issuer https://auth.example.com
@@ -218,6 +231,9 @@ func TestUnmarshalCaddyfileErrors(t *testing.T) {
 		{"dpop without mode", "identity {\ndpop\n}", "wrong argument count"},
 		{"dpop unknown mode", "identity {\ndpop maybe\n}", "want off, allow or require"},
 		{"dpop twice", "identity {\ndpop off\ndpop require\n}", "dpop given twice"},
+		{"cert_binding without mode", "identity {\ncert_binding\n}", "wrong argument count"},
+		{"cert_binding unknown mode", "identity {\ncert_binding strict\n}", "want check or off"},
+		{"cert_binding twice", "identity {\ncert_binding off\ncert_binding check\n}", "cert_binding given twice"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) { wantUnmarshalError(t, tt.input, tt.want) })
@@ -257,6 +273,7 @@ func TestCheckConfigErrors(t *testing.T) {
 		{"empty claim rule", func(h *Handler) { h.RequireClaims = []ClaimRule{{}} }, "claim path"},
 		{"bad scope", func(h *Handler) { h.RequireScopes = []string{`a"b`} }, "invalid scope"},
 		{"empty issuer scope", func(h *Handler) { h.Issuers[0].RequireScopes = []string{""} }, "empty scope"},
+		{"bad cert_binding", func(h *Handler) { h.CertBinding = "strict" }, "cert_binding must be check or off"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -362,6 +379,7 @@ func TestAdaptRoundTrip(t *testing.T) {
 		cache_size 0
 		max_token_size 4096
 		dpop off
+		cert_binding off
 	}`
 	input := "example.com {\n\t" + strings.ReplaceAll(block, "\n\t", "\n\t") + "\n\treverse_proxy localhost:8080\n}\n"
 	cfg := adaptCaddyfileLenient(t, input)

@@ -115,8 +115,10 @@ func hasBearer(hdr http.Header) bool {
 // serveDPoP authenticates a request whose token came with the DPoP scheme
 // (RFC 9449 §7.1): the token must be valid and bound to a key (cnf.jkt),
 // and the request must carry exactly one DPoP proof signed by that key for
-// this method, URI and token, not seen before. The token's validation may
-// come from the cache; the proof is verified on every request.
+// this method, URI and token, not seen before. A token that is also bound
+// to a client certificate (cnf.x5t#S256) needs that certificate as well:
+// both bindings must hold. The token's validation may come from the cache;
+// the proof and the certificate are checked on every request.
 func (rt *runtime) serveDPoP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler, token string) error {
 	if len(token) > rt.maxTokenSize {
 		return rt.rejectDPoP(w, r, reasonTooLarge, nil, "")
@@ -131,6 +133,11 @@ func (rt *runtime) serveDPoP(w http.ResponseWriter, r *http.Request, next caddyh
 	}
 	if e.dpopJKT == "" {
 		return rt.rejectDPoP(w, r, reasonDPoPUnbound, nil, token)
+	}
+	if e.certThumbprint != "" && !certPresented(r, e.certThumbprint) {
+		// Checked before the proof, whose jti would otherwise be spent on
+		// a request that is refused anyway.
+		return rt.rejectDPoP(w, r, reasonCertBinding, nil, token)
 	}
 	method, uri := requestTarget(r)
 	if _, err := identity.VerifyDPoPProof(proof, identity.DPoPVerifyOptions{

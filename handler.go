@@ -50,6 +50,9 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	if e.dpopBound {
 		return rt.reject(w, r, reasonDPoPBoundAsBearer, nil, token)
 	}
+	if e.certThumbprint != "" && !certPresented(r, e.certThumbprint) {
+		return rt.reject(w, r, reasonCertBinding, nil, token)
+	}
 	if e.denied != reasonNone {
 		w.Header().Set("WWW-Authenticate", e.challenge)
 		return rt.fail(w, r, e.denied, e.issuer, token)
@@ -91,7 +94,10 @@ func (rt *runtime) authenticate(ctx context.Context, token string) (*cacheEntry,
 	if err != nil {
 		return nil, classify(err), err
 	}
-	e := rt.newEntry(t, token)
+	e, err := rt.newEntry(t, token)
+	if err != nil {
+		return nil, classify(err), err
+	}
 	if rt.cache != nil && !e.expires.IsZero() {
 		rt.cache.put(token, e)
 	}
@@ -380,6 +386,7 @@ const (
 	reasonDPoPBoundAsBearer
 	reasonDPoPUnbound
 	reasonDPoPRequired
+	reasonCertBinding
 	numReasons
 )
 
@@ -424,6 +431,7 @@ var reasons = [numReasons]reasonInfo{
 	// RFC 6750 §3.1: a request using an unsupported authentication method
 	// gets no error code, just the challenge of the accepted scheme.
 	reasonDPoPRequired: {"dpop_required", http.StatusUnauthorized, "", "", errors.New("identity: bearer token where DPoP is required")},
+	reasonCertBinding:  {"cert_binding", http.StatusUnauthorized, "invalid_token", "The access token is bound to a client certificate that was not presented", errors.New("identity: certificate-bound token without its client certificate")},
 }
 
 // classify maps a validation error to a rejection reason.

@@ -151,6 +151,21 @@ type Handler struct {
 	//     handler did before it knew DPoP. Only for migrations.
 	DPoP string `json:"dpop,omitempty"`
 
+	// CertBinding says whether certificate-bound access tokens (RFC 8705
+	// §3) are checked:
+	//
+	//   - "check" (default, also when empty): a token whose cnf claim has
+	//     x5t#S256 is accepted only over a TLS connection to Caddy whose
+	//     client certificate has that SHA-256 thumbprint, on every request;
+	//     otherwise 401 invalid_token. The binding is what makes a stolen
+	//     token useless without the certificate's key, so ignoring it
+	//     silently would turn it back into a bearer token.
+	//   - "off": the binding is ignored and bound tokens are accepted as
+	//     bearer tokens. For deployments where TLS ends before Caddy, which
+	//     then never sees the client certificate; the component that
+	//     terminates TLS must check the binding instead.
+	CertBinding string `json:"cert_binding,omitempty"`
+
 	rt *runtime
 }
 
@@ -318,6 +333,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	rt.maxAge = time.Duration(h.MaxAge)
 
 	rt.dpop = parseDPoPMode(h.DPoP)
+	rt.certBinding = parseCertBindingMode(h.CertBinding)
 	if err := rt.compileSources(h.TokenSources); err != nil {
 		return err
 	}
@@ -437,6 +453,9 @@ func (h *Handler) checkConfig() error {
 		return errors.New("identity: realm must not contain quotes, backslashes or line breaks")
 	}
 	if err := checkDPoP(h.DPoP, h.TokenSources); err != nil {
+		return err
+	}
+	if err := checkCertBinding(h.CertBinding); err != nil {
 		return err
 	}
 	for _, s := range h.TokenSources {
@@ -765,6 +784,10 @@ type runtime struct {
 	// those of each failed proof check.
 	dpopChallenges  [numReasons]string
 	proofChallenges map[identity.DPoPCheck]string
+
+	// certBinding is the cert_binding mode: whether cnf.x5t#S256 is
+	// checked against the client certificate.
+	certBinding certBindingMode
 
 	metrics  *collectors
 	counters resolvedCounters

@@ -65,6 +65,12 @@ type cacheEntry struct {
 	weight    uint32
 	// dpopJKT is cnf.jkt when it is a non-empty string.
 	dpopJKT string
+	// certThumbprint is cnf.x5t#S256, unless cert_binding is off: the
+	// request must come over a TLS connection with that client
+	// certificate (see certPresented). Every request reads it, cache hit
+	// or not; for unbound tokens, the common case, it is empty and costs
+	// one length check, so it stays out of the hot fields above.
+	certThumbprint string
 }
 
 // headerValue is a claim header ready to set.
@@ -74,15 +80,21 @@ type headerValue struct {
 }
 
 // newEntry computes the cache entry of the verified token t, whose
-// compact form is token.
-func (rt *runtime) newEntry(t *identity.Token, token string) *cacheEntry {
+// compact form is token. The error is a malformed certificate binding,
+// which makes the token unacceptable.
+func (rt *runtime) newEntry(t *identity.Token, token string) (*cacheEntry, error) {
+	certThumbprint, err := rt.boundCertThumbprint(t.Claims)
+	if err != nil {
+		return nil, err
+	}
 	signingInput, _, _ := splitToken(token)
 	e := &cacheEntry{
-		signingInput: signingInput, // tokenCache.put keeps a copy instead
-		issuer:       t.Issuer,
-		thumbprint:   t.KeyThumbprint,
-		weight:       weightOf(len(token)),
-		subject:      t.Claims.Subject,
+		signingInput:   signingInput, // tokenCache.put keeps a copy instead
+		issuer:         t.Issuer,
+		thumbprint:     t.KeyThumbprint,
+		weight:         weightOf(len(token)),
+		subject:        t.Claims.Subject,
+		certThumbprint: certThumbprint,
 	}
 	if !t.Claims.Expiry.IsZero() {
 		e.expires = t.Claims.Expiry.Add(rt.leeway)
@@ -109,7 +121,7 @@ func (rt *runtime) newEntry(t *identity.Token, token string) *cacheEntry {
 	if rt.dpop != dpopOff {
 		e.dpopJKT, e.dpopBound = cnfJKT(t.Claims)
 	}
-	return e
+	return e, nil
 }
 
 // keyPublished reports whether the key that verified the entry's token is

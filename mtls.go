@@ -1,0 +1,80 @@
+package caddyidentity
+
+import (
+	"crypto/sha256"
+	"encoding/base64"
+	"fmt"
+	"net/http"
+
+	"github.com/caddy-identity/caddy-identity/identity"
+)
+
+// cnfCertThumbprint is the cnf member of a certificate-bound access token
+// (RFC 8705 §3.1): the base64url SHA-256 of the DER client certificate the
+// token was issued to.
+const cnfCertThumbprint = "x5t#S256"
+
+// certBindingMode is the compiled Handler.CertBinding.
+type certBindingMode uint8
+
+const (
+	certBindingCheck certBindingMode = iota
+	certBindingOff
+)
+
+// parseCertBindingMode maps the checked configuration value to its mode;
+// empty is the default, check.
+func parseCertBindingMode(s string) certBindingMode {
+	if s == "off" {
+		return certBindingOff
+	}
+	return certBindingCheck
+}
+
+// checkCertBinding checks the cert_binding option.
+func checkCertBinding(mode string) error {
+	switch mode {
+	case "", "check", "off":
+		return nil
+	}
+	return fmt.Errorf("identity: cert_binding must be check or off, not %q", mode)
+}
+
+// boundCertThumbprint returns the certificate binding of verified claims,
+// cnf.x5t#S256, or "" when the token is not bound or the check is off.
+// A member that is not a non-empty string is a malformed claim: it names
+// no certificate, and accepting the token as unbound would drop a binding
+// its issuer meant to set.
+func (rt *runtime) boundCertThumbprint(c *identity.Claims) (string, error) {
+	if rt.certBinding == certBindingOff {
+		return "", nil
+	}
+	cnf, ok := c.Raw()[identity.ClaimConfirmation].(map[string]any)
+	if !ok {
+		return "", nil
+	}
+	v, ok := cnf[cnfCertThumbprint]
+	if !ok {
+		return "", nil
+	}
+	if s, _ := v.(string); s != "" {
+		return s, nil
+	}
+	return "", &identity.ClaimError{Claim: identity.ClaimConfirmation + "." + cnfCertThumbprint, Reason: "malformed"}
+}
+
+// certPresented reports whether the TLS connection of r presented a client
+// certificate whose thumbprint is the token's cnf.x5t#S256 (RFC 8705 §3):
+// the proof that the sender holds the certificate's key, since the TLS
+// handshake checked the client's signature with it. Only the end-entity
+// certificate counts. The thumbprint is no secret (it is in the token, and
+// the certificate is the client's own), so a plain comparison does.
+func certPresented(r *http.Request, thumbprint string) bool {
+	if r.TLS == nil || len(r.TLS.PeerCertificates) == 0 {
+		return false
+	}
+	sum := sha256.Sum256(r.TLS.PeerCertificates[0].Raw)
+	var enc [43]byte // base64.RawURLEncoding.EncodedLen(sha256.Size)
+	base64.RawURLEncoding.Encode(enc[:], sum[:])
+	return string(enc[:]) == thumbprint
+}
