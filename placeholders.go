@@ -51,8 +51,13 @@ type cacheEntry struct {
 	// cnf.jkt: such a token is accepted only with the DPoP scheme and a
 	// proof by that key, so the Bearer path checks this one flag.
 	dpopBound bool
-	headers   []headerValue
-	repl      caddy.ReplacerFunc
+	// certThumbprint is cnf.x5t#S256, unless cert_binding is off: the
+	// request must come over a TLS connection with that client
+	// certificate (see certPresented). Every hit reads it (for unbound
+	// tokens, the common case, it is empty).
+	certThumbprint string
+	headers        []headerValue
+	repl           caddy.ReplacerFunc
 
 	// keys is the issuer's key source, asked when the version moved.
 	keys       identity.KeySource
@@ -65,12 +70,6 @@ type cacheEntry struct {
 	weight    uint32
 	// dpopJKT is cnf.jkt when it is a non-empty string.
 	dpopJKT string
-	// certThumbprint is cnf.x5t#S256, unless cert_binding is off: the
-	// request must come over a TLS connection with that client
-	// certificate (see certPresented). Every request reads it, cache hit
-	// or not; for unbound tokens, the common case, it is empty and costs
-	// one length check, so it stays out of the hot fields above.
-	certThumbprint string
 }
 
 // headerValue is a claim header ready to set.
