@@ -43,6 +43,13 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //	        require_scope <scope...>
 //	        require_claim <claim.path> [<value...>]
 //	        insecure_allow_http
+//	        introspection {
+//	            endpoint      <url>
+//	            client_id     <id>
+//	            client_secret <secret>
+//	            auth_method   client_secret_basic | client_secret_post
+//	            cache_ttl     <duration>
+//	        }
 //	    }]
 //	    jwks_url       <url>
 //	    jwks_file      <path>
@@ -79,7 +86,9 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 // may be repeated and add up. dpop (default allow) says whether tokens may
 // come with the DPoP scheme and a proof, and whether they must;
 // cert_binding (default check) whether a token bound to a client
-// certificate needs that certificate on the TLS connection.
+// certificate needs that certificate on the TLS connection. introspection
+// (in one issuer block at most) accepts that issuer's opaque access tokens
+// by asking its RFC 7662 introspection endpoint.
 func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	d.Next() // directive name
 	if d.NextArg() {
@@ -335,11 +344,74 @@ func parseIssuer(d *caddyfile.Dispenser) (IssuerConfig, error) {
 				return is, err
 			}
 			is.RequireClaims = append(is.RequireClaims, r)
+		case "introspection":
+			if is.Introspection != nil {
+				return is, d.Err("introspection given twice")
+			}
+			c, err := parseIntrospection(d)
+			if err != nil {
+				return is, err
+			}
+			is.Introspection = c
 		default:
 			return is, d.Errf("unrecognized option %q in issuer block", d.Val())
 		}
 	}
 	return is, nil
+}
+
+// parseIntrospection parses `introspection { ... }` in an issuer block.
+// Each option may appear once.
+func parseIntrospection(d *caddyfile.Dispenser) (*IntrospectionConfig, error) {
+	if d.NextArg() {
+		return nil, d.ArgErr()
+	}
+	c := new(IntrospectionConfig)
+	for nesting := d.Nesting(); d.NextBlock(nesting); {
+		switch d.Val() {
+		case "endpoint":
+			if err := parseOnce(d, &c.Endpoint); err != nil {
+				return nil, err
+			}
+		case "client_id":
+			if err := parseOnce(d, &c.ClientID); err != nil {
+				return nil, err
+			}
+		case "client_secret":
+			if err := parseOnce(d, &c.ClientSecret); err != nil {
+				return nil, err
+			}
+		case "auth_method":
+			if err := parseOnce(d, &c.AuthMethod); err != nil {
+				return nil, err
+			}
+			switch c.AuthMethod {
+			case "client_secret_basic", "client_secret_post":
+			default:
+				return nil, d.Errf("auth_method: want client_secret_basic or client_secret_post, got %q", c.AuthMethod)
+			}
+		case "cache_ttl":
+			var s string
+			if !d.AllArgs(&s) {
+				return nil, d.ArgErr()
+			}
+			if c.CacheTTL != nil {
+				return nil, d.Err("cache_ttl given twice")
+			}
+			dur, err := caddy.ParseDuration(s)
+			if err != nil || dur < 0 {
+				return nil, d.Errf("cache_ttl: want a non-negative duration, got %q", s)
+			}
+			ttl := caddy.Duration(dur)
+			c.CacheTTL = &ttl
+		default:
+			return nil, d.Errf("unrecognized option %q in introspection block", d.Val())
+		}
+	}
+	if c.ClientID == "" {
+		return nil, d.Err("introspection needs client_id")
+	}
+	return c, nil
 }
 
 // parseAudience parses `audience <aud...>` or `audience any`.

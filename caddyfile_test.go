@@ -360,6 +360,13 @@ func TestAdaptRoundTrip(t *testing.T) {
 		issuer https://a.example.com {
 			audience api-a
 			require_claim groups admin
+			introspection {
+				endpoint https://a.example.com/introspect
+				client_id caddy
+				client_secret {env.INTROSPECTION_SECRET}
+				auth_method client_secret_post
+				cache_ttl 0
+			}
 		}
 		issuer https://b.example.com {
 			jwks_url https://b.example.com/keys
@@ -411,6 +418,9 @@ func TestAdaptRoundTrip(t *testing.T) {
 	}
 	if !strings.Contains(string(hs[0]), `"cache_size":0`) {
 		t.Fatalf("explicit cache_size 0 lost: %s", hs[0])
+	}
+	if !strings.Contains(string(hs[0]), `"cache_ttl":0`) {
+		t.Fatalf("explicit introspection cache_ttl 0 lost: %s", hs[0])
 	}
 }
 
@@ -733,5 +743,118 @@ func TestCaddyfileDPoP(t *testing.T) {
 	}
 	if err := h.checkConfig(); err == nil || !strings.Contains(err.Error(), "only in the Authorization header") {
 		t.Fatalf("checkConfig = %v", err)
+	}
+}
+
+func TestCaddyfileIntrospection(t *testing.T) {
+	var h Handler
+	input := `identity {
+		issuer https://auth.example.com {
+			introspection {
+				endpoint      https://auth.example.com/oauth2/introspect
+				client_id     caddy
+				client_secret {env.INTROSPECTION_SECRET}
+				auth_method   client_secret_post
+				cache_ttl     30s
+			}
+		}
+		audience api
+	}`
+	if err := h.UnmarshalCaddyfile(caddyfile.NewTestDispenser(input)); err != nil {
+		t.Fatal(err)
+	}
+	want := &IntrospectionConfig{
+		Endpoint:     "https://auth.example.com/oauth2/introspect",
+		ClientID:     "caddy",
+		ClientSecret: "{env.INTROSPECTION_SECRET}",
+		AuthMethod:   "client_secret_post",
+		CacheTTL:     durPtr(30 * time.Second),
+	}
+	if got := h.Issuers[0].Introspection; !reflect.DeepEqual(got, want) {
+		t.Fatalf("got %+v, want %+v", got, want)
+	}
+	if err := h.checkConfig(); err != nil {
+		t.Fatalf("checkConfig: %v", err)
+	}
+
+	parseErrors := []struct{ name, input, want string }{
+		{"missing client_id", "identity {\nissuer https://a {\nintrospection {\nclient_secret s\n}\n}\n}", "needs client_id"},
+		{"argument", "identity {\nissuer https://a {\nintrospection x {\nclient_id c\n}\n}\n}", "wrong argument count"},
+		{"unknown option", "identity {\nissuer https://a {\nintrospection {\nclient_id c\nfoo\n}\n}\n}", "unrecognized option"},
+		{"bad auth_method", "identity {\nissuer https://a {\nintrospection {\nclient_id c\nauth_method private_key_jwt\n}\n}\n}", "auth_method"},
+		{"bad cache_ttl", "identity {\nissuer https://a {\nintrospection {\nclient_id c\ncache_ttl -1s\n}\n}\n}", "cache_ttl"},
+		{"client_id twice", "identity {\nissuer https://a {\nintrospection {\nclient_id c\nclient_id d\n}\n}\n}", "twice"},
+		{"block twice", "identity {\nissuer https://a {\nintrospection {\nclient_id c\n}\nintrospection {\nclient_id c\n}\n}\n}", "introspection given twice"},
+	}
+	for _, tt := range parseErrors {
+		t.Run(tt.name, func(t *testing.T) { wantUnmarshalError(t, tt.input, tt.want) })
+	}
+
+	configErrors := []struct{ name, input, want string }{
+		{"two introspecting issuers", `identity {
+			issuer https://a.example.com {
+				introspection {
+					client_id c
+				}
+			}
+			issuer https://b.example.com {
+				introspection {
+					client_id c
+				}
+			}
+			audience api
+		}`, "at most one may"},
+		{"template issuer", `identity {
+			issuer https://login.example.com/{tenantid}/v2.0 {
+				jwks_url https://login.example.com/keys
+				tenants t1
+				introspection {
+					endpoint https://login.example.com/introspect
+					client_id c
+				}
+			}
+			audience api
+		}`, "issuer template"},
+		{"http endpoint", `identity {
+			issuer https://a.example.com {
+				introspection {
+					endpoint http://a.example.com/introspect
+					client_id c
+				}
+			}
+			audience api
+		}`, "must be an absolute https URL"},
+		{"jwks_file without endpoint", `identity {
+			issuer https://a.example.com {
+				jwks_file /etc/keys.json
+				introspection {
+					client_id c
+				}
+			}
+			audience api
+		}`, "set endpoint"},
+	}
+	for _, tt := range configErrors {
+		t.Run(tt.name, func(t *testing.T) {
+			var h Handler
+			if err := h.UnmarshalCaddyfile(caddyfile.NewTestDispenser(tt.input)); err != nil {
+				t.Fatal(err)
+			}
+			wantErrorContaining(t, h.checkConfig(), tt.want)
+		})
+	}
+
+	// JSON without client_id, and http on loopback or with
+	// insecure_allow_http, which is allowed.
+	noID := Handler{Issuers: []IssuerConfig{{Issuer: "https://a", Introspection: &IntrospectionConfig{}}}, AnyAudience: true}
+	wantErrorContaining(t, noID.checkConfig(), "client_id is required")
+	for _, is := range []IssuerConfig{
+		{Issuer: "https://a", Introspection: &IntrospectionConfig{ClientID: "c", Endpoint: "http://127.0.0.1:9000/introspect"}},
+		{Issuer: "https://a", InsecureAllowHTTP: true, Introspection: &IntrospectionConfig{ClientID: "c", Endpoint: "http://idp.internal/introspect"}},
+	} {
+		ok := Handler{Issuers: []IssuerConfig{is}, AnyAudience: true}
+		if err := ok.checkConfig(); err != nil {
+			t.Errorf("%s: %v", is.Introspection.Endpoint, err)
+		}
 	}
 }

@@ -127,7 +127,7 @@ func (rt *runtime) serveDPoP(w http.ResponseWriter, r *http.Request, next caddyh
 	if err != nil {
 		return rt.rejectProof(w, r, err, token)
 	}
-	e, rsn, err := rt.authenticate(r.Context(), token)
+	e, rsn, err := rt.verify(r.Context(), token)
 	if rsn != reasonNone {
 		return rt.rejectDPoP(w, r, rsn, err, token)
 	}

@@ -43,7 +43,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 		return rt.reject(w, r, reasonTooLarge, nil, "")
 	}
 
-	e, rsn, err := rt.authenticate(r.Context(), token)
+	e, rsn, err := rt.verify(r.Context(), token)
 	if rsn != reasonNone {
 		return rt.reject(w, r, rsn, err, token)
 	}
@@ -387,6 +387,7 @@ const (
 	reasonDPoPUnbound
 	reasonDPoPRequired
 	reasonCertBinding
+	reasonInactive
 	numReasons
 )
 
@@ -432,6 +433,9 @@ var reasons = [numReasons]reasonInfo{
 	// gets no error code, just the challenge of the accepted scheme.
 	reasonDPoPRequired: {"dpop_required", http.StatusUnauthorized, "", "", errors.New("identity: bearer token where DPoP is required")},
 	reasonCertBinding:  {"cert_binding", http.StatusUnauthorized, "invalid_token", "The access token is bound to a client certificate that was not presented", errors.New("identity: certificate-bound token without its client certificate")},
+	// An opaque token its issuer's introspection endpoint calls inactive
+	// (revoked, expired, unknown: RFC 7662 §2.2 does not say which).
+	reasonInactive: {"inactive", http.StatusUnauthorized, "invalid_token", "The access token is not active", errors.New("identity: introspection: token not active")},
 }
 
 // classify maps a validation error to a rejection reason.

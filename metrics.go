@@ -53,7 +53,7 @@ func processMetrics() *collectors {
 			}),
 			rejected: prometheus.NewCounterVec(prometheus.CounterOpts{
 				Namespace: metricsNamespace, Name: "tokens_rejected_total",
-				Help: "Requests refused, by reason (missing, invalid_request, expired, signature, insufficient_scope, provider_unavailable, dpop_proof, dpop_bound_as_bearer, cert_binding, ...).",
+				Help: "Requests refused, by reason (missing, invalid_request, expired, signature, insufficient_scope, provider_unavailable, dpop_proof, dpop_bound_as_bearer, cert_binding, inactive, ...).",
 			}, []string{"reason"}),
 			cacheHits: prometheus.NewCounter(prometheus.CounterOpts{
 				Namespace: metricsNamespace, Name: "token_cache_hits_total",

@@ -1,6 +1,7 @@
 // Package caddyidentity is the Caddy v2 HTTP handler "identity": it protects
 // any upstream with OAuth 2.0 / OpenID Connect bearer tokens (JWT access
-// tokens verified against the issuer's published keys) and forwards the
+// tokens verified against the issuer's published keys, opaque ones by the
+// issuer's RFC 7662 introspection endpoint) and forwards the
 // verified identity to the upstream as request headers and placeholders.
 //
 // Module ID: http.handlers.identity. Caddyfile directive: identity.
@@ -237,6 +238,12 @@ type IssuerConfig struct {
 	// non-loopback hosts (for an identity provider on a private network).
 	// Loopback addresses are always allowed.
 	InsecureAllowHTTP bool `json:"insecure_allow_http,omitempty"`
+	// Introspection, when set, accepts opaque access tokens (anything that
+	// is not a compact JWS) of this issuer by asking its RFC 7662
+	// introspection endpoint. At most one issuer of a handler may have it:
+	// an opaque token names no issuer to choose by. Not allowed with a
+	// template issuer.
+	Introspection *IntrospectionConfig `json:"introspection,omitempty"`
 }
 
 // TokenSource is one place where the token may be.
@@ -350,6 +357,12 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		}
 		issuerCfgs = append(issuerCfgs, ic)
 		rt.policies[pol.issuer] = pol
+		if h.Issuers[i].Introspection != nil {
+			rt.introspector, err = newIntrospector(repl, &h.Issuers[i], ic, pol, rt)
+			if err != nil {
+				return fmt.Errorf("issuer %q: introspection: %w", h.Issuers[i].Issuer, err)
+			}
+		}
 	}
 	v, err := identity.NewValidator(issuerCfgs, identity.ValidatorOptions{
 		MaxTokenBytes: rt.maxTokenSize,
@@ -421,6 +434,12 @@ func (h *Handler) checkConfig() error {
 		if err := checkScopes(is.RequireScopes); err != nil {
 			return fmt.Errorf("identity: issuer %q: %w", is.Issuer, err)
 		}
+		if err := checkIntrospection(is); err != nil {
+			return fmt.Errorf("identity: issuer %q: introspection: %w", is.Issuer, err)
+		}
+	}
+	if err := checkOneIntrospector(h.Issuers); err != nil {
+		return err
 	}
 	if len(h.Audiences) > 0 && h.AnyAudience {
 		return errors.New("identity: audiences and any_audience are exclusive")
@@ -722,7 +741,8 @@ func (h *Handler) Validate() error {
 }
 
 // Cleanup releases the shared key caches this handler acquired (the last
-// user closes them) and stops the token cache and the DPoP replay cache.
+// user closes them) and stops the token cache, the DPoP replay cache and
+// the introspection cache.
 func (h *Handler) Cleanup() error {
 	if h.rt == nil {
 		return nil
@@ -740,6 +760,9 @@ func (h *Handler) Cleanup() error {
 	if h.rt.replay != nil {
 		errs = append(errs, h.rt.replay.Close())
 		h.rt.replay = nil
+	}
+	if h.rt.introspector != nil {
+		h.rt.introspector.close()
 	}
 	return errors.Join(errs...)
 }
@@ -788,6 +811,10 @@ type runtime struct {
 	// certBinding is the cert_binding mode: whether cnf.x5t#S256 is
 	// checked against the client certificate.
 	certBinding certBindingMode
+
+	// introspector accepts opaque tokens of the one issuer configured
+	// with introspection; nil when none is.
+	introspector *introspector
 
 	metrics  *collectors
 	counters resolvedCounters

@@ -82,19 +82,13 @@ type headerValue struct {
 // compact form is token. The error is a malformed certificate binding,
 // which makes the token unacceptable.
 func (rt *runtime) newEntry(t *identity.Token, token string) (*cacheEntry, error) {
-	certThumbprint, err := rt.boundCertThumbprint(t.Claims)
+	e, err := rt.claimsEntry(t.Issuer, t.Claims)
 	if err != nil {
 		return nil, err
 	}
-	signingInput, _, _ := splitToken(token)
-	e := &cacheEntry{
-		signingInput:   signingInput, // tokenCache.put keeps a copy instead
-		issuer:         t.Issuer,
-		thumbprint:     t.KeyThumbprint,
-		weight:         weightOf(len(token)),
-		subject:        t.Claims.Subject,
-		certThumbprint: certThumbprint,
-	}
+	e.signingInput, _, _ = splitToken(token) // tokenCache.put keeps a copy instead
+	e.thumbprint = t.KeyThumbprint
+	e.weight = weightOf(len(token))
 	if !t.Claims.Expiry.IsZero() {
 		e.expires = t.Claims.Expiry.Add(rt.leeway)
 	}
@@ -104,13 +98,33 @@ func (rt *runtime) newEntry(t *identity.Token, token string) (*cacheEntry, error
 		}
 	}
 	if pol := rt.policies[t.Issuer]; pol != nil {
-		e.denied, e.challenge = pol.authorize(t.Claims)
 		e.keys = pol.keys
 		e.versions, _ = pol.keys.(identity.KeySetVersioner)
 	}
 	e.keyPublished(rt.now())
+	return e, nil
+}
+
+// claimsEntry computes the part of an entry that depends only on the
+// accepted claims and their issuer, whatever vouched for them (a verified
+// signature or an introspection response): the bindings, the policy's
+// verdict, the claim headers and the placeholders. The error is a
+// malformed certificate binding, which makes the token unacceptable.
+func (rt *runtime) claimsEntry(issuer string, c *identity.Claims) (*cacheEntry, error) {
+	certThumbprint, err := rt.boundCertThumbprint(c)
+	if err != nil {
+		return nil, err
+	}
+	e := &cacheEntry{
+		issuer:         issuer,
+		subject:        c.Subject,
+		certThumbprint: certThumbprint,
+	}
+	if pol := rt.policies[issuer]; pol != nil {
+		e.denied, e.challenge = pol.authorize(c)
+	}
 	for _, ch := range rt.claimHeaders {
-		v, ok := t.Claims.String(ch.path)
+		v, ok := c.String(ch.path)
 		if !ok || v == "" {
 			continue
 		}
@@ -118,7 +132,7 @@ func (rt *runtime) newEntry(t *identity.Token, token string) (*cacheEntry, error
 	}
 	e.repl = e.replace
 	if rt.dpop != dpopOff {
-		e.dpopJKT, e.dpopBound = cnfJKT(t.Claims)
+		e.dpopJKT, e.dpopBound = cnfJKT(c)
 	}
 	return e, nil
 }

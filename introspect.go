@@ -1,0 +1,435 @@
+package caddyidentity
+
+import (
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"slices"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/maypok86/otter/v2"
+	"go.uber.org/zap"
+
+	"github.com/caddy-identity/caddy-identity/identity"
+)
+
+// IntrospectionConfig lets an issuer accept opaque access tokens: tokens
+// that are not JWTs, which the handler cannot verify itself, are sent to
+// the issuer's RFC 7662 introspection endpoint, and the active ones are
+// accepted under the same rules as JWTs (see README, "Opaque tokens").
+type IntrospectionConfig struct {
+	// Endpoint is the introspection endpoint URL. Default: the
+	// introspection_endpoint of the issuer's discovery document (then
+	// required for an issuer with jwks_file, which has none). https unless
+	// loopback or the issuer's insecure_allow_http.
+	Endpoint string `json:"endpoint,omitempty"`
+	// ClientID authenticates the handler to the endpoint (required: RFC
+	// 7662 §2.1 wants the caller authorized, and servers answer anonymous
+	// callers with an error or with active=false for every token).
+	ClientID string `json:"client_id"`
+	// ClientSecret is the client's secret; placeholders such as
+	// {env.INTROSPECTION_SECRET} are resolved when the config is loaded,
+	// so that the secret need not be written in the config.
+	ClientSecret string `json:"client_secret,omitempty"`
+	// AuthMethod is client_secret_basic (default) or client_secret_post.
+	AuthMethod string `json:"auth_method,omitempty"`
+	// CacheTTL is how long an active result may be reused without asking
+	// again (never past the token's exp): the delay before a token
+	// revoked at the server is refused here. Default 1m; 0 asks on every
+	// request.
+	CacheTTL *caddy.Duration `json:"cache_ttl,omitempty"`
+}
+
+const (
+	// DefaultIntrospectionCacheTTL is the default IntrospectionConfig.CacheTTL.
+	DefaultIntrospectionCacheTTL = time.Minute
+	// introspectionTimeout bounds one exchange with the endpoint: a request
+	// waits no longer for an answer than a client would for a slow page.
+	introspectionTimeout = 5 * time.Second
+	// introspectionCacheEntries bounds the cache of active results. An
+	// entry holds the decoded response (a few hundred bytes to a few KiB),
+	// so this is a few MiB at most.
+	introspectionCacheEntries = 10000
+)
+
+// accessTokenTypes are the token_type values of an access token
+// (compared case-insensitively): RFC 6750 Bearer, RFC 9449 DPoP, and
+// "access_token", which some servers (ORY Hydra) send as a hint-like
+// value. A refresh token is never a credential for a resource.
+var accessTokenTypes = []string{"Bearer", identity.TokenTypeDPoP, "access_token"}
+
+// checkIntrospection checks an issuer's introspection block.
+func checkIntrospection(is *IssuerConfig) error {
+	c := is.Introspection
+	if c == nil {
+		return nil
+	}
+	if strings.Contains(is.Issuer, identity.TenantPlaceholder) {
+		return errors.New("not allowed with an issuer template: the tenant of an opaque token is unknown")
+	}
+	if c.ClientID == "" {
+		return errors.New("client_id is required")
+	}
+	switch c.AuthMethod {
+	case "", identity.AuthMethodClientSecretBasic, identity.AuthMethodClientSecretPost:
+	default:
+		return fmt.Errorf("auth_method must be %s or %s, not %q",
+			identity.AuthMethodClientSecretBasic, identity.AuthMethodClientSecretPost, c.AuthMethod)
+	}
+	if c.CacheTTL != nil && *c.CacheTTL < 0 {
+		return errors.New("cache_ttl must not be negative")
+	}
+	if c.Endpoint == "" && is.JWKSFile != "" {
+		return errors.New("an issuer with jwks_file has no discovery document: set endpoint")
+	}
+	if c.Endpoint != "" && !strings.Contains(c.Endpoint, "{") { // a placeholder is checked once replaced
+		return checkEndpointURL(c.Endpoint, is.InsecureAllowHTTP)
+	}
+	return nil
+}
+
+// checkOneIntrospector refuses more than one introspecting issuer: an
+// opaque token carries no issuer, so the handler could only try each
+// endpoint in turn, handing every token to servers that did not issue it.
+func checkOneIntrospector(issuers []IssuerConfig) error {
+	var first string
+	for i := range issuers {
+		if issuers[i].Introspection == nil {
+			continue
+		}
+		if first != "" {
+			return fmt.Errorf("identity: issuers %q and %q both have introspection; at most one may, since an opaque token names no issuer",
+				first, issuers[i].Issuer)
+		}
+		first = issuers[i].Issuer
+	}
+	return nil
+}
+
+// checkEndpointURL requires an absolute https URL, or http on a loopback
+// host or with insecure_allow_http: the rule for every URL the handler
+// calls, since the token and the client secret travel to it.
+func checkEndpointURL(raw string, allowHTTP bool) error {
+	u, err := url.Parse(raw)
+	httpOK := allowHTTP || (err == nil && isLoopback(u.Hostname()))
+	if err != nil || u.Host == "" || (u.Scheme != "https" && (u.Scheme != "http" || !httpOK)) || u.Fragment != "" {
+		return fmt.Errorf("endpoint %q must be an absolute https URL (http only on loopback or with insecure_allow_http)", raw)
+	}
+	return nil
+}
+
+// introspector accepts the opaque tokens of one issuer.
+type introspector struct {
+	issuer string
+	// issuers are the accepted iss values: the issuer and its aliases.
+	issuers []string
+	// endpoint is the configured endpoint; "" means discovery's, asked of
+	// provider.
+	endpoint  string
+	provider  *identity.Provider
+	allowHTTP bool
+	auth      identity.ClientAuth
+	client    *http.Client
+	transport *http.Transport
+
+	// audiences, unless anyAudience, must meet the response's aud.
+	audiences   []string
+	anyAudience bool
+	// parties, when set, must contain the member partyClaim.
+	parties    []string
+	partyClaim string
+
+	ttl   time.Duration
+	cache *introspectionCache
+
+	logger *zap.Logger
+	// down is set while the endpoint fails, so that an outage is logged
+	// once when it starts and once when it ends, not on every request.
+	down atomic.Bool
+}
+
+// newIntrospector compiles the introspection block of is, whose validator
+// configuration (placeholders resolved, handler defaults applied) is ic.
+func newIntrospector(repl *caddy.Replacer, is *IssuerConfig, ic identity.IssuerConfig, pol *issuerPolicy, rt *runtime) (*introspector, error) {
+	c := is.Introspection
+	in := &introspector{
+		issuer:      pol.issuer,
+		issuers:     append([]string{pol.issuer}, ic.Aliases...),
+		endpoint:    repl.ReplaceKnown(c.Endpoint, ""),
+		allowHTTP:   is.InsecureAllowHTTP,
+		audiences:   ic.Audiences,
+		anyAudience: ic.AnyAudience,
+		parties:     ic.AuthorizedParties,
+		partyClaim:  ic.AuthorizedPartyClaim,
+		ttl:         DefaultIntrospectionCacheTTL,
+		logger:      rt.logger.With(zap.String("issuer", pol.issuer)),
+	}
+	if in.endpoint != "" {
+		if err := checkEndpointURL(in.endpoint, in.allowHTTP); err != nil {
+			return nil, err
+		}
+	} else if p, ok := ic.Keys.(*identity.Provider); ok {
+		in.provider = p
+	} else {
+		return nil, errors.New("no discovery document to find the endpoint in: set endpoint")
+	}
+	if in.partyClaim == "" {
+		// RFC 7662 §2.2 names the client in client_id; azp, the JWT
+		// default, is rarely in a response.
+		in.partyClaim = "client_id"
+	}
+	method := c.AuthMethod
+	if method == "" {
+		method = identity.AuthMethodClientSecretBasic
+	}
+	in.auth = identity.ClientAuth{
+		Method:       method,
+		ClientID:     repl.ReplaceKnown(c.ClientID, ""),
+		ClientSecret: repl.ReplaceKnown(c.ClientSecret, ""),
+	}
+	if c.CacheTTL != nil {
+		in.ttl = time.Duration(*c.CacheTTL)
+	}
+	// A transport of its own, so that Cleanup can close its idle
+	// connections instead of leaving them to the shared default one.
+	in.transport = http.DefaultTransport.(*http.Transport).Clone()
+	in.client = &http.Client{Timeout: introspectionTimeout, Transport: in.transport}
+	if in.ttl > 0 {
+		var err error
+		if in.cache, err = newIntrospectionCache(introspectionCacheEntries); err != nil {
+			return nil, err
+		}
+	}
+	return in, nil
+}
+
+// close drops the cache and the idle connections to the endpoint.
+func (in *introspector) close() {
+	if in.cache != nil {
+		in.cache.close()
+	}
+	in.transport.CloseIdleConnections()
+}
+
+// isCompactJWS reports whether token has the form of a JWS in compact
+// serialization: exactly three non-empty dot-separated parts, the first
+// the base64url encoding of a JSON object. Anything else is an opaque
+// token. A JWT, valid or not, is never introspected: its signature
+// decides.
+func isCompactJWS(token string) bool {
+	header, rest, ok := strings.Cut(token, ".")
+	if !ok || header == "" {
+		return false
+	}
+	payload, signature, ok := strings.Cut(rest, ".")
+	if !ok || payload == "" || signature == "" || strings.IndexByte(signature, '.') >= 0 {
+		return false
+	}
+	raw, err := base64.RawURLEncoding.DecodeString(header)
+	if err != nil {
+		return false
+	}
+	var obj map[string]json.RawMessage
+	return json.Unmarshal(raw, &obj) == nil && obj != nil
+}
+
+// verify authenticates a token by its form: an opaque token by
+// introspection when an issuer has it, anything else as a JWT (which
+// refuses an opaque token as malformed).
+func (rt *runtime) verify(ctx context.Context, token string) (*cacheEntry, reason, error) {
+	if rt.introspector != nil && !isCompactJWS(token) {
+		return rt.introspect(ctx, token)
+	}
+	return rt.authenticate(ctx, token)
+}
+
+// introspect returns the entry of an active opaque token, from the cache
+// or by asking the endpoint, or the rejection reason: an endpoint that
+// cannot answer makes it provider_unavailable (503), since the client did
+// nothing wrong.
+func (rt *runtime) introspect(ctx context.Context, token string) (*cacheEntry, reason, error) {
+	in := rt.introspector
+	key := hashToken(token)
+	if in.cache != nil {
+		if e, ok := in.cache.get(key, rt.now()); ok {
+			return e, reasonNone, nil
+		}
+	}
+	res, err := in.ask(ctx, token)
+	if err != nil {
+		if ctx.Err() == nil { // not a client that went away
+			in.setDown(true, err)
+		}
+		return nil, reasonProviderUnavailable, err
+	}
+	in.setDown(false, nil)
+	now := rt.now()
+	e, rsn, err := rt.admitIntrospection(res, now)
+	if rsn != reasonNone {
+		return nil, rsn, err
+	}
+	if in.cache != nil {
+		if limit := now.Add(in.ttl); limit.Before(e.expires) {
+			e.expires = limit
+		}
+		in.cache.put(key, e)
+	}
+	return e, reasonNone, nil
+}
+
+// ask sends the token to the endpoint.
+func (in *introspector) ask(ctx context.Context, token string) (*identity.IntrospectionResponse, error) {
+	endpoint := in.endpoint
+	if endpoint == "" {
+		doc, err := in.provider.Discovery(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("identity: introspection: %w", err)
+		}
+		if endpoint = doc.IntrospectionEndpoint; endpoint == "" {
+			return nil, errors.New("identity: introspection: the discovery document has no introspection_endpoint")
+		}
+	}
+	res, err := identity.IntrospectToken(ctx, in.client, identity.IntrospectionRequest{
+		ProtocolRequest: identity.ProtocolRequest{Address: endpoint, ClientAuth: in.auth, AllowHTTP: in.allowHTTP},
+		Token:           token,
+		TokenTypeHint:   "access_token",
+	})
+	if err != nil {
+		return nil, fmt.Errorf("identity: introspection: %w", err)
+	}
+	return res, nil
+}
+
+// setDown records whether the endpoint fails, logging the changes: an
+// outage at ERROR (every opaque token is refused meanwhile), the recovery
+// at INFO, as for the issuers' keys.
+func (in *introspector) setDown(down bool, err error) {
+	if in.down.CompareAndSwap(!down, down) {
+		if down {
+			in.logger.Error("introspection endpoint unavailable: opaque tokens cannot be checked", zap.Error(err))
+		} else {
+			in.logger.Info("introspection endpoint available again")
+		}
+	}
+}
+
+// admitIntrospection checks an introspection response as strictly as the
+// validator checks a JWT's claims and returns the entry of the token, or
+// why it is refused. The token must be active and unexpired (exp is
+// required: without it the handler could not bound how long it trusts the
+// answer), valid already, of this issuer and audience, an access token,
+// issued to an authorized party and, with max_age, young enough. The
+// policy's verdict (scopes, claim rules) is in the entry, as for JWTs.
+func (rt *runtime) admitIntrospection(res *identity.IntrospectionResponse, now time.Time) (*cacheEntry, reason, error) {
+	in := rt.introspector
+	if !res.Active {
+		return nil, reasonInactive, nil
+	}
+	c, err := identity.ParseClaims(res.Raw)
+	if err != nil {
+		return nil, reasonClaims, err
+	}
+	switch {
+	case res.Expiry.IsZero():
+		return nil, reasonClaims, &identity.ClaimError{Claim: identity.ClaimExpiration, Reason: "missing"}
+	case !now.Before(res.Expiry.Add(rt.leeway)):
+		return nil, reasonExpired, &identity.ClaimError{Claim: identity.ClaimExpiration, Reason: "token expired"}
+	case !res.NotBefore.IsZero() && now.Add(rt.leeway).Before(res.NotBefore):
+		return nil, reasonNotYetValid, &identity.ClaimError{Claim: identity.ClaimNotBefore, Reason: "token not valid yet"}
+	case res.Issuer != "" && !slices.Contains(in.issuers, res.Issuer):
+		return nil, reasonIssuer, &identity.ClaimError{Claim: identity.ClaimIssuer, Reason: "issuer not accepted"}
+	case !in.anyAudience && !slices.ContainsFunc(res.Audience, func(a string) bool { return slices.Contains(in.audiences, a) }):
+		return nil, reasonAudience, &identity.ClaimError{Claim: identity.ClaimAudience, Reason: "audience not accepted"}
+	case res.TokenType != "" && !slices.ContainsFunc(accessTokenTypes, func(t string) bool { return strings.EqualFold(t, res.TokenType) }):
+		return nil, reasonType, &identity.ClaimError{Claim: "token_type", Reason: "not an access token"}
+	}
+	if len(in.parties) > 0 {
+		if azp, _ := c.Get(in.partyClaim); !isOneOf(azp, in.parties) {
+			return nil, reasonClaims, &identity.ClaimError{Claim: in.partyClaim, Reason: "authorized party not accepted"}
+		}
+	}
+	expires := res.Expiry.Add(rt.leeway)
+	if rt.maxAge > 0 {
+		if res.IssuedAt.IsZero() {
+			return nil, reasonClaims, &identity.ClaimError{Claim: identity.ClaimIssuedAt, Reason: "missing"}
+		}
+		if now.Sub(res.IssuedAt) > rt.maxAge+rt.leeway {
+			return nil, reasonIssuedAt, &identity.ClaimError{Claim: identity.ClaimIssuedAt, Reason: "token too old"}
+		}
+		if limit := res.IssuedAt.Add(rt.maxAge); limit.Before(expires) {
+			expires = limit
+		}
+	}
+	e, err := rt.claimsEntry(in.issuer, c)
+	if err != nil {
+		return nil, classify(err), err
+	}
+	e.expires = expires
+	// No signing input to decode the claims from again: the entry keeps
+	// them for the placeholders.
+	e.decoded.Store(c)
+	return e, reasonNone, nil
+}
+
+// introspectionCache holds the entries of active opaque tokens, found by
+// the SHA-256 of the whole token: the cache never holds a token, and a
+// hit needs the very token that was introspected. An entry dies at the
+// earlier of the token's exp plus the leeway and its admission plus the
+// cache TTL; get refuses dead entries, and the bound (otter's
+// frequency-aware eviction) limits the memory of those not asked again.
+type introspectionCache struct {
+	c *otter.Cache[tokenKey, *cacheEntry]
+}
+
+// newIntrospectionCache returns a cache of at most size entries.
+func newIntrospectionCache(size int) (*introspectionCache, error) {
+	c, err := otter.New(&otter.Options[tokenKey, *cacheEntry]{
+		MaximumSize: size,
+		// Expiry is checked by get; otter needs no clock of its own, and
+		// runs its maintenance inline, so the cache starts no goroutine.
+		Clock:    frozenClock{},
+		Executor: func(fn func()) { fn() },
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &introspectionCache{c: c}, nil
+}
+
+// get returns the live entry of the token whose hash is key.
+func (ic *introspectionCache) get(key tokenKey, now time.Time) (*cacheEntry, bool) {
+	e, ok := ic.c.GetIfPresent(key)
+	if !ok {
+		return nil, false
+	}
+	if !now.Before(e.expires) {
+		ic.c.Invalidate(key)
+		return nil, false
+	}
+	return e, true
+}
+
+// put admits the entry of an active token.
+func (ic *introspectionCache) put(key tokenKey, e *cacheEntry) {
+	ic.c.Set(key, e)
+}
+
+// close drops every entry.
+func (ic *introspectionCache) close() {
+	ic.c.InvalidateAll()
+	ic.c.StopAllGoroutines()
+}
+
+// isOneOf reports whether v is a string among values: a client ID of
+// another JSON type names no client.
+func isOneOf(v any, values []string) bool {
+	s, ok := v.(string)
+	return ok && slices.Contains(values, s)
+}
