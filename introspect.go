@@ -1,6 +1,7 @@
 package caddyidentity
 
 import (
+	"bytes"
 	"context"
 	"encoding/base64"
 	"encoding/json"
@@ -10,6 +11,7 @@ import (
 	"net/url"
 	"slices"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -153,6 +155,8 @@ type introspector struct {
 	// down is set while the endpoint fails, so that an outage is logged
 	// once when it starts and once when it ends, not on every request.
 	down atomic.Bool
+
+	closeOnce sync.Once
 }
 
 // newIntrospector compiles the introspection block of is, whose validator
@@ -210,12 +214,15 @@ func newIntrospector(repl *caddy.Replacer, is *IssuerConfig, ic identity.IssuerC
 	return in, nil
 }
 
-// close drops the cache and the idle connections to the endpoint.
+// close drops the cache and the idle connections to the endpoint. It may
+// be called more than once (Caddy may clean a handler up twice).
 func (in *introspector) close() {
-	if in.cache != nil {
-		in.cache.close()
-	}
-	in.transport.CloseIdleConnections()
+	in.closeOnce.Do(func() {
+		if in.cache != nil {
+			in.cache.close()
+		}
+		in.transport.CloseIdleConnections()
+	})
 }
 
 // isCompactJWS reports whether token has the form of a JWS in compact
@@ -236,8 +243,8 @@ func isCompactJWS(token string) bool {
 	if err != nil {
 		return false
 	}
-	var obj map[string]json.RawMessage
-	return json.Unmarshal(raw, &obj) == nil && obj != nil
+	raw = bytes.TrimLeft(raw, " \t\r\n")
+	return len(raw) > 0 && raw[0] == '{' && json.Valid(raw)
 }
 
 // verify authenticates a token by its form: an opaque token by
