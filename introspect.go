@@ -18,6 +18,7 @@ import (
 	"github.com/caddyserver/caddy/v2"
 	"github.com/maypok86/otter/v2"
 	"go.uber.org/zap"
+	"golang.org/x/sync/singleflight"
 
 	"github.com/caddy-identity/caddy-identity/identity"
 )
@@ -151,6 +152,12 @@ type introspector struct {
 	ttl   time.Duration
 	cache *introspectionCache
 
+	// calls coalesces the introspections of one token that arrive while
+	// one is under way, and slots bounds the introspections under way (see
+	// askShared).
+	calls singleflight.Group
+	slots chan struct{}
+
 	logger *zap.Logger
 	// down is set while the endpoint fails, so that an outage is logged
 	// once when it starts and once when it ends, not on every request.
@@ -174,6 +181,7 @@ func newIntrospector(repl *caddy.Replacer, is *IssuerConfig, ic identity.IssuerC
 		partyClaim:  ic.AuthorizedPartyClaim,
 		ttl:         DefaultIntrospectionCacheTTL,
 		logger:      rt.logger.With(zap.String("issuer", pol.issuer)),
+		slots:       make(chan struct{}, maxIntrospections),
 	}
 	if in.endpoint != "" {
 		if err := checkEndpointURL(in.endpoint, in.allowHTTP); err != nil {
@@ -269,7 +277,7 @@ func (rt *runtime) introspect(ctx context.Context, token string) (*cacheEntry, r
 			return e, reasonNone, nil
 		}
 	}
-	res, err := in.ask(ctx, token)
+	res, err := in.askShared(ctx, key, token)
 	if err != nil {
 		if ctx.Err() == nil { // not a client that went away
 			in.setDown(true, err)
@@ -289,6 +297,41 @@ func (rt *runtime) introspect(ctx context.Context, token string) (*cacheEntry, r
 		in.cache.put(key, e)
 	}
 	return e, reasonNone, nil
+}
+
+// maxIntrospections bounds the introspection requests under way at once
+// for a handler: every opaque token the cache does not know costs a request
+// to the provider, so a client sending many made-up tokens must not turn
+// Caddy into a flood of requests against it.
+const maxIntrospections = 64
+
+// askShared asks the endpoint about token (whose hash is key) once for all
+// the requests that carry it while an answer is awaited, in at most
+// maxIntrospections requests at once; a request over the bound waits for a
+// slot, up to the client's timeout. The shared call does not end when the
+// request that started it does (another may be waiting for it), but each
+// caller stops waiting when its own request ends.
+func (in *introspector) askShared(ctx context.Context, key tokenKey, token string) (*identity.IntrospectionResponse, error) {
+	ch := in.calls.DoChan(string(key[:]), func() (any, error) {
+		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), introspectionTimeout)
+		defer cancel()
+		select {
+		case in.slots <- struct{}{}:
+			defer func() { <-in.slots }()
+		case <-sctx.Done():
+			return nil, errors.New("identity: introspection: too many introspections under way")
+		}
+		return in.ask(sctx, token)
+	})
+	select {
+	case r := <-ch:
+		if r.Err != nil {
+			return nil, r.Err
+		}
+		return r.Val.(*identity.IntrospectionResponse), nil
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
 }
 
 // ask sends the token to the endpoint.

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -32,9 +33,11 @@ type introEndpoint struct {
 	mu     sync.Mutex
 	answer func(token string) (int, string)
 	calls  int
-	form   url.Values
-	auth   string
-	delay  time.Duration
+	// inflight counts the calls under way and maxInflight the most at once.
+	inflight, maxInflight int
+	form                  url.Values
+	auth                  string
+	delay                 time.Duration
 }
 
 func newIntroEndpoint(t *testing.T) *introEndpoint {
@@ -47,9 +50,16 @@ func newIntroEndpoint(t *testing.T) *introEndpoint {
 		}
 		ep.mu.Lock()
 		ep.calls++
+		ep.inflight++
+		ep.maxInflight = max(ep.maxInflight, ep.inflight)
 		ep.form, ep.auth = r.PostForm, r.Header.Get("Authorization")
 		answer, delay := ep.answer, ep.delay
 		ep.mu.Unlock()
+		defer func() {
+			ep.mu.Lock()
+			ep.inflight--
+			ep.mu.Unlock()
+		}()
 		if delay > 0 {
 			select {
 			case <-time.After(delay):
@@ -311,6 +321,61 @@ func TestIntrospectCacheDisabled(t *testing.T) {
 	}
 	if n := ep.callCount(); n != 3 {
 		t.Fatalf("endpoint called %d times with cache_ttl 0, want 3", n)
+	}
+}
+
+// serveConcurrently sends a request with each token at once and returns
+// the statuses.
+func serveConcurrently(x *hx, tokens []string) []int {
+	statuses := make([]int, len(tokens))
+	var wg sync.WaitGroup
+	for i, tok := range tokens {
+		wg.Go(func() { statuses[i] = x.get("/", bearer(tok)).status })
+	}
+	wg.Wait()
+	return statuses
+}
+
+func TestIntrospectCoalescesConcurrentRequests(t *testing.T) {
+	iss := identitytest.NewIssuer(t)
+	ep := newIntroEndpoint(t)
+	ep.set(200, activeResponse(iss.URL, time.Now(), nil))
+	ep.delay = 300 * time.Millisecond
+	x := newHX(t, introHandler(iss, ep.srv.URL))
+	tok := opaqueToken(t)
+	for i, status := range serveConcurrently(x, slices.Repeat([]string{tok}, 20)) {
+		if status != 200 {
+			t.Errorf("request %d: status %d, want 200", i, status)
+		}
+	}
+	if n := ep.callCount(); n != 1 {
+		t.Fatalf("20 concurrent requests with one token made %d introspections, want 1", n)
+	}
+}
+
+func TestIntrospectBoundsRequestsUnderWay(t *testing.T) {
+	iss := identitytest.NewIssuer(t)
+	ep := newIntroEndpoint(t)
+	ep.set(200, activeResponse(iss.URL, time.Now(), nil))
+	ep.delay = 200 * time.Millisecond
+	x := newHX(t, introHandler(iss, ep.srv.URL))
+	tokens := make([]string, maxIntrospections+40)
+	for i := range tokens {
+		tokens[i] = fmt.Sprintf("%s-%d", opaqueToken(t), i)
+	}
+	for i, status := range serveConcurrently(x, tokens) {
+		if status != 200 {
+			t.Errorf("request %d: status %d, want 200 (a request over the bound waits)", i, status)
+		}
+	}
+	ep.mu.Lock()
+	calls, most := ep.calls, ep.maxInflight
+	ep.mu.Unlock()
+	if calls != len(tokens) {
+		t.Errorf("%d introspections for %d distinct tokens", calls, len(tokens))
+	}
+	if most > maxIntrospections || most < 2 {
+		t.Fatalf("at most %d introspections under way at once, want 2 to %d", most, maxIntrospections)
 	}
 }
 
