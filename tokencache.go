@@ -142,14 +142,6 @@ func (tc *tokenCache) tickEvery(tick, sweep time.Duration) {
 	}
 }
 
-// wallNow is the current time, for admissions and sweeps.
-func (tc *tokenCache) wallNow() time.Time {
-	if tc.now != nil {
-		return tc.now()
-	}
-	return time.Now()
-}
-
 // hitNow is the time a hit is checked against. With the real clock it is
 // the last tick's reading plus clockMargin: later than the current time
 // unless the ticker is more than 900 ms late, so an entry is given up a
@@ -166,9 +158,10 @@ func (tc *tokenCache) hitNow() time.Time {
 	return time.Unix(0, tc.ticks.Load()+int64(clockMargin))
 }
 
-// sweep drops the entries whose token has expired (exp plus the leeway).
+// sweep drops the entries that a hit would find dead: those whose token
+// has expired (exp plus the leeway), or is about to (see hitNow).
 func (tc *tokenCache) sweep() {
-	now := tc.wallNow()
+	now := tc.hitNow()
 	for key, e := range tc.c.All() {
 		if !now.Before(e.expires) {
 			tc.c.Invalidate(key)
@@ -205,13 +198,15 @@ func (tc *tokenCache) get(token string) (*cacheEntry, bool) {
 	return e, true
 }
 
-// put admits a verified token's entry, unless it is already expired.
+// put admits a verified token's entry, unless a hit would already find it
+// dead (see hitNow): a token in its last second is verified on every
+// request rather than admitted and dropped again each time.
 func (tc *tokenCache) put(token string, e *cacheEntry) {
 	signingInput, signature, ok := splitToken(token)
 	if !ok {
 		return
 	}
-	if !tc.wallNow().Before(e.expires) {
+	if !tc.hitNow().Before(e.expires) {
 		return
 	}
 	// A copy: a substring would keep the whole token, signature included,
