@@ -207,15 +207,6 @@ func newRefreshCache[T any](cfg cacheConfig, load func(context.Context) (T, http
 	return c
 }
 
-// usable returns the current entry when it may still be served at now.
-func (c *refreshCache[T]) usable(now time.Time) *cacheEntry[T] {
-	e := c.cur.Load()
-	if e == nil || !now.Before(e.expires.Add(c.cfg.stale)) {
-		return nil
-	}
-	return e
-}
-
 // servable returns the current entry when it may still be served.
 func (c *refreshCache[T]) servable() *cacheEntry[T] {
 	return c.servableAt(c.cfg.now())
@@ -329,7 +320,7 @@ func (c *refreshCache[T]) fetch() (*cacheEntry[T], error) {
 		c.lastErr = err
 		c.failures++
 		c.mu.Unlock()
-		has := c.usable(c.cfg.now()) != nil
+		has := c.servable() != nil
 		if wasFailing {
 			c.cfg.log.Debug("identity: fetch failed again", "what", c.cfg.what, "url", redactURL(c.cfg.url), "error", err, "serving_cached", has)
 			return nil, err
