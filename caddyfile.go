@@ -108,12 +108,12 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			}
 			h.Issuers = append(h.Issuers, is)
 		case "jwks_url":
-			if !d.AllArgs(&topJWKSURL) {
-				return d.ArgErr()
+			if err := parseOnce(d, &topJWKSURL); err != nil {
+				return err
 			}
 		case "jwks_file":
-			if !d.AllArgs(&topJWKSFile) {
-				return d.ArgErr()
+			if err := parseOnce(d, &topJWKSFile); err != nil {
+				return err
 			}
 		case "insecure_allow_http":
 			if d.NextArg() {
@@ -156,6 +156,9 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			cd := caddy.Duration(dur)
 			h.Leeway = &cd
 		case "max_age":
+			if h.MaxAge != 0 {
+				return d.Err("max_age given twice")
+			}
 			var s string
 			if !d.AllArgs(&s) {
 				return d.ArgErr()
@@ -206,10 +209,13 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			seenToken = true
 			h.ForwardToken = d.Val() == "forward_token"
 		case "realm":
-			if !d.AllArgs(&h.Realm) {
-				return d.ArgErr()
+			if err := parseOnce(d, &h.Realm); err != nil {
+				return err
 			}
 		case "cache_size":
+			if h.CacheSize != nil {
+				return d.Err("cache_size given twice")
+			}
 			var s string
 			if !d.AllArgs(&s) {
 				return d.ArgErr()
@@ -220,12 +226,15 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			}
 			h.CacheSize = &n
 		case "max_token_size":
+			if h.MaxTokenSize != 0 {
+				return d.Err("max_token_size given twice")
+			}
 			var s string
 			if !d.AllArgs(&s) {
 				return d.ArgErr()
 			}
 			n, err := humanize.ParseBytes(s)
-			if err != nil || n == 0 || n > 1<<20 {
+			if err != nil || n == 0 || n > MaxMaxTokenSize {
 				return d.Errf("max_token_size: want a size between 1 byte and 1MiB, got %q", s)
 			}
 			h.MaxTokenSize = int(n)
@@ -290,12 +299,12 @@ func parseIssuer(d *caddyfile.Dispenser) (IssuerConfig, error) {
 	for nesting := d.Nesting(); d.NextBlock(nesting); {
 		switch d.Val() {
 		case "jwks_url":
-			if !d.AllArgs(&is.JWKSURL) {
-				return is, d.ArgErr()
+			if err := parseOnce(d, &is.JWKSURL); err != nil {
+				return is, err
 			}
 		case "jwks_file":
-			if !d.AllArgs(&is.JWKSFile) {
-				return is, d.ArgErr()
+			if err := parseOnce(d, &is.JWKSFile); err != nil {
+				return is, err
 			}
 		case "jwks_uri_base":
 			if err := appendArgs(d, &is.JWKSURIBases); err != nil {
@@ -420,8 +429,8 @@ func parseAudience(d *caddyfile.Dispenser, auds *[]string, anyAud *bool) error {
 	if len(args) == 0 {
 		return d.ArgErr()
 	}
-	if len(args) == 1 && args[0] == "any" {
-		if len(*auds) > 0 {
+	if slices.Contains(args, "any") {
+		if len(args) > 1 || len(*auds) > 0 {
 			return d.Err("`audience any` cannot be combined with audience values")
 		}
 		*anyAud = true

@@ -234,6 +234,15 @@ func TestUnmarshalCaddyfileErrors(t *testing.T) {
 		{"cert_binding without mode", "identity {\ncert_binding\n}", "wrong argument count"},
 		{"cert_binding unknown mode", "identity {\ncert_binding strict\n}", "want check or off"},
 		{"cert_binding twice", "identity {\ncert_binding off\ncert_binding check\n}", "cert_binding given twice"},
+		{"audience any among values", "identity {\naudience a any\n}", "cannot be combined"},
+		{"jwks_url twice", "identity {\nissuer https://a\njwks_url https://k1\njwks_url https://k2\n}", "jwks_url given twice"},
+		{"jwks_file twice", "identity {\nissuer https://a\njwks_file /k1\njwks_file /k2\n}", "jwks_file given twice"},
+		{"issuer jwks_url twice", "identity {\nissuer https://a {\njwks_url https://k1\njwks_url https://k2\n}\n}", "jwks_url given twice"},
+		{"issuer jwks_file twice", "identity {\nissuer https://a {\njwks_file /k1\njwks_file /k2\n}\n}", "jwks_file given twice"},
+		{"realm twice", "identity {\nrealm a\nrealm b\n}", "realm given twice"},
+		{"cache_size twice", "identity {\ncache_size 1\ncache_size 0\n}", "cache_size given twice"},
+		{"max_age twice", "identity {\nmax_age 1h\nmax_age 2h\n}", "max_age given twice"},
+		{"max_token_size twice", "identity {\nmax_token_size 4KiB\nmax_token_size 8KiB\n}", "max_token_size given twice"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) { wantUnmarshalError(t, tt.input, tt.want) })
@@ -263,6 +272,7 @@ func TestCheckConfigErrors(t *testing.T) {
 		{"negative leeway", func(h *Handler) { h.Leeway = durPtr(-time.Second) }, "leeway"},
 		{"negative cache", func(h *Handler) { h.CacheSize = intPtr(-1) }, "cache_size"},
 		{"negative max token", func(h *Handler) { h.MaxTokenSize = -1 }, "max_token_size"},
+		{"max token over 1 MiB", func(h *Handler) { h.MaxTokenSize = MaxMaxTokenSize + 1 }, "max_token_size"},
 		{"realm quote", func(h *Handler) { h.Realm = `a"b` }, "realm"},
 		{"bad source", func(h *Handler) { h.TokenSources = []TokenSource{{From: "body", Name: "x"}} }, "from must be"},
 		{"source without name", func(h *Handler) { h.TokenSources = []TokenSource{{From: "cookie"}} }, "name is required"},

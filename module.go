@@ -42,6 +42,10 @@ const (
 	DefaultCacheSize = 10000
 	// DefaultLeeway is the default allowed clock skew for exp, nbf and iat.
 	DefaultLeeway = 60 * time.Second
+	// MaxMaxTokenSize is the largest max_token_size: Caddy's server reads
+	// at most 1 MiB of request headers by default anyway, and a token
+	// cache unit is 1 KiB.
+	MaxMaxTokenSize = 1 << 20
 )
 
 // Handler is the "identity" HTTP handler. It authenticates every request it
@@ -133,7 +137,8 @@ type Handler struct {
 	// Default 10000 (tens of MiB at most); 0 disables the cache.
 	CacheSize *int `json:"cache_size,omitempty"`
 	// MaxTokenSize is the largest token accepted, in bytes, checked before
-	// any parsing. Default 8192.
+	// any parsing. Default 8192 (identity.DefaultMaxTokenBytes), at most
+	// MaxMaxTokenSize.
 	MaxTokenSize int `json:"max_token_size,omitempty"`
 
 	// DPoP says whether access tokens bound to a client key with DPoP
@@ -465,8 +470,8 @@ func (h *Handler) checkConfig() error {
 	if h.CacheSize != nil && *h.CacheSize < 0 {
 		return errors.New("identity: cache_size must not be negative")
 	}
-	if h.MaxTokenSize < 0 {
-		return errors.New("identity: max_token_size must not be negative")
+	if h.MaxTokenSize < 0 || h.MaxTokenSize > MaxMaxTokenSize {
+		return errors.New("identity: max_token_size must be between 0 (the default) and 1 MiB")
 	}
 	if strings.ContainsAny(h.Realm, "\"\\\r\n") {
 		return errors.New("identity: realm must not contain quotes, backslashes or line breaks")
