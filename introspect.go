@@ -274,8 +274,10 @@ func (rt *runtime) introspect(ctx context.Context, token string) (*cacheEntry, r
 	key := hashToken(token)
 	if in.cache != nil {
 		if e, ok := in.cache.get(key, rt.now()); ok {
+			rt.counters.cacheHits.Inc()
 			return e, reasonNone, nil
 		}
+		rt.counters.cacheMisses.Inc()
 	}
 	res, err := in.askShared(ctx, key, token)
 	if err != nil {

@@ -272,10 +272,15 @@ func TestIntrospectCache(t *testing.T) {
 	// An active result is reused within the TTL, and asked again after.
 	ep.set(200, activeResponse(iss.URL, clk.Now(), nil))
 	tok := opaqueToken(t)
+	hits0, misses0 := ccHitsMisses(t, x.h)
 	wantStatus(t, x.get("/", bearer(tok)), 200)
 	wantStatus(t, x.get("/", bearer(tok)), 200)
 	if n := ep.callCount(); n != 1 {
 		t.Fatalf("endpoint called %d times for two requests, want 1", n)
+	}
+	// The token cache metrics count the introspection cache too.
+	if hits, misses := ccHitsMisses(t, x.h); hits-hits0 != 1 || misses-misses0 != 1 {
+		t.Fatalf("cache metrics: hits +%v, misses +%v, want +1 each", hits-hits0, misses-misses0)
 	}
 	clk.Set(clk.Now().Add(time.Minute + time.Second))
 	ep.set(200, map[string]any{"active": false}) // revoked meanwhile

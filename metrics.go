@@ -57,11 +57,11 @@ func processMetrics() *collectors {
 			}, []string{"reason"}),
 			cacheHits: prometheus.NewCounter(prometheus.CounterOpts{
 				Namespace: metricsNamespace, Name: "token_cache_hits_total",
-				Help: "Tokens answered from the validated-token cache.",
+				Help: "Tokens answered from the validated-token cache (JWTs) or the introspection cache (opaque tokens).",
 			}),
 			cacheMisses: prometheus.NewCounter(prometheus.CounterOpts{
 				Namespace: metricsNamespace, Name: "token_cache_misses_total",
-				Help: "Tokens not in the validated-token cache (verified in full).",
+				Help: "Tokens not in the validated-token or introspection cache (verified in full, or introspected).",
 			}),
 			keyFetches: prometheus.NewCounterVec(prometheus.CounterOpts{
 				Namespace: metricsNamespace, Name: "key_fetches_total",
