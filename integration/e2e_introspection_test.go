@@ -71,3 +71,46 @@ func TestE2EIntrospectionThroughCaddy(t *testing.T) {
 		t.Errorf("WWW-Authenticate %q, want invalid_token for a token that is not active", r.WWWAuthenticate)
 	}
 }
+
+// TestE2EIntrospectionDPoPThroughCaddy gets an opaque DPoP-bound token from
+// oidc-provider (client credentials with a proof, for the opaque
+// resource), whose introspection answer carries cnf.jkt: Caddy accepts it
+// only with the DPoP scheme and a proof of that key, and refuses it as a
+// bearer token or with another key's proof.
+func TestE2EIntrospectionDPoPThroughCaddy(t *testing.T) {
+	p := startProvider(t, providerOptions{})
+	t.Setenv("CADDY_IDENTITY_E2E_INTROSPECTION_SECRET", testPostClientSecret)
+	c := startCaddy(t, fmt.Sprintf(`		issuer %s {
+			introspection {
+				client_id %s
+				client_secret {env.CADDY_IDENTITY_E2E_INTROSPECTION_SECRET}
+				auth_method client_secret_post
+			}
+		}
+		audience %s
+		claim_header client_id X-Client-Id`, p.URL(), testPostClientID, resourceOpaque))
+
+	key := newDPoPKey(t, "ES256")
+	tok := dpopToken(t, p, key, resourceOpaque)
+	if strings.Count(tok, ".") == 2 {
+		t.Fatalf("the provider issued a JWT for the opaque resource: %s", tok)
+	}
+
+	r := c.send(c.dpopRequest(key, tok, "/", ""))
+	if r.Status != http.StatusOK {
+		t.Fatalf("DPoP scheme with a proof of the token's key: status %d (WWW-Authenticate %q): %s", r.Status, r.WWWAuthenticate, r.Body)
+	}
+	if got := r.Upstream.Values("X-Client-Id"); len(got) != 1 || got[0] != testDPoPClientID {
+		t.Errorf("upstream X-Client-Id = %q, want [%q]", got, testDPoPClientID)
+	}
+	for _, h := range []string{"Authorization", "Dpop"} {
+		if got := r.Upstream.Get(h); got != "" {
+			t.Errorf("upstream got %s %q", h, got)
+		}
+	}
+
+	// As a bearer token (now answered from the introspection cache) it is
+	// refused, and so is a proof by another key.
+	expectRefused(t, c.get(tok, nil), `error="invalid_token"`, "DPoP-bound")
+	expectRefused(t, c.send(c.dpopRequest(newDPoPKey(t, "ES256"), tok, "/", "")), `error="invalid_dpop_proof"`)
+}
