@@ -10,6 +10,25 @@ import (
 	"github.com/caddy-identity/caddy-identity/identity"
 )
 
+// startIntrospectingCaddy starts Caddy with p as the issuer, introspecting
+// opaque tokens at the endpoint of p's discovery document as another
+// client (test-client-post, client_secret_post, the secret from the
+// environment), with extra lines in the introspection block and the rest
+// of the identity block in options.
+func startIntrospectingCaddy(t *testing.T, p *oidcProvider, extra, options string) *caddyServer {
+	t.Helper()
+	t.Setenv("CADDY_IDENTITY_E2E_INTROSPECTION_SECRET", testPostClientSecret)
+	return startCaddy(t, fmt.Sprintf(`		issuer %s {
+			introspection {
+				client_id %s
+				client_secret {env.CADDY_IDENTITY_E2E_INTROSPECTION_SECRET}
+				auth_method client_secret_post
+				%s
+			}
+		}
+		%s`, p.URL(), testPostClientID, extra, options))
+}
+
 // TestE2EIntrospectionThroughCaddy gets an opaque access token from
 // oidc-provider (client credentials for the opaque resource), has Caddy
 // accept it by introspection at the endpoint of the provider's discovery
@@ -18,19 +37,10 @@ import (
 // Caddy refuses it once the 1 s cache_ttl has passed.
 func TestE2EIntrospectionThroughCaddy(t *testing.T) {
 	p := startProvider(t, providerOptions{})
-	t.Setenv("CADDY_IDENTITY_E2E_INTROSPECTION_SECRET", testPostClientSecret)
-	c := startCaddy(t, fmt.Sprintf(`		issuer %s {
-			introspection {
-				client_id %s
-				client_secret {env.CADDY_IDENTITY_E2E_INTROSPECTION_SECRET}
-				auth_method client_secret_post
-				cache_ttl 1s
-			}
-		}
-		audience %s %s
+	c := startIntrospectingCaddy(t, p, "cache_ttl 1s", fmt.Sprintf(`audience %s %s
 		claim_header sub X-User-Id
 		claim_header client_id X-Client-Id
-		claim_header scope X-Scopes`, p.URL(), testPostClientID, resourceOpaque, resourceRS256))
+		claim_header scope X-Scopes`, resourceOpaque, resourceRS256))
 
 	tok := p.accessToken(t, resourceOpaque)
 	if strings.Count(tok, ".") == 2 {
@@ -79,16 +89,8 @@ func TestE2EIntrospectionThroughCaddy(t *testing.T) {
 // bearer token or with another key's proof.
 func TestE2EIntrospectionDPoPThroughCaddy(t *testing.T) {
 	p := startProvider(t, providerOptions{})
-	t.Setenv("CADDY_IDENTITY_E2E_INTROSPECTION_SECRET", testPostClientSecret)
-	c := startCaddy(t, fmt.Sprintf(`		issuer %s {
-			introspection {
-				client_id %s
-				client_secret {env.CADDY_IDENTITY_E2E_INTROSPECTION_SECRET}
-				auth_method client_secret_post
-			}
-		}
-		audience %s
-		claim_header client_id X-Client-Id`, p.URL(), testPostClientID, resourceOpaque))
+	c := startIntrospectingCaddy(t, p, "", fmt.Sprintf(`audience %s
+		claim_header client_id X-Client-Id`, resourceOpaque))
 
 	key := newDPoPKey(t, "ES256")
 	tok := dpopToken(t, p, key, resourceOpaque)
