@@ -925,11 +925,30 @@ func caddyAuthorized(t *testing.T, tester *caddytest.Tester, values ...string) (
 
 // TestAttackThroughCaddy runs every forged token through a real Caddy
 // (Caddyfile, reverse_proxy to a recording upstream, Caddy's own error
-// handling and logging at DEBUG to a file) and scans Caddy's log: no token
-// material, and no rejection at WARN or above, from the handler or from
-// Caddy's error logger.
+// handling and logging at DEBUG to a file), against an issuer whose keys
+// carry "alg" and one whose keys do not (then only the configured
+// allow-list refuses a genuine key's PS256 or RS512 signature). Each
+// refusal must state the reason of its attack class, and Caddy's log must
+// hold no token material of any token sent, the valid ones included, and
+// no rejection at WARN or above, from the handler or from Caddy's error
+// logger.
 func TestAttackThroughCaddy(t *testing.T) {
-	iss := identitytest.NewIssuer(t, identitytest.WithAlgorithms("RS256", "ES256"))
+	for _, keys := range []struct {
+		name string
+		opts []identitytest.Option
+	}{
+		{"keys-with-alg", nil},
+		{"keys-without-alg", []identitytest.Option{identitytest.WithoutKeyAlgorithms()}},
+	} {
+		t.Run(keys.name, func(t *testing.T) {
+			iss := identitytest.NewIssuer(t, append([]identitytest.Option{identitytest.WithAlgorithms("RS256", "ES256")}, keys.opts...)...)
+			attackThroughCaddy(t, iss)
+		})
+	}
+}
+
+// attackThroughCaddy is TestAttackThroughCaddy for one issuer.
+func attackThroughCaddy(t *testing.T, iss *identitytest.Issuer) {
 	f := issuerForger(t, iss, atkAudience)
 	up := newRecorder(t)
 	logFile := filepath.Join(t.TempDir(), "caddy.log")
@@ -938,15 +957,18 @@ func TestAttackThroughCaddy(t *testing.T) {
 	identity {
 		issuer %s
 		audience %s
-		algorithms RS256 ES256
+		algorithms %s
 	}
 	reverse_proxy %s
 }
-`, ctSite, iss.URL, atkAudience, up.addr()), "caddyfile")
+`, ctSite, iss.URL, atkAudience, strings.Join(attackAlgorithms, " "), up.addr()), "caddyfile")
 
+	var sent []string
 	served := func() {
 		t.Helper()
-		if st, ch := caddyAuthorized(t, tester, "Bearer "+f.Valid(t)); st != http.StatusOK {
+		valid := f.Valid(t)
+		sent = append(sent, "Bearer "+valid)
+		if st, ch := caddyAuthorized(t, tester, "Bearer "+valid); st != http.StatusOK {
 			t.Fatalf("valid token through Caddy: %d %q", st, ch)
 		}
 		if n, _ := up.take(); n != 1 {
@@ -954,12 +976,17 @@ func TestAttackThroughCaddy(t *testing.T) {
 		}
 	}
 	served()
-	var sent []string
+	forged := 0
 	for _, tok := range f.AttackTokens(t) {
 		sent = append(sent, "Bearer "+tok.Token)
+		forged++
 		st, ch := caddyAuthorized(t, tester, "Bearer "+tok.Token)
-		if err := atkInvalidToken.matches(atkResponse{Status: st, Challenge: ch}); err != nil {
+		r := atkResponse{Status: st, Challenge: ch}
+		expectGenuine(t, f, tok.Token, r)
+		if err := atkInvalidToken.matches(r); err != nil {
 			t.Errorf("%s: %v (%q)", tok.Name, err, ch)
+		} else {
+			expectReason(t, tok.Name, r)
 		}
 		if n, _ := up.take(); n != 0 {
 			t.Errorf("%s: upstream reached", tok.Name)
@@ -968,7 +995,9 @@ func TestAttackThroughCaddy(t *testing.T) {
 	if st, _ := caddyAuthorized(t, tester); st != http.StatusUnauthorized {
 		t.Errorf("no token: %d", st)
 	}
-	if st, _ := caddyAuthorized(t, tester, "Bearer "+f.Valid(t), "Bearer "+f.Valid(t)); st != http.StatusBadRequest {
+	two := []string{"Bearer " + f.Valid(t), "Bearer " + f.Valid(t)}
+	sent = append(sent, two...)
+	if st, _ := caddyAuthorized(t, tester, two...); st != http.StatusBadRequest {
 		t.Errorf("two tokens: %d", st)
 	}
 	served()
@@ -992,8 +1021,8 @@ func TestAttackThroughCaddy(t *testing.T) {
 			t.Errorf("%s from %s during the attack run: %s", e.Level, e.Logger, e.Msg)
 		}
 	}
-	if rejections < len(sent) {
-		t.Errorf("%d rejections logged for %d forged tokens: is the DEBUG log captured?", rejections, len(sent))
+	if rejections < forged {
+		t.Errorf("%d rejections logged for %d forged tokens: is the DEBUG log captured?", rejections, forged)
 	}
 	scanLogForSecrets(t, raw, sent)
 }
