@@ -789,6 +789,24 @@ func TestAttackLogs(t *testing.T) {
 	}
 }
 
+// waitForLog polls read until the log contains want and returns it; it
+// fails the test when want has not appeared after a deadline generous for
+// a loaded machine.
+func waitForLog(t *testing.T, read func() string, want string) string {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		logs := read()
+		if strings.Contains(logs, want) {
+			return logs
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%q not logged after 30s:\n%s", want, logs)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
 // atkLogFile creates a file for captured logs, closed when t ends.
 func atkLogFile(t *testing.T) *os.File {
 	t.Helper()
@@ -1136,7 +1154,9 @@ func TestOutageThroughCaddy(t *testing.T) {
 			t.Fatalf("request %d: status %d, want 503", i, st)
 		}
 	}
-	time.Sleep(300 * time.Millisecond)
+	// The warm-up runs in the background: wait for its log line, the last
+	// one the outage writes.
+	waitForLog(t, func() string { raw, _ := readCaddyLog(t, logFile); return raw }, "warm-up failed")
 	_, entries := readCaddyLog(t, logFile)
 	loud := map[string]map[string]int{}
 	for _, e := range entries {
