@@ -721,7 +721,9 @@ func TestAttackSuiteOptional(t *testing.T) {
 		t.Run(tok.Name, func(t *testing.T) {
 			before := s.Upstream.Hits()
 			r := s.get("/", "Bearer "+tok.Token)
+			expectGenuine(t, f, tok.Token, r)
 			expectRefusal(t, s, f, before, r, tok.Token, atkInvalidToken)
+			expectReason(t, tok.Name, r)
 		})
 	}
 	expectServed(t, s, f)

@@ -82,3 +82,59 @@ func FuzzVerifyDPoPProof(f *testing.F) {
 		}
 	})
 }
+
+// TestProofCheckRefusesEachMismatch is the oracle of FuzzVerifyDPoPProof
+// and FuzzHandlerDPoP on proofs that differ from a good one in a single
+// respect: it accepts the good proof and refuses each of the others, so
+// that its silence on a proof the code under test accepted means something.
+func TestProofCheckRefusesEachMismatch(t *testing.T) {
+	const (
+		uri = "https://rs.example/api"
+		at  = "oracle-access-token"
+	)
+	now := time.Unix(1_750_000_000, 0)
+	key := mustDPoPKey(t, "ES256")
+	other := mustDPoPKey(t, "ES256")
+	proof := func(k *identity.DPoPKey, method, u string, iat time.Time, token string) string {
+		p, err := k.Proof(identity.DPoPProofOptions{Method: method, URI: u, AccessToken: token, IssuedAt: iat})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	check := identitytest.ProofCheck{
+		Method: http.MethodGet, URI: uri, AccessToken: at, JKT: key.Thumbprint(),
+		Algorithms: identity.DefaultAlgorithms(), Now: now,
+		MaxAge: identity.DefaultDPoPMaxAge, ClockSkew: identity.DefaultDPoPClockSkew,
+	}
+	good := proof(key, http.MethodGet, uri, now, at)
+	if err := check.Check(good); err != nil {
+		t.Fatalf("good proof refused: %v", err)
+	}
+	normalized := check
+	normalized.URI = "HTTPS://RS.EXAMPLE:443/api?q=1#f"
+	if err := normalized.Check(good); err != nil {
+		t.Errorf("good proof for the same URI spelled differently refused: %v", err)
+	}
+	for name, p := range map[string]string{
+		"other key":       proof(other, http.MethodGet, uri, now, at),
+		"htm":             proof(key, http.MethodPost, uri, now, at),
+		"htu path":        proof(key, http.MethodGet, uri+"/x", now, at),
+		"htu host":        proof(key, http.MethodGet, "https://evil.example/api", now, at),
+		"htu scheme":      proof(key, http.MethodGet, "http://rs.example/api", now, at),
+		"iat too old":     proof(key, http.MethodGet, uri, now.Add(-identity.DefaultDPoPMaxAge-2*time.Second), at),
+		"iat future":      proof(key, http.MethodGet, uri, now.Add(identity.DefaultDPoPClockSkew+2*time.Second), at),
+		"ath":             proof(key, http.MethodGet, uri, now, "another-token"),
+		"no ath":          proof(key, http.MethodGet, uri, now, ""),
+		"bad signature":   good[:len(good)-2] + "AA",
+		"unsigned":        unsignedTestProof(testProofHeader(key), testProofClaims(http.MethodGet, uri, now)),
+		"hmac":            signTestProof(t, []byte(strings.Repeat("s", 32)), "HS256", testProofHeader(key), testProofClaims(http.MethodGet, uri, now)),
+		"typ missing":     signTestProof(t, key.PrivateJWK().Key, "ES256", map[string]any{"jwk": key.PublicJWK()}, testProofClaims(http.MethodGet, uri, now)),
+		"not a JWS":       "a.b.c",
+		"JSON serialized": `{"payload":"e30","signatures":[]}`,
+	} {
+		if err := check.Check(p); err == nil {
+			t.Errorf("%s: the oracle accepts the proof", name)
+		}
+	}
+}
