@@ -67,9 +67,6 @@ func FuzzValidate(f *testing.F) {
 		valMint(f, fx, at, valClaims(map[string]any{"aud": "other"})),
 		valMint(f, fx, at, valClaims(map[string]any{"exp": valNow.Add(-time.Hour).Unix()})),
 	} {
-		if _, err := v.Validate(f.Context(), tok); err == nil {
-			f.Fatalf("seed %q is accepted", tok)
-		}
 		f.Add(tok)
 	}
 	f.Fuzz(func(t *testing.T, token string) {
