@@ -23,6 +23,11 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	rt.stripIdentityHeaders(r.Header)
 
 	token, src, rsn := rt.extractToken(r)
+	if rt.login != nil {
+		if done, err := rt.login.serve(w, r, next, src != nil || rsn != reasonNone); done {
+			return err
+		}
+	}
 	if rsn != reasonNone {
 		return rt.reject(w, r, rsn, nil, "")
 	}
@@ -64,6 +69,15 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 // pass sets the identity headers and placeholders of an accepted request
 // and removes the token unless it is to be forwarded.
 func (rt *runtime) pass(r *http.Request, e *cacheEntry, src *tokenSource) {
+	rt.setIdentity(r, e)
+	if !rt.forwardToken {
+		src.remove(r)
+	}
+	rt.counters.accepted.Inc()
+}
+
+// setIdentity sets the identity headers and placeholders of an entry.
+func (rt *runtime) setIdentity(r *http.Request, e *cacheEntry) {
 	if n := len(e.headers); n > 0 {
 		vals := make([]string, n) // one fresh backing array: later handlers may edit values in place
 		for i := range e.headers {
@@ -74,10 +88,6 @@ func (rt *runtime) pass(r *http.Request, e *cacheEntry, src *tokenSource) {
 	if repl, ok := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer); ok {
 		repl.Map(e.repl)
 	}
-	if !rt.forwardToken {
-		src.remove(r)
-	}
-	rt.counters.accepted.Inc()
 }
 
 // authenticate returns the cache entry of a verified token, verifying it on
@@ -244,6 +254,12 @@ func (s *tokenSource) remove(r *http.Request) {
 
 // removeCookie rewrites the Cookie header without the cookie called name.
 func removeCookie(hdr http.Header, name string) {
+	removeCookies(hdr, func(n string) bool { return n == name })
+}
+
+// removeCookies rewrites the Cookie header without the cookies whose name
+// drop reports.
+func removeCookies(hdr http.Header, drop func(name string) bool) {
 	var kept []string
 	for _, line := range hdr["Cookie"] {
 		for part := range strings.SplitSeq(line, ";") {
@@ -252,7 +268,7 @@ func removeCookie(hdr http.Header, name string) {
 				continue
 			}
 			n, _, _ := strings.Cut(p, "=")
-			if strings.TrimSpace(n) == name {
+			if drop(strings.TrimSpace(n)) {
 				continue
 			}
 			kept = append(kept, p)

@@ -172,6 +172,11 @@ type Handler struct {
 	//     terminates TLS must check the binding instead.
 	CertBinding string `json:"cert_binding,omitempty"`
 
+	// Login, when set, signs browser users in at the proxy with OpenID
+	// Connect (see LoginConfig); bearer tokens keep working. With login,
+	// an audience is needed only if bearer tokens are to be accepted.
+	Login *LoginConfig `json:"login,omitempty"`
+
 	rt *runtime
 }
 
@@ -362,6 +367,11 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		}
 		issuerCfgs = append(issuerCfgs, ic)
 		rt.policies[pol.issuer] = pol
+		if h.Login != nil && &h.Issuers[i] == h.loginIssuer() {
+			if err := h.provisionLogin(repl, &h.Issuers[i], ic); err != nil {
+				return err
+			}
+		}
 		if h.Issuers[i].Introspection != nil {
 			rt.introspector, err = newIntrospector(repl, &h.Issuers[i], ic, pol, rt)
 			if err != nil {
@@ -421,7 +431,7 @@ func (h *Handler) checkConfig() error {
 		if len(is.Audiences) > 0 && is.AnyAudience {
 			return fmt.Errorf("identity: issuer %q: audiences and any_audience are exclusive", is.Issuer)
 		}
-		if len(is.Audiences) == 0 && !is.AnyAudience && len(h.Audiences) == 0 && !h.AnyAudience {
+		if len(is.Audiences) == 0 && !is.AnyAudience && len(h.Audiences) == 0 && !h.AnyAudience && h.Login == nil {
 			return fmt.Errorf("identity: issuer %q: an audience is required (or, at your own risk, `audience any`)", is.Issuer)
 		}
 		if err := checkAlgorithms(is.Algorithms); err != nil {
@@ -445,6 +455,11 @@ func (h *Handler) checkConfig() error {
 	}
 	if err := checkOneIntrospector(h.Issuers); err != nil {
 		return err
+	}
+	if h.Login != nil {
+		if err := h.checkLogin(); err != nil {
+			return err
+		}
 	}
 	if len(h.Audiences) > 0 && h.AnyAudience {
 		return errors.New("identity: audiences and any_audience are exclusive")
@@ -652,6 +667,8 @@ func (h *Handler) compileIssuer(ctx caddy.Context, repl *caddy.Replacer, is *Iss
 	}
 	if len(cfg.Audiences) > 0 {
 		cfg.Audiences = replaceAll(repl, cfg.Audiences)
+	} else if !cfg.AnyAudience {
+		cfg.Audiences = []string{noBearerAudience} // login without bearer tokens (checkConfig)
 	}
 	if len(cfg.Algorithms) == 0 {
 		cfg.Algorithms = h.Algorithms
@@ -820,6 +837,9 @@ type runtime struct {
 	// introspector accepts opaque tokens of the one issuer configured
 	// with introspection; nil when none is.
 	introspector *introspector
+
+	// login is the browser sign-in stage; nil without a login block.
+	login *login
 
 	metrics  *collectors
 	counters resolvedCounters
