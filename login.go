@@ -302,14 +302,14 @@ func (l *login) serve(w http.ResponseWriter, r *http.Request, next caddyhttp.Han
 		l.removeCookies(r)
 		return false, nil
 	}
-	s := l.loadSession(w, r)
-	l.removeCookies(r)
-	if s != nil {
+	if s := l.loadSession(w, r); s != nil {
+		l.removeCookies(r)
 		return true, l.pass(w, r, next, s)
 	}
 	if isNavigation(r) {
 		return true, l.start(w, r)
 	}
+	l.removeCookies(r)
 	return false, nil
 }
 

@@ -279,6 +279,9 @@ func tokenHash(alg, token string) (string, error) {
 	return base64.RawURLEncoding.EncodeToString(sum[:len(sum)/2]), nil
 }
 
+// maxHintToken is the largest ID token a session keeps for id_token_hint.
+const maxHintToken = 2048
+
 // protocolClaims are ID token members about the token itself, not the
 // user: the session does not keep them.
 var protocolClaims = []string{"aud", "azp", "nonce", "at_hash", "c_hash", "exp", "iat", "nbf", "jti", "s_hash", "sid", "iss", "sub"}
@@ -289,10 +292,9 @@ func (l *login) newSession(claims map[string]any, tr *identity.TokenResponse, no
 		Issuer:  l.issuer,
 		Created: now.Unix(),
 		Seen:    now.Unix(),
-		IDToken: tr.IDToken,
 	}
 	s.setClaims(claims)
-	s.setTokens(tr, l.forwardAccessToken)
+	s.setTokens(tr, l.forwardAccessToken, now)
 	return s
 }
 
@@ -308,11 +310,12 @@ func (s *session) setClaims(claims map[string]any) {
 	}
 }
 
-// setTokens keeps what the session needs of a token response.
-func (s *session) setTokens(tr *identity.TokenResponse, keepAccessToken bool) {
+// setTokens keeps what the session needs of a token response received
+// at now.
+func (s *session) setTokens(tr *identity.TokenResponse, keepAccessToken bool, now time.Time) {
 	s.AccessExpiry = 0
-	if !tr.Expiry.IsZero() {
-		s.AccessExpiry = tr.Expiry.Unix()
+	if tr.ExpiresIn > 0 {
+		s.AccessExpiry = now.Unix() + tr.ExpiresIn
 	}
 	if keepAccessToken {
 		s.AccessToken = tr.AccessToken
@@ -321,7 +324,13 @@ func (s *session) setTokens(tr *identity.TokenResponse, keepAccessToken bool) {
 		s.RefreshToken = tr.RefreshToken
 	}
 	if tr.IDToken != "" {
-		s.IDToken = tr.IDToken
+		// Kept for id_token_hint at logout unless large: then the logout
+		// request names the client only (RP-Initiated Logout §2 allows
+		// it), which keeps sessions with many claims within their cookies.
+		s.IDToken = ""
+		if len(tr.IDToken) <= maxHintToken {
+			s.IDToken = tr.IDToken
+		}
 	}
 }
 
@@ -425,9 +434,12 @@ func (l *login) loadSession(w http.ResponseWriter, r *http.Request) *session {
 	return s
 }
 
-// errNoRefreshToken: the session's access token expired and there is no
-// refresh token to renew it.
-var errNoRefreshToken = errors.New("no refresh token")
+// Refresh errors that end the session: there is no refresh token, or
+// the provider consumed it but its new ID token is not acceptable.
+var (
+	errNoRefreshToken = errors.New("no refresh token")
+	errRefreshIDToken = errors.New("refreshed id_token refused")
+)
 
 // isPermanent reports whether a refresh error ends the session: the
 // provider refused the refresh token (invalid_grant and other OAuth
@@ -436,12 +448,12 @@ func isPermanent(err error) bool {
 	var pe *identity.ProtocolError
 	var he *identity.HTTPStatusError
 	switch {
-	case errors.Is(err, errNoRefreshToken), errors.As(err, &pe):
+	case errors.Is(err, errNoRefreshToken), errors.Is(err, errRefreshIDToken), errors.As(err, &pe):
 		return true
 	case errors.As(err, &he):
 		return he.StatusCode < 500
 	}
-	return strings.HasPrefix(err.Error(), "id_token")
+	return false
 }
 
 // refresh redeems the session's refresh token once for all concurrent
@@ -496,10 +508,10 @@ func (l *login) redeem(ctx context.Context, s *session) (*session, error) {
 	if tr.IDToken != "" {
 		claims, err := l.checkIDToken(ctx, tr.IDToken, "", tr.AccessToken)
 		if err != nil {
-			return nil, err
+			return nil, fmt.Errorf("%w: %w", errRefreshIDToken, err)
 		}
 		if claims[identity.ClaimSubject] != s.Subject {
-			return nil, errors.New("id_token of a refresh names another subject")
+			return nil, fmt.Errorf("%w: another subject", errRefreshIDToken)
 		}
 		sid := s.SID
 		ns.setClaims(claims)
@@ -507,7 +519,7 @@ func (l *login) redeem(ctx context.Context, s *session) (*session, error) {
 			ns.SID = sid
 		}
 	}
-	ns.setTokens(tr, l.forwardAccessToken)
+	ns.setTokens(tr, l.forwardAccessToken, l.rt.now())
 	return &ns, nil
 }
 
