@@ -129,7 +129,8 @@ type login struct {
 	refreshes singleflight.Group
 	recent    *expiringSet[*session]
 	ended     *expiringSet[time.Time]
-	seen      *expiringSet[struct{}]
+	states    *expiringSet[struct{}]
+	jtis      *expiringSet[struct{}]
 	crossOrig *http.CrossOriginProtection
 	logger    *zap.Logger
 }
@@ -267,7 +268,8 @@ func (h *Handler) provisionLogin(repl *caddy.Replacer, is *IssuerConfig, ic iden
 	}
 	l.recent = newExpiringSet[*session](maxEnded, rt.now)
 	l.ended = newExpiringSet[time.Time](maxEnded, rt.now)
-	l.seen = newExpiringSet[struct{}](maxEnded, rt.now)
+	l.states = newExpiringSet[struct{}](maxEnded, rt.now)
+	l.jtis = newExpiringSet[struct{}](maxEnded, rt.now)
 	rt.addStripName(accessTokenHeader)
 	rt.login = l
 	return nil

@@ -56,8 +56,8 @@ func (l *login) logout(w http.ResponseWriter, r *http.Request) error {
 		return nil
 	}
 	now := l.rt.now()
-	if s.SID != "" {
-		l.ended.set("sid:"+s.SID, now, s.createdAt().Add(l.lifetime))
+	if s.SID != "" && !l.ended.set("sid:"+s.SID, now, s.createdAt().Add(l.lifetime)) {
+		l.logger.Warn("ended-session list full: a copy of the signed-out session cookie stays valid until it expires")
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), loginTimeout)
 	defer cancel()
@@ -173,7 +173,7 @@ func (l *login) checkLogoutToken(ctx context.Context, raw string) ([]string, err
 	}
 	// iat is at most logoutTokenMaxAge (plus leeway) old: remembering
 	// the jti for twice that covers every acceptable replay.
-	if !l.seen.add("jti:"+digest(t.Issuer+"\x00"+jti), struct{}{}, l.rt.now().Add(2*(logoutTokenMaxAge+l.rt.leeway))) {
+	if !l.jtis.add(digest(t.Issuer+"\x00"+jti), struct{}{}, l.rt.now().Add(2*(logoutTokenMaxAge+l.rt.leeway))) {
 		return nil, errors.New("jti replayed")
 	}
 	return keys, nil
