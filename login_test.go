@@ -882,3 +882,38 @@ func provisionErr(h *Handler) error {
 func caddyDur(d time.Duration) caddy.Duration { return caddy.Duration(d) }
 
 func caddy30m() caddy.Duration { return caddyDur(30 * time.Minute) }
+
+func TestLoginPlainHTTPOrigins(t *testing.T) {
+	op := newFakeOP(t, fakeOPOptions{})
+	h := loginHandler(op)
+	h.Login.RedirectURI = ""
+	b := newBrowser(t, op, h, newClock())
+	nav := map[string]string{"Sec-Fetch-Mode": "navigate", "Accept": "text/html"}
+
+	r := httptest.NewRequest(http.MethodGet, "http://example.com/app", nil)
+	for k, v := range nav {
+		r.Header.Set(k, v)
+	}
+	wantFailure(t, b.x.do(r), http.StatusForbidden, "https_required")
+
+	r = httptest.NewRequest(http.MethodGet, "http://127.0.0.1:8080/app", nil)
+	for k, v := range nav {
+		r.Header.Set(k, v)
+	}
+	res := b.x.do(r)
+	u, _ := url.Parse(res.header.Get("Location"))
+	if res.status != http.StatusFound || u.Query().Get("redirect_uri") != "http://127.0.0.1:8080/oauth2/callback" {
+		t.Fatalf("loopback http: %d to %s", res.status, u)
+	}
+	c, err := http.ParseSetCookie(res.header.Get("Set-Cookie"))
+	if err != nil || c.Secure || strings.HasPrefix(c.Name, "__Host-") || !c.HttpOnly || c.SameSite != http.SameSiteLaxMode {
+		t.Errorf("loopback http cookie %q", res.header.Get("Set-Cookie"))
+	}
+
+	// Over TLS without redirect_uri: the request's own https origin.
+	res = b.navigate("/app")
+	u, _ = url.Parse(res.header.Get("Location"))
+	if res.status != http.StatusFound || u.Query().Get("redirect_uri") != "https://example.com/oauth2/callback" {
+		t.Fatalf("https: %d to %s", res.status, u)
+	}
+}
