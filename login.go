@@ -50,9 +50,6 @@ const (
 	maxEnded = 100000
 	// loginTimeout bounds each call to the provider on the way.
 	loginTimeout = 15 * time.Second
-	// accessTokenHeader carries the session's access token upstream with
-	// forward_access_token.
-	accessTokenHeader = "X-Forwarded-Access-Token"
 	// noBearerAudience is the audience bearer tokens must have when login
 	// is configured without any audience: none has it, so only sessions
 	// are accepted.
@@ -102,7 +99,8 @@ type LoginConfig struct {
 	SessionLifetime caddy.Duration `json:"session_lifetime,omitempty"`
 	IdleTimeout     caddy.Duration `json:"idle_timeout,omitempty"`
 	// ForwardAccessToken passes the session's access token to the upstream
-	// in X-Forwarded-Access-Token (like oauth2-proxy's pass_access_token).
+	// as "Authorization: Bearer <token>" (like oauth2-proxy's
+	// pass_access_token), where Caddy's logs redact it.
 	ForwardAccessToken bool `json:"forward_access_token,omitempty"`
 	// Userinfo adds the provider's userinfo claims to the ID token's at
 	// sign-in.
@@ -270,7 +268,6 @@ func (h *Handler) provisionLogin(repl *caddy.Replacer, is *IssuerConfig, ic iden
 	l.ended = newExpiringSet[time.Time](maxEnded, rt.now)
 	l.states = newExpiringSet[struct{}](maxEnded, rt.now)
 	l.jtis = newExpiringSet[struct{}](maxEnded, rt.now)
-	rt.addStripName(accessTokenHeader)
 	rt.login = l
 	return nil
 }

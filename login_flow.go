@@ -557,7 +557,7 @@ func (l *login) pass(w http.ResponseWriter, r *http.Request, next caddyhttp.Hand
 	}
 	rt.setIdentity(r, e)
 	if l.forwardAccessToken && s.AccessToken != "" {
-		r.Header.Set(accessTokenHeader, s.AccessToken)
+		r.Header.Set("Authorization", "Bearer "+s.AccessToken)
 	}
 	rt.metrics.sessionsAccepted.Inc()
 	return next.ServeHTTP(w, r)

@@ -240,7 +240,7 @@ func TestBrowserSignIn(t *testing.T) {
 	if loc := b.location(); loc != site+"/app" {
 		t.Errorf("landed on %s, want %s/app", loc, site)
 	}
-	firstToken := h.Get("X-Forwarded-Access-Token")
+	firstToken := h.Get("Authorization")
 
 	auths := p.countRequests("GET", "/auth")
 	b.run("reload", chromedp.Reload())
@@ -266,7 +266,7 @@ func TestBrowserSignIn(t *testing.T) {
 	if n := p.countRequests("POST", "/token"); n != tokens+1 {
 		t.Errorf("%d token requests after the refresh, want %d", n, tokens+1)
 	}
-	if tok := h.Get("X-Forwarded-Access-Token"); tok == "" || tok == firstToken || h.Get("X-User-Id") != "alice" {
+	if tok := h.Get("Authorization"); tok == "" || tok == firstToken || h.Get("X-User-Id") != "alice" {
 		t.Errorf("after refresh: access token changed %v, headers %v", tok != firstToken, h)
 	}
 
