@@ -39,8 +39,9 @@ const (
 	// refreshMargin is how long before the access token's expiry the
 	// session is refreshed.
 	refreshMargin = 30 * time.Second
-	// recentRefreshTTL is how long the result of a refresh is handed to
-	// requests that still carry the session it replaced.
+	// recentRefreshTTL is how long the result of a refresh (or its
+	// failure) is handed to requests that still carry the session it
+	// started from.
 	recentRefreshTTL = time.Minute
 	// logoutTokenMaxAge bounds the age of a back-channel logout token, and
 	// so how long its jti must be remembered.
@@ -125,7 +126,7 @@ type login struct {
 	client             *http.Client
 
 	refreshes singleflight.Group
-	recent    *expiringSet[*session]
+	recent    *expiringSet[refreshResult]
 	ended     *expiringSet[time.Time]
 	states    *expiringSet[struct{}]
 	jtis      *expiringSet[struct{}]
@@ -264,7 +265,7 @@ func (h *Handler) provisionLogin(repl *caddy.Replacer, is *IssuerConfig, ic iden
 	if l.logouts, err = identity.NewValidator([]identity.IssuerConfig{lc}, identity.ValidatorOptions{Logger: rt.slog}); err != nil {
 		return fmt.Errorf("identity: login: %w", err)
 	}
-	l.recent = newExpiringSet[*session](maxEnded, rt.now)
+	l.recent = newExpiringSet[refreshResult](maxEnded, rt.now)
 	l.ended = newExpiringSet[time.Time](maxEnded, rt.now)
 	l.states = newExpiringSet[struct{}](maxEnded, rt.now)
 	l.jtis = newExpiringSet[struct{}](maxEnded, rt.now)

@@ -458,29 +458,43 @@ func isPermanent(err error) bool {
 	return false
 }
 
+// refreshResult is the outcome of one refresh, remembered for the
+// requests that still carry the session it started from.
+type refreshResult struct {
+	s   *session
+	err error
+}
+
 // refresh redeems the session's refresh token once for all concurrent
 // requests of the session (singleflight), and hands the result to
 // requests that still carry the old session for a minute after, so that
-// a rotating refresh token is never redeemed twice.
+// a rotating refresh token is never redeemed twice. A failure is
+// remembered as long, so that a provider outage costs one timeout a
+// minute, not one per request.
 func (l *login) refresh(ctx context.Context, s *session) (*session, error) {
 	if s.RefreshToken == "" {
 		return nil, errNoRefreshToken
 	}
 	key := digest(s.RefreshToken)
-	if ns, ok := l.recent.get(key); ok {
+	if res, ok := l.recent.get(key); ok {
+		if res.err != nil {
+			return nil, res.err
+		}
 		l.rt.metrics.refreshes.WithLabelValues("reused").Inc()
-		return ns, nil
+		ns := *res.s
+		ns.Seen = s.Seen
+		return &ns, nil
 	}
 	v, err, _ := l.refreshes.Do(key, func() (any, error) {
 		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), loginTimeout)
 		defer cancel()
 		ns, err := l.redeem(ctx, s)
+		l.recent.set(key, refreshResult{ns, err}, l.rt.now().Add(recentRefreshTTL))
 		if err != nil {
 			l.rt.metrics.refreshes.WithLabelValues("failed").Inc()
 			return nil, err
 		}
 		l.rt.metrics.refreshes.WithLabelValues("ok").Inc()
-		l.recent.set(key, ns, l.rt.now().Add(recentRefreshTTL))
 		return ns, nil
 	})
 	if err != nil {

@@ -47,6 +47,7 @@ type fakeOP struct {
 	tokenDown    bool // token endpoint answers 503
 	refreshDenY  bool // refresh answers invalid_grant
 	refreshCalls atomic.Int32
+	tokenCalls   atomic.Int32 // every request to the token endpoint
 	pushedCalls  atomic.Int32
 }
 
@@ -143,6 +144,7 @@ func (op *fakeOP) par(w http.ResponseWriter, r *http.Request) {
 // token redeems codes (with the PKCE verifier) and rotating refresh
 // tokens.
 func (op *fakeOP) token(w http.ResponseWriter, r *http.Request) {
+	op.tokenCalls.Add(1)
 	op.mu.Lock()
 	down := op.tokenDown
 	op.mu.Unlock()

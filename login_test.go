@@ -917,3 +917,32 @@ func TestLoginPlainHTTPOrigins(t *testing.T) {
 		t.Fatalf("https: %d to %s", res.status, u)
 	}
 }
+
+func TestLoginRefreshDuringOutage(t *testing.T) {
+	op := newFakeOP(t, fakeOPOptions{})
+	op.set(func(op *fakeOP) { op.accessTTL = 60 })
+	clock := newClock()
+	b := newBrowser(t, op, loginHandler(op), clock)
+	b.signIn("/")
+	clock.Set(clock.Now().Add(45 * time.Second))
+	op.set(func(op *fakeOP) { op.tokenDown = true })
+	// The session holds through the outage; the provider is asked once
+	// a minute, not once per request.
+	before := op.tokenCalls.Load()
+	for range 5 {
+		wantStatus(t, b.xhr("/"), http.StatusOK)
+	}
+	if n := op.tokenCalls.Load() - before; n != 1 {
+		t.Errorf("%d token requests during the outage, want 1", n)
+	}
+	op.set(func(op *fakeOP) { op.tokenDown = false })
+	wantStatus(t, b.xhr("/"), http.StatusOK)
+	if n := op.refreshCalls.Load(); n != 0 {
+		t.Errorf("refresh retried within the minute: %d", n)
+	}
+	clock.Set(clock.Now().Add(recentRefreshTTL))
+	wantStatus(t, b.xhr("/"), http.StatusOK)
+	if n := op.refreshCalls.Load(); n != 1 {
+		t.Errorf("%d refreshes after the outage, want 1", n)
+	}
+}
