@@ -150,6 +150,12 @@ func (l *login) callback(w http.ResponseWriter, r *http.Request) error {
 	name := jar.pendingName(state)
 	c, err := r.Cookie(name)
 	if err != nil {
+		if l.readSession(r, jar) != nil {
+			// A callback reloaded (or gone back to) after it succeeded:
+			// the browser is signed in, the code is not redeemed again.
+			http.Redirect(w, r, "/", http.StatusSeeOther)
+			return nil
+		}
 		return l.fail(w, r, failExpired, errors.New("no pre-login cookie for this state"))
 	}
 	jar.set(w, jar.cookie(name, "", -1))

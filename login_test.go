@@ -321,6 +321,16 @@ func TestLoginCallbackBadPaths(t *testing.T) {
 		_ = cbA
 		wantFailure(t, b.req(http.MethodGet, cbB, nil), http.StatusBadRequest, "state_invalid")
 	})
+	t.Run("reloaded after success", func(t *testing.T) {
+		clear(b.jar)
+		cb := b.authorize(b.startLogin("/here"))
+		wantRedirect(t, b.req(http.MethodGet, cb, nil), http.StatusSeeOther, "/here")
+		tokens := op.tokenCalls.Load()
+		wantRedirect(t, b.req(http.MethodGet, cb, nil), http.StatusSeeOther, "/")
+		if op.tokenCalls.Load() != tokens {
+			t.Error("the code was redeemed again")
+		}
+	})
 	t.Run("replayed", func(t *testing.T) {
 		clear(b.jar)
 		cb := b.authorize(b.startLogin("/"))
