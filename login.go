@@ -266,12 +266,37 @@ func (h *Handler) provisionLogin(repl *caddy.Replacer, is *IssuerConfig, ic iden
 		return fmt.Errorf("identity: login: %w", err)
 	}
 	l.recent = newExpiringSet[refreshResult](maxEnded, rt.now)
-	l.ended = newExpiringSet[time.Time](maxEnded, rt.now)
 	l.states = newExpiringSet[struct{}](maxEnded, rt.now)
-	l.jtis = newExpiringSet[struct{}](maxEnded, rt.now)
+	key := l.issuer + "\x00" + clientID
+	val, _, err := endedPool.LoadOrNew(key, func() (caddy.Destructor, error) {
+		return &endedLists{
+			ended: newExpiringSet[time.Time](maxEnded, rt.now),
+			jtis:  newExpiringSet[struct{}](maxEnded, rt.now),
+		}, nil
+	})
+	if err != nil {
+		return err
+	}
+	rt.acquiredEnded = key
+	lists := val.(*endedLists)
+	l.ended, l.jtis = lists.ended, lists.jtis
 	rt.login = l
 	return nil
 }
+
+// endedPool shares the lists of ended sessions and seen logout tokens
+// between the handlers of one issuer and client, so that a config reload
+// does not bring back the sessions a back-channel logout ended.
+var endedPool = caddy.NewUsagePool()
+
+// endedLists are the shared lists of one issuer and client.
+type endedLists struct {
+	ended *expiringSet[time.Time]
+	jtis  *expiringSet[struct{}]
+}
+
+// Destruct lets the lists go with their last handler.
+func (*endedLists) Destruct() error { return nil }
 
 // orDefault returns s, or def when s is empty.
 func orDefault(s, def string) string {

@@ -776,6 +776,12 @@ func (h *Handler) Cleanup() error {
 		}
 	}
 	h.rt.acquired = nil
+	if h.rt.acquiredEnded != "" {
+		if _, err := endedPool.Delete(h.rt.acquiredEnded); err != nil {
+			errs = append(errs, err)
+		}
+		h.rt.acquiredEnded = ""
+	}
 	if h.rt.cache != nil {
 		h.rt.cache.close()
 	}
@@ -839,7 +845,9 @@ type runtime struct {
 	introspector *introspector
 
 	// login is the browser sign-in stage; nil without a login block.
-	login *login
+	// acquiredEnded is its key in endedPool, released by Cleanup.
+	login         *login
+	acquiredEnded string
 
 	metrics  *collectors
 	counters resolvedCounters
