@@ -29,7 +29,7 @@ const (
 
 // fakeOP is the provider of one test.
 type fakeOP struct {
-	t   *testing.T
+	t   testing.TB
 	iss *identitytest.Issuer
 	// now is the clock of the tokens' iat and exp (the handler's).
 	now func() time.Time
@@ -59,7 +59,7 @@ type fakeOPOptions struct {
 }
 
 // newFakeOP starts the provider.
-func newFakeOP(t *testing.T, o fakeOPOptions) *fakeOP {
+func newFakeOP(t testing.TB, o fakeOPOptions) *fakeOP {
 	t.Helper()
 	op := &fakeOP{
 		t:         t,

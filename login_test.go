@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -16,6 +17,7 @@ import (
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+	"go.uber.org/zap"
 )
 
 var (
@@ -955,4 +957,45 @@ func TestLoginRefreshDuringOutage(t *testing.T) {
 	if n := op.refreshCalls.Load(); n != 1 {
 		t.Errorf("%d refreshes after the outage, want 1", n)
 	}
+}
+
+// FuzzSessionCookie sends arbitrary session chunks and pre-login cookies
+// (and a callback state) through a provisioned login handler: it must
+// never panic, never let a request through without a session it sealed,
+// and never answer a callback but with an error page.
+func FuzzSessionCookie(f *testing.F) {
+	op := newFakeOP(f, fakeOPOptions{})
+	h := loginHandler(op)
+	h.rt = &runtime{logger: zap.NewNop(), now: time.Now}
+	ctx, cancel := caddy.NewContext(caddy.Context{Context: context.Background()})
+	f.Cleanup(cancel)
+	if err := h.Provision(ctx); err != nil {
+		f.Fatal(err)
+	}
+	f.Cleanup(func() { _ = h.Cleanup() })
+	l := h.rt.login
+	sealed := l.sessions.seal("__Host-identity_session", []byte(`{"iss":"x","sub":"y","c":{},"ct":1,"st":1}`))
+	f.Add("1."+sealed, "", "state")
+	f.Add("2."+sealed[:10], sealed[10:], "")
+	f.Add("3.", "", "s")
+	f.Fuzz(func(t *testing.T, first, second, state string) {
+		r := httptest.NewRequest(http.MethodGet, "https://example.com/x", nil)
+		r.Header.Set("Sec-Fetch-Mode", "cors")
+		r.Header["Cookie"] = []string{"__Host-identity_session=" + first + "; __Host-identity_session_1=" + second +
+			"; __Host-identity_login_" + state + "=" + second}
+		w := httptest.NewRecorder()
+		reached := false
+		next := caddyhttp.HandlerFunc(func(http.ResponseWriter, *http.Request) error { reached = true; return nil })
+		if err := h.ServeHTTP(w, r, next); err == nil || reached {
+			t.Fatalf("forged session accepted (err %v, upstream reached %v)", err, reached)
+		}
+		cb := httptest.NewRequest(http.MethodGet, "https://example.com/oauth2/callback?code=c&state="+url.QueryEscape(state), nil)
+		cb.Header = r.Header.Clone()
+		w = httptest.NewRecorder()
+		err := h.ServeHTTP(w, cb, next)
+		var he caddyhttp.HandlerError
+		if reached || !errors.As(err, &he) || he.StatusCode < 400 {
+			t.Fatalf("forged callback: err %v, status %d", err, w.Code)
+		}
+	})
 }
