@@ -526,6 +526,9 @@ func (e *unknownIssuerError) Unwrap() []error { return []error{ErrUnknownIssuer,
 //     exp, nbf, iat, max age, typ header, nonce and required claims
 //     ([*ClaimError], Claim naming the claim or "typ").
 func (v *Validator) Validate(ctx context.Context, token string) (*Token, error) {
+	if v == nil || v.issuers == nil {
+		return nil, notInitialized("Validator", "NewValidator")
+	}
 	jws, err := parseCompact(token, v.maxBytes)
 	if err != nil {
 		return nil, err
