@@ -258,6 +258,9 @@ func DiscoveryURL(issuer string, kind MetadataKind) (string, error) {
 
 // parseAuthority parses an issuer or authority URL.
 func parseAuthority(issuer string) (*url.URL, error) {
+	if issuer == "" {
+		return nil, fmt.Errorf("%w: the issuer address is empty", ErrMissingAddress)
+	}
 	u, err := url.Parse(issuer)
 	if err != nil || u.Host == "" || (u.Scheme != "https" && u.Scheme != "http") || u.RawQuery != "" || u.Fragment != "" || u.User != nil {
 		return nil, fmt.Errorf("%w: issuer %q is not an absolute http(s) URL without query or fragment", ErrEndpointNotAllowed, redactURL(issuer))

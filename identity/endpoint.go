@@ -86,7 +86,7 @@ func (p *ProtocolRequest) postForm(ctx context.Context, client *http.Client, for
 // postFormOnce is one attempt of postForm.
 func (p *ProtocolRequest) postFormOnce(ctx context.Context, client *http.Client, form url.Values) (*endpointResult, error) {
 	if p.Address == "" {
-		return nil, errors.New("identity: endpoint address is empty")
+		return nil, fmt.Errorf("%w: the endpoint address (Address) is empty", ErrMissingAddress)
 	}
 	header := http.Header{}
 	for k, v := range p.Header {
@@ -123,6 +123,9 @@ func (p *ProtocolRequest) postFormOnce(ctx context.Context, client *http.Client,
 // following redirects only on the same host, and reads at most call.limit
 // bytes of the body.
 func doEndpoint(ctx context.Context, client *http.Client, call endpointCall) (*endpointResult, error) {
+	if call.address == "" {
+		return nil, fmt.Errorf("%w: the endpoint address (Address) is empty", ErrMissingAddress)
+	}
 	u, err := url.Parse(call.address)
 	if err != nil || u.Host == "" || (u.Scheme != "http" && u.Scheme != "https") {
 		return nil, fmt.Errorf("identity: invalid endpoint address %q", redactURL(call.address))

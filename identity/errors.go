@@ -130,6 +130,10 @@ var (
 	ErrMissingClientID = errors.New("identity: client ID required")
 	// ErrMissingIssuer: an issuer is required.
 	ErrMissingIssuer = errors.New("identity: issuer required")
+	// ErrMissingParameter: another required request field is empty (an
+	// authorization code, a device code, a client secret, …); the error
+	// names it.
+	ErrMissingParameter = errors.New("identity: required parameter missing")
 	// ErrNotInitialized: a value was used as its zero value although it
 	// needs its constructor (NewValidator, NewProvider, NewTokenManager,
 	// …); the error names the constructor.

@@ -353,6 +353,9 @@ func fetchKeySet(ctx context.Context, client *http.Client, jwksURL string, maxBy
 // checkFetchURL requires an absolute http(s) URL, https unless loopback or
 // allowHTTP.
 func checkFetchURL(rawURL string, allowHTTP bool) error {
+	if rawURL == "" {
+		return fmt.Errorf("%w: the key set URL is empty", ErrMissingAddress)
+	}
 	u, err := url.Parse(rawURL)
 	if err != nil || u.Host == "" || (u.Scheme != "https" && u.Scheme != "http") {
 		return fmt.Errorf("%w: %q is not an absolute http(s) URL", ErrEndpointNotAllowed, redactURL(rawURL))

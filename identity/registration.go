@@ -3,7 +3,6 @@ package identity
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"net/http"
 	"reflect"
@@ -223,7 +222,7 @@ func ReadClientConfiguration(ctx context.Context, client *http.Client, req Clien
 // req.Metadata (RFC 7592 §2.2). Errors as for [RegisterClient].
 func UpdateClientConfiguration(ctx context.Context, client *http.Client, req ClientConfigurationRequest) (*RegistrationResponse, error) {
 	if req.ClientID == "" {
-		return nil, errors.New("identity: client configuration update needs the client ID")
+		return nil, fmt.Errorf("%w: a client configuration update needs ClientID", ErrMissingClientID)
 	}
 	md := req.Metadata
 	md.Extra = make(map[string]json.RawMessage, len(req.Metadata.Extra)+2)
@@ -264,7 +263,7 @@ func DeleteClientConfiguration(ctx context.Context, client *http.Client, req Cli
 // do sends one request to the client configuration endpoint.
 func (r ClientConfigurationRequest) do(ctx context.Context, client *http.Client, method string, body []byte) (*endpointResult, error) {
 	if r.RegistrationAccessToken == "" {
-		return nil, errors.New("identity: client configuration request needs the registration access token")
+		return nil, fmt.Errorf("%w: a client configuration request needs RegistrationAccessToken", ErrMissingToken)
 	}
 	call := endpointCall{
 		method: method, address: r.Address, body: body, accept: "application/json",

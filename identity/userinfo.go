@@ -126,7 +126,7 @@ func (r *UserInfoResponse) Claims() map[string]any {
 // [*ClaimError]) or the transport or context error.
 func RequestUserInfo(ctx context.Context, client *http.Client, req UserInfoRequest) (*UserInfoResponse, error) {
 	if req.Token == "" {
-		return nil, errors.New("identity: userinfo request needs an access token")
+		return nil, fmt.Errorf("%w: the userinfo request needs Token", ErrMissingToken)
 	}
 	header := http.Header{}
 	for k, v := range req.Header {

@@ -253,7 +253,7 @@ func newIssuerRules(cfg IssuerConfig) (*issuerRules, error) {
 		return fmt.Errorf("identity: issuer %q: "+format, append([]any{cfg.Issuer}, args...)...)
 	}
 	if cfg.Issuer == "" {
-		return nil, errors.New("identity: issuer must not be empty")
+		return nil, fmt.Errorf("%w: IssuerConfig.Issuer is empty", ErrMissingIssuer)
 	}
 	if cfg.Keys == nil && cfg.HMACSecret == nil {
 		return nil, fail("Keys or HMACSecret required")
