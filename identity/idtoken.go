@@ -274,9 +274,10 @@ func TokenHash(alg, value string) (string, error) {
 // ValidateOptions configure [ValidateAccessToken] and [ValidateIDToken]:
 // where the issuer is, and what else its tokens must satisfy.
 type ValidateOptions struct {
-	// Issuer is the issuer identifier (its discovery document is at
-	// Issuer + "/.well-known/openid-configuration"). Required unless
-	// Provider is set.
+	// Issuer is the issuer identifier, or its discovery address
+	// (Issuer + "/.well-known/openid-configuration"). Required unless
+	// Provider is set. Tokens must carry the issuer of the discovery
+	// document unless Config.Issuer says otherwise.
 	Issuer string
 	// Audience is the accepted "aud" of an access token (ignored by
 	// ValidateIDToken, which uses the client ID). Required for access
@@ -305,7 +306,7 @@ func ValidateAccessToken(ctx context.Context, token string, opts ValidateOptions
 	if token == "" {
 		return nil, ErrMissingToken
 	}
-	v, done, err := opts.validator(nil)
+	v, done, err := opts.validator(ctx, nil)
 	if err != nil {
 		return nil, err
 	}
@@ -323,7 +324,7 @@ func ValidateIDToken(ctx context.Context, rawIDToken string, opts ValidateOption
 	if check.ClientID == "" {
 		return nil, fmt.Errorf("%w: IDTokenCheck.ClientID", ErrMissingClientID)
 	}
-	v, done, err := opts.validator([]string{check.ClientID})
+	v, done, err := opts.validator(ctx, []string{check.ClientID})
 	if err != nil {
 		return nil, err
 	}
@@ -334,7 +335,7 @@ func ValidateIDToken(ctx context.Context, rawIDToken string, opts ValidateOption
 // validator builds the validator of a one-call validation and the function
 // that releases what it opened. audiences, when set, replace the access
 // token audience.
-func (o *ValidateOptions) validator(audiences []string) (*Validator, func(), error) {
+func (o *ValidateOptions) validator(ctx context.Context, audiences []string) (*Validator, func(), error) {
 	p, done := o.Provider, func() {}
 	if p == nil {
 		if o.Issuer == "" {
@@ -348,7 +349,14 @@ func (o *ValidateOptions) validator(audiences []string) (*Validator, func(), err
 	}
 	cfg := o.Config
 	if cfg.Issuer == "" {
-		cfg.Issuer = p.Issuer()
+		// The "iss" of the tokens is the discovery document's issuer
+		// (OpenID Connect Discovery §4.3), trailing slash included.
+		d, err := p.Discovery(ctx)
+		if err != nil {
+			done()
+			return nil, nil, err
+		}
+		cfg.Issuer = d.Issuer
 	}
 	if cfg.Keys == nil {
 		cfg.Keys = p

@@ -61,9 +61,14 @@ type providerKeys struct {
 }
 
 // NewProvider returns a provider for issuer. The issuer must be an absolute
-// URL, https unless loopback or opts.Policy.AllowHTTP (as must JWKSURL). It
+// URL, https unless loopback or opts.Policy.AllowHTTP (as must JWKSURL);
+// its discovery address is accepted too (see [FetchDiscovery]). It
 // does no I/O; it starts background goroutines that Close stops.
 func NewProvider(issuer string, opts ProviderOptions) (*Provider, error) {
+	issuer, err := issuerFromAddress(issuer, opts.Policy.Kind)
+	if err != nil {
+		return nil, err
+	}
 	au, err := parseAuthority(issuer)
 	if err != nil {
 		return nil, err
