@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -13,9 +14,12 @@ import (
 	"time"
 
 	"github.com/caddy-identity/caddy-identity/identity"
+	"github.com/caddy-identity/caddy-identity/identity/identitytest"
 )
 
-// exampleServer is a small authorization server for the examples.
+// exampleServer is a small authorization server for the examples of the
+// calls the test issuer (identitytest) does not serve: device flow, PAR,
+// token exchange, other grants and client registration.
 func exampleServer() *httptest.Server {
 	var polls atomic.Int64
 	reply := func(w http.ResponseWriter, status int, body string) {
@@ -27,16 +31,6 @@ func exampleServer() *httptest.Server {
 	mux.HandleFunc("POST /token", func(w http.ResponseWriter, r *http.Request) {
 		_ = r.ParseForm()
 		switch r.PostForm.Get("grant_type") {
-		case identity.GrantTypeClientCredentials:
-			reply(w, 200, `{"access_token":"svc-token","token_type":"Bearer","expires_in":3600,"scope":"`+r.PostForm.Get("scope")+`"}`)
-		case identity.GrantTypeRefreshToken:
-			reply(w, 200, `{"access_token":"fresh","token_type":"Bearer","expires_in":3600,"refresh_token":"rotated"}`)
-		case identity.GrantTypeAuthorizationCode:
-			if s256(r.PostForm.Get("code_verifier")) != "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM" {
-				reply(w, 400, `{"error":"invalid_grant","error_description":"PKCE verification failed"}`)
-				return
-			}
-			reply(w, 200, `{"access_token":"user-token","token_type":"Bearer","id_token":"eyJ...","expires_in":300}`)
 		case identity.GrantTypeDeviceCode:
 			if polls.Add(1) < 2 {
 				reply(w, 400, `{"error":"authorization_pending"}`)
@@ -59,23 +53,6 @@ func exampleServer() *httptest.Server {
 	mux.HandleFunc("POST /par", func(w http.ResponseWriter, _ *http.Request) {
 		reply(w, 201, `{"request_uri":"urn:ietf:params:oauth:request_uri:6esc_11ACC5bwc014ltc14eY22c","expires_in":60}`)
 	})
-	mux.HandleFunc("GET /userinfo", func(w http.ResponseWriter, r *http.Request) {
-		if r.Header.Get("Authorization") != "Bearer user-token" {
-			w.Header().Set("WWW-Authenticate", `Bearer error="invalid_token"`)
-			w.WriteHeader(401)
-			return
-		}
-		reply(w, 200, `{"sub":"248289761001","name":"Jane Doe","email":"janedoe@example.com","email_verified":true,"department":"Engineering"}`)
-	})
-	mux.HandleFunc("POST /introspect", func(w http.ResponseWriter, r *http.Request) {
-		_ = r.ParseForm()
-		if r.PostForm.Get("token") != "opaque-1" {
-			reply(w, 200, `{"active":false}`)
-			return
-		}
-		reply(w, 200, `{"active":true,"scope":"read write","client_id":"web","sub":"u1","exp":1900000000,"aud":["api"]}`)
-	})
-	mux.HandleFunc("POST /revoke", func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(200) })
 	var srvURL string
 	client := `{"client_id":"c-42","client_secret":"shh","registration_access_token":"rat","registration_client_uri":"%s/register/c-42","client_name":%q,"redirect_uris":["https://app.example/cb"]}`
 	mux.HandleFunc("POST /register", func(w http.ResponseWriter, _ *http.Request) {
@@ -96,22 +73,21 @@ func exampleServer() *httptest.Server {
 }
 
 func ExampleRequestClientCredentialsToken() {
-	srv := exampleServer()
-	defer srv.Close()
+	iss := startIssuer()
+	defer iss.Close()
 	tok, err := identity.RequestClientCredentialsToken(context.Background(), nil, identity.ClientCredentialsTokenRequest{
 		ProtocolRequest: identity.ProtocolRequest{
-			Address:    srv.URL + "/token",
-			ClientAuth: identity.ClientSecretBasicAuth("service", "secret"),
+			Address:    iss.URL + "/token", // the token_endpoint from discovery
+			ClientAuth: identity.ClientSecretBasicAuth("client", "secret"),
 		},
-		Scopes:   []string{"orders.read", "orders.write"},
-		Resource: []string{"https://orders.example"},
+		Scopes: []string{"orders.read", "orders.write"},
 	})
 	if err != nil {
 		fmt.Println(err)
 		return
 	}
-	fmt.Println(tok.AccessToken, tok.TokenType, tok.ExpiresIn, tok.Scope)
-	// Output: svc-token Bearer 3600 orders.read orders.write
+	fmt.Println(tok.TokenType, tok.ExpiresIn, tok.Scope, tok.AccessToken != "")
+	// Output: Bearer 3600 orders.read orders.write true
 }
 
 func ExampleProtocolError() {
@@ -129,18 +105,26 @@ func ExampleProtocolError() {
 }
 
 func ExampleRequestRefreshToken() {
-	srv := exampleServer()
-	defer srv.Close()
-	tok, err := identity.RequestRefreshToken(context.Background(), nil, identity.RefreshTokenRequest{
-		ProtocolRequest: identity.ProtocolRequest{Address: srv.URL + "/token", ClientAuth: identity.ClientSecretBasicAuth("web", "secret")},
-		RefreshToken:    "old-refresh-token",
-	})
+	iss := startIssuer()
+	defer iss.Close()
+	ctx := context.Background()
+	endpoint := identity.ProtocolRequest{Address: iss.URL + "/token", ClientAuth: identity.ClientSecretBasicAuth("client", "secret")}
+	first := exampleLogin(iss, "openid offline_access")
+
+	tok, err := identity.RequestRefreshToken(ctx, nil, identity.RefreshTokenRequest{ProtocolRequest: endpoint, RefreshToken: first.RefreshToken})
 	if err != nil {
 		fmt.Println(err)
 		return
 	}
-	fmt.Println(tok.AccessToken, tok.RefreshToken)
-	// Output: fresh rotated
+	fmt.Println("new tokens:", tok.AccessToken != first.AccessToken, tok.RefreshToken != first.RefreshToken)
+
+	// The server rotates refresh tokens: the old one is spent.
+	_, err = identity.RequestRefreshToken(ctx, nil, identity.RefreshTokenRequest{ProtocolRequest: endpoint, RefreshToken: first.RefreshToken})
+	var pe *identity.ProtocolError
+	fmt.Println(errors.As(err, &pe), pe.Code)
+	// Output:
+	// new tokens: true true
+	// true invalid_grant
 }
 
 func ExampleAuthorizationRequest_URL() {
@@ -187,21 +171,23 @@ func ExampleParseAuthorizationCallbackURL() {
 }
 
 func ExampleRequestAuthorizationCodeToken() {
-	srv := exampleServer()
-	defer srv.Close()
-	// The verifier of RFC 7636 Appendix B; use identity.NewPKCE() for real.
+	iss := startIssuer()
+	defer iss.Close()
+	// The code came back to the redirect URI (see Example_authorizationCodeFlow).
+	pkce := identity.NewPKCE()
+	code := exampleCode(iss, pkce, "openid")
 	tok, err := identity.RequestAuthorizationCodeToken(context.Background(), nil, identity.AuthorizationCodeTokenRequest{
-		ProtocolRequest: identity.ProtocolRequest{Address: srv.URL + "/token", ClientAuth: identity.PublicClientAuth("spa")},
-		Code:            "SplxlOBeZQQYbYS6WxSbIA",
+		ProtocolRequest: identity.ProtocolRequest{Address: iss.URL + "/token", ClientAuth: identity.ClientSecretBasicAuth("client", "secret")},
+		Code:            code,
 		RedirectURI:     "https://app.example/cb",
-		CodeVerifier:    "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk",
+		CodeVerifier:    pkce.Verifier,
 	})
 	if err != nil {
 		fmt.Println(err)
 		return
 	}
-	fmt.Println(tok.AccessToken, tok.IDToken != "")
-	// Output: user-token true
+	fmt.Println(tok.TokenType, tok.AccessToken != "", tok.IDToken != "", tok.RefreshToken != "")
+	// Output: Bearer true true true
 }
 
 func ExampleNewPKCE() {
@@ -323,44 +309,45 @@ func ExampleRequestToken() {
 }
 
 func ExampleRequestUserInfo() {
-	srv := exampleServer()
-	defer srv.Close()
+	iss := startIssuer()
+	defer iss.Close()
+	tok := exampleLogin(iss, "openid email")
 	info, err := identity.RequestUserInfo(context.Background(), nil, identity.UserInfoRequest{
-		Address:         srv.URL + "/userinfo",
-		Token:           "user-token",
-		ExpectedSubject: "248289761001", // the sub of the ID token
+		Address:         iss.URL + "/userinfo",
+		Token:           tok.AccessToken,
+		ExpectedSubject: "alice", // the sub of the ID token
 	})
 	if err != nil {
 		fmt.Println(err)
 		return
 	}
-	dept, _ := info.Extra("department")
-	fmt.Println(info.Subject, info.Name, info.EmailVerified, string(dept))
+	fmt.Println(info.Subject, info.Email, info.EmailVerified)
 
-	_, err = identity.RequestUserInfo(context.Background(), nil, identity.UserInfoRequest{Address: srv.URL + "/userinfo", Token: "stale"})
+	_, err = identity.RequestUserInfo(context.Background(), nil, identity.UserInfoRequest{Address: iss.URL + "/userinfo", Token: "stale"})
 	var pe *identity.ProtocolError
 	if errors.As(err, &pe) {
 		fmt.Println(pe.StatusCode, pe.Code)
 	}
 	// Output:
-	// 248289761001 Jane Doe true "Engineering"
+	// alice alice@example.test true
 	// 401 invalid_token
 }
 
 func ExampleIntrospectToken() {
-	srv := exampleServer()
-	defer srv.Close()
+	iss := startIssuer()
+	defer iss.Close()
+	tok := exampleLogin(iss, "openid orders.read")
 	res, err := identity.IntrospectToken(context.Background(), nil, identity.IntrospectionRequest{
-		ProtocolRequest: identity.ProtocolRequest{Address: srv.URL + "/introspect", ClientAuth: identity.ClientSecretBasicAuth("api", "secret")},
-		Token:           "opaque-1",
+		ProtocolRequest: identity.ProtocolRequest{Address: iss.URL + "/introspect", ClientAuth: identity.ClientSecretBasicAuth("client", "secret")},
+		Token:           tok.AccessToken,
 		TokenTypeHint:   identity.TokenTypeHintAccessToken,
 	})
 	if err != nil {
 		fmt.Println(err)
 		return
 	}
-	fmt.Println(res.Active, res.Subject, res.Scopes, res.HasScope("write"), res.Audience, res.Expiry.Format(time.RFC3339))
-	// Output: true u1 [read write] true [api] 2030-03-17T17:46:40Z
+	fmt.Println(res.Active, res.Subject, res.Scopes, res.HasScope("orders.read"), res.Audience)
+	// Output: true alice [openid orders.read] true [api]
 }
 
 func ExampleParseIntrospectionResponse() {
@@ -375,15 +362,24 @@ func ExampleParseIntrospectionResponse() {
 }
 
 func ExampleRevokeToken() {
-	srv := exampleServer()
-	defer srv.Close()
-	err := identity.RevokeToken(context.Background(), nil, identity.RevocationRequest{
-		ProtocolRequest: identity.ProtocolRequest{Address: srv.URL + "/revoke", ClientAuth: identity.ClientSecretBasicAuth("web", "secret")},
-		Token:           "refresh-token-to-forget",
+	iss := startIssuer()
+	defer iss.Close()
+	ctx := context.Background()
+	tok := exampleLogin(iss, "openid")
+	endpoint := func(path string) identity.ProtocolRequest {
+		return identity.ProtocolRequest{Address: iss.URL + path, ClientAuth: identity.ClientSecretBasicAuth("client", "secret")}
+	}
+	err := identity.RevokeToken(ctx, nil, identity.RevocationRequest{
+		ProtocolRequest: endpoint("/revoke"),
+		Token:           tok.RefreshToken,
 		TokenTypeHint:   identity.TokenTypeHintRefreshToken,
 	})
 	fmt.Println(err)
-	// Output: <nil>
+	res, _ := identity.IntrospectToken(ctx, nil, identity.IntrospectionRequest{ProtocolRequest: endpoint("/introspect"), Token: tok.RefreshToken})
+	fmt.Println("still active:", res.Active)
+	// Output:
+	// <nil>
+	// still active: false
 }
 
 func ExampleRegisterClient() {
@@ -423,11 +419,11 @@ func ExampleRegisterClient() {
 }
 
 func ExampleNewTokenManager() {
-	srv := exampleServer()
-	defer srv.Close()
+	iss := startIssuer()
+	defer iss.Close()
 	m, err := identity.NewTokenManager(identity.TokenManagerOptions{
 		Request: identity.ClientCredentialsTokenRequest{
-			ProtocolRequest: identity.ProtocolRequest{Address: srv.URL + "/token", ClientAuth: identity.ClientSecretBasicAuth("svc", "secret")},
+			ProtocolRequest: identity.ProtocolRequest{Address: iss.URL + "/token", ClientAuth: identity.ClientSecretBasicAuth("client", "secret")},
 			Scopes:          []string{"upstream"},
 		},
 	})
@@ -435,10 +431,50 @@ func ExampleNewTokenManager() {
 		fmt.Println(err)
 		return
 	}
-	tok, _ := m.AccessToken(context.Background()) // requested once, then cached until a minute before expiry
-	fmt.Println(tok)
+	ctx := context.Background()
+	first, _ := m.AccessToken(ctx) // requested once, then cached until a minute before expiry
+	second, _ := m.AccessToken(ctx)
+	fmt.Println(first != "", first == second)
 
-	upstream := &http.Client{Transport: m.Transport(nil)} // adds "Authorization: Bearer svc-token"
+	// A client whose requests carry the token (see ExampleTokenManager_Transport).
+	upstream := &http.Client{Transport: m.Transport(nil)}
 	_ = upstream
-	// Output: svc-token
+	// Output: true true
+}
+
+// exampleCode signs "alice" in at the test issuer and returns the code
+// that comes back to the redirect URI.
+func exampleCode(iss *identitytest.Issuer, pkce identity.PKCE, scope string) string {
+	authURL, err := identity.AuthorizationRequest{
+		Address: iss.URL + "/authorize", ClientID: "client", RedirectURI: "https://app.example/cb",
+		Scopes: strings.Fields(scope), State: "s", CodeChallenge: pkce.Challenge, LoginHint: "alice",
+	}.URL()
+	if err != nil {
+		log.Fatal(err)
+	}
+	noRedirects := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	resp, err := noRedirects.Get(authURL)
+	if err != nil {
+		log.Fatal(err)
+	}
+	resp.Body.Close()
+	cb, err := identity.ParseAuthorizationCallbackURL(resp.Header.Get("Location"), "s")
+	if err != nil {
+		log.Fatal(err)
+	}
+	return cb.Code
+}
+
+// exampleLogin returns the tokens of a sign-in of "alice" at the test
+// issuer with scope.
+func exampleLogin(iss *identitytest.Issuer, scope string) *identity.TokenResponse {
+	pkce := identity.NewPKCE()
+	tok, err := identity.RequestAuthorizationCodeToken(context.Background(), nil, identity.AuthorizationCodeTokenRequest{
+		ProtocolRequest: identity.ProtocolRequest{Address: iss.URL + "/token", ClientAuth: identity.ClientSecretBasicAuth("client", "secret")},
+		Code:            exampleCode(iss, pkce, scope), RedirectURI: "https://app.example/cb", CodeVerifier: pkce.Verifier,
+	})
+	if err != nil {
+		log.Fatal(err)
+	}
+	return tok
 }
