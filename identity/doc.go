@@ -55,10 +55,11 @@
 // [ErrAlgNone], [ErrUnsupportedAlg], [ErrUnsupportedHeader], [ErrSignature],
 // [ErrKeyNotFound], [ErrKeyConversion], [ErrClaimValidation] (a [*ClaimError]
 // names the claim), [ErrUnknownIssuer] or [ErrProviderUnavailable]. OAuth
-// error responses come back as a [*ProtocolError]. Caller mistakes are refused before
-// any I/O with [ErrMissingAddress], [ErrMissingToken], [ErrMissingClientID],
-// [ErrMissingIssuer] or [ErrMissingParameter], and a value used without its
-// constructor with [ErrNotInitialized]: no method panics on a zero value.
+// error responses come back as a [*ProtocolError]. Caller mistakes are
+// refused before any I/O with [ErrMissingAddress], [ErrMissingToken],
+// [ErrMissingClientID], [ErrMissingIssuer] or [ErrMissingParameter], and a
+// value used without its constructor with [ErrNotInitialized]: no method
+// panics on a zero value.
 //
 // # Defaults
 //
