@@ -524,3 +524,38 @@ func addFormValues(form url.Values, name string, values []string) {
 		}
 	}
 }
+
+// tokenCall is the exchange of a request that presents token (an access,
+// initial access or registration access token) instead of client
+// credentials: userinfo and client registration. Parameters go in the
+// query string; the token is sent as "Bearer", or with the DPoP scheme and
+// a proof when p.DPoP is set. ClientAuth is refused: these endpoints
+// authenticate the token, not the client.
+func (p *ProtocolRequest) tokenCall(what, method, token string) (endpointCall, error) {
+	if a := &p.ClientAuth; a.Method != "" || a.ClientID != "" || a.ClientSecret != "" || a.Key != nil || a.Assertion != "" {
+		return endpointCall{}, fmt.Errorf("identity: the %s takes no client authentication (ProtocolRequest.ClientAuth)", what)
+	}
+	address := p.Address
+	if len(p.Parameters) > 0 && address != "" {
+		u, err := url.Parse(address)
+		if err != nil {
+			return endpointCall{}, fmt.Errorf("identity: invalid endpoint address %q", redactURL(address))
+		}
+		q := u.Query()
+		mergeParameters(q, p.Parameters)
+		u.RawQuery = q.Encode()
+		address = u.String()
+	}
+	header := http.Header{}
+	for k, v := range p.Header {
+		header[http.CanonicalHeaderKey(k)] = append([]string(nil), v...)
+	}
+	call := endpointCall{method: method, address: address, header: header, limit: p.MaxResponseBytes, allowHTTP: p.AllowHTTP}
+	switch {
+	case token != "" && p.DPoP != nil:
+		call.dpop, call.accessToken = p.DPoP, token
+	case token != "":
+		header.Set("Authorization", "Bearer "+token)
+	}
+	return call, nil
+}

@@ -313,9 +313,10 @@ func ExampleRequestUserInfo() {
 	defer iss.Close()
 	tok := exampleLogin(iss, "openid email")
 	info, err := identity.RequestUserInfo(context.Background(), nil, identity.UserInfoRequest{
-		Address:         iss.URL + "/userinfo",
+		ProtocolRequest: identity.ProtocolRequest{Address: iss.URL + "/userinfo"},
 		Token:           tok.AccessToken,
-		ExpectedSubject: "alice", // the sub of the ID token
+		ExpectedSubject: "alice",
+		// the sub of the ID token,
 	})
 	if err != nil {
 		fmt.Println(err)
@@ -323,7 +324,7 @@ func ExampleRequestUserInfo() {
 	}
 	fmt.Println(info.Subject, info.Email, info.EmailVerified)
 
-	_, err = identity.RequestUserInfo(context.Background(), nil, identity.UserInfoRequest{Address: iss.URL + "/userinfo", Token: "stale"})
+	_, err = identity.RequestUserInfo(context.Background(), nil, identity.UserInfoRequest{ProtocolRequest: identity.ProtocolRequest{Address: iss.URL + "/userinfo"}, Token: "stale"})
 	var pe *identity.ProtocolError
 	if errors.As(err, &pe) {
 		fmt.Println(pe.StatusCode, pe.Code)
@@ -387,7 +388,7 @@ func ExampleRegisterClient() {
 	defer srv.Close()
 	ctx := context.Background()
 	reg, err := identity.RegisterClient(ctx, nil, identity.RegistrationRequest{
-		Address:            srv.URL + "/register",
+		ProtocolRequest:    identity.ProtocolRequest{Address: srv.URL + "/register"},
 		InitialAccessToken: "initial-token",
 		Metadata: identity.ClientMetadata{
 			ClientName:              "My App",
@@ -401,7 +402,7 @@ func ExampleRegisterClient() {
 	}
 	fmt.Println(reg.ClientID, reg.Metadata.ClientName)
 
-	cfg := identity.ClientConfigurationRequest{Address: reg.RegistrationClientURI, RegistrationAccessToken: reg.RegistrationAccessToken}
+	cfg := identity.ClientConfigurationRequest{ProtocolRequest: identity.ProtocolRequest{Address: reg.RegistrationClientURI}, RegistrationAccessToken: reg.RegistrationAccessToken}
 	read, _ := identity.ReadClientConfiguration(ctx, nil, cfg)
 	fmt.Println("read:", read.Metadata.RedirectURIs)
 

@@ -92,7 +92,9 @@ func Example_authorizationCodeFlow() {
 
 	// 5. More about the user, for the same subject.
 	info, err := identity.RequestUserInfo(ctx, nil, identity.UserInfoRequest{
-		Address: doc.UserInfoEndpoint, Token: tokens.AccessToken, ExpectedSubject: idToken.Claims.Subject,
+		ProtocolRequest: identity.ProtocolRequest{Address: doc.UserInfoEndpoint},
+		Token:           tokens.AccessToken,
+		ExpectedSubject: idToken.Claims.Subject,
 	})
 	if err != nil {
 		log.Fatal(err)

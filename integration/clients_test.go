@@ -184,7 +184,7 @@ func TestClientsRegistrationAgainstProvider(t *testing.T) {
 	doc := providerDiscovery(t, p)
 	ctx := clientsContext(t)
 	reg, err := identity.RegisterClient(ctx, nil, identity.RegistrationRequest{
-		Address: doc.RegistrationEndpoint,
+		ProtocolRequest: identity.ProtocolRequest{Address: doc.RegistrationEndpoint},
 		Metadata: identity.ClientMetadata{
 			ClientName: "dyn", GrantTypes: []string{identity.GrantTypeClientCredentials}, ResponseTypes: []string{},
 			RedirectURIs: []string{}, TokenEndpointAuthMethod: identity.AuthMethodClientSecretBasic,
@@ -201,7 +201,7 @@ func TestClientsRegistrationAgainstProvider(t *testing.T) {
 	if _, err := identity.RequestClientCredentialsToken(ctx, nil, ccReq); err != nil {
 		t.Fatalf("registered client cannot get a token: %v", err)
 	}
-	cfg := identity.ClientConfigurationRequest{Address: reg.RegistrationClientURI, RegistrationAccessToken: reg.RegistrationAccessToken}
+	cfg := identity.ClientConfigurationRequest{ProtocolRequest: identity.ProtocolRequest{Address: reg.RegistrationClientURI}, RegistrationAccessToken: reg.RegistrationAccessToken}
 	read, err := identity.ReadClientConfiguration(ctx, nil, cfg)
 	if err != nil || read.ClientID != reg.ClientID || read.Metadata.TokenEndpointAuthMethod != identity.AuthMethodClientSecretBasic {
 		t.Fatalf("read: %+v %v", read, err)
@@ -279,18 +279,18 @@ func TestClientsCodePKCEUserInfoAgainstProvider(t *testing.T) {
 		}
 	}
 
-	info, err := identity.RequestUserInfo(ctx, nil, identity.UserInfoRequest{Address: doc.UserInfoEndpoint, Token: tok.AccessToken, ExpectedSubject: "bob"})
+	info, err := identity.RequestUserInfo(ctx, nil, identity.UserInfoRequest{ProtocolRequest: identity.ProtocolRequest{Address: doc.UserInfoEndpoint}, Token: tok.AccessToken, ExpectedSubject: "bob"})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if info.Email != "bob@example.test" || !info.EmailVerified || info.Name != "bob" {
 		t.Errorf("userinfo %+v", info)
 	}
-	_, err = identity.RequestUserInfo(ctx, nil, identity.UserInfoRequest{Address: doc.UserInfoEndpoint, Token: tok.AccessToken, ExpectedSubject: "mallory"})
+	_, err = identity.RequestUserInfo(ctx, nil, identity.UserInfoRequest{ProtocolRequest: identity.ProtocolRequest{Address: doc.UserInfoEndpoint}, Token: tok.AccessToken, ExpectedSubject: "mallory"})
 	if !errors.Is(err, identity.ErrSubjectMismatch) {
 		t.Errorf("subject mismatch: %v", err)
 	}
-	_, err = identity.RequestUserInfo(ctx, nil, identity.UserInfoRequest{Address: doc.UserInfoEndpoint, Token: "invalid"})
+	_, err = identity.RequestUserInfo(ctx, nil, identity.UserInfoRequest{ProtocolRequest: identity.ProtocolRequest{Address: doc.UserInfoEndpoint}, Token: "invalid"})
 	var pe *identity.ProtocolError
 	if !errors.As(err, &pe) || pe.StatusCode != 401 || pe.Code != identity.ErrorInvalidToken {
 		t.Errorf("bad token: %v", err)
