@@ -199,7 +199,7 @@ func ExampleProvider_Discovery() {
 func ExampleFetchKeySet() {
 	iss := startIssuer()
 	defer iss.Close()
-	set, _, err := identity.FetchKeySet(context.Background(), nil, iss.JWKSURL(), 0)
+	set, _, err := identity.FetchKeySet(context.Background(), nil, iss.JWKSURL(), identity.FetchKeySetOptions{})
 	if err != nil {
 		log.Fatal(err)
 	}

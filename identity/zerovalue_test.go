@@ -223,7 +223,7 @@ func TestZeroRequests(t *testing.T) {
 		{"PushAuthorizationRequest", second(identity.PushAuthorizationRequest(ctx, nil, identity.PushedAuthorizationRequest{})), identity.ErrMissingClientID},
 		{"DoDPoPRequest", second(identity.DoDPoPRequest(ctx, nil, &zeroKey, req, "at")), identity.ErrNotInitialized},
 		{"FetchDiscovery", third(identity.FetchDiscovery(ctx, nil, "", identity.DiscoveryPolicy{})), identity.ErrMissingAddress},
-		{"FetchKeySet", third(identity.FetchKeySet(ctx, nil, "", 0)), identity.ErrMissingAddress},
+		{"FetchKeySet", third(identity.FetchKeySet(ctx, nil, "", identity.FetchKeySetOptions{})), identity.ErrMissingAddress},
 		{"NewProvider", second(identity.NewProvider("", identity.ProviderOptions{})), identity.ErrMissingAddress},
 		{"NewRemoteKeySet", second(identity.NewRemoteKeySet("", identity.RemoteKeySetOptions{})), identity.ErrMissingAddress},
 		{"NewTokenManager", second(identity.NewTokenManager(identity.TokenManagerOptions{})), identity.ErrMissingAddress},
