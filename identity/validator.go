@@ -95,7 +95,10 @@ type IssuerConfig struct {
 	AnyTenant bool
 	// AuthorizedParties, when set, lists the client IDs the token may have
 	// been issued to: the claim named by AuthorizedPartyClaim must be
-	// present, a string, and one of them. Empty means no check.
+	// present, a string, and one of them. Empty means no check. It suits
+	// access tokens; for ID tokens use [Validator.ValidateIDToken], whose
+	// azp rules (OpenID Connect Core §3.1.3.7) accept the ordinary
+	// single-audience ID token without azp, which this check would refuse.
 	AuthorizedParties []string
 	// AuthorizedPartyClaim names the claim (a path as in [Claims.Get])
 	// holding the client ID checked against AuthorizedParties; "" means
@@ -136,7 +139,9 @@ type IssuerConfig struct {
 	// letter case and with the "application/" prefix optional, e.g.
 	// "at+jwt" for RFC 9068 access tokens. Empty means no check.
 	Types []string
-	// Nonce, when set, must equal the "nonce" claim (ID tokens).
+	// Nonce, when set, must equal the "nonce" claim. A nonce belongs to one
+	// login: pass it in [IDTokenCheck] to [Validator.ValidateIDToken]
+	// instead, so that one Validator serves every login.
 	Nonce string
 	// MaxAge, when positive, bounds now - iat (iat then required).
 	MaxAge time.Duration
