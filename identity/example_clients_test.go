@@ -10,7 +10,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
-	"sync/atomic"
 	"time"
 
 	"github.com/caddy-identity/caddy-identity/identity"
@@ -18,10 +17,9 @@ import (
 )
 
 // exampleServer is a small authorization server for the examples of the
-// calls the test issuer (identitytest) does not serve: device flow, PAR,
-// token exchange, other grants and client registration.
+// calls the test issuer (identitytest) does not serve: the password and
+// other extension grants, and client registration.
 func exampleServer() *httptest.Server {
-	var polls atomic.Int64
 	reply := func(w http.ResponseWriter, status int, body string) {
 		w.Header().Set("Content-Type", "application/json")
 		w.WriteHeader(status)
@@ -31,14 +29,6 @@ func exampleServer() *httptest.Server {
 	mux.HandleFunc("POST /token", func(w http.ResponseWriter, r *http.Request) {
 		_ = r.ParseForm()
 		switch r.PostForm.Get("grant_type") {
-		case identity.GrantTypeDeviceCode:
-			if polls.Add(1) < 2 {
-				reply(w, 400, `{"error":"authorization_pending"}`)
-				return
-			}
-			reply(w, 200, `{"access_token":"device-token","token_type":"Bearer"}`)
-		case identity.GrantTypeTokenExchange:
-			reply(w, 200, `{"access_token":"downstream","issued_token_type":"`+identity.TokenTypeAccessToken+`","token_type":"Bearer","expires_in":60}`)
 		case identity.GrantTypePassword:
 			reply(w, 200, `{"access_token":"legacy","token_type":"Bearer"}`)
 		case identity.GrantTypeJWTBearer:
@@ -46,12 +36,6 @@ func exampleServer() *httptest.Server {
 		default:
 			reply(w, 400, `{"error":"unsupported_grant_type","error_description":"grant not enabled for this client"}`)
 		}
-	})
-	mux.HandleFunc("POST /device", func(w http.ResponseWriter, _ *http.Request) {
-		reply(w, 200, `{"device_code":"dc-1","user_code":"WDJB-MJHT","verification_uri":"https://idp.example/device","expires_in":600}`)
-	})
-	mux.HandleFunc("POST /par", func(w http.ResponseWriter, _ *http.Request) {
-		reply(w, 201, `{"request_uri":"urn:ietf:params:oauth:request_uri:6esc_11ACC5bwc014ltc14eY22c","expires_in":60}`)
 	})
 	var srvURL string
 	client := `{"client_id":"c-42","client_secret":"shh","registration_access_token":"rat","registration_client_uri":"%s/register/c-42","client_name":%q,"redirect_uris":["https://app.example/cb"]}`
@@ -202,70 +186,93 @@ func ExampleS256Challenge() {
 }
 
 func ExamplePushAuthorizationRequest() {
-	srv := exampleServer()
-	defer srv.Close()
+	iss := startIssuer()
+	defer iss.Close()
+	pkce := identity.NewPKCE()
 	res, err := identity.PushAuthorizationRequest(context.Background(), nil, identity.PushedAuthorizationRequest{
-		ProtocolRequest: identity.ProtocolRequest{Address: srv.URL + "/par", ClientAuth: identity.ClientSecretBasicAuth("web", "secret")},
+		ProtocolRequest: identity.ProtocolRequest{Address: iss.URL + "/par", ClientAuth: identity.ClientSecretBasicAuth("client", "secret")},
 		Authorization: identity.AuthorizationRequest{
 			RedirectURI: "https://app.example/cb", Scopes: []string{"openid"}, State: "xyz",
-			CodeChallenge: "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM",
+			CodeChallenge: pkce.Challenge, LoginHint: "alice",
 		},
 	})
 	if err != nil {
 		fmt.Println(err)
 		return
 	}
-	u, _ := res.AuthorizationURL("https://idp.example/authorize", "web")
-	fmt.Println(res.ExpiresIn)
-	fmt.Println(u)
+	// The browser goes to the authorization endpoint with only client_id
+	// and request_uri; the parameters stay with the server.
+	u, _ := res.AuthorizationURL(iss.URL+"/authorize", "client")
+	fmt.Println(res.ExpiresIn, strings.HasPrefix(res.RequestURI, "urn:ietf:params:oauth:request_uri:"))
+	noRedirects := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	resp, err := noRedirects.Get(u)
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	resp.Body.Close()
+	cb, err := identity.ParseAuthorizationCallbackURL(resp.Header.Get("Location"), "xyz")
+	fmt.Println(cb.Code != "", err)
 	// Output:
-	// 60
-	// https://idp.example/authorize?client_id=web&request_uri=urn%3Aietf%3Aparams%3Aoauth%3Arequest_uri%3A6esc_11ACC5bwc014ltc14eY22c
+	// 60 true
+	// true <nil>
 }
 
 func ExampleRequestDeviceAuthorization() {
-	srv := exampleServer()
-	defer srv.Close()
-	ctx := context.Background()
-	auth := identity.PublicClientAuth("tv-app")
-	da, err := identity.RequestDeviceAuthorization(ctx, nil, identity.DeviceAuthorizationRequest{
-		ProtocolRequest: identity.ProtocolRequest{Address: srv.URL + "/device", ClientAuth: auth},
+	iss := startIssuer()
+	defer iss.Close()
+	da, err := identity.RequestDeviceAuthorization(context.Background(), nil, identity.DeviceAuthorizationRequest{
+		ProtocolRequest: identity.ProtocolRequest{Address: iss.URL + "/device_authorization", ClientAuth: identity.ClientSecretBasicAuth("client", "secret")},
 		Scopes:          []string{"openid", "offline_access"},
 	})
 	if err != nil {
 		fmt.Println(err)
 		return
 	}
-	fmt.Printf("Visit %s and enter %s\n", da.VerificationURI, da.UserCode)
+	fmt.Println("show the user:", strings.TrimPrefix(da.VerificationURI, iss.URL), len(da.UserCode))
 	fmt.Println("interval sent:", da.Interval, "- polling uses", identity.DefaultDevicePollInterval)
 	// Output:
-	// Visit https://idp.example/device and enter WDJB-MJHT
+	// show the user: /device 9
 	// interval sent: 0s - polling uses 5s
 }
 
 func ExamplePollDeviceToken() {
-	srv := exampleServer()
-	defer srv.Close()
-	req := identity.DeviceTokenRequest{
-		ProtocolRequest: identity.ProtocolRequest{Address: srv.URL + "/token", ClientAuth: identity.PublicClientAuth("tv-app")},
-		DeviceCode:      "dc-1",
-		Interval:        10 * time.Millisecond, // from the device authorization response; 5 s when absent
-	}
-	tok, err := identity.PollDeviceToken(context.Background(), nil, req)
+	iss := startIssuer()
+	defer iss.Close()
+	ctx := context.Background()
+	client := identity.ProtocolRequest{ClientAuth: identity.ClientSecretBasicAuth("client", "secret")}
+	client.Address = iss.URL + "/device_authorization"
+	da, err := identity.RequestDeviceAuthorization(ctx, nil, identity.DeviceAuthorizationRequest{ProtocolRequest: client, Scopes: []string{"openid"}})
 	if err != nil {
 		fmt.Println(err)
 		return
 	}
-	fmt.Println(tok.AccessToken)
-	// Output: device-token
+	client.Address = iss.URL + "/token"
+	req := da.TokenRequest(client)
+	_, err = identity.RequestDeviceToken(ctx, nil, req)
+	var pe *identity.ProtocolError
+	fmt.Println("before the user approves:", errors.As(err, &pe), pe.Code)
+
+	iss.ApproveDevice(da.UserCode, "alice") // the user, on another device
+	req.Interval = 10 * time.Millisecond    // from the response; 5 s when absent
+	tok, err := identity.PollDeviceToken(ctx, nil, req)
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	fmt.Println("approved:", tok.AccessToken != "", tok.IDToken != "")
+	// Output:
+	// before the user approves: true authorization_pending
+	// approved: true true
 }
 
 func ExampleRequestTokenExchangeToken() {
-	srv := exampleServer()
-	defer srv.Close()
+	iss := startIssuer()
+	defer iss.Close()
+	incoming := exampleLogin(iss, "openid").AccessToken // the user's token that reached the gateway
 	tok, err := identity.RequestTokenExchangeToken(context.Background(), nil, identity.TokenExchangeTokenRequest{
-		ProtocolRequest:    identity.ProtocolRequest{Address: srv.URL + "/token", ClientAuth: identity.ClientSecretBasicAuth("gateway", "secret")},
-		SubjectToken:       "incoming-user-token",
+		ProtocolRequest:    identity.ProtocolRequest{Address: iss.URL + "/token", ClientAuth: identity.ClientSecretBasicAuth("client", "secret")},
+		SubjectToken:       incoming,
 		SubjectTokenType:   identity.TokenTypeAccessToken,
 		RequestedTokenType: identity.TokenTypeAccessToken,
 		Audience:           []string{"orders-service"},
@@ -274,8 +281,13 @@ func ExampleRequestTokenExchangeToken() {
 		fmt.Println(err)
 		return
 	}
-	fmt.Println(tok.AccessToken, tok.IssuedTokenType)
-	// Output: downstream urn:ietf:params:oauth:token-type:access_token
+	claims, _ := identity.ValidateAccessToken(context.Background(), tok.AccessToken, identity.ValidateOptions{Issuer: iss.URL, Audience: "orders-service"})
+	actor, _ := claims.Claims.String("act.sub")
+	fmt.Println(tok.IssuedTokenType)
+	fmt.Println(claims.Claims.Subject, "via", actor)
+	// Output:
+	// urn:ietf:params:oauth:token-type:access_token
+	// alice via client
 }
 
 func ExampleRequestPasswordToken() {

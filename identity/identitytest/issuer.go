@@ -3,8 +3,8 @@
 // and a JSON Web Key Set, mints compact JWS tokens signed with its keys, and
 // answers the OAuth 2.0 endpoints a client needs to be tried without a real
 // provider: authorization code with PKCE (signed in at once, as login_hint),
-// client credentials, refresh tokens, userinfo, introspection and
-// revocation.
+// pushed authorization requests, client credentials, refresh tokens, the
+// device flow, token exchange, userinfo, introspection and revocation.
 //
 // The issuer can rotate and withdraw keys, go down (answer 503) and come
 // back, serve an arbitrary JWKS body (garbage, an empty set, ...), delay its
@@ -20,8 +20,11 @@
 //	GET  /.well-known/openid-configuration   OpenID Connect Discovery 1.0
 //	GET  /.well-known/oauth-authorization-server{path}  RFC 8414 (same document, at the server root)
 //	GET  /jwks        the key set (see WithJWKSPath)
-//	GET  /authorize   response_type=code with PKCE S256: 302 to redirect_uri with code, state and iss
-//	POST /token       client_credentials, authorization_code (+ code_verifier), refresh_token (rotated)
+//	GET  /authorize   response_type=code with PKCE S256 (or a PAR request_uri): 302 to redirect_uri with code, state and iss
+//	POST /par         RFC 9126 pushed authorization request
+//	POST /device_authorization  RFC 8628; ApproveDevice plays the user
+//	POST /token       client_credentials, authorization_code (+ code_verifier), refresh_token (rotated),
+//	                  device_code, token-exchange (RFC 8693: a live access token as subject_token, act.sub the client)
 //	GET  /userinfo    sub, name, email, email_verified of a Bearer access token (POST too)
 //	POST /introspect  RFC 7662, for confidential clients
 //	POST /revoke      RFC 7009
@@ -421,10 +424,13 @@ func (i *Issuer) Metadata() map[string]any {
 		"userinfo_endpoint":                     i.URL + UserInfoPath,
 		"introspection_endpoint":                i.URL + IntrospectionPath,
 		"revocation_endpoint":                   i.URL + RevocationPath,
+		"device_authorization_endpoint":         i.URL + DeviceAuthPath,
+		"pushed_authorization_request_endpoint": i.URL + PARPath,
 		"id_token_signing_alg_values_supported": i.Algorithms(),
 		"response_types_supported":              []string{"code"},
 		"subject_types_supported":               []string{"public"},
-		"grant_types_supported":                 []string{"authorization_code", "client_credentials", "refresh_token"},
+		"grant_types_supported": []string{"authorization_code", "client_credentials", "refresh_token",
+			grantDeviceCode, grantTokenExchange},
 		"scopes_supported":                      []string{"openid", "profile", "email"},
 		"token_endpoint_auth_methods_supported": []string{"client_secret_basic", "client_secret_post", "none"},
 		"code_challenge_methods_supported":      []string{"S256"},
@@ -538,7 +544,7 @@ func (i *Issuer) serveHTTP(w http.ResponseWriter, r *http.Request) {
 		if !i.wait(w, r, false) && allowMethods(w, r, http.MethodGet, http.MethodPost) {
 			i.serveUserInfo(w, r)
 		}
-	case p + TokenPath, p + IntrospectionPath, p + RevocationPath:
+	case p + TokenPath, p + IntrospectionPath, p + RevocationPath, p + DeviceAuthPath, p + PARPath:
 		if i.wait(w, r, false) || !allowMethods(w, r, http.MethodPost) {
 			return
 		}
@@ -551,6 +557,10 @@ func (i *Issuer) serveHTTP(w http.ResponseWriter, r *http.Request) {
 			i.serveToken(w, r)
 		case IntrospectionPath:
 			i.serveIntrospection(w, r)
+		case DeviceAuthPath:
+			i.serveDeviceAuthorization(w, r)
+		case PARPath:
+			i.servePAR(w, r)
 		default:
 			i.serveRevocation(w, r)
 		}

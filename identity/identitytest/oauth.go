@@ -30,6 +30,15 @@ const (
 	UserInfoPath      = "/userinfo"
 	IntrospectionPath = "/introspect"
 	RevocationPath    = "/revoke"
+	DeviceAuthPath    = "/device_authorization"
+	PARPath           = "/par"
+)
+
+// Grant and token types of the device flow and token exchange.
+const (
+	grantDeviceCode    = "urn:ietf:params:oauth:grant-type:device_code"
+	grantTokenExchange = "urn:ietf:params:oauth:grant-type:token-exchange"
+	tokenTypeAccess    = "urn:ietf:params:oauth:token-type:access_token"
 )
 
 // WithClient registers a client: with a secret a confidential client
@@ -46,15 +55,29 @@ func WithClient(id, secret string) Option {
 
 // oauthState holds the codes and tokens the issuer has handed out.
 type oauthState struct {
-	mu     sync.Mutex
-	codes  map[string]*grant
-	tokens map[string]*issued
+	mu      sync.Mutex
+	codes   map[string]*grant
+	tokens  map[string]*issued
+	devices map[string]*deviceGrant // by device code
+	pushed  map[string]url.Values   // PAR request_uri → authorization parameters
+}
+
+// deviceGrant is a pending device authorization; grant is set once the
+// user approved it.
+type deviceGrant struct {
+	clientID, scope, userCode string
+	expiry                    time.Time
+	grant                     *grant
 }
 
 // grant is one user's (or client's) authorization.
 type grant struct {
 	clientID, subject, scope, nonce string
 	authTime                        time.Time
+	// audience, when set, is the aud of the access tokens (token
+	// exchange); act the acting party.
+	audience []string
+	act      string
 	// redirectURI and challenge belong to an authorization code.
 	redirectURI, challenge string
 }
@@ -70,6 +93,7 @@ type issued struct {
 func (s *oauthState) init() {
 	if s.codes == nil {
 		s.codes, s.tokens = map[string]*grant{}, map[string]*issued{}
+		s.devices, s.pushed = map[string]*deviceGrant{}, map[string]url.Values{}
 	}
 }
 
@@ -128,6 +152,22 @@ func (i *Issuer) clientAuth(r *http.Request) (id string, public, ok bool) {
 // PKCE S256 is served.
 func (i *Issuer) serveAuthorize(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
+	if uri := q.Get("request_uri"); uri != "" {
+		i.oauth.mu.Lock()
+		i.oauth.init()
+		pushed := i.oauth.pushed[uri]
+		if pushed != nil && pushed.Get("client_id") == q.Get("client_id") {
+			delete(i.oauth.pushed, uri) // single use
+		} else {
+			pushed = nil
+		}
+		i.oauth.mu.Unlock()
+		if pushed == nil {
+			http.Error(w, "identitytest: unknown request_uri or another client", http.StatusBadRequest)
+			return
+		}
+		q = pushed
+	}
 	redirect, err := url.Parse(q.Get("redirect_uri"))
 	switch {
 	case q.Get("response_type") != "code":
@@ -212,6 +252,18 @@ func (i *Issuer) serveToken(w http.ResponseWriter, r *http.Request) {
 			oauthError(w, http.StatusBadRequest, "invalid_grant", "unknown refresh token")
 			return
 		}
+	case grantDeviceCode:
+		var errCode string
+		if g, errCode = i.redeemDevice(f.Get("device_code"), client); g == nil {
+			oauthError(w, http.StatusBadRequest, errCode, "device code not approved, unknown or expired")
+			return
+		}
+	case grantTokenExchange:
+		var errCode string
+		if g, errCode = i.exchange(f, client, public); g == nil {
+			oauthError(w, http.StatusBadRequest, errCode, "subject_token must be a live access token of this issuer, exchanged by a confidential client")
+			return
+		}
 	default:
 		oauthError(w, http.StatusBadRequest, "unsupported_grant_type", "grant type not supported")
 		return
@@ -236,6 +288,12 @@ func (i *Issuer) issueTokens(g *grant, grantType string) (map[string]any, error)
 	if g.scope != "" {
 		claims["scope"] = g.scope
 	}
+	if g.audience != nil {
+		claims["aud"] = g.audience
+	}
+	if g.act != "" {
+		claims["act"] = map[string]any{"sub": g.act}
+	}
 	at, err := i.MintToken(claims, Header("typ", "at+jwt"))
 	if err != nil {
 		return nil, err
@@ -247,13 +305,16 @@ func (i *Issuer) issueTokens(g *grant, grantType string) (map[string]any, error)
 	i.oauth.mu.Lock()
 	i.oauth.init()
 	i.oauth.tokens[at] = &issued{grant: g, claims: i.tokenClaims(claims), expiry: exp}
-	if grantType != "client_credentials" {
+	if grantType == grantTokenExchange {
+		resp["issued_token_type"] = tokenTypeAccess
+	}
+	if grantType != "client_credentials" && grantType != grantTokenExchange {
 		rt := randomValue()
 		i.oauth.tokens[rt] = &issued{refresh: true, grant: g, expiry: now.Add(24 * time.Hour)}
 		resp["refresh_token"] = rt
 	}
 	i.oauth.mu.Unlock()
-	if grantType == "client_credentials" || !slices.Contains(strings.Fields(g.scope), "openid") {
+	if grantType == "client_credentials" || grantType == grantTokenExchange || !slices.Contains(strings.Fields(g.scope), "openid") {
 		return resp, nil
 	}
 	alg := i.cfg.algorithms[0]
@@ -357,4 +418,104 @@ func (i *Issuer) serveRevocation(w http.ResponseWriter, r *http.Request) {
 	}
 	i.oauth.mu.Unlock()
 	w.WriteHeader(http.StatusOK)
+}
+
+// serveDeviceAuthorization starts a device flow (RFC 8628 §3.1) for the
+// authenticated client; ApproveDevice plays the user.
+func (i *Issuer) serveDeviceAuthorization(w http.ResponseWriter, r *http.Request) {
+	client, _, ok := i.clientAuth(r)
+	if !ok {
+		oauthError(w, http.StatusUnauthorized, "invalid_client", "client authentication failed")
+		return
+	}
+	code, user := randomValue(), strings.ToUpper(randomValue()[:4]+"-"+randomValue()[:4])
+	i.oauth.mu.Lock()
+	i.oauth.init()
+	i.oauth.devices[code] = &deviceGrant{clientID: client, scope: r.PostForm.Get("scope"), userCode: user, expiry: time.Now().Add(10 * time.Minute)}
+	i.oauth.mu.Unlock()
+	writeJSONBody(w, http.StatusOK, map[string]any{
+		"device_code": code, "user_code": user, "expires_in": 600,
+		"verification_uri": i.URL + "/device", "verification_uri_complete": i.URL + "/device?user_code=" + user,
+	})
+}
+
+// ApproveDevice approves the pending device authorization with userCode
+// as subject, as the user would at the verification URI. It reports
+// whether such an authorization was pending.
+func (i *Issuer) ApproveDevice(userCode, subject string) bool {
+	i.oauth.mu.Lock()
+	defer i.oauth.mu.Unlock()
+	i.oauth.init()
+	for _, d := range i.oauth.devices {
+		if d.userCode == userCode && d.grant == nil && time.Now().Before(d.expiry) {
+			d.grant = &grant{clientID: d.clientID, subject: subject, scope: d.scope, authTime: time.Now()}
+			return true
+		}
+	}
+	return false
+}
+
+// redeemDevice returns the grant of an approved device code of client
+// (used up), or the error code: authorization_pending, expired_token or
+// invalid_grant.
+func (i *Issuer) redeemDevice(code, client string) (*grant, string) {
+	i.oauth.mu.Lock()
+	defer i.oauth.mu.Unlock()
+	i.oauth.init()
+	d := i.oauth.devices[code]
+	switch {
+	case d == nil || d.clientID != client:
+		return nil, "invalid_grant"
+	case time.Now().After(d.expiry):
+		delete(i.oauth.devices, code)
+		return nil, "expired_token"
+	case d.grant == nil:
+		return nil, "authorization_pending"
+	}
+	delete(i.oauth.devices, code)
+	return d.grant, ""
+}
+
+// exchange is the grant of an RFC 8693 token exchange: a live access
+// token of this issuer as subject_token, for a confidential client; the
+// new token has the subject's sub, the requested audience (default
+// DefaultAudience) and act.sub the client.
+func (i *Issuer) exchange(f url.Values, client string, public bool) (*grant, string) {
+	if public {
+		return nil, "unauthorized_client"
+	}
+	t := i.lookup(f.Get("subject_token"))
+	if t == nil || t.refresh || f.Get("subject_token_type") != tokenTypeAccess {
+		return nil, "invalid_grant"
+	}
+	g := &grant{clientID: client, subject: t.grant.subject, scope: f.Get("scope"), act: client}
+	g.audience = f["audience"]
+	return g, ""
+}
+
+// servePAR stores the authorization parameters of the authenticated client
+// (RFC 9126) and answers their request_uri.
+func (i *Issuer) servePAR(w http.ResponseWriter, r *http.Request) {
+	client, _, ok := i.clientAuth(r)
+	if !ok {
+		oauthError(w, http.StatusUnauthorized, "invalid_client", "client authentication failed")
+		return
+	}
+	if r.PostForm.Get("request_uri") != "" {
+		oauthError(w, http.StatusBadRequest, "invalid_request", "request_uri is not allowed in a pushed request")
+		return
+	}
+	params := url.Values{}
+	for k, v := range r.PostForm {
+		if k != "client_secret" {
+			params[k] = v
+		}
+	}
+	params.Set("client_id", client)
+	uri := "urn:ietf:params:oauth:request_uri:" + randomValue()
+	i.oauth.mu.Lock()
+	i.oauth.init()
+	i.oauth.pushed[uri] = params
+	i.oauth.mu.Unlock()
+	writeJSONBody(w, http.StatusCreated, map[string]any{"request_uri": uri, "expires_in": 60})
 }

@@ -161,3 +161,60 @@ func TestOAuthEndpointsRefuse(t *testing.T) {
 		}
 	}
 }
+
+func TestDeviceParAndExchangeRefuse(t *testing.T) {
+	iss := identitytest.NewIssuer(t, identitytest.WithAlgorithms("ES256"), identitytest.WithClient("spa", ""), identitytest.WithClient("other", "pw"))
+	c := oauthClient{t, iss}
+	status, da := c.post(identitytest.DeviceAuthPath, "client", "secret", url.Values{"scope": {"openid"}})
+	if status != 200 || da["device_code"] == nil {
+		t.Fatalf("device authorization: %d %v", status, da)
+	}
+	device := url.Values{"grant_type": {"urn:ietf:params:oauth:grant-type:device_code"}, "device_code": {da["device_code"].(string)}}
+	if _, body := c.post(identitytest.TokenPath, "client", "secret", device); body["error"] != "authorization_pending" {
+		t.Errorf("before approval: %v", body)
+	}
+	if _, body := c.post(identitytest.TokenPath, "other", "pw", device); body["error"] != "invalid_grant" {
+		t.Errorf("device code of another client: %v", body)
+	}
+	if iss.ApproveDevice("NOPE-NOPE", "alice") || !iss.ApproveDevice(da["user_code"].(string), "alice") {
+		t.Fatal("ApproveDevice")
+	}
+	if status, body := c.post(identitytest.TokenPath, "client", "secret", device); status != 200 || body["id_token"] == nil {
+		t.Errorf("after approval: %d %v", status, body)
+	}
+	if _, body := c.post(identitytest.TokenPath, "client", "secret", device); body["error"] != "invalid_grant" {
+		t.Errorf("device code reused: %v", body)
+	}
+
+	status, par := c.post(identitytest.PARPath, "client", "secret", url.Values{
+		"response_type": {"code"}, "redirect_uri": {"https://app.example/cb"}, "code_challenge": {challenge("v")}, "code_challenge_method": {"S256"},
+	})
+	if status != 201 {
+		t.Fatalf("PAR: %d %v", status, par)
+	}
+	byURI := url.Values{"client_id": {"client"}, "request_uri": {par["request_uri"].(string)}}
+	if cb := c.authorize(url.Values{"client_id": {"other"}, "request_uri": byURI["request_uri"]}); cb != nil {
+		t.Error("request_uri used by another client")
+	}
+	if cb := c.authorize(byURI); cb == nil || cb.Get("code") == "" {
+		t.Errorf("request_uri refused: %v", cb)
+	}
+	if cb := c.authorize(byURI); cb != nil {
+		t.Error("request_uri used twice")
+	}
+
+	_, tok := c.post(identitytest.TokenPath, "client", "secret", url.Values{"grant_type": {"client_credentials"}})
+	exchange := func(subject string) url.Values {
+		return url.Values{"grant_type": {"urn:ietf:params:oauth:grant-type:token-exchange"}, "subject_token": {subject},
+			"subject_token_type": {"urn:ietf:params:oauth:token-type:access_token"}}
+	}
+	if _, body := c.post(identitytest.TokenPath, "spa", "", exchange(tok["access_token"].(string))); body["error"] != "unauthorized_client" {
+		t.Errorf("exchange by a public client: %v", body)
+	}
+	if _, body := c.post(identitytest.TokenPath, "client", "secret", exchange("forged")); body["error"] != "invalid_grant" {
+		t.Errorf("exchange of an unknown token: %v", body)
+	}
+	if status, body := c.post(identitytest.TokenPath, "other", "pw", exchange(tok["access_token"].(string))); status != 200 || body["issued_token_type"] == nil {
+		t.Errorf("exchange: %d %v", status, body)
+	}
+}
