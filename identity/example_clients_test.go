@@ -2,7 +2,6 @@ package identity_test
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -16,9 +15,9 @@ import (
 	"github.com/caddy-identity/caddy-identity/identity/identitytest"
 )
 
-// exampleServer is a small authorization server for the examples of the
-// calls the test issuer (identitytest) does not serve: the password and
-// other extension grants, and client registration.
+// exampleServer is a small token endpoint for the examples of the grants
+// the test issuer (identitytest) does not serve: the password grant and
+// extension grants.
 func exampleServer() *httptest.Server {
 	reply := func(w http.ResponseWriter, status int, body string) {
 		w.Header().Set("Content-Type", "application/json")
@@ -37,23 +36,7 @@ func exampleServer() *httptest.Server {
 			reply(w, 400, `{"error":"unsupported_grant_type","error_description":"grant not enabled for this client"}`)
 		}
 	})
-	var srvURL string
-	client := `{"client_id":"c-42","client_secret":"shh","registration_access_token":"rat","registration_client_uri":"%s/register/c-42","client_name":%q,"redirect_uris":["https://app.example/cb"]}`
-	mux.HandleFunc("POST /register", func(w http.ResponseWriter, _ *http.Request) {
-		reply(w, 201, fmt.Sprintf(client, srvURL, "My App"))
-	})
-	mux.HandleFunc("GET /register/c-42", func(w http.ResponseWriter, _ *http.Request) {
-		reply(w, 200, fmt.Sprintf(client, srvURL, "My App"))
-	})
-	mux.HandleFunc("PUT /register/c-42", func(w http.ResponseWriter, r *http.Request) {
-		var md identity.ClientMetadata
-		_ = json.NewDecoder(r.Body).Decode(&md)
-		reply(w, 200, fmt.Sprintf(client, srvURL, md.ClientName))
-	})
-	mux.HandleFunc("DELETE /register/c-42", func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(204) })
-	srv := httptest.NewServer(mux)
-	srvURL = srv.URL
-	return srv
+	return httptest.NewServer(mux)
 }
 
 func ExampleRequestClientCredentialsToken() {
@@ -396,12 +379,11 @@ func ExampleRevokeToken() {
 }
 
 func ExampleRegisterClient() {
-	srv := exampleServer()
-	defer srv.Close()
+	iss := startIssuer()
+	defer iss.Close()
 	ctx := context.Background()
 	reg, err := identity.RegisterClient(ctx, nil, identity.RegistrationRequest{
-		ProtocolRequest:    identity.ProtocolRequest{Address: srv.URL + "/register"},
-		InitialAccessToken: "initial-token",
+		ProtocolRequest: identity.ProtocolRequest{Address: iss.URL + "/register"}, // the registration_endpoint
 		Metadata: identity.ClientMetadata{
 			ClientName:              "My App",
 			RedirectURIs:            []string{"https://app.example/cb"},
@@ -412,9 +394,18 @@ func ExampleRegisterClient() {
 		fmt.Println(err)
 		return
 	}
-	fmt.Println(reg.ClientID, reg.Metadata.ClientName)
+	fmt.Println(reg.ClientID != "", reg.ClientSecret != "", reg.Metadata.ClientName)
 
-	cfg := identity.ClientConfigurationRequest{ProtocolRequest: identity.ProtocolRequest{Address: reg.RegistrationClientURI}, RegistrationAccessToken: reg.RegistrationAccessToken}
+	// The new client works at once.
+	_, err = identity.RequestClientCredentialsToken(ctx, nil, identity.ClientCredentialsTokenRequest{
+		ProtocolRequest: identity.ProtocolRequest{Address: iss.URL + "/token", ClientAuth: identity.ClientSecretBasicAuth(reg.ClientID, reg.ClientSecret)},
+	})
+	fmt.Println("token:", err)
+
+	cfg := identity.ClientConfigurationRequest{
+		ProtocolRequest:         identity.ProtocolRequest{Address: reg.RegistrationClientURI},
+		RegistrationAccessToken: reg.RegistrationAccessToken,
+	}
 	read, _ := identity.ReadClientConfiguration(ctx, nil, cfg)
 	fmt.Println("read:", read.Metadata.RedirectURIs)
 
@@ -425,7 +416,8 @@ func ExampleRegisterClient() {
 
 	fmt.Println("deleted:", identity.DeleteClientConfiguration(ctx, nil, cfg))
 	// Output:
-	// c-42 My App
+	// true true My App
+	// token: <nil>
 	// read: [https://app.example/cb]
 	// updated: My Renamed App
 	// deleted: <nil>

@@ -4,7 +4,8 @@
 // answers the OAuth 2.0 endpoints a client needs to be tried without a real
 // provider: authorization code with PKCE (signed in at once, as login_hint),
 // pushed authorization requests, client credentials, refresh tokens, the
-// device flow, token exchange, userinfo, introspection and revocation.
+// device flow, token exchange, userinfo, introspection, revocation and
+// dynamic client registration.
 //
 // The issuer can rotate and withdraw keys, go down (answer 503) and come
 // back, serve an arbitrary JWKS body (garbage, an empty set, ...), delay its
@@ -28,6 +29,7 @@
 //	GET  /userinfo    sub, name, email, email_verified of a Bearer access token (POST too)
 //	POST /introspect  RFC 7662, for confidential clients
 //	POST /revoke      RFC 7009
+//	POST /register    RFC 7591 dynamic registration; GET, PUT, DELETE /register/{id} (RFC 7592)
 //
 // Clients authenticate with client_secret_basic or client_secret_post;
 // DefaultClientID with DefaultClientSecret is registered, WithClient adds
@@ -426,6 +428,7 @@ func (i *Issuer) Metadata() map[string]any {
 		"revocation_endpoint":                   i.URL + RevocationPath,
 		"device_authorization_endpoint":         i.URL + DeviceAuthPath,
 		"pushed_authorization_request_endpoint": i.URL + PARPath,
+		"registration_endpoint":                 i.URL + RegistrationPath,
 		"id_token_signing_alg_values_supported": i.Algorithms(),
 		"response_types_supported":              []string{"code"},
 		"subject_types_supported":               []string{"public"},
@@ -544,6 +547,10 @@ func (i *Issuer) serveHTTP(w http.ResponseWriter, r *http.Request) {
 		if !i.wait(w, r, false) && allowMethods(w, r, http.MethodGet, http.MethodPost) {
 			i.serveUserInfo(w, r)
 		}
+	case p + RegistrationPath:
+		if !i.wait(w, r, false) && allowMethods(w, r, http.MethodPost) {
+			i.serveRegistration(w, r)
+		}
 	case p + TokenPath, p + IntrospectionPath, p + RevocationPath, p + DeviceAuthPath, p + PARPath:
 		if i.wait(w, r, false) || !allowMethods(w, r, http.MethodPost) {
 			return
@@ -565,6 +572,12 @@ func (i *Issuer) serveHTTP(w http.ResponseWriter, r *http.Request) {
 			i.serveRevocation(w, r)
 		}
 	default:
+		if id, ok := strings.CutPrefix(r.URL.Path, p+RegistrationPath+"/"); ok && id != "" {
+			if !i.wait(w, r, false) {
+				i.serveClientConfiguration(w, r, id)
+			}
+			return
+		}
 		http.NotFound(w, r)
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"hash"
+	"maps"
 	"net/http"
 	"net/url"
 	"slices"
@@ -32,6 +33,7 @@ const (
 	RevocationPath    = "/revoke"
 	DeviceAuthPath    = "/device_authorization"
 	PARPath           = "/par"
+	RegistrationPath  = "/register"
 )
 
 // Grant and token types of the device flow and token exchange.
@@ -60,6 +62,17 @@ type oauthState struct {
 	tokens  map[string]*issued
 	devices map[string]*deviceGrant // by device code
 	pushed  map[string]url.Values   // PAR request_uri → authorization parameters
+	// clients are the configured and registered clients (ID → secret);
+	// registered holds the metadata of dynamically registered ones.
+	clients    map[string]string
+	registered map[string]*registration
+}
+
+// registration is a dynamically registered client (RFC 7591, RFC 7592).
+type registration struct {
+	metadata map[string]json.RawMessage
+	token    string // registration access token
+	issuedAt int64
 }
 
 // deviceGrant is a pending device authorization; grant is set once the
@@ -90,11 +103,30 @@ type issued struct {
 	expiry  time.Time
 }
 
-func (s *oauthState) init() {
+// init makes the maps on first use; configured are the clients of the
+// issuer's options.
+func (s *oauthState) init(configured map[string]string) {
 	if s.codes == nil {
 		s.codes, s.tokens = map[string]*grant{}, map[string]*issued{}
 		s.devices, s.pushed = map[string]*deviceGrant{}, map[string]url.Values{}
+		s.clients, s.registered = maps.Clone(configured), map[string]*registration{}
 	}
+}
+
+// lockOAuth locks the OAuth state, making it on first use; the caller
+// unlocks i.oauth.mu.
+func (i *Issuer) lockOAuth() *oauthState {
+	i.oauth.mu.Lock()
+	i.oauth.init(i.cfg.clients)
+	return &i.oauth
+}
+
+// clientSecret returns the secret of a known client ("" for a public one).
+func (i *Issuer) clientSecret(id string) (string, bool) {
+	s := i.lockOAuth()
+	defer s.mu.Unlock()
+	secret, ok := s.clients[id]
+	return secret, ok && id != ""
 }
 
 // randomValue returns 32 random base64url characters.
@@ -136,9 +168,9 @@ func (i *Issuer) clientAuth(r *http.Request) (id string, public, ok bool) {
 	} else {
 		id, secret = r.PostForm.Get("client_id"), r.PostForm.Get("client_secret")
 	}
-	want, known := i.cfg.clients[id]
+	want, known := i.clientSecret(id)
 	switch {
-	case !known || id == "":
+	case !known:
 		return "", false, false
 	case want == "":
 		return id, true, secret == ""
@@ -153,8 +185,7 @@ func (i *Issuer) clientAuth(r *http.Request) (id string, public, ok bool) {
 func (i *Issuer) serveAuthorize(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
 	if uri := q.Get("request_uri"); uri != "" {
-		i.oauth.mu.Lock()
-		i.oauth.init()
+		i.lockOAuth()
 		pushed := i.oauth.pushed[uri]
 		if pushed != nil && pushed.Get("client_id") == q.Get("client_id") {
 			delete(i.oauth.pushed, uri) // single use
@@ -188,8 +219,7 @@ func (i *Issuer) serveAuthorize(w http.ResponseWriter, r *http.Request) {
 		sub = DefaultSubject
 	}
 	code := randomValue()
-	i.oauth.mu.Lock()
-	i.oauth.init()
+	i.lockOAuth()
 	i.oauth.codes[code] = &grant{
 		clientID: q.Get("client_id"), subject: sub, scope: q.Get("scope"), nonce: q.Get("nonce"),
 		authTime: time.Now(), redirectURI: q.Get("redirect_uri"), challenge: q.Get("code_challenge"),
@@ -206,8 +236,8 @@ func (i *Issuer) serveAuthorize(w http.ResponseWriter, r *http.Request) {
 }
 
 func (i *Issuer) knownClient(id string) bool {
-	_, ok := i.cfg.clients[id]
-	return ok && id != ""
+	_, ok := i.clientSecret(id)
+	return ok
 }
 
 // serveToken answers the client_credentials, authorization_code (with
@@ -228,8 +258,7 @@ func (i *Issuer) serveToken(w http.ResponseWriter, r *http.Request) {
 		}
 		g = &grant{clientID: client, subject: client, scope: f.Get("scope")}
 	case "authorization_code":
-		i.oauth.mu.Lock()
-		i.oauth.init()
+		i.lockOAuth()
 		g = i.oauth.codes[f.Get("code")]
 		delete(i.oauth.codes, f.Get("code")) // single use
 		i.oauth.mu.Unlock()
@@ -240,8 +269,7 @@ func (i *Issuer) serveToken(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	case "refresh_token":
-		i.oauth.mu.Lock()
-		i.oauth.init()
+		i.lockOAuth()
 		old := i.oauth.tokens[f.Get("refresh_token")]
 		if old != nil && old.refresh && old.grant.clientID == client {
 			delete(i.oauth.tokens, f.Get("refresh_token")) // rotated
@@ -302,8 +330,7 @@ func (i *Issuer) issueTokens(g *grant, grantType string) (map[string]any, error)
 	if g.scope != "" {
 		resp["scope"] = g.scope
 	}
-	i.oauth.mu.Lock()
-	i.oauth.init()
+	i.lockOAuth()
 	i.oauth.tokens[at] = &issued{grant: g, claims: i.tokenClaims(claims), expiry: exp}
 	if grantType == grantTokenExchange {
 		resp["issued_token_type"] = tokenTypeAccess
@@ -349,7 +376,7 @@ func halfHash(alg, value string) string {
 
 // lookup returns a live token the issuer handed out.
 func (i *Issuer) lookup(token string) *issued {
-	i.oauth.mu.Lock()
+	i.lockOAuth()
 	defer i.oauth.mu.Unlock()
 	t := i.oauth.tokens[token]
 	if t == nil || time.Now().After(t.expiry) {
@@ -411,8 +438,7 @@ func (i *Issuer) serveRevocation(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	token := r.PostForm.Get("token")
-	i.oauth.mu.Lock()
-	i.oauth.init()
+	i.lockOAuth()
 	if t := i.oauth.tokens[token]; t != nil && t.grant.clientID == client {
 		delete(i.oauth.tokens, token)
 	}
@@ -429,8 +455,7 @@ func (i *Issuer) serveDeviceAuthorization(w http.ResponseWriter, r *http.Request
 		return
 	}
 	code, user := randomValue(), strings.ToUpper(randomValue()[:4]+"-"+randomValue()[:4])
-	i.oauth.mu.Lock()
-	i.oauth.init()
+	i.lockOAuth()
 	i.oauth.devices[code] = &deviceGrant{clientID: client, scope: r.PostForm.Get("scope"), userCode: user, expiry: time.Now().Add(10 * time.Minute)}
 	i.oauth.mu.Unlock()
 	writeJSONBody(w, http.StatusOK, map[string]any{
@@ -443,9 +468,8 @@ func (i *Issuer) serveDeviceAuthorization(w http.ResponseWriter, r *http.Request
 // as subject, as the user would at the verification URI. It reports
 // whether such an authorization was pending.
 func (i *Issuer) ApproveDevice(userCode, subject string) bool {
-	i.oauth.mu.Lock()
+	i.lockOAuth()
 	defer i.oauth.mu.Unlock()
-	i.oauth.init()
 	for _, d := range i.oauth.devices {
 		if d.userCode == userCode && d.grant == nil && time.Now().Before(d.expiry) {
 			d.grant = &grant{clientID: d.clientID, subject: subject, scope: d.scope, authTime: time.Now()}
@@ -459,9 +483,8 @@ func (i *Issuer) ApproveDevice(userCode, subject string) bool {
 // (used up), or the error code: authorization_pending, expired_token or
 // invalid_grant.
 func (i *Issuer) redeemDevice(code, client string) (*grant, string) {
-	i.oauth.mu.Lock()
+	i.lockOAuth()
 	defer i.oauth.mu.Unlock()
-	i.oauth.init()
 	d := i.oauth.devices[code]
 	switch {
 	case d == nil || d.clientID != client:
@@ -513,8 +536,7 @@ func (i *Issuer) servePAR(w http.ResponseWriter, r *http.Request) {
 	}
 	params.Set("client_id", client)
 	uri := "urn:ietf:params:oauth:request_uri:" + randomValue()
-	i.oauth.mu.Lock()
-	i.oauth.init()
+	i.lockOAuth()
 	i.oauth.pushed[uri] = params
 	i.oauth.mu.Unlock()
 	writeJSONBody(w, http.StatusCreated, map[string]any{"request_uri": uri, "expires_in": 60})

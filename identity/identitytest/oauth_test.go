@@ -218,3 +218,48 @@ func TestDeviceParAndExchangeRefuse(t *testing.T) {
 		t.Errorf("exchange: %d %v", status, body)
 	}
 }
+
+func TestRegistrationRefuses(t *testing.T) {
+	iss := identitytest.NewIssuer(t, identitytest.WithAlgorithms("ES256"))
+	c := oauthClient{t, iss}
+	do := func(method, url, token, body string) (int, map[string]any) {
+		t.Helper()
+		req, _ := http.NewRequest(method, url, strings.NewReader(body))
+		req.Header.Set("Content-Type", "application/json")
+		if token != "" {
+			req.Header.Set("Authorization", "Bearer "+token)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var out map[string]any
+		_ = json.NewDecoder(resp.Body).Decode(&out)
+		return resp.StatusCode, out
+	}
+	reg := iss.URL + identitytest.RegistrationPath
+	if status, _ := do(http.MethodPost, reg, "", "[1]"); status != 400 {
+		t.Errorf("non-object metadata answered %d", status)
+	}
+	status, client := do(http.MethodPost, reg, "", `{"client_name":"x"}`)
+	if status != 201 {
+		t.Fatalf("registration: %d %v", status, client)
+	}
+	uri, rat, id := client["registration_client_uri"].(string), client["registration_access_token"].(string), client["client_id"].(string)
+	if status, _ := do(http.MethodGet, uri, "wrong", ""); status != 401 {
+		t.Errorf("read with a wrong token answered %d", status)
+	}
+	if status, _ := do(http.MethodPut, uri, rat, `{"client_id":"someone-else"}`); status != 400 {
+		t.Errorf("update of another client_id answered %d", status)
+	}
+	if status, _ := do(http.MethodDelete, uri, rat, ""); status != 204 {
+		t.Errorf("delete answered %d", status)
+	}
+	if status, _ := c.post(identitytest.TokenPath, id, client["client_secret"].(string), url.Values{"grant_type": {"client_credentials"}}); status != 401 {
+		t.Errorf("deleted client got a token: %d", status)
+	}
+	if status, _ := do(http.MethodGet, uri, rat, ""); status != 401 {
+		t.Errorf("read after delete answered %d", status)
+	}
+}
