@@ -348,7 +348,11 @@ func (o *ValidateOptions) validator(ctx context.Context, audiences []string) (*V
 		done = func() { _ = p.Close() }
 	}
 	cfg := o.Config
-	if cfg.Issuer == "" {
+	switch {
+	case cfg.Issuer != "":
+	case p.opts.JWKSURL != "":
+		cfg.Issuer = p.Issuer() // keys without discovery
+	default:
 		// The "iss" of the tokens is the discovery document's issuer
 		// (OpenID Connect Discovery §4.3), trailing slash included.
 		d, err := p.Discovery(ctx)

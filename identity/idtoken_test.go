@@ -191,3 +191,16 @@ func TestOneCallValidation(t *testing.T) {
 		t.Errorf("a shared provider fetched discovery %d times for 3 validations", n)
 	}
 }
+
+func TestOneCallValidationWithoutDiscovery(t *testing.T) {
+	iss := identitytest.NewIssuer(t, identitytest.WithAlgorithms("ES256"), identitytest.WithoutDiscovery())
+	p, err := identity.NewProvider(iss.URL, identity.ProviderOptions{JWKSURL: iss.JWKSURL()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	tok, err := identity.ValidateAccessToken(context.Background(), iss.Token(t, "svc", nil), identity.ValidateOptions{Provider: p, Audience: identitytest.DefaultAudience})
+	if err != nil || tok.Issuer != iss.URL {
+		t.Fatalf("%v %v", tok, err)
+	}
+}
