@@ -275,3 +275,64 @@ func ExampleTokenManager_Transport() {
 	fmt.Println(resp.StatusCode, string(body))
 	// Output: 200 hello client
 }
+
+// With a DPoP key the token manager gets DPoP-bound tokens, and its
+// transport presents them with the DPoP scheme and a fresh proof for each
+// request; the API checks the proof against the token's cnf.jkt.
+func ExampleTokenManager_Transport_dpop() {
+	iss := startIssuer()
+	defer iss.Close()
+	provider, _ := identity.NewProvider(iss.URL, identity.ProviderOptions{})
+	defer provider.Close()
+
+	api := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		token, ok := strings.CutPrefix(r.Header.Get("Authorization"), "DPoP ")
+		tok, err := identity.ValidateAccessToken(r.Context(), token, identity.ValidateOptions{
+			Provider: provider, Config: identity.IssuerConfig{AnyAudience: true},
+		})
+		if !ok || err != nil {
+			http.Error(w, "no DPoP-bound token", http.StatusUnauthorized)
+			return
+		}
+		jkt, _ := tok.Claims.String("cnf.jkt")
+		proof, err := identity.DPoPProofFromHeader(r.Header)
+		if err == nil {
+			_, err = identity.VerifyDPoPProof(proof, identity.DPoPVerifyOptions{
+				Method: r.Method, URI: "http://" + r.Host + r.URL.Path, AccessToken: token, BoundJKT: jkt,
+			})
+		}
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusUnauthorized)
+			return
+		}
+		_, _ = io.WriteString(w, "hello "+tok.Claims.Subject+" (DPoP)")
+	}))
+	defer api.Close()
+
+	key, err := identity.NewDPoPKey("ES256") // keep it as long as its tokens
+	if err != nil {
+		log.Fatal(err)
+	}
+	m, err := identity.NewTokenManager(identity.TokenManagerOptions{
+		Provider: provider,
+		Request: identity.ClientCredentialsTokenRequest{ProtocolRequest: identity.ProtocolRequest{
+			ClientAuth: identity.ClientSecretBasicAuth("client", "secret"), DPoP: key,
+		}},
+	})
+	if err != nil {
+		log.Fatal(err)
+	}
+	client := &http.Client{Transport: m.Transport(nil)}
+	for range 2 {
+		resp, err := client.Get(api.URL + "/orders")
+		if err != nil {
+			log.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		fmt.Println(resp.StatusCode, string(body))
+	}
+	// Output:
+	// 200 hello client (DPoP)
+	// 200 hello client (DPoP)
+}

@@ -36,7 +36,10 @@
 // more (public ones too). Access tokens are JWTs (typ at+jwt, aud
 // DefaultAudience, client_id, scope); a code or refresh grant with scope
 // "openid" also returns an ID token (aud the client, nonce, at_hash,
-// auth_time). Codes and tokens live in memory until the issuer is closed.
+// auth_time). A token request with a valid DPoP proof gets a DPoP-bound
+// access token (cnf.jkt, token_type DPoP), which userinfo then accepts only
+// with the DPoP scheme and a proof of that key. Codes and tokens live in
+// memory until the issuer is closed.
 package identitytest
 
 import (
@@ -437,6 +440,7 @@ func (i *Issuer) Metadata() map[string]any {
 		"scopes_supported":                      []string{"openid", "profile", "email"},
 		"token_endpoint_auth_methods_supported": []string{"client_secret_basic", "client_secret_post", "none"},
 		"code_challenge_methods_supported":      []string{"S256"},
+		"dpop_signing_alg_values_supported":     []string{"ES256", "RS256", "PS256", "EdDSA"},
 		"claims_supported":                      []string{"iss", "sub", "aud", "exp", "iat", "name", "email"},
 	}
 	for _, f := range i.cfg.overrides {

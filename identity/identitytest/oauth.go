@@ -7,6 +7,7 @@ import (
 	"crypto/subtle"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"hash"
 	"maps"
 	"net/http"
@@ -101,6 +102,7 @@ type issued struct {
 	grant   *grant
 	claims  map[string]any // access tokens: the claims of the JWT
 	expiry  time.Time
+	jkt     string // DPoP-bound access tokens: the thumbprint of the key
 }
 
 // init makes the maps on first use; configured are the clients of the
@@ -248,6 +250,11 @@ func (i *Issuer) serveToken(w http.ResponseWriter, r *http.Request) {
 		oauthError(w, http.StatusUnauthorized, "invalid_client", "client authentication failed")
 		return
 	}
+	jkt, err := i.checkDPoP(r, "")
+	if err != nil && !errors.Is(err, errNoDPoP) {
+		oauthError(w, http.StatusBadRequest, "invalid_dpop_proof", err.Error())
+		return
+	}
 	f := r.PostForm
 	var g *grant
 	switch f.Get("grant_type") {
@@ -296,7 +303,7 @@ func (i *Issuer) serveToken(w http.ResponseWriter, r *http.Request) {
 		oauthError(w, http.StatusBadRequest, "unsupported_grant_type", "grant type not supported")
 		return
 	}
-	resp, err := i.issueTokens(g, f.Get("grant_type"))
+	resp, err := i.issueTokens(g, f.Get("grant_type"), jkt)
 	if err != nil {
 		oauthError(w, http.StatusInternalServerError, "server_error", err.Error())
 		return
@@ -307,7 +314,9 @@ func (i *Issuer) serveToken(w http.ResponseWriter, r *http.Request) {
 // issueTokens mints the access token of g and, for a user, a refresh token
 // and (scope openid) an ID token. The ID token of a code carries the nonce
 // and at_hash; one from a refresh has no nonce (OpenID Connect Core §12.2).
-func (i *Issuer) issueTokens(g *grant, grantType string) (map[string]any, error) {
+// With jkt, the access token is bound to that DPoP key (cnf.jkt, token
+// type DPoP).
+func (i *Issuer) issueTokens(g *grant, grantType, jkt string) (map[string]any, error) {
 	now := time.Now()
 	exp := now.Add(DefaultLifetime)
 	claims := map[string]any{
@@ -322,16 +331,20 @@ func (i *Issuer) issueTokens(g *grant, grantType string) (map[string]any, error)
 	if g.act != "" {
 		claims["act"] = map[string]any{"sub": g.act}
 	}
+	tokenType := "Bearer"
+	if jkt != "" {
+		claims["cnf"], tokenType = map[string]any{"jkt": jkt}, "DPoP"
+	}
 	at, err := i.MintToken(claims, Header("typ", "at+jwt"))
 	if err != nil {
 		return nil, err
 	}
-	resp := map[string]any{"access_token": at, "token_type": "Bearer", "expires_in": int(DefaultLifetime / time.Second)}
+	resp := map[string]any{"access_token": at, "token_type": tokenType, "expires_in": int(DefaultLifetime / time.Second)}
 	if g.scope != "" {
 		resp["scope"] = g.scope
 	}
 	i.lockOAuth()
-	i.oauth.tokens[at] = &issued{grant: g, claims: i.tokenClaims(claims), expiry: exp}
+	i.oauth.tokens[at] = &issued{grant: g, claims: i.tokenClaims(claims), expiry: exp, jkt: jkt}
 	if grantType == grantTokenExchange {
 		resp["issued_token_type"] = tokenTypeAccess
 	}
@@ -385,14 +398,13 @@ func (i *Issuer) lookup(token string) *issued {
 	return t
 }
 
-// serveUserInfo answers the claims of the user of a Bearer access token:
-// sub, name (the subject), email (subject@example.test) and
-// email_verified.
+// serveUserInfo answers the claims of the user of an access token (Bearer,
+// or DPoP with a proof of the bound key): sub, name (the subject), email
+// (subject@example.test) and email_verified.
 func (i *Issuer) serveUserInfo(w http.ResponseWriter, r *http.Request) {
-	scheme, token, _ := strings.Cut(r.Header.Get("Authorization"), " ")
-	t := i.lookup(token)
-	if !strings.EqualFold(scheme, "Bearer") || t == nil || t.refresh {
-		w.Header().Set("WWW-Authenticate", `Bearer error="invalid_token", error_description="unknown or expired access token"`)
+	t, challenge := i.presentedToken(r)
+	if t == nil {
+		w.Header().Set("WWW-Authenticate", challenge)
 		w.WriteHeader(http.StatusUnauthorized)
 		return
 	}
@@ -425,6 +437,9 @@ func (i *Issuer) serveIntrospection(w http.ResponseWriter, r *http.Request) {
 	} else {
 		resp["token_type"] = "Bearer"
 		resp["aud"], resp["iat"], resp["jti"] = t.claims["aud"], t.claims["iat"], t.claims["jti"]
+	}
+	if t.jkt != "" {
+		resp["token_type"], resp["cnf"] = "DPoP", map[string]any{"jkt": t.jkt}
 	}
 	writeJSONBody(w, http.StatusOK, resp)
 }
