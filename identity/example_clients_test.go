@@ -437,13 +437,11 @@ func ExampleNewTokenManager() {
 		return
 	}
 	ctx := context.Background()
-	first, _ := m.AccessToken(ctx) // requested once, then cached until a minute before expiry
+	// Requested once, then cached until a minute before expiry; a client
+	// whose requests carry it: ExampleTokenManager_Transport.
+	first, _ := m.AccessToken(ctx)
 	second, _ := m.AccessToken(ctx)
 	fmt.Println(first != "", first == second)
-
-	// A client whose requests carry the token (see ExampleTokenManager_Transport).
-	upstream := &http.Client{Transport: m.Transport(nil)}
-	_ = upstream
 	// Output: true true
 }
 
