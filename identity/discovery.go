@@ -477,7 +477,7 @@ func issuerFromAddress(address string, kind MetadataKind) (string, error) {
 		return address, nil
 	}
 	origin := u.Scheme + "://" + u.Host
-	switch path := u.EscapedPath(); {
+	switch path := strings.TrimSuffix(u.EscapedPath(), "/"); {
 	case strings.HasSuffix(path, oidcSuffix):
 		if kind != OpenIDConfiguration {
 			return "", fmt.Errorf("%w: %q is an OpenID Connect discovery address: pass the issuer, or leave DiscoveryPolicy.Kind at OpenIDConfiguration", ErrEndpointNotAllowed, redactURL(address))

@@ -21,6 +21,7 @@ func TestDiscoveryAcceptsTheDiscoveryAddress(t *testing.T) {
 	}{
 		{"issuer", iss.URL, identity.DiscoveryPolicy{}, nil},
 		{"OpenID discovery address", iss.DiscoveryURL(), identity.DiscoveryPolicy{}, nil},
+		{"OpenID discovery address with a trailing slash", iss.DiscoveryURL() + "/", identity.DiscoveryPolicy{}, nil},
 		{"RFC 8414 address", iss.OAuthMetadataURL(), oauth, nil},
 		{"RFC 8414 address for OpenID", iss.OAuthMetadataURL(), identity.DiscoveryPolicy{}, identity.ErrEndpointNotAllowed},
 		{"OpenID address for RFC 8414", iss.DiscoveryURL(), oauth, identity.ErrEndpointNotAllowed},

@@ -33,7 +33,7 @@ func exampleServer() *httptest.Server {
 		case identity.GrantTypeJWTBearer:
 			reply(w, 200, `{"access_token":"from-assertion","token_type":"Bearer"}`)
 		default:
-			reply(w, 400, `{"error":"unsupported_grant_type","error_description":"grant not enabled for this client"}`)
+			reply(w, 400, `{"error":"unsupported_grant_type"}`)
 		}
 	})
 	return httptest.NewServer(mux)
@@ -58,17 +58,17 @@ func ExampleRequestClientCredentialsToken() {
 }
 
 func ExampleProtocolError() {
-	srv := exampleServer()
-	defer srv.Close()
+	iss := startIssuer()
+	defer iss.Close()
 	_, err := identity.RequestToken(context.Background(), nil, identity.TokenRequest{
-		ProtocolRequest: identity.ProtocolRequest{Address: srv.URL + "/token", ClientAuth: identity.ClientSecretPostAuth("c", "s")},
+		ProtocolRequest: identity.ProtocolRequest{Address: iss.URL + "/token", ClientAuth: identity.ClientSecretPostAuth("client", "secret")},
 		GrantType:       "urn:example:unknown",
 	})
 	var pe *identity.ProtocolError
 	if errors.As(err, &pe) {
 		fmt.Println(pe.StatusCode, pe.Code+":", pe.Description)
 	}
-	// Output: 400 unsupported_grant_type: grant not enabled for this client
+	// Output: 400 unsupported_grant_type: grant type not supported
 }
 
 func ExampleRequestRefreshToken() {
