@@ -54,8 +54,7 @@ type IDTokenCheck struct {
 	// claims of the ID token of the sign-in: iss, sub and the audiences
 	// must be the same, azp present in both or neither and then equal,
 	// auth_time equal when both have it, and a nonce, if present, the
-	// sign-in's. Nonce is then usually
-	// empty.
+	// sign-in's. Nonce is then usually empty.
 	Previous *Claims
 }
 
