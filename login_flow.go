@@ -2,15 +2,12 @@ package caddyidentity
 
 import (
 	"context"
-	"crypto/sha256"
-	"crypto/sha512"
 	"crypto/subtle"
-	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"hash"
+	"maps"
 	"net/http"
 	"slices"
 	"strings"
@@ -229,62 +226,25 @@ func (l *login) callback(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
-// checkIDToken verifies an ID token (OpenID Connect Core §3.1.3.7): the
-// signature by the issuer's keys, iss, aud containing client_id, exp,
-// iat and sub by the validator; here the nonce of this sign-in (absent
-// for a refreshed token, where nonce is ""), azp (must be client_id when
-// present, and present with several audiences) and at_hash when present.
+// checkIDToken verifies an ID token with the library's ID token rules
+// (OpenID Connect Core §3.1.3.7): the signature by the issuer's keys,
+// iss, exp, iat and sub; aud containing client_id and no other, azp
+// (client_id when present, required with several audiences), the nonce
+// of this sign-in (none for a refreshed token, where nonce is "") and
+// at_hash when present. It returns the claims, for the caller to keep.
 func (l *login) checkIDToken(ctx context.Context, raw, nonce, accessToken string) (map[string]any, error) {
 	if raw == "" {
 		return nil, errors.New("token response without id_token")
 	}
-	t, err := l.idTokens.Validate(ctx, raw)
+	t, err := l.idTokens.ValidateIDToken(ctx, raw, identity.IDTokenCheck{
+		ClientID:    l.auth.ClientID,
+		Nonce:       nonce,
+		AccessToken: accessToken,
+	})
 	if err != nil {
 		return nil, err
 	}
-	c := t.Claims.Raw()
-	got, hasNonce := c[identity.ClaimNonce].(string)
-	if nonce != "" && (!hasNonce || subtle.ConstantTimeCompare([]byte(got), []byte(nonce)) != 1) {
-		return nil, errors.New("id_token nonce mismatch")
-	}
-	azp, hasAZP := c["azp"]
-	if hasAZP && azp != l.auth.ClientID {
-		return nil, errors.New("id_token azp is not this client")
-	}
-	if !hasAZP && len(t.Claims.Audience) > 1 {
-		return nil, errors.New("id_token has several audiences and no azp")
-	}
-	if ah, ok := c["at_hash"]; ok {
-		want, err := tokenHash(t.Algorithm, accessToken)
-		s, isStr := ah.(string)
-		if err != nil || !isStr || subtle.ConstantTimeCompare([]byte(s), []byte(want)) != 1 {
-			return nil, errors.New("id_token at_hash does not match the access token")
-		}
-	}
-	if _, ok := c[identity.ClaimSubject].(string); !ok {
-		return nil, errors.New("id_token sub is not a string")
-	}
-	return c, nil
-}
-
-// tokenHash is the at_hash of a token for a JWS algorithm: the left half
-// of its hash, base64url (OpenID Connect Core §3.1.3.6; EdDSA with
-// Ed25519 hashes with SHA-512).
-func tokenHash(alg, token string) (string, error) {
-	var h hash.Hash
-	switch {
-	case strings.HasSuffix(alg, "256"):
-		h = sha256.New()
-	case strings.HasSuffix(alg, "384"):
-		h = sha512.New384()
-	case strings.HasSuffix(alg, "512"), alg == "EdDSA", alg == "Ed25519":
-		h = sha512.New()
-	default:
-		return "", fmt.Errorf("no hash for %s", alg)
-	}
-	h.Write([]byte(token))
-	sum := h.Sum(nil)
-	return base64.RawURLEncoding.EncodeToString(sum[:len(sum)/2]), nil
+	return maps.Clone(t.Claims.Raw()), nil
 }
 
 // maxHintToken is the largest ID token a session keeps for id_token_hint.
@@ -347,10 +307,12 @@ func (s *session) setTokens(tr *identity.TokenResponse, keepAccessToken bool, no
 func (l *login) addUserinfo(ctx context.Context, doc *identity.DiscoveryDocument, accessToken string, claims map[string]any) error {
 	sub, _ := claims[identity.ClaimSubject].(string)
 	ui, err := identity.RequestUserInfo(ctx, l.client, identity.UserInfoRequest{
-		Address:         doc.UserInfoEndpoint,
+		ProtocolRequest: identity.ProtocolRequest{Address: doc.UserInfoEndpoint, AllowHTTP: l.allowHTTP},
 		Token:           accessToken,
 		ExpectedSubject: sub,
-		AllowHTTP:       l.allowHTTP,
+		Keys:            l.provider,
+		Issuer:          l.issuer,
+		ClientID:        l.auth.ClientID,
 	})
 	if err != nil {
 		return fmt.Errorf("userinfo: %w", err)

@@ -82,6 +82,7 @@ func newFakeOP(t testing.TB, o fakeOPOptions) *fakeOP {
 		if !o.noEndSess {
 			m["end_session_endpoint"] = op.srv.URL + "/end_session"
 		}
+		delete(m, "pushed_authorization_request_endpoint")
 		if o.par {
 			m["pushed_authorization_request_endpoint"] = op.srv.URL + "/par"
 		}
@@ -198,7 +199,7 @@ func (op *fakeOP) token(w http.ResponseWriter, r *http.Request) {
 	if nonce != "" {
 		claims["nonce"] = nonce
 	}
-	if h, err := tokenHash("RS256", at); err == nil && op.iss.Algorithms()[0] == "RS256" {
+	if h, err := identity.TokenHash("RS256", at); err == nil && op.iss.Algorithms()[0] == "RS256" {
 		claims["at_hash"] = h
 	}
 	for k, v := range op.extra {
