@@ -522,6 +522,19 @@ func TestLoginSessionCookieIntegrity(t *testing.T) {
 	}
 	b.jar = mapsClone(good)
 	wantStatus(t, b.xhr("/"), http.StatusOK)
+
+	// A smaller session replacing it deletes the chunks it no longer needs.
+	op.set(func(op *fakeOP) { op.extra = nil })
+	clear(b.jar)
+	cb := b.authorize(b.startLogin("/"))
+	for n, v := range good {
+		b.jar[n] = v // the larger session is still in the browser
+	}
+	wantRedirect(t, b.req(http.MethodGet, cb, nil), http.StatusSeeOther, "/")
+	if n := b.sessionCookies(); n != 1 {
+		t.Errorf("a small session after a large one in %d cookies: %v", n, b.jar)
+	}
+	wantStatus(t, b.xhr("/"), http.StatusOK)
 }
 
 func TestLoginSessionKeyRotation(t *testing.T) {
