@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/hex"
 	"errors"
+	"io"
 	"net/http"
 	"net/url"
 	"strings"
@@ -20,7 +21,7 @@ import (
 // are removed first, whatever the outcome.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
 	rt := h.rt
-	rt.stripIdentityHeaders(r.Header)
+	rt.stripIdentityHeaders(r)
 
 	token, src, rsn := rt.extractToken(r)
 	if rsn != reasonNone {
@@ -105,16 +106,105 @@ func (rt *runtime) authenticate(ctx context.Context, token string) (*cacheEntry,
 }
 
 // stripIdentityHeaders deletes every header whose normalized name (lower
-// case, '_' as '-') is that of a configured identity header.
-func (rt *runtime) stripIdentityHeaders(hdr http.Header) {
-	for name := range hdr {
-		for _, n := range rt.stripNames {
-			if headerNameMatches(name, n) {
-				delete(hdr, name)
-				break
-			}
+// case, '_' as '-') is that of a configured identity header, in the
+// header and in the trailer, and takes those names and the token header's
+// out of Connection.
+func (rt *runtime) stripIdentityHeaders(r *http.Request) {
+	for name := range r.Header {
+		if rt.isStripName(name) {
+			delete(r.Header, name)
 		}
 	}
+	if r.Trailer != nil {
+		// Declared trailers (the only ones reverse_proxy passes on) get
+		// their values when the body has been read, long after this
+		// handler: they are removed then, before a reader sees the end.
+		rt.stripTrailer(r.Trailer)
+		r.Body = &trailerStripper{ReadCloser: r.Body, trailer: r.Trailer, rt: rt}
+	}
+	if vals := r.Header["Connection"]; len(vals) > 0 {
+		rt.cleanConnection(r.Header, vals)
+	}
+}
+
+// stripTrailer deletes the trailers named like an identity header.
+func (rt *runtime) stripTrailer(trailer http.Header) {
+	for name := range trailer {
+		if rt.isStripName(name) {
+			delete(trailer, name)
+		}
+	}
+}
+
+// trailerStripper strips the request's trailers when its body reaches
+// the end, which is when net/http fills them in.
+type trailerStripper struct {
+	io.ReadCloser
+	trailer http.Header
+	rt      *runtime
+}
+
+// Read reads the body and, at its end, strips the trailers.
+func (b *trailerStripper) Read(p []byte) (int, error) {
+	n, err := b.ReadCloser.Read(p)
+	if err == io.EOF {
+		b.rt.stripTrailer(b.trailer)
+	}
+	return n, err
+}
+
+// isStripName reports whether name is, normalized, an identity header's.
+func (rt *runtime) isStripName(name string) bool {
+	for _, n := range rt.stripNames {
+		if headerNameMatches(name, n) {
+			return true
+		}
+	}
+	return false
+}
+
+// cleanConnection removes from the Connection header the options that name
+// an identity header or a header the token came in: reverse_proxy deletes
+// the headers Connection names (RFC 9110 §7.6.1) after this handler set
+// them, so the client would choose which identity headers the upstream
+// does not get. Other options (keep-alive, close, ...) stay.
+func (rt *runtime) cleanConnection(hdr http.Header, vals []string) {
+	var kept []string
+	changed := false
+	for _, v := range vals {
+		for opt := range strings.SplitSeq(v, ",") {
+			opt = strings.Trim(opt, " \t")
+			if opt == "" {
+				continue
+			}
+			if rt.isStripName(opt) || rt.isTokenHeader(opt) {
+				changed = true
+				continue
+			}
+			kept = append(kept, opt)
+		}
+	}
+	switch {
+	case !changed:
+	case len(kept) == 0:
+		delete(hdr, "Connection")
+	default:
+		hdr["Connection"] = []string{strings.Join(kept, ", ")}
+	}
+}
+
+// isTokenHeader reports whether name is, normalized, that of a header a
+// token or DPoP proof is taken from.
+func (rt *runtime) isTokenHeader(name string) bool {
+	if rt.dpop != dpopOff && headerNameMatches(name, "dpop") {
+		return true
+	}
+	for i := range rt.sources {
+		if s := &rt.sources[i]; s.kind == fromHeader && headerNameMatches(name, normalizeHeaderName(s.name)) {
+			return true
+		}
+	}
+	return false
 }
 
 // headerNameMatches reports whether name normalizes to norm, which is
