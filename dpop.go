@@ -18,6 +18,57 @@ import (
 // logs can tell sender-constrained requests apart.
 const placeholderDPoPJKT = "http.auth.identity.dpop_jkt"
 
+// replayPool holds the one DPoP replay cache of the process, under
+// replayPoolKey: every identity handler of every site, in every loaded
+// config, records the proofs it accepts there. A jti is unique for its
+// key wherever the proof is sent (RFC 9449 §11.1), so a proof accepted
+// by one handler must be refused by all the others, and by the handlers
+// of the next config after a reload (which provisions before the old
+// config cleans up, so the cache is never empty in between). It lives
+// while a loaded config has a handler with DPoP on; each entry lives
+// until the proof it records is too old to be accepted (its iat plus
+// 60 s).
+var replayPool = caddy.NewUsagePool()
+
+const replayPoolKey = "dpop-replay"
+
+// pooledReplayCache makes the replay cache a caddy.Destructor.
+type pooledReplayCache struct {
+	*identity.DPoPReplayCache
+}
+
+// Destruct closes the cache when its last user is cleaned up.
+func (p pooledReplayCache) Destruct() error {
+	return p.Close()
+}
+
+// acquireReplayCache sets rt.replay to the shared replay cache, created
+// on first use; releaseReplayCache gives it back.
+func (rt *runtime) acquireReplayCache() error {
+	val, _, err := replayPool.LoadOrNew(replayPoolKey, func() (caddy.Destructor, error) {
+		c, err := identity.NewDPoPReplayCache(0)
+		if err != nil {
+			return nil, err
+		}
+		return pooledReplayCache{c}, nil
+	})
+	if err != nil {
+		return err
+	}
+	rt.replay = val.(pooledReplayCache).DPoPReplayCache
+	return nil
+}
+
+// releaseReplayCache releases the shared replay cache, once.
+func (rt *runtime) releaseReplayCache() error {
+	if rt.replay == nil {
+		return nil
+	}
+	rt.replay = nil
+	_, err := replayPool.Delete(replayPoolKey)
+	return err
+}
+
 // dpopMode is the compiled Handler.DPoP.
 type dpopMode uint8
 
@@ -54,7 +105,7 @@ var dpopCheckDescriptions = map[identity.DPoPCheck]string{
 	identity.DPoPCheckAlgorithm:       "The DPoP proof signature algorithm is not accepted",
 	identity.DPoPCheckJWK:             "The DPoP proof key is invalid",
 	identity.DPoPCheckSignature:       "The DPoP proof signature is invalid",
-	identity.DPoPCheckJTI:             "The DPoP proof has no jti or was already used",
+	identity.DPoPCheckJTI:             "The DPoP proof has no jti, a jti too long, or was already used",
 	identity.DPoPCheckMethod:          "The DPoP proof is for another HTTP method",
 	identity.DPoPCheckURI:             "The DPoP proof is for another URI",
 	identity.DPoPCheckIssuedAt:        "The DPoP proof is too old or issued in the future",

@@ -389,10 +389,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		}
 	}
 	if rt.dpop != dpopOff {
-		rt.replay, err = identity.NewDPoPReplayCache(0)
-		if err != nil {
-			return err
-		}
+		return rt.acquireReplayCache()
 	}
 	return nil
 }
@@ -745,9 +742,9 @@ func (h *Handler) Validate() error {
 	return nil
 }
 
-// Cleanup releases the shared key caches this handler acquired (the last
-// user closes them) and stops the token cache, the DPoP replay cache and
-// the introspection cache.
+// Cleanup releases the shared key caches and DPoP replay cache this
+// handler acquired (the last user closes them) and stops the token cache
+// and the introspection cache.
 func (h *Handler) Cleanup() error {
 	if h.rt == nil {
 		return nil
@@ -762,10 +759,7 @@ func (h *Handler) Cleanup() error {
 	if h.rt.cache != nil {
 		h.rt.cache.close()
 	}
-	if h.rt.replay != nil {
-		errs = append(errs, h.rt.replay.Close())
-		h.rt.replay = nil
-	}
+	errs = append(errs, h.rt.releaseReplayCache())
 	if h.rt.introspector != nil {
 		h.rt.introspector.close()
 	}
