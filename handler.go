@@ -297,6 +297,34 @@ func (rt *runtime) extractToken(r *http.Request) (string, *tokenSource, reason) 
 	return token, found, reasonNone
 }
 
+// warnLoggedTokenSources warns when tokens come from a place the access
+// log of the handler's server records in full: a header other than
+// Authorization (Caddy redacts only Authorization, Proxy-Authorization,
+// Cookie and Set-Cookie), the query string, or any place with
+// log_credentials. The handler cannot see the log's filters, so the
+// warning names the filter that keeps the token out (see SECURITY.md).
+func (rt *runtime) warnLoggedTokenSources(ctx caddy.Context) {
+	srv, _ := ctx.Value(caddyhttp.ServerCtxKey).(*caddyhttp.Server)
+	if srv == nil || srv.Logs == nil {
+		return
+	}
+	for _, s := range rt.sources {
+		var filter string
+		switch {
+		case s.kind == fromQuery:
+			filter = "format filter { request>uri query { delete " + s.name + " } }"
+		case s.kind == fromHeader && (srv.Logs.ShouldLogCredentials || (s.name != "Authorization" && s.name != "Proxy-Authorization")):
+			filter = "format filter { request>headers>" + s.name + " delete }"
+		case s.kind == fromCookie && srv.Logs.ShouldLogCredentials:
+			filter = "format filter { request>headers>Cookie cookie { delete " + s.name + " } }"
+		default:
+			continue
+		}
+		rt.logger.Warn("this server's access log records the tokens of this source in full, unless a log filter removes them",
+			zap.String("token_from", s.name), zap.String("log_filter", filter))
+	}
+}
+
 // cutScheme returns the token after the scheme in a header value. ok is
 // false when the value is not of this scheme (another scheme, or empty).
 // With no scheme configured the whole trimmed value is the token.

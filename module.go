@@ -349,6 +349,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	if err := rt.compileSources(h.TokenSources); err != nil {
 		return err
 	}
+	rt.warnLoggedTokenSources(ctx)
 	rt.compileHeaders(h.ClaimHeaders, h.StripHeaders)
 	rt.compileChallenges()
 
