@@ -221,8 +221,9 @@ type IssuerConfig struct {
 	// the discovery document's jwks_uri may be besides the issuer's own
 	// scheme and host, which is all that is allowed by default. Google's
 	// keys, for instance, are at https://www.googleapis.com/oauth2/v3/certs
-	// for the issuer https://accounts.google.com. The other endpoints of
-	// the document are not checked: the handler uses none of them.
+	// for the issuer https://accounts.google.com. With introspection, the
+	// document's introspection_endpoint must pass the same check; the
+	// other endpoints are not checked: the handler uses none of them.
 	JWKSURIBases []string `json:"jwks_uri_bases,omitempty"`
 	// Audiences is this issuer's audience allow-list.
 	Audiences []string `json:"audiences,omitempty"`

@@ -1,0 +1,52 @@
+package caddyidentity
+
+import (
+	"testing"
+	"time"
+
+	"github.com/caddy-identity/caddy-identity/identity"
+	"github.com/caddy-identity/caddy-identity/identity/identitytest"
+)
+
+// TestIntrospectDiscoveredEndpointPolicy: the introspection_endpoint of a
+// discovery document gets the policy of jwks_uri (the issuer's origin or
+// its jwks_uri_bases), since the client secret and every opaque token are
+// sent there. Elsewhere it is refused (503, the provider's fault) without
+// a call; an endpoint set in the config is the operator's choice.
+func TestIntrospectDiscoveredEndpointPolicy(t *testing.T) {
+	ep := newIntroEndpoint(t)
+	iss := identitytest.NewIssuer(t, identitytest.WithMetadataOverride(func(m map[string]any) {
+		m[identity.DiscoveryIntrospectionEndpoint] = ep.srv.URL + "/introspect"
+	}))
+	ep.set(200, activeResponse(iss.URL, time.Now(), nil))
+	for _, tc := range []struct {
+		name   string
+		edit   func(h *Handler)
+		want   int
+		called bool
+	}{
+		{"another origin", nil, 503, false},
+		{"another origin, other bases", func(h *Handler) { h.Issuers[0].JWKSURIBases = []string{"http://127.0.0.1:1"} }, 503, false},
+		{"under jwks_uri_bases", func(h *Handler) { h.Issuers[0].JWKSURIBases = []string{ep.srv.URL + "/"} }, 200, true},
+		{"under jwks_uri_bases, another path", func(h *Handler) { h.Issuers[0].JWKSURIBases = []string{ep.srv.URL + "/keys"} }, 503, false},
+		{"configured endpoint", func(h *Handler) { h.Issuers[0].Introspection.Endpoint = ep.srv.URL + "/introspect" }, 200, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			h := introHandler(iss, "")
+			if tc.edit != nil {
+				tc.edit(h)
+			}
+			before := ep.callCount()
+			x := newHX(t, h)
+			res := x.get("/", bearer(opaqueToken(t)))
+			if tc.want == 200 {
+				wantStatus(t, res, 200)
+			} else {
+				wantRefusal(t, res, tc.want, "provider_unavailable")
+			}
+			if called := ep.callCount() > before; called != tc.called {
+				t.Errorf("endpoint called: %v, want %v", called, tc.called)
+			}
+		})
+	}
+}
