@@ -251,17 +251,20 @@ func (rt *runtime) rejectProof(w http.ResponseWriter, r *http.Request, err error
 //
 // Method and path are those of the request as it reached Caddy, before any
 // rewrite, uri or handle_path changed them. The scheme is https when the
-// connection to Caddy is TLS, the host the Host header. Only when the
-// connection comes from one of the server's trusted_proxies do a single
-// X-Forwarded-Proto (http or https) and X-Forwarded-Host take their place,
-// as reverse_proxy passes them on; from anyone else they are ignored, so a
-// client cannot pick the URI its proof is checked against.
+// connection to Caddy is TLS or, only when the connection comes from one
+// of the server's trusted_proxies, when a single X-Forwarded-Proto says
+// so (a load balancer that terminates TLS); from anyone else it is
+// ignored. The host is always the Host header: X-Forwarded-Host is not
+// read, since many load balancers (AWS ALB, Cloudflare) pass the client's
+// value on unchanged, which would let a client have a proof made for
+// another server that accepts the same token checked against that
+// server's URI. Load balancers keep Host by default.
 func requestTarget(r *http.Request) (method, uri string) {
 	method, path := r.Method, r.URL.EscapedPath()
 	if orig, ok := r.Context().Value(caddyhttp.OriginalRequestCtxKey).(http.Request); ok && orig.URL != nil {
 		method, path = orig.Method, orig.URL.EscapedPath()
 	}
-	scheme, host := "http", r.Host
+	scheme := "http"
 	if r.TLS != nil {
 		scheme = "https"
 	}
@@ -269,14 +272,11 @@ func requestTarget(r *http.Request) (method, uri string) {
 		if v, ok := forwardedValue(r.Header, "X-Forwarded-Proto"); ok && (v == "http" || v == "https") {
 			scheme = v
 		}
-		if v, ok := forwardedValue(r.Header, "X-Forwarded-Host"); ok && !strings.ContainsAny(v, "/?#@\\") {
-			host = v
-		}
 	}
 	if path == "" || path[0] != '/' {
 		path = "/" + path
 	}
-	return method, scheme + "://" + host + path
+	return method, scheme + "://" + r.Host + path
 }
 
 // forwardedValue returns the value of a forwarding header sent once with a
