@@ -76,6 +76,17 @@ const (
 // value. A refresh token is never a credential for a resource.
 var accessTokenTypes = []string{"Bearer", identity.TokenTypeDPoP, "access_token"}
 
+// tokenKindHints are the non-standard members by which servers that omit
+// token_type (or send it for every kind) name the kind of token, with the
+// values (compared case-insensitively) that mean an access token: AWS
+// Cognito and ORY Hydra send token_use, Keycloak typ ("Refresh", "ID" and
+// "Offline" for the others). A hint of another value, or not a string, is
+// refused like a token_type that names no access token.
+var tokenKindHints = map[string][]string{
+	"token_use": {"access", "access_token"},
+	"typ":       append([]string{identity.JWTTypeAccessToken}, accessTokenTypes...),
+}
+
 // checkIntrospection checks an issuer's introspection block.
 func checkIntrospection(is *IssuerConfig) error {
 	c := is.Introspection
@@ -478,6 +489,13 @@ func (rt *runtime) admitIntrospection(res *identity.IntrospectionResponse, now t
 		return nil, reasonAudience, &identity.ClaimError{Claim: identity.ClaimAudience, Reason: "audience not accepted"}
 	case res.TokenType != "" && !slices.ContainsFunc(accessTokenTypes, func(t string) bool { return strings.EqualFold(t, res.TokenType) }):
 		return nil, reasonType, &identity.ClaimError{Claim: "token_type", Reason: "not an access token"}
+	}
+	for member, accepted := range tokenKindHints {
+		if v, ok := c.Get(member); ok {
+			if s, _ := v.(string); !slices.ContainsFunc(accepted, func(a string) bool { return strings.EqualFold(a, s) }) {
+				return nil, reasonType, &identity.ClaimError{Claim: member, Reason: "not an access token"}
+			}
+		}
 	}
 	if len(in.parties) > 0 {
 		if azp, _ := c.Get(in.partyClaim); !isOneOf(azp, in.parties) {
