@@ -37,6 +37,9 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 		}
 		return rt.reject(w, r, reasonMissing, nil, "")
 	}
+	if inEarlyData(r) {
+		return rt.reject(w, r, reasonTooEarly, nil, "")
+	}
 	if src.dpop {
 		return rt.serveDPoP(w, r, next, token)
 	}
@@ -60,6 +63,24 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	}
 	rt.pass(r, e, src)
 	return next.ServeHTTP(w, r)
+}
+
+// inEarlyData reports whether r carries a token in TLS 1.3 early data
+// (0-RTT, which Caddy accepts over HTTP/3) with a method that is not safe
+// (RFC 9110 §9.2.1). Early data can be replayed by anyone on the path,
+// token and all, without reading it; a replayed GET does no harm, a
+// replayed POST, PUT, PATCH or DELETE may (a replayed PUT can undo a
+// later one). Such a request gets 425 Too Early (RFC 8470 §5.2): the
+// client sends it again once the handshake is complete.
+func inEarlyData(r *http.Request) bool {
+	if r.TLS == nil || r.TLS.HandshakeComplete {
+		return false
+	}
+	switch r.Method {
+	case http.MethodGet, http.MethodHead, http.MethodOptions, http.MethodTrace:
+		return false
+	}
+	return true
 }
 
 // pass sets the identity headers and placeholders of an accepted request
@@ -506,6 +527,7 @@ const (
 	reasonDPoPRequired
 	reasonCertBinding
 	reasonInactive
+	reasonTooEarly
 	numReasons
 )
 
@@ -554,6 +576,9 @@ var reasons = [numReasons]reasonInfo{
 	// An opaque token its issuer's introspection endpoint calls inactive
 	// (revoked, expired, unknown: RFC 7662 §2.2 does not say which).
 	reasonInactive: {"inactive", http.StatusUnauthorized, "invalid_token", "The access token is not active", errors.New("identity: introspection: token not active")},
+	// A token in TLS early data with an unsafe method (see inEarlyData):
+	// not an authentication failure, so no challenge.
+	reasonTooEarly: {"too_early", http.StatusTooEarly, "", "", errors.New("identity: credentials in TLS early data with an unsafe method")},
 }
 
 // classify maps a validation error to a rejection reason.
