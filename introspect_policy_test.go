@@ -1,6 +1,9 @@
 package caddyidentity
 
 import (
+	"encoding/json"
+	"fmt"
+	"sync"
 	"testing"
 	"time"
 
@@ -48,5 +51,62 @@ func TestIntrospectDiscoveredEndpointPolicy(t *testing.T) {
 				t.Errorf("endpoint called: %v, want %v", called, tc.called)
 			}
 		})
+	}
+}
+
+// TestIntrospectFloodSparesCachedTokens: made-up opaque tokens can hold
+// every introspection slot (maxIntrospections), but a token whose answer
+// is cached, active or inactive, is answered without a slot; only tokens
+// the handler has not seen wait for one (up to the timeout). What the
+// bound does not give is fairness between clients for new tokens: that
+// is rate limiting's job, in front of the handler (SECURITY.md).
+func TestIntrospectFloodSparesCachedTokens(t *testing.T) {
+	iss := identitytest.NewIssuer(t)
+	ep := newIntroEndpoint(t)
+	release := make(chan struct{})
+	active, revoked := opaqueToken(t)+"-active", opaqueToken(t)+"-revoked"
+	activeBody, _ := json.Marshal(activeResponse(iss.URL, time.Now(), nil))
+	ep.mu.Lock()
+	ep.answer = func(tok string) (int, string) {
+		switch tok {
+		case active:
+			return 200, string(activeBody)
+		case revoked:
+			return 200, `{"active":false}`
+		}
+		<-release
+		return 200, `{"active":false}`
+	}
+	ep.mu.Unlock()
+	x := newHX(t, introHandler(iss, ep.srv.URL))
+	wantStatus(t, x.get("/", bearer(active)), 200)
+	wantRefusal(t, x.get("/", bearer(revoked)), 401, "inactive")
+
+	var wg sync.WaitGroup
+	flood := make([]int, maxIntrospections+8)
+	for i := range flood {
+		wg.Go(func() { flood[i] = x.get("/", bearer(fmt.Sprintf("%s-flood-%d", opaqueToken(t), i))).status })
+	}
+	for {
+		ep.mu.Lock()
+		n := ep.inflight
+		ep.mu.Unlock()
+		if n == maxIntrospections {
+			break
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	calls := ep.callCount()
+	wantStatus(t, x.get("/", bearer(active)), 200)
+	wantRefusal(t, x.get("/", bearer(revoked)), 401, "inactive")
+	if n := ep.callCount(); n != calls {
+		t.Errorf("cached tokens cost %d introspections during the flood", n-calls)
+	}
+	close(release)
+	wg.Wait()
+	for i, st := range flood {
+		if st != 401 {
+			t.Errorf("flood request %d: status %d, want 401", i, st)
+		}
 	}
 }
