@@ -226,8 +226,9 @@ type IssuerConfig struct {
 	// the discovery document's jwks_uri may be besides the issuer's own
 	// scheme and host, which is all that is allowed by default. Google's
 	// keys, for instance, are at https://www.googleapis.com/oauth2/v3/certs
-	// for the issuer https://accounts.google.com. The other endpoints of
-	// the document are not checked: the handler uses none of them.
+	// for the issuer https://accounts.google.com. With introspection, the
+	// document's introspection_endpoint must pass the same check; the
+	// other endpoints are not checked: the handler uses none of them.
 	JWKSURIBases []string `json:"jwks_uri_bases,omitempty"`
 	// Audiences is this issuer's audience allow-list.
 	Audiences []string `json:"audiences,omitempty"`
@@ -354,6 +355,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	if err := rt.compileSources(h.TokenSources); err != nil {
 		return err
 	}
+	rt.warnLoggedTokenSources(ctx)
 	rt.compileHeaders(h.ClaimHeaders, h.StripHeaders)
 	rt.compileChallenges()
 
@@ -399,10 +401,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		}
 	}
 	if rt.dpop != dpopOff {
-		rt.replay, err = identity.NewDPoPReplayCache(0)
-		if err != nil {
-			return err
-		}
+		return rt.acquireReplayCache()
 	}
 	return nil
 }
@@ -762,9 +761,9 @@ func (h *Handler) Validate() error {
 	return nil
 }
 
-// Cleanup releases the shared key caches this handler acquired (the last
-// user closes them) and stops the token cache, the DPoP replay cache and
-// the introspection cache.
+// Cleanup releases the shared key caches and DPoP replay cache this
+// handler acquired (the last user closes them) and stops the token cache
+// and the introspection cache.
 func (h *Handler) Cleanup() error {
 	if h.rt == nil {
 		return nil
@@ -785,10 +784,7 @@ func (h *Handler) Cleanup() error {
 	if h.rt.cache != nil {
 		h.rt.cache.close()
 	}
-	if h.rt.replay != nil {
-		errs = append(errs, h.rt.replay.Close())
-		h.rt.replay = nil
-	}
+	errs = append(errs, h.rt.releaseReplayCache())
 	if h.rt.introspector != nil {
 		h.rt.introspector.close()
 	}
