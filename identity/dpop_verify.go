@@ -53,7 +53,8 @@ const (
 	DPoPCheckJWK DPoPCheck = "jwk"
 	// DPoPCheckSignature: the signature does not verify with the jwk.
 	DPoPCheckSignature DPoPCheck = "signature"
-	// DPoPCheckJTI: jti is missing, or was seen before (replay).
+	// DPoPCheckJTI: jti is missing, longer than [MaxDPoPJTIBytes], or was
+	// seen before (replay).
 	DPoPCheckJTI DPoPCheck = "jti"
 	// DPoPCheckMethod: htm differs from the request method.
 	DPoPCheckMethod DPoPCheck = "htm"
@@ -193,6 +194,9 @@ func DPoPProofFromHeader(h http.Header) (string, error) {
 // token's cnf.jkt (or, at a token endpoint, binding the issued token to
 // [DPoPProof.Thumbprint]).
 func VerifyDPoPProof(proof string, opts DPoPVerifyOptions) (*DPoPProof, error) {
+	if opts.Replay != nil && opts.Replay.c == nil {
+		return nil, notInitialized("DPoPReplayCache", "NewDPoPReplayCache")
+	}
 	maxBytes := opts.MaxProofBytes
 	if maxBytes <= 0 {
 		maxBytes = DefaultMaxDPoPProofBytes
@@ -314,6 +318,9 @@ func (p *DPoPProof) readClaims(claims map[string]any, opts DPoPVerifyOptions, no
 	var ok bool
 	if p.ID, ok = claims[ClaimJWTID].(string); !ok || p.ID == "" {
 		return dpopError(DPoPCheckJTI, nil, "jti missing")
+	}
+	if len(p.ID) > MaxDPoPJTIBytes {
+		return dpopError(DPoPCheckJTI, nil, "jti longer than %d bytes", MaxDPoPJTIBytes)
 	}
 	if p.Method, ok = claims[ClaimHTTPMethod].(string); !ok || opts.Method == "" || p.Method != opts.Method {
 		return dpopError(DPoPCheckMethod, nil, "htm does not match the request method")
