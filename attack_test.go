@@ -659,9 +659,13 @@ func TestAttackSuiteKeysWithoutAlg(t *testing.T) {
 
 // TestAttackSuiteAdvertisedAlgorithms: with no algorithms configured, the
 // allow-list is what the issuer's discovery document advertises (RS256 and
-// ES256 here), and keys without "alg" leave the whole refusal to it.
+// ES256 here), and keys without "alg" leave the whole refusal to it. The
+// allow-list is the union of every *_signing_alg_values_supported member
+// (identity.Provider.AdvertisedAlgorithms), so the test issuer's list of
+// the DPoP proof algorithms it accepts from clients is left out.
 func TestAttackSuiteAdvertisedAlgorithms(t *testing.T) {
-	iss := identitytest.NewIssuer(t, identitytest.WithAlgorithms("RS256", "ES256"), identitytest.WithoutKeyAlgorithms())
+	iss := identitytest.NewIssuer(t, identitytest.WithAlgorithms("RS256", "ES256"), identitytest.WithoutKeyAlgorithms(),
+		identitytest.WithMetadataOverride(func(m map[string]any) { delete(m, "dpop_signing_alg_values_supported") }))
 	f := issuerForger(t, iss, atkAudience)
 	h := attackHandler(iss)
 	h.Issuers[0].Algorithms = nil
