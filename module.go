@@ -928,6 +928,10 @@ func (h *Handler) Cleanup() error {
 		}
 	}
 	h.rt.acquired = nil
+	for _, ph := range h.rt.watched {
+		ph.unwatch(h.rt.configDone)
+	}
+	h.rt.watched = nil
 	if h.rt.cache != nil {
 		h.rt.cache.close()
 	}
@@ -951,6 +955,10 @@ type runtime struct {
 	policies  map[string]*issuerPolicy
 	cache     *tokenCache
 	acquired  []string
+	// watched are the outage trackers of the acquired providers, where
+	// this handler's configuration (configDone) is registered.
+	watched    []*providerHealth
+	configDone <-chan struct{}
 
 	sources      []tokenSource
 	claimHeaders []claimHeader
