@@ -31,7 +31,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 			return rt.reject(w, r, reasonDPoPRequired, nil, "")
 		}
 		if rt.optional {
-			rt.counters.anonymous.Inc()
+			rt.requestCounters(r).anonymous.Inc()
 			return next.ServeHTTP(w, r)
 		}
 		return rt.reject(w, r, reasonMissing, nil, "")
@@ -77,7 +77,9 @@ func (rt *runtime) pass(r *http.Request, e *cacheEntry, src *tokenSource) {
 	if !rt.forwardToken {
 		src.remove(r)
 	}
-	rt.counters.accepted.Inc()
+	if c := rt.requestCounters(r).accepted[e.issuer]; c != nil {
+		c.Inc()
+	}
 }
 
 // authenticate returns the cache entry of a verified token, verifying it on
@@ -306,7 +308,7 @@ func (rt *runtime) reject(w http.ResponseWriter, r *http.Request, rsn reason, er
 // rejectWith logs and fails a rejection whose challenges are already set.
 func (rt *runtime) rejectWith(w http.ResponseWriter, r *http.Request, rsn reason, err error, token string) error {
 	if ce := rt.logger.Check(zapcore.DebugLevel, "request rejected"); ce != nil {
-		fields := []zap.Field{zap.String("reason", reasons[rsn].label)}
+		fields := []zap.Field{zap.String("reason", reasons[rsn].label), zap.String("host", r.Host), zap.String("uri", rt.logURI(r))}
 		if token != "" {
 			fields = append(fields, zap.String("token_sha256_prefix", tokenHashPrefix(token)))
 		}
@@ -327,13 +329,19 @@ func (rt *runtime) rejectWith(w http.ResponseWriter, r *http.Request, rsn reason
 // so the handler answers it itself. With handle_errors routes the error is
 // returned as usual (and Caddy logs it at DEBUG).
 func (rt *runtime) fail(w http.ResponseWriter, r *http.Request, rsn reason, issuer, token string) error {
-	rt.counters.rejected[rsn].Inc()
+	idx := rt.issuerIndex(issuer)
+	rt.requestCounters(r).rejected[idx][rsn].Inc()
+	rt.summary.add(idx, rsn)
 	if repl, ok := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer); ok {
 		repl.Set("http.auth.identity.error", reasons[rsn].label)
+	}
+	if extra, ok := r.Context().Value(caddyhttp.ExtraLogFieldsCtxKey).(*caddyhttp.ExtraLogFields); ok {
+		extra.Set(zap.String(accessLogField, reasons[rsn].label))
 	}
 	if token != "" {
 		if ce := rt.logger.Check(zapcore.DebugLevel, "request forbidden"); ce != nil {
 			ce.Write(zap.String("reason", reasons[rsn].label), zap.String("issuer", issuer),
+				zap.String("host", r.Host), zap.String("uri", rt.logURI(r)),
 				zap.String("token_sha256_prefix", tokenHashPrefix(token)))
 		}
 	}

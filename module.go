@@ -18,6 +18,7 @@ import (
 	"os"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
@@ -365,12 +366,16 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		}
 		issuerCfgs = append(issuerCfgs, ic)
 		rt.policies[pol.issuer] = pol
+		rt.issuerLabels = append(rt.issuerLabels, pol.issuer)
 		if h.Issuers[i].Introspection != nil {
 			rt.introspector, err = newIntrospector(repl, &h.Issuers[i], ic, pol, rt)
 			if err != nil {
 				return fmt.Errorf("issuer %q: introspection: %w", h.Issuers[i].Issuer, err)
 			}
 		}
+	}
+	if len(rt.issuerLabels) > 1 {
+		rt.issuerLabels = append(rt.issuerLabels, "")
 	}
 	v, err := identity.NewValidator(issuerCfgs, identity.ValidatorOptions{
 		MaxTokenBytes: rt.maxTokenSize,
@@ -397,6 +402,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 			return err
 		}
 	}
+	rt.summary = newRejectionSummary(rt.logger, rt.issuerLabels)
 	return nil
 }
 
@@ -942,6 +948,10 @@ func (h *Handler) Cleanup() error {
 	if h.rt.introspector != nil {
 		h.rt.introspector.close()
 	}
+	if h.rt.summary != nil {
+		h.rt.summary.stop()
+		h.rt.summary = nil
+	}
 	return errors.Join(errs...)
 }
 
@@ -1000,6 +1010,12 @@ type runtime struct {
 
 	metrics  *collectors
 	counters resolvedCounters
+	// issuerLabels are the configured issuers, in order, then "" for
+	// rejections not attributed to one when there are several: the issuer
+	// label of the request metrics and of the rejection summary.
+	issuerLabels []string
+	reqCounters  atomic.Pointer[requestCounters]
+	summary      *rejectionSummary
 }
 
 // tokenSource is a compiled TokenSource.
