@@ -27,6 +27,9 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 		return rt.reject(w, r, rsn, nil, "")
 	}
 	if src == nil {
+		if at, ok := caddyhttp.GetVar(r.Context(), stackedVar).(*stackedToken); ok {
+			return rt.serveStacked(w, r, next, at)
+		}
 		if rt.dpop == dpopRequire && hasBearer(r.Header) {
 			return rt.reject(w, r, reasonDPoPRequired, nil, "")
 		}
@@ -57,13 +60,15 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 		w.Header().Set("WWW-Authenticate", e.challenge)
 		return rt.fail(w, r, e.denied, e.issuer, token)
 	}
-	rt.pass(r, e, src)
+	rt.pass(r, e, src, token)
 	return next.ServeHTTP(w, r)
 }
 
 // pass sets the identity headers and placeholders of an accepted request
-// and removes the token unless it is to be forwarded.
-func (rt *runtime) pass(r *http.Request, e *cacheEntry, src *tokenSource) {
+// and removes the token unless it is to be forwarded, keeping it for an
+// identity handler further down the route (see serveStacked). src is nil
+// for a token such a handler accepted already.
+func (rt *runtime) pass(r *http.Request, e *cacheEntry, src *tokenSource, token string) {
 	if n := len(e.headers); n > 0 {
 		vals := make([]string, n) // one fresh backing array: later handlers may edit values in place
 		for i := range e.headers {
@@ -74,8 +79,13 @@ func (rt *runtime) pass(r *http.Request, e *cacheEntry, src *tokenSource) {
 	if repl, ok := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer); ok {
 		repl.Map(e.repl)
 	}
-	if !rt.forwardToken {
+	if !rt.forwardToken && src != nil {
 		src.remove(r)
+		at := &stackedToken{token: token}
+		if src.dpop {
+			at.dpopJKT = e.dpopJKT
+		}
+		caddyhttp.SetVar(r.Context(), stackedVar, at)
 	}
 	if c := rt.requestCounters(r).accepted[e.issuer]; c != nil {
 		c.Inc()
