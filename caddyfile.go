@@ -320,13 +320,10 @@ func errAt(tok caddyfile.Token, d *caddyfile.Dispenser, err error) error {
 // parseIssuer parses `issuer <url> [{ ... }]`.
 func parseIssuer(d *caddyfile.Dispenser) (IssuerConfig, error) {
 	var is IssuerConfig
-	if !d.NextArg() {
-		return is, argErr(d, "issuer")
+	if !d.NextArg() || d.Val() == "" {
+		return is, d.Errf("issuer needs a URL (one written {$VAR} is missing when that environment variable is not set); usage: %s", usages["issuer"])
 	}
 	is.Issuer = d.Val()
-	if is.Issuer == "" {
-		return is, d.Err("issuer is empty: is the environment variable of its {$VAR} set?")
-	}
 	if d.NextArg() {
 		return is, argErr(d, "issuer")
 	}

@@ -207,7 +207,7 @@ func TestUnmarshalCaddyfileErrors(t *testing.T) {
 		{"argument on directive", "identity foo {\n}", "wrong argument count"},
 		{"unknown option", "identity {\nfoo bar\n}", "unrecognized option \"foo\" in the identity block"},
 		{"unknown issuer option", "identity {\nissuer https://a {\nfoo\n}\n}", "unrecognized option"},
-		{"issuer without url", "identity {\nissuer\n}", "wrong argument count"},
+		{"issuer without url", "identity {\nissuer\n}", "issuer needs a URL"},
 		{"issuer two urls", "identity {\nissuer https://a https://b\n}", "wrong argument count"},
 		{"audience any mixed", "identity {\naudience a\naudience any\n}", "cannot be combined"},
 		{"audience any then values", "identity {\naudience any\naudience a\n}", "cannot be combined"},

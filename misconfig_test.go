@@ -59,6 +59,8 @@ func TestMisconfigurationsRefusedAtAdapt(t *testing.T) {
 			[]string{"Caddyfile:5", "usage: claim_header <claim.path> <Header-Name>, e.g. claim_header email X-User-Email"}},
 		{"issuer option at top level", site("alias https://other"),
 			[]string{"Caddyfile:5", "it goes in an issuer block"}},
+		{"issuer from an unset {$VAR}", "example.com {\n\tidentity {\n\t\tissuer {$CADDY_IDENTITY_TEST_UNSET}\n\t\taudience api\n\t}\n}\n",
+			[]string{"Caddyfile:3", "environment variable is not set"}},
 		{"http issuer", "example.com {\n\tidentity {\n\t\tissuer http://keycloak:8080/realms/demo\n\t\taudience api\n\t}\n}\n",
 			[]string{"Caddyfile:3", "insecure_allow_http"}},
 	}
