@@ -81,11 +81,13 @@ func (rt *runtime) pass(r *http.Request, e *cacheEntry, src *tokenSource, token 
 	}
 	if !rt.forwardToken && src != nil {
 		src.remove(r)
-		at := &stackedToken{token: token}
-		if src.dpop {
-			at.dpopJKT = e.dpopJKT
+		if vars, ok := r.Context().Value(caddyhttp.VarsCtxKey).(map[string]any); ok {
+			at := &stackedToken{token: token}
+			if src.dpop {
+				at.dpopJKT = e.dpopJKT
+			}
+			vars[stackedVar] = at
 		}
-		caddyhttp.SetVar(r.Context(), stackedVar, at)
 	}
 	if c := rt.requestCounters(r).accepted[e.issuer]; c != nil {
 		c.Inc()
@@ -318,7 +320,7 @@ func (rt *runtime) reject(w http.ResponseWriter, r *http.Request, rsn reason, er
 // rejectWith logs and fails a rejection whose challenges are already set.
 func (rt *runtime) rejectWith(w http.ResponseWriter, r *http.Request, rsn reason, err error, token string) error {
 	if ce := rt.logger.Check(zapcore.DebugLevel, "request rejected"); ce != nil {
-		fields := []zap.Field{zap.String("reason", reasons[rsn].label), zap.String("host", r.Host), zap.String("uri", rt.logURI(r))}
+		fields := []zap.Field{zap.String("reason", reasons[rsn].label), zap.String("host", r.Host), zap.String("uri", logURI(r))}
 		if token != "" {
 			fields = append(fields, zap.String("token_sha256_prefix", tokenHashPrefix(token)))
 		}
@@ -351,7 +353,7 @@ func (rt *runtime) fail(w http.ResponseWriter, r *http.Request, rsn reason, issu
 	if token != "" {
 		if ce := rt.logger.Check(zapcore.DebugLevel, "request forbidden"); ce != nil {
 			ce.Write(zap.String("reason", reasons[rsn].label), zap.String("issuer", issuer),
-				zap.String("host", r.Host), zap.String("uri", rt.logURI(r)),
+				zap.String("host", r.Host), zap.String("uri", logURI(r)),
 				zap.String("token_sha256_prefix", tokenHashPrefix(token)))
 		}
 	}

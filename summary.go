@@ -96,17 +96,8 @@ func (c reasonCounts) MarshalLogObject(enc zapcore.ObjectEncoder) error {
 	return nil
 }
 
-// logURI is the request's path and query for logs, without the query
-// parameters the token may come in.
-func (rt *runtime) logURI(r *http.Request) string {
-	q := r.URL.RawQuery
-	for _, s := range rt.sources {
-		if s.kind == fromQuery && q != "" {
-			q = removeQueryParam(q, s.name)
-		}
-	}
-	if q == "" {
-		return r.URL.EscapedPath()
-	}
-	return r.URL.EscapedPath() + "?" + q
+// logURI is the request's path for logs: the query string is left out, as
+// a token may be in any parameter, configured or not.
+func logURI(r *http.Request) string {
+	return r.URL.EscapedPath()
 }
