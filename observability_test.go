@@ -173,3 +173,26 @@ func TestRejectionReasonInAccessLog(t *testing.T) {
 		t.Errorf("an accepted request has a rejection reason:\n%s", lines[2])
 	}
 }
+
+// TestStackedHandlersDPoP: a DPoP-bound token that the first handler
+// accepted with its proof passes a later handler (dpop allow or require)
+// without the proof being verified again (its jti is spent), while a
+// bound token accepted as a bearer token by a handler with dpop off is
+// still refused as one by a later handler that checks bindings.
+func TestStackedHandlersDPoP(t *testing.T) {
+	env := newDPoPEnv(t)
+	outer := newHX(t, dpopHandler(env.iss, ""))
+	for _, mode := range []string{"", "require"} {
+		inner := newHX(t, dpopHandler(env.iss, mode))
+		r := dpopRequest("GET", "/x", env.token, proofFor(t, env.key, "GET", "http://example.com/x", env.token))
+		if st, reached := chain(t, outer, inner, r); st != 200 || !reached {
+			t.Errorf("dpop %q after a DPoP-accepted token: %d, reached %v; want 200", mode, st, reached)
+		}
+	}
+	off := newHX(t, dpopHandler(env.iss, "off"))
+	r := httptest.NewRequest(http.MethodGet, "http://example.com/x", nil)
+	r.Header.Set("Authorization", "Bearer "+env.token)
+	if st, _ := chain(t, off, newHX(t, dpopHandler(env.iss, "")), r); st != 401 {
+		t.Errorf("bound token as bearer through dpop off, then dpop allow: %d, want 401", st)
+	}
+}
