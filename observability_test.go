@@ -196,3 +196,14 @@ func TestStackedHandlersDPoP(t *testing.T) {
 		t.Errorf("bound token as bearer through dpop off, then dpop allow: %d, want 401", st)
 	}
 }
+
+// TestStackedTokenHidden: the token kept for a later identity handler does
+// not show through {http.vars.*} placeholders or logs.
+func TestStackedTokenHidden(t *testing.T) {
+	at := &stackedToken{token: "secret.token.value", dpopJKT: "jkt"}
+	for _, s := range []string{caddy.ToString(at), fmt.Sprint(at), fmt.Sprintf("%v", any(at))} {
+		if strings.Contains(s, "secret") || strings.Contains(s, "jkt") {
+			t.Errorf("stacked token rendered as %q", s)
+		}
+	}
+}
