@@ -299,7 +299,7 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 		is.InsecureAllowHTTP = is.InsecureAllowHTTP || topAllowHTTP
 	}
 	for i := range h.Issuers {
-		if err := checkHTTPIssuer(&h.Issuers[i]); err != nil {
+		if err := checkIssuerURL(&h.Issuers[i]); err != nil {
 			return errAt(issuerTokens[i], d, err)
 		}
 	}

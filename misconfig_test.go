@@ -61,6 +61,8 @@ func TestMisconfigurationsRefusedAtAdapt(t *testing.T) {
 			[]string{"Caddyfile:5", "it goes in an issuer block"}},
 		{"issuer from an unset {$VAR}", "example.com {\n\tidentity {\n\t\tissuer {$CADDY_IDENTITY_TEST_UNSET}\n\t\taudience api\n\t}\n}\n",
 			[]string{"Caddyfile:3", "environment variable is not set"}},
+		{"discovery address as issuer", "example.com {\n\tidentity {\n\t\tissuer https://idp.example.com/realms/demo/.well-known/openid-configuration\n\t\taudience api\n\t}\n}\n",
+			[]string{"Caddyfile:3", "`issuer https://idp.example.com/realms/demo`"}},
 		{"http issuer", "example.com {\n\tidentity {\n\t\tissuer http://keycloak:8080/realms/demo\n\t\taudience api\n\t}\n}\n",
 			[]string{"Caddyfile:3", "insecure_allow_http"}},
 	}

@@ -433,7 +433,7 @@ func (h *Handler) checkConfig() error {
 		if err := checkAudiences(is.Audiences); err != nil {
 			return fmt.Errorf("identity: issuer %q: %w", is.Issuer, err)
 		}
-		if err := checkHTTPIssuer(is); err != nil {
+		if err := checkIssuerURL(is); err != nil {
 			return fmt.Errorf("identity: %w", err)
 		}
 		if len(is.Audiences) == 0 && !is.AnyAudience && len(h.Audiences) == 0 && !h.AnyAudience {
@@ -615,6 +615,18 @@ func checkAudiences(auds []string) error {
 
 // isCommaOrSpace separates the values of a comma-separated list.
 func isCommaOrSpace(r rune) bool { return r == ',' || r == ' ' }
+
+// checkIssuerURL refuses a discovery document's address given as the
+// issuer: tokens carry the issuer, which the address only starts with.
+func checkIssuerURL(is *IssuerConfig) error {
+	if err := checkHTTPIssuer(is); err != nil {
+		return err
+	}
+	if before, _, ok := strings.Cut(is.Issuer, "/.well-known/"); ok {
+		return fmt.Errorf("issuer %s is a discovery document's address; write the issuer, which tokens carry as iss: `issuer %s`", is.Issuer, before)
+	}
+	return nil
+}
 
 // checkHTTPIssuer refuses an http issuer on a host other than loopback
 // without insecure_allow_http, naming the option.
