@@ -207,3 +207,42 @@ func TestStackedTokenHidden(t *testing.T) {
 		}
 	}
 }
+
+// TestMetricsLabelledByIssuer: requests are counted under the issuer that
+// accepted or refused the token; on a handler with several issuers a
+// refusal before any issuer is known is counted under issuer "" (the
+// series stay bounded by the configuration: no label comes from a token).
+func TestMetricsLabelledByIssuer(t *testing.T) {
+	a, b := identitytest.NewIssuer(t), identitytest.NewIssuer(t)
+	h := &Handler{
+		Issuers:       []IssuerConfig{{Issuer: a.URL}, {Issuer: b.URL}},
+		Audiences:     []string{identitytest.DefaultAudience},
+		RequireScopes: []string{"read"},
+	}
+	x := newHX(t, h)
+	m := processMetrics()
+	counters := []struct {
+		name string
+		c    func() float64
+		want float64
+	}{
+		{"missing, no issuer", func() float64 { return ccCount(t, m.rejected.WithLabelValues("", "", "missing")) }, 2},
+		{"accepted by b", func() float64 { return ccCount(t, m.accepted.WithLabelValues("", b.URL)) }, 1},
+		{"scope refused for a", func() float64 { return ccCount(t, m.rejected.WithLabelValues("", a.URL, "insufficient_scope")) }, 1},
+		{"forged iss", func() float64 { return ccCount(t, m.rejected.WithLabelValues("", "https://evil.example", "issuer")) }, 0},
+	}
+	before := make([]float64, len(counters))
+	for i, c := range counters {
+		before[i] = c.c()
+	}
+	wantStatus(t, x.get("/", nil), 401)
+	wantStatus(t, x.get("/", nil), 401)
+	wantStatus(t, x.get("/", bearer(b.Token(t, "u", map[string]any{"scope": "read"}))), 200)
+	wantStatus(t, x.get("/", bearer(a.Token(t, "u", map[string]any{"scope": "write"}))), 403)
+	wantStatus(t, x.get("/", bearer(a.Token(t, "u", map[string]any{"iss": "https://evil.example"}))), 401)
+	for i, c := range counters {
+		if got := c.c() - before[i]; got != c.want {
+			t.Errorf("%s: counted %v, want %v", c.name, got, c.want)
+		}
+	}
+}
