@@ -207,7 +207,7 @@ func (k MetadataKind) String() string {
 
 // DiscoveryPolicy says what a metadata document must satisfy. The zero value
 // is the strict default: https (http only on loopback hosts), issuer equal
-// to the authority (a trailing slash tolerated; or the issuer template of a
+// to the authority exactly, trailing slash included (or the issuer template of a
 // multi-tenant authority, see [DiscoveryDocument.Validate]), every *_endpoint member and
 // jwks_uri absolute and on the authority's scheme and host, jwks_uri and the
 // members required by the specification present, body at most
