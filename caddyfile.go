@@ -73,6 +73,23 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //	    max_token_size <size>
 //	    dpop           off | allow | require
 //	    cert_binding   check | off
+//	    login {
+//	        issuer        <url>
+//	        client_id     <id>
+//	        client_secret <secret>
+//	        scopes        <scope...>
+//	        session_key   <base64>
+//	        redirect_uri  <url>
+//	        callback_path <path>
+//	        logout_path   <path>
+//	        backchannel_logout_path <path>
+//	        userinfo_path <path>
+//	        post_logout_redirect_uri <url>
+//	        session_lifetime <duration>
+//	        idle_timeout  <duration> | off
+//	        forward_access_token
+//	        userinfo
+//	    }
 //	}
 //
 // issuer may be repeated; the block form gives an issuer its own keys,
@@ -88,7 +105,9 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 // cert_binding (default check) whether a token bound to a client
 // certificate needs that certificate on the TLS connection. introspection
 // (in one issuer block at most) accepts that issuer's opaque access tokens
-// by asking its RFC 7662 introspection endpoint.
+// by asking its RFC 7662 introspection endpoint. login signs browser
+// users in with OpenID Connect; session_key and scopes may be repeated
+// and add up (the first key seals, all open).
 func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	d.Next() // directive name
 	if d.NextArg() {
@@ -262,6 +281,15 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			default:
 				return d.Errf("cert_binding: want check or off, got %q", h.CertBinding)
 			}
+		case "login":
+			if h.Login != nil {
+				return d.Err("login given twice")
+			}
+			l, err := parseLogin(d)
+			if err != nil {
+				return err
+			}
+			h.Login = l
 		default:
 			return d.Errf("unrecognized identity option %q", d.Val())
 		}
@@ -421,6 +449,83 @@ func parseIntrospection(d *caddyfile.Dispenser) (*IntrospectionConfig, error) {
 		return nil, d.Err("introspection needs client_id")
 	}
 	return c, nil
+}
+
+// parseLogin parses `login { ... }`.
+func parseLogin(d *caddyfile.Dispenser) (*LoginConfig, error) {
+	if d.NextArg() {
+		return nil, d.ArgErr()
+	}
+	l := new(LoginConfig)
+	once := map[string]*string{
+		"issuer":                   &l.Issuer,
+		"client_id":                &l.ClientID,
+		"client_secret":            &l.ClientSecret,
+		"redirect_uri":             &l.RedirectURI,
+		"callback_path":            &l.CallbackPath,
+		"logout_path":              &l.LogoutPath,
+		"backchannel_logout_path":  &l.BackchannelLogoutPath,
+		"userinfo_path":            &l.UserinfoPath,
+		"post_logout_redirect_uri": &l.PostLogoutRedirectURI,
+	}
+	for nesting := d.Nesting(); d.NextBlock(nesting); {
+		opt := d.Val()
+		if dst, ok := once[opt]; ok {
+			if err := parseOnce(d, dst); err != nil {
+				return nil, err
+			}
+			continue
+		}
+		switch opt {
+		case "scopes":
+			if err := appendArgs(d, &l.Scopes); err != nil {
+				return nil, err
+			}
+		case "session_key":
+			if err := appendArgs(d, &l.SessionKeys); err != nil {
+				return nil, err
+			}
+		case "session_lifetime", "idle_timeout":
+			var s string
+			if !d.AllArgs(&s) {
+				return nil, d.ArgErr()
+			}
+			dst := &l.SessionLifetime
+			if opt == "idle_timeout" {
+				dst = &l.IdleTimeout
+			}
+			if *dst != 0 {
+				return nil, d.Errf("%s given twice", opt)
+			}
+			if opt == "idle_timeout" && s == "off" {
+				*dst = -1
+				continue
+			}
+			dur, err := caddy.ParseDuration(s)
+			if err != nil || dur <= 0 {
+				return nil, d.Errf("%s: want a positive duration, got %q", opt, s)
+			}
+			*dst = caddy.Duration(dur)
+		case "forward_access_token", "userinfo":
+			if d.NextArg() {
+				return nil, d.ArgErr()
+			}
+			if opt == "userinfo" {
+				l.Userinfo = true
+			} else {
+				l.ForwardAccessToken = true
+			}
+		default:
+			return nil, d.Errf("unrecognized option %q in login block", opt)
+		}
+	}
+	if l.ClientID == "" {
+		return nil, d.Err("login needs client_id")
+	}
+	if len(l.SessionKeys) == 0 {
+		return nil, d.Err("login needs session_key")
+	}
+	return l, nil
 }
 
 // parseAudience parses `audience <aud...>` or `audience any`.

@@ -20,6 +20,14 @@ type collectors struct {
 	cacheMisses      prometheus.Counter
 	keyFetches       *prometheus.CounterVec
 	keyFetchFailures *prometheus.CounterVec
+
+	// Browser sign-in (login block).
+	loginsStarted    prometheus.Counter
+	loginsCompleted  prometheus.Counter
+	loginFailures    *prometheus.CounterVec
+	sessionsAccepted prometheus.Counter
+	refreshes        *prometheus.CounterVec
+	logouts          *prometheus.CounterVec
 }
 
 // resolvedCounters are the counters the request path increments, resolved
@@ -71,6 +79,30 @@ func processMetrics() *collectors {
 				Namespace: metricsNamespace, Name: "key_fetch_failures_total",
 				Help: "Failed fetches of issuer key sets and discovery documents, by issuer.",
 			}, []string{"issuer", "document"}),
+			loginsStarted: prometheus.NewCounter(prometheus.CounterOpts{
+				Namespace: metricsNamespace, Name: "logins_started_total",
+				Help: "Browser sign-ins started (redirects to the authorization endpoint).",
+			}),
+			loginsCompleted: prometheus.NewCounter(prometheus.CounterOpts{
+				Namespace: metricsNamespace, Name: "logins_completed_total",
+				Help: "Browser sign-ins completed (session cookie set).",
+			}),
+			loginFailures: prometheus.NewCounterVec(prometheus.CounterOpts{
+				Namespace: metricsNamespace, Name: "login_failures_total",
+				Help: "Failed sign-in, callback, logout and back-channel logout steps, by reason (state_invalid, state_expired, state_replayed, access_denied, issuer_mismatch, id_token_invalid, token_error, ...).",
+			}, []string{"reason"}),
+			sessionsAccepted: prometheus.NewCounter(prometheus.CounterOpts{
+				Namespace: metricsNamespace, Name: "sessions_accepted_total",
+				Help: "Requests let through with a browser session.",
+			}),
+			refreshes: prometheus.NewCounterVec(prometheus.CounterOpts{
+				Namespace: metricsNamespace, Name: "session_refreshes_total",
+				Help: "Session token refreshes, by result (ok, failed, reused: the result of a refresh handed to a concurrent request).",
+			}, []string{"result"}),
+			logouts: prometheus.NewCounterVec(prometheus.CounterOpts{
+				Namespace: metricsNamespace, Name: "logouts_total",
+				Help: "Sessions ended by sign-out (kind=\"rp\") and back-channel logout tokens accepted (kind=\"backchannel\").",
+			}, []string{"kind"}),
 		}
 	})
 	return metricsInst
@@ -78,7 +110,8 @@ func processMetrics() *collectors {
 
 // all returns every collector.
 func (m *collectors) all() []prometheus.Collector {
-	return []prometheus.Collector{m.accepted, m.anonymous, m.rejected, m.cacheHits, m.cacheMisses, m.keyFetches, m.keyFetchFailures}
+	return []prometheus.Collector{m.accepted, m.anonymous, m.rejected, m.cacheHits, m.cacheMisses, m.keyFetches, m.keyFetchFailures,
+		m.loginsStarted, m.loginsCompleted, m.loginFailures, m.sessionsAccepted, m.refreshes, m.logouts}
 }
 
 // register adds the collectors to the config's metrics registry; another

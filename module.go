@@ -172,6 +172,11 @@ type Handler struct {
 	//     terminates TLS must check the binding instead.
 	CertBinding string `json:"cert_binding,omitempty"`
 
+	// Login, when set, signs browser users in at the proxy with OpenID
+	// Connect (see LoginConfig); bearer tokens keep working. With login,
+	// an audience is needed only if bearer tokens are to be accepted.
+	Login *LoginConfig `json:"login,omitempty"`
+
 	rt *runtime
 }
 
@@ -221,8 +226,9 @@ type IssuerConfig struct {
 	// the discovery document's jwks_uri may be besides the issuer's own
 	// scheme and host, which is all that is allowed by default. Google's
 	// keys, for instance, are at https://www.googleapis.com/oauth2/v3/certs
-	// for the issuer https://accounts.google.com. The other endpoints of
-	// the document are not checked: the handler uses none of them.
+	// for the issuer https://accounts.google.com. With introspection, the
+	// document's introspection_endpoint must pass the same check; the
+	// other endpoints are not checked: the handler uses none of them.
 	JWKSURIBases []string `json:"jwks_uri_bases,omitempty"`
 	// Audiences is this issuer's audience allow-list.
 	Audiences []string `json:"audiences,omitempty"`
@@ -349,6 +355,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	if err := rt.compileSources(h.TokenSources); err != nil {
 		return err
 	}
+	rt.warnLoggedTokenSources(ctx)
 	rt.compileHeaders(h.ClaimHeaders, h.StripHeaders)
 	rt.compileChallenges()
 
@@ -362,6 +369,11 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		}
 		issuerCfgs = append(issuerCfgs, ic)
 		rt.policies[pol.issuer] = pol
+		if h.Login != nil && &h.Issuers[i] == h.loginIssuer() {
+			if err := h.provisionLogin(repl, &h.Issuers[i], ic); err != nil {
+				return err
+			}
+		}
 		if h.Issuers[i].Introspection != nil {
 			rt.introspector, err = newIntrospector(repl, &h.Issuers[i], ic, pol, rt)
 			if err != nil {
@@ -389,10 +401,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		}
 	}
 	if rt.dpop != dpopOff {
-		rt.replay, err = identity.NewDPoPReplayCache(0)
-		if err != nil {
-			return err
-		}
+		return rt.acquireReplayCache()
 	}
 	return nil
 }
@@ -421,7 +430,7 @@ func (h *Handler) checkConfig() error {
 		if len(is.Audiences) > 0 && is.AnyAudience {
 			return fmt.Errorf("identity: issuer %q: audiences and any_audience are exclusive", is.Issuer)
 		}
-		if len(is.Audiences) == 0 && !is.AnyAudience && len(h.Audiences) == 0 && !h.AnyAudience {
+		if len(is.Audiences) == 0 && !is.AnyAudience && len(h.Audiences) == 0 && !h.AnyAudience && h.Login == nil {
 			return fmt.Errorf("identity: issuer %q: an audience is required (or, at your own risk, `audience any`)", is.Issuer)
 		}
 		if err := checkAlgorithms(is.Algorithms); err != nil {
@@ -445,6 +454,11 @@ func (h *Handler) checkConfig() error {
 	}
 	if err := checkOneIntrospector(h.Issuers); err != nil {
 		return err
+	}
+	if h.Login != nil {
+		if err := h.checkLogin(); err != nil {
+			return err
+		}
 	}
 	if len(h.Audiences) > 0 && h.AnyAudience {
 		return errors.New("identity: audiences and any_audience are exclusive")
@@ -652,6 +666,8 @@ func (h *Handler) compileIssuer(ctx caddy.Context, repl *caddy.Replacer, is *Iss
 	}
 	if len(cfg.Audiences) > 0 {
 		cfg.Audiences = replaceAll(repl, cfg.Audiences)
+	} else if !cfg.AnyAudience {
+		cfg.Audiences = []string{noBearerAudience} // login without bearer tokens (checkConfig)
 	}
 	if len(cfg.Algorithms) == 0 {
 		cfg.Algorithms = h.Algorithms
@@ -745,9 +761,9 @@ func (h *Handler) Validate() error {
 	return nil
 }
 
-// Cleanup releases the shared key caches this handler acquired (the last
-// user closes them) and stops the token cache, the DPoP replay cache and
-// the introspection cache.
+// Cleanup releases the shared key caches and DPoP replay cache this
+// handler acquired (the last user closes them) and stops the token cache
+// and the introspection cache.
 func (h *Handler) Cleanup() error {
 	if h.rt == nil {
 		return nil
@@ -759,13 +775,16 @@ func (h *Handler) Cleanup() error {
 		}
 	}
 	h.rt.acquired = nil
+	if h.rt.acquiredEnded != "" {
+		if _, err := endedPool.Delete(h.rt.acquiredEnded); err != nil {
+			errs = append(errs, err)
+		}
+		h.rt.acquiredEnded = ""
+	}
 	if h.rt.cache != nil {
 		h.rt.cache.close()
 	}
-	if h.rt.replay != nil {
-		errs = append(errs, h.rt.replay.Close())
-		h.rt.replay = nil
-	}
+	errs = append(errs, h.rt.releaseReplayCache())
 	if h.rt.introspector != nil {
 		h.rt.introspector.close()
 	}
@@ -820,6 +839,11 @@ type runtime struct {
 	// introspector accepts opaque tokens of the one issuer configured
 	// with introspection; nil when none is.
 	introspector *introspector
+
+	// login is the browser sign-in stage; nil without a login block.
+	// acquiredEnded is its key in endedPool, released by Cleanup.
+	login         *login
+	acquiredEnded string
 
 	metrics  *collectors
 	counters resolvedCounters
