@@ -208,7 +208,7 @@ func (rt *runtime) serveDPoP(w http.ResponseWriter, r *http.Request, next caddyh
 			`, algs="`+strings.Join(dpopAlgorithms, " ")+`"`)
 		return rt.fail(w, r, e.denied, e.issuer, token)
 	}
-	rt.pass(r, e, &rt.dpopSource)
+	rt.pass(r, e, &rt.dpopSource, token)
 	if !rt.forwardToken {
 		// The proof goes with the token: without it the upstream has
 		// nothing to replay, with it (forward_token) it can verify both.

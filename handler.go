@@ -33,11 +33,14 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 		return rt.reject(w, r, rsn, nil, "")
 	}
 	if src == nil {
+		if at, ok := caddyhttp.GetVar(r.Context(), stackedVar).(*stackedToken); ok {
+			return rt.serveStacked(w, r, next, at)
+		}
 		if rt.dpop == dpopRequire && hasBearer(r.Header) {
 			return rt.reject(w, r, reasonDPoPRequired, nil, "")
 		}
 		if rt.optional {
-			rt.counters.anonymous.Inc()
+			rt.requestCounters(r).anonymous.Inc()
 			return next.ServeHTTP(w, r)
 		}
 		return rt.reject(w, r, reasonMissing, nil, "")
@@ -66,7 +69,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 		w.Header().Set("WWW-Authenticate", e.challenge)
 		return rt.fail(w, r, e.denied, e.issuer, token)
 	}
-	rt.pass(r, e, src)
+	rt.pass(r, e, src, token)
 	return next.ServeHTTP(w, r)
 }
 
@@ -89,13 +92,24 @@ func inEarlyData(r *http.Request) bool {
 }
 
 // pass sets the identity headers and placeholders of an accepted request
-// and removes the token unless it is to be forwarded.
-func (rt *runtime) pass(r *http.Request, e *cacheEntry, src *tokenSource) {
+// and removes the token unless it is to be forwarded, keeping it for an
+// identity handler further down the route (see serveStacked). src is nil
+// for a token such a handler accepted already.
+func (rt *runtime) pass(r *http.Request, e *cacheEntry, src *tokenSource, token string) {
 	rt.setIdentity(r, e)
-	if !rt.forwardToken {
+	if !rt.forwardToken && src != nil {
 		src.remove(r)
+		if vars, ok := r.Context().Value(caddyhttp.VarsCtxKey).(map[string]any); ok {
+			at := &stackedToken{token: token}
+			if src.dpop {
+				at.dpopJKT = e.dpopJKT
+			}
+			vars[stackedVar] = at
+		}
 	}
-	rt.counters.accepted.Inc()
+	if c := rt.requestCounters(r).accepted[e.issuer]; c != nil {
+		c.Inc()
+	}
 }
 
 // setIdentity sets the identity headers and placeholders of an entry.
@@ -461,7 +475,7 @@ func (rt *runtime) reject(w http.ResponseWriter, r *http.Request, rsn reason, er
 // rejectWith logs and fails a rejection whose challenges are already set.
 func (rt *runtime) rejectWith(w http.ResponseWriter, r *http.Request, rsn reason, err error, token string) error {
 	if ce := rt.logger.Check(zapcore.DebugLevel, "request rejected"); ce != nil {
-		fields := []zap.Field{zap.String("reason", reasons[rsn].label)}
+		fields := []zap.Field{zap.String("reason", reasons[rsn].label), zap.String("host", r.Host), zap.String("uri", logURI(r))}
 		if token != "" {
 			fields = append(fields, zap.String("token_sha256_prefix", tokenHashPrefix(token)))
 		}
@@ -482,13 +496,19 @@ func (rt *runtime) rejectWith(w http.ResponseWriter, r *http.Request, rsn reason
 // so the handler answers it itself. With handle_errors routes the error is
 // returned as usual (and Caddy logs it at DEBUG).
 func (rt *runtime) fail(w http.ResponseWriter, r *http.Request, rsn reason, issuer, token string) error {
-	rt.counters.rejected[rsn].Inc()
+	idx := rt.issuerIndex(issuer)
+	rt.requestCounters(r).rejected[idx][rsn].Inc()
+	rt.summary.add(idx, rsn)
 	if repl, ok := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer); ok {
 		repl.Set("http.auth.identity.error", reasons[rsn].label)
+	}
+	if extra, ok := r.Context().Value(caddyhttp.ExtraLogFieldsCtxKey).(*caddyhttp.ExtraLogFields); ok {
+		extra.Set(zap.String(accessLogField, reasons[rsn].label))
 	}
 	if token != "" {
 		if ce := rt.logger.Check(zapcore.DebugLevel, "request forbidden"); ce != nil {
 			ce.Write(zap.String("reason", reasons[rsn].label), zap.String("issuer", issuer),
+				zap.String("host", r.Host), zap.String("uri", logURI(r)),
 				zap.String("token_sha256_prefix", tokenHashPrefix(token)))
 		}
 	}

@@ -2,9 +2,11 @@ package caddyidentity
 
 import (
 	"errors"
+	"net/http"
 	"sync"
 
 	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
 )
@@ -13,8 +15,8 @@ import (
 // process, so that counters survive config reloads, and registered into the
 // registry of every config that uses the handler.
 type collectors struct {
-	accepted         prometheus.Counter
-	anonymous        prometheus.Counter
+	accepted         *prometheus.CounterVec
+	anonymous        *prometheus.CounterVec
 	rejected         *prometheus.CounterVec
 	cacheHits        prometheus.Counter
 	cacheMisses      prometheus.Counter
@@ -30,14 +32,21 @@ type collectors struct {
 	logouts          *prometheus.CounterVec
 }
 
-// resolvedCounters are the counters the request path increments, resolved
-// once so that no label lookup happens per request.
+// resolvedCounters are the token cache counters, shared by every handler.
 type resolvedCounters struct {
-	accepted    prometheus.Counter
-	anonymous   prometheus.Counter
 	cacheHits   prometheus.Counter
 	cacheMisses prometheus.Counter
-	rejected    [numReasons]prometheus.Counter
+}
+
+// requestCounters are the counters of one handler in one server (labels
+// server and issuer, like Caddy's own http metrics), resolved once so that
+// no label lookup happens per request. rejected is indexed by the issuer's
+// index (see runtime.issuerIndex) and the reason.
+type requestCounters struct {
+	srv       *caddyhttp.Server
+	anonymous prometheus.Counter
+	accepted  map[string]prometheus.Counter
+	rejected  [][numReasons]prometheus.Counter
 }
 
 const metricsNamespace = "caddy_identity"
@@ -51,18 +60,18 @@ var (
 func processMetrics() *collectors {
 	metricsOnce.Do(func() {
 		metricsInst = &collectors{
-			accepted: prometheus.NewCounter(prometheus.CounterOpts{
+			accepted: prometheus.NewCounterVec(prometheus.CounterOpts{
 				Namespace: metricsNamespace, Name: "tokens_accepted_total",
-				Help: "Requests let through with a verified token.",
-			}),
-			anonymous: prometheus.NewCounter(prometheus.CounterOpts{
+				Help: "Requests let through with a verified token, by server and issuer.",
+			}, []string{"server", "issuer"}),
+			anonymous: prometheus.NewCounterVec(prometheus.CounterOpts{
 				Namespace: metricsNamespace, Name: "anonymous_requests_total",
-				Help: "Requests without a token let through by an optional identity handler.",
-			}),
+				Help: "Requests without a token let through by an optional identity handler, by server.",
+			}, []string{"server"}),
 			rejected: prometheus.NewCounterVec(prometheus.CounterOpts{
 				Namespace: metricsNamespace, Name: "tokens_rejected_total",
-				Help: "Requests refused, by reason (missing, invalid_request, expired, signature, insufficient_scope, provider_unavailable, dpop_proof, dpop_bound_as_bearer, cert_binding, inactive, ...).",
-			}, []string{"reason"}),
+				Help: "Requests refused, by server, issuer (empty when a handler with several issuers refused before knowing which) and reason (missing, invalid_request, expired, signature, insufficient_scope, provider_unavailable, dpop_proof, dpop_bound_as_bearer, cert_binding, inactive, ...).",
+			}, []string{"server", "issuer", "reason"}),
 			cacheHits: prometheus.NewCounter(prometheus.CounterOpts{
 				Namespace: metricsNamespace, Name: "token_cache_hits_total",
 				Help: "Tokens answered from the validated-token cache (JWTs) or the introspection cache (opaque tokens).",
@@ -131,16 +140,57 @@ func (m *collectors) register(ctx caddy.Context, logger *zap.Logger) {
 	}
 }
 
-// resolve returns the request-path counters.
+// resolve returns the token cache counters.
 func (m *collectors) resolve() resolvedCounters {
-	rc := resolvedCounters{
-		accepted:    m.accepted,
-		anonymous:   m.anonymous,
-		cacheHits:   m.cacheHits,
-		cacheMisses: m.cacheMisses,
+	return resolvedCounters{cacheHits: m.cacheHits, cacheMisses: m.cacheMisses}
+}
+
+// resolveRequest returns the counters of a handler with the given issuer
+// labels (see runtime.issuerLabels) in the server srv. Their number is
+// bounded by the configuration: servers times configured issuers.
+func (m *collectors) resolveRequest(srv *caddyhttp.Server, issuers []string) *requestCounters {
+	server := ""
+	if srv != nil {
+		server = srv.Name()
 	}
-	for i := reason(1); i < numReasons; i++ {
-		rc.rejected[i] = m.rejected.WithLabelValues(reasons[i].label)
+	rc := &requestCounters{
+		srv:       srv,
+		anonymous: m.anonymous.WithLabelValues(server),
+		accepted:  make(map[string]prometheus.Counter, len(issuers)),
+		rejected:  make([][numReasons]prometheus.Counter, len(issuers)),
+	}
+	for i, iss := range issuers {
+		if iss != "" {
+			rc.accepted[iss] = m.accepted.WithLabelValues(server, iss)
+		}
+		for rsn := reason(1); rsn < numReasons; rsn++ {
+			rc.rejected[i][rsn] = m.rejected.WithLabelValues(server, iss, reasons[rsn].label)
+		}
 	}
 	return rc
+}
+
+// requestCounters returns the counters of the request's server, resolving
+// them when the handler first serves in that server.
+func (rt *runtime) requestCounters(r *http.Request) *requestCounters {
+	srv, _ := r.Context().Value(caddyhttp.ServerCtxKey).(*caddyhttp.Server)
+	if rc := rt.reqCounters.Load(); rc != nil && rc.srv == srv {
+		return rc
+	}
+	rc := rt.metrics.resolveRequest(srv, rt.issuerLabels)
+	rt.reqCounters.Store(rc)
+	return rc
+}
+
+// issuerIndex is the index of issuer among the handler's issuer labels:
+// its own when it is one of them, else the last, which is the handler's
+// only issuer or, with several, the unattributed "".
+func (rt *runtime) issuerIndex(issuer string) int {
+	last := len(rt.issuerLabels) - 1
+	for i, l := range rt.issuerLabels[:last] {
+		if l == issuer {
+			return i
+		}
+	}
+	return last
 }
