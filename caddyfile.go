@@ -73,6 +73,19 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //	    max_token_size <size>
 //	    dpop           off | allow | require
 //	    cert_binding   check | off
+//	    upstream_token client_credentials | exchange {
+//	        issuer             <url>
+//	        token_endpoint     <url>
+//	        client_id          <id>
+//	        client_secret      <secret>
+//	        key_file           <path>
+//	        scopes             <scope...>
+//	        resource           <uri...>
+//	        audience           <aud...>
+//	        header             <Header-Name>
+//	        subject_token_type <type-uri>
+//	        actor              client_credentials
+//	    }
 //	}
 //
 // issuer may be repeated; the block form gives an issuer its own keys,
@@ -88,7 +101,9 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 // cert_binding (default check) whether a token bound to a client
 // certificate needs that certificate on the TLS connection. introspection
 // (in one issuer block at most) accepts that issuer's opaque access tokens
-// by asking its RFC 7662 introspection endpoint.
+// by asking its RFC 7662 introspection endpoint. upstream_token gives the
+// upstream a token of its own audience: the handler's client-credentials
+// token, or the caller's token exchanged (RFC 8693).
 func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	d.Next() // directive name
 	if d.NextArg() {
@@ -262,6 +277,15 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			default:
 				return d.Errf("cert_binding: want check or off, got %q", h.CertBinding)
 			}
+		case "upstream_token":
+			if h.UpstreamToken != nil {
+				return d.Err("upstream_token given twice")
+			}
+			u, err := parseUpstreamToken(d)
+			if err != nil {
+				return err
+			}
+			h.UpstreamToken = u
 		default:
 			return d.Errf("unrecognized identity option %q", d.Val())
 		}
@@ -520,3 +544,40 @@ func appendArgs(d *caddyfile.Dispenser, dst *[]string) error {
 
 // Interface guard.
 var _ caddyfile.Unmarshaler = (*Handler)(nil)
+
+// parseUpstreamToken parses `upstream_token <grant> { ... }`. Single-value
+// options may appear once; scopes, resource and audience add up.
+func parseUpstreamToken(d *caddyfile.Dispenser) (*UpstreamToken, error) {
+	u := new(UpstreamToken)
+	if !d.AllArgs(&u.Grant) {
+		return nil, d.ArgErr()
+	}
+	switch u.Grant {
+	case upstreamGrantClientCredentials, upstreamGrantExchange:
+	default:
+		return nil, d.Errf("upstream_token: want client_credentials or exchange, got %q", u.Grant)
+	}
+	once := map[string]*string{
+		"issuer": &u.Issuer, "token_endpoint": &u.TokenEndpoint, "client_id": &u.ClientID,
+		"client_secret": &u.ClientSecret, "key_file": &u.KeyFile, "header": &u.Header,
+		"subject_token_type": &u.SubjectTokenType, "actor": &u.Actor,
+	}
+	many := map[string]*[]string{"scopes": &u.Scopes, "resource": &u.Resource, "audience": &u.Audience}
+	for nesting := d.Nesting(); d.NextBlock(nesting); {
+		if dst, ok := once[d.Val()]; ok {
+			if err := parseOnce(d, dst); err != nil {
+				return nil, err
+			}
+		} else if dst, ok := many[d.Val()]; ok {
+			if err := appendArgs(d, dst); err != nil {
+				return nil, err
+			}
+		} else {
+			return nil, d.Errf("unrecognized option %q in upstream_token block", d.Val())
+		}
+	}
+	if u.ClientID == "" {
+		return nil, d.Err("upstream_token needs client_id")
+	}
+	return u, nil
+}

@@ -57,7 +57,12 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 		w.Header().Set("WWW-Authenticate", e.challenge)
 		return rt.fail(w, r, e.denied, e.issuer, token)
 	}
+	up, rsn, err := rt.upstreamToken(r.Context(), e, token)
+	if rsn != reasonNone {
+		return rt.refuseUpstream(w, r, rsn, err, token)
+	}
 	rt.pass(r, e, src)
+	up.set(r)
 	return next.ServeHTTP(w, r)
 }
 
@@ -388,6 +393,8 @@ const (
 	reasonDPoPRequired
 	reasonCertBinding
 	reasonInactive
+	reasonUpstreamToken
+	reasonExchangeRefused
 	numReasons
 )
 
@@ -436,6 +443,11 @@ var reasons = [numReasons]reasonInfo{
 	// An opaque token its issuer's introspection endpoint calls inactive
 	// (revoked, expired, unknown: RFC 7662 §2.2 does not say which).
 	reasonInactive: {"inactive", http.StatusUnauthorized, "invalid_token", "The access token is not active", errors.New("identity: introspection: token not active")},
+	// No token for the upstream (upstream_token): the provider cannot
+	// issue one, which is no fault of the client.
+	reasonUpstreamToken: {"upstream_token", http.StatusServiceUnavailable, "", "", errors.New("identity: upstream token unavailable")},
+	// The issuer refused to exchange the caller's token for the upstream.
+	reasonExchangeRefused: {"exchange_refused", http.StatusForbidden, "insufficient_scope", "The access token cannot be exchanged for the upstream", errors.New("identity: token exchange refused")},
 }
 
 // classify maps a validation error to a rejection reason.

@@ -172,6 +172,11 @@ type Handler struct {
 	//     terminates TLS must check the binding instead.
 	CertBinding string `json:"cert_binding,omitempty"`
 
+	// UpstreamToken, when set, gives the upstream a token of its own
+	// audience: the handler's client-credentials token or the caller's
+	// token exchanged (RFC 8693). See UpstreamToken.
+	UpstreamToken *UpstreamToken `json:"upstream_token,omitempty"`
+
 	rt *runtime
 }
 
@@ -350,6 +355,9 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		return err
 	}
 	rt.compileHeaders(h.ClaimHeaders, h.StripHeaders)
+	if u := h.UpstreamToken; u != nil && u.Header != "" && !strings.EqualFold(u.Header, "Authorization") {
+		rt.addStripName(u.Header)
+	}
 	rt.compileChallenges()
 
 	issuerCfgs := make([]identity.IssuerConfig, 0, len(h.Issuers))
@@ -377,6 +385,11 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		return err
 	}
 	rt.validator = v
+	if h.UpstreamToken != nil {
+		if rt.upstream, err = newUpstreamStage(repl, h.UpstreamToken, h, issuerCfgs); err != nil {
+			return fmt.Errorf("identity: upstream_token: %w", err)
+		}
+	}
 
 	size := DefaultCacheSize
 	if h.CacheSize != nil {
@@ -480,6 +493,9 @@ func (h *Handler) checkConfig() error {
 		return err
 	}
 	if err := checkCertBinding(h.CertBinding); err != nil {
+		return err
+	}
+	if err := h.checkUpstreamToken(); err != nil {
 		return err
 	}
 	for _, s := range h.TokenSources {
@@ -769,6 +785,9 @@ func (h *Handler) Cleanup() error {
 	if h.rt.introspector != nil {
 		h.rt.introspector.close()
 	}
+	if h.rt.upstream != nil {
+		errs = append(errs, h.rt.upstream.close())
+	}
 	return errors.Join(errs...)
 }
 
@@ -820,6 +839,10 @@ type runtime struct {
 	// introspector accepts opaque tokens of the one issuer configured
 	// with introspection; nil when none is.
 	introspector *introspector
+
+	// upstream obtains the upstream's token (upstream_token); nil when
+	// none is configured.
+	upstream *upstreamStage
 
 	metrics  *collectors
 	counters resolvedCounters
