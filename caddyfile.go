@@ -50,6 +50,11 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //	            auth_method   client_secret_basic | client_secret_post
 //	            cache_ttl     <duration>
 //	        }
+//	        userinfo [{
+//	            endpoint  <url>
+//	            on_error  refuse | continue
+//	            cache_ttl <duration>
+//	        }]
 //	    }]
 //	    jwks_url       <url>
 //	    jwks_file      <path>
@@ -101,7 +106,8 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 // cert_binding (default check) whether a token bound to a client
 // certificate needs that certificate on the TLS connection. introspection
 // (in one issuer block at most) accepts that issuer's opaque access tokens
-// by asking its RFC 7662 introspection endpoint. upstream_token gives the
+// by asking its RFC 7662 introspection endpoint; userinfo completes an
+// issuer's tokens with the claims of its userinfo endpoint. upstream_token gives the
 // upstream a token of its own audience: the handler's client-credentials
 // token, or the caller's token exchanged (RFC 8693).
 func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
@@ -386,6 +392,15 @@ func parseIssuer(d *caddyfile.Dispenser) (IssuerConfig, error) {
 				return is, err
 			}
 			is.Introspection = c
+		case "userinfo":
+			if is.UserInfo != nil {
+				return is, d.Err("userinfo given twice")
+			}
+			c, err := parseUserInfo(d)
+			if err != nil {
+				return is, err
+			}
+			is.UserInfo = c
 		default:
 			return is, d.Errf("unrecognized option %q in issuer block", d.Val())
 		}
@@ -580,4 +595,45 @@ func parseUpstreamToken(d *caddyfile.Dispenser) (*UpstreamToken, error) {
 		return nil, d.Err("upstream_token needs client_id")
 	}
 	return u, nil
+}
+
+// parseUserInfo parses `userinfo [{ ... }]` in an issuer block. Each
+// option may appear once.
+func parseUserInfo(d *caddyfile.Dispenser) (*UserInfoConfig, error) {
+	if d.NextArg() {
+		return nil, d.ArgErr()
+	}
+	c := new(UserInfoConfig)
+	for nesting := d.Nesting(); d.NextBlock(nesting); {
+		switch d.Val() {
+		case "endpoint":
+			if err := parseOnce(d, &c.Endpoint); err != nil {
+				return nil, err
+			}
+		case "on_error":
+			if err := parseOnce(d, &c.OnError); err != nil {
+				return nil, err
+			}
+			if c.OnError != "refuse" && c.OnError != "continue" {
+				return nil, d.Errf("on_error: want refuse or continue, got %q", c.OnError)
+			}
+		case "cache_ttl":
+			var s string
+			if c.CacheTTL != nil {
+				return nil, d.Err("cache_ttl given twice")
+			}
+			if !d.AllArgs(&s) {
+				return nil, d.ArgErr()
+			}
+			dur, err := caddy.ParseDuration(s)
+			if err != nil || dur <= 0 {
+				return nil, d.Errf("cache_ttl: want a positive duration, got %q", s)
+			}
+			ttl := caddy.Duration(dur)
+			c.CacheTTL = &ttl
+		default:
+			return nil, d.Errf("unrecognized option %q in userinfo block", d.Val())
+		}
+	}
+	return c, nil
 }

@@ -99,9 +99,19 @@ func (rt *runtime) authenticate(ctx context.Context, token string) (*cacheEntry,
 	if err != nil {
 		return nil, classify(err), err
 	}
+	until, merged, rsn, err := rt.enrich(ctx, t, token)
+	if rsn != reasonNone {
+		return nil, rsn, err
+	}
 	e, err := rt.newEntry(t, token)
 	if err != nil {
 		return nil, classify(err), err
+	}
+	if merged {
+		e.decoded.Store(t.Claims) // the placeholders see the merged claims
+	}
+	if !until.IsZero() && until.Before(e.expires) {
+		e.expires = until
 	}
 	if rt.cache != nil && !e.expires.IsZero() {
 		rt.cache.put(token, e)
@@ -395,6 +405,7 @@ const (
 	reasonInactive
 	reasonUpstreamToken
 	reasonExchangeRefused
+	reasonUserInfo
 	numReasons
 )
 
@@ -447,6 +458,8 @@ var reasons = [numReasons]reasonInfo{
 	// issue one, which is no fault of the client.
 	reasonUpstreamToken: {"upstream_token", http.StatusServiceUnavailable, "", "", errors.New("identity: upstream token unavailable")},
 	// The issuer refused to exchange the caller's token for the upstream.
+	// The userinfo endpoint could not complete the claims (on_error refuse).
+	reasonUserInfo: {"userinfo", http.StatusServiceUnavailable, "", "", errors.New("identity: userinfo unavailable")},
 	reasonExchangeRefused: {"exchange_refused", http.StatusForbidden, "insufficient_scope", "The access token cannot be exchanged for the upstream", errors.New("identity: token exchange refused")},
 }
 

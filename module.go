@@ -254,6 +254,9 @@ type IssuerConfig struct {
 	// an opaque token names no issuer to choose by. Not allowed with a
 	// template issuer.
 	Introspection *IntrospectionConfig `json:"introspection,omitempty"`
+	// UserInfo, when set, completes the claims of this issuer's JWT
+	// access tokens from its userinfo endpoint (see UserInfoConfig).
+	UserInfo *UserInfoConfig `json:"userinfo,omitempty"`
 }
 
 // TokenSource is one place where the token may be.
@@ -376,6 +379,16 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 				return fmt.Errorf("issuer %q: introspection: %w", h.Issuers[i].Issuer, err)
 			}
 		}
+		if h.Issuers[i].UserInfo != nil {
+			u, err := newUserInfoSource(repl, &h.Issuers[i], ic, pol, rt)
+			if err != nil {
+				return fmt.Errorf("issuer %q: userinfo: %w", h.Issuers[i].Issuer, err)
+			}
+			if rt.userinfo == nil {
+				rt.userinfo = make(map[string]*userInfoSource)
+			}
+			rt.userinfo[pol.issuer] = u
+		}
 	}
 	v, err := identity.NewValidator(issuerCfgs, identity.ValidatorOptions{
 		MaxTokenBytes: rt.maxTokenSize,
@@ -454,6 +467,9 @@ func (h *Handler) checkConfig() error {
 		}
 		if err := checkIntrospection(is); err != nil {
 			return fmt.Errorf("identity: issuer %q: introspection: %w", is.Issuer, err)
+		}
+		if err := checkUserInfo(is); err != nil {
+			return fmt.Errorf("identity: issuer %q: userinfo: %w", is.Issuer, err)
 		}
 	}
 	if err := checkOneIntrospector(h.Issuers); err != nil {
@@ -788,6 +804,9 @@ func (h *Handler) Cleanup() error {
 	if h.rt.upstream != nil {
 		errs = append(errs, h.rt.upstream.close())
 	}
+	for _, u := range h.rt.userinfo {
+		u.close()
+	}
 	return errors.Join(errs...)
 }
 
@@ -843,6 +862,9 @@ type runtime struct {
 	// upstream obtains the upstream's token (upstream_token); nil when
 	// none is configured.
 	upstream *upstreamStage
+	// userinfo completes the claims of the tokens of the issuers (by
+	// their configured identifier) that have a userinfo block.
+	userinfo map[string]*userInfoSource
 
 	metrics  *collectors
 	counters resolvedCounters

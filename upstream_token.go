@@ -174,10 +174,7 @@ type upstreamStage struct {
 	// refusal is the challenge of a refused exchange.
 	refusal string
 
-	logger *zap.Logger
-	// down is set while no token can be had, so that an outage is logged
-	// once when it starts and once when it ends.
-	down atomic.Bool
+	outage outageLog
 }
 
 // exchanged is a cached exchanged token, ready to set.
@@ -234,7 +231,11 @@ func newUpstreamStage(repl *caddy.Replacer, u *UpstreamToken, h *Handler, ics []
 	} else {
 		return nil, errors.New("the issuer has no discovery document to find the token endpoint in: set token_endpoint")
 	}
-	st.logger = rt.logger.With(zap.String("issuer", ics[idx].Issuer), zap.String("upstream_token", u.Grant))
+	st.outage = outageLog{
+		logger:  rt.logger.With(zap.String("issuer", ics[idx].Issuer), zap.String("upstream_token", u.Grant)),
+		downMsg: "upstream token unavailable: requests are refused",
+		upMsg:   "upstream token available again",
+	}
 	auth, authKey, err := upstreamClientAuth(repl, u)
 	if err != nil {
 		return nil, err
@@ -410,11 +411,11 @@ func (rt *runtime) upstreamToken(ctx context.Context, e *cacheEntry, token strin
 			return upstreamHeader{}, reasonExchangeRefused, err
 		}
 		if ctx.Err() == nil { // not a client that went away
-			st.setDown(true, err)
+			st.outage.set(true, err)
 		}
 		return upstreamHeader{}, reasonUpstreamToken, err
 	}
-	st.setDown(false, nil)
+	st.outage.set(false, nil)
 	return upstreamHeader{name: st.header, value: v}, reasonNone, nil
 }
 
@@ -528,17 +529,25 @@ func isRefusal(err error) bool {
 	return false
 }
 
-// setDown records whether tokens can be had, logging the changes: the
-// outage at ERROR (every request is refused meanwhile), the recovery at
-// INFO.
-func (st *upstreamStage) setDown(down bool, err error) {
+// outageLog logs an outage of an endpoint once when it starts (at ERROR:
+// requests are refused or degraded meanwhile) and once when it ends (at
+// INFO), not on every request.
+type outageLog struct {
+	down    atomic.Bool
+	logger  *zap.Logger
+	downMsg string
+	upMsg   string
+}
+
+// set records whether the endpoint fails.
+func (o *outageLog) set(down bool, err error) {
 	// The load first: on the common path nothing changes, and a failed
 	// compare-and-swap would still take the cache line from other cores.
-	if st.down.Load() != down && st.down.CompareAndSwap(!down, down) {
+	if o.down.Load() != down && o.down.CompareAndSwap(!down, down) {
 		if down {
-			st.logger.Error("upstream token unavailable: requests are refused", zap.Error(err))
+			o.logger.Error(o.downMsg, zap.Error(err))
 		} else {
-			st.logger.Info("upstream token available again")
+			o.logger.Info(o.upMsg)
 		}
 	}
 }
