@@ -459,7 +459,7 @@ var reasons = [numReasons]reasonInfo{
 	reasonUpstreamToken: {"upstream_token", http.StatusServiceUnavailable, "", "", errors.New("identity: upstream token unavailable")},
 	// The issuer refused to exchange the caller's token for the upstream.
 	// The userinfo endpoint could not complete the claims (on_error refuse).
-	reasonUserInfo: {"userinfo", http.StatusServiceUnavailable, "", "", errors.New("identity: userinfo unavailable")},
+	reasonUserInfo:        {"userinfo", http.StatusServiceUnavailable, "", "", errors.New("identity: userinfo unavailable")},
 	reasonExchangeRefused: {"exchange_refused", http.StatusForbidden, "insufficient_scope", "The access token cannot be exchanged for the upstream", errors.New("identity: token exchange refused")},
 }
 
