@@ -175,6 +175,15 @@ type upstreamStage struct {
 	refusal string
 
 	outage outageLog
+	// lastCC is the header value of the last client-credentials token, so
+	// that a request does not build it anew.
+	lastCC atomic.Pointer[ccValue]
+}
+
+// ccValue is the header value of a client-credentials token.
+type ccValue struct {
+	tok   *identity.TokenResponse
+	value string
 }
 
 // exchanged is a cached exchanged token, ready to set.
@@ -399,10 +408,7 @@ func (rt *runtime) upstreamToken(ctx context.Context, e *cacheEntry, token strin
 		err error
 	)
 	if st.grant == upstreamGrantClientCredentials {
-		var tok *identity.TokenResponse
-		if tok, err = st.manager.Token(ctx); err == nil {
-			v, err = st.headerValue(tok)
-		}
+		v, err = st.clientCredentials(ctx)
 	} else {
 		v, err = st.exchangeFor(ctx, e, token)
 	}
@@ -417,6 +423,23 @@ func (rt *runtime) upstreamToken(ctx context.Context, e *cacheEntry, token strin
 	}
 	st.outage.set(false, nil)
 	return upstreamHeader{name: st.header, value: v}, reasonNone, nil
+}
+
+// clientCredentials returns the header value of the manager's token.
+func (st *upstreamStage) clientCredentials(ctx context.Context) (string, error) {
+	tok, err := st.manager.Token(ctx)
+	if err != nil {
+		return "", err
+	}
+	if last := st.lastCC.Load(); last != nil && last.tok == tok {
+		return last.value, nil
+	}
+	v, err := st.headerValue(tok)
+	if err != nil {
+		return "", err
+	}
+	st.lastCC.Store(&ccValue{tok: tok, value: v})
+	return v, nil
 }
 
 // refuseUpstream refuses a request for which no upstream token was had.
@@ -446,9 +469,15 @@ func (st *upstreamStage) headerValue(tok *identity.TokenResponse) (string, error
 // for the upstream, from the cache or by one exchange for all the requests
 // that carry the token at once.
 func (st *upstreamStage) exchangeFor(ctx context.Context, e *cacheEntry, token string) (string, error) {
+	// The token's own cache entry (this handler's, for this very token)
+	// holds its exchanged token: a hit costs no hashing.
+	if x := e.exchanged.Load(); x != nil && st.now().Before(x.expires) {
+		return x.value, nil
+	}
 	key := hashToken(token)
 	if x, ok := st.cache.GetIfPresent(key); ok {
 		if st.now().Before(x.expires) {
+			e.exchanged.Store(x)
 			return x.value, nil
 		}
 		st.cache.Invalidate(key)
@@ -509,7 +538,9 @@ func (st *upstreamStage) doExchange(ctx context.Context, key tokenKey, e *cacheE
 		if callerExp := e.expires.Add(-st.leeway); callerExp.Before(expires) {
 			expires = callerExp
 		}
-		st.cache.Set(key, &exchanged{value: v, expires: expires})
+		x := &exchanged{value: v, expires: expires}
+		st.cache.Set(key, x)
+		e.exchanged.Store(x)
 	}
 	return v, nil
 }

@@ -99,7 +99,7 @@ func issuedToken(t *testing.T, iss *identitytest.Issuer, header string) *identit
 
 // callerToken is an access token that iss handed out to client "caller"
 // (token exchange takes only those).
-func callerToken(t *testing.T, iss *identitytest.Issuer) string {
+func callerToken(t testing.TB, iss *identitytest.Issuer) string {
 	t.Helper()
 	tok, err := identity.RequestClientCredentialsToken(context.Background(), nil, identity.ClientCredentialsTokenRequest{
 		ProtocolRequest: identity.ProtocolRequest{Address: iss.URL + identitytest.TokenPath, ClientAuth: identity.ClientSecretBasicAuth("caller", "pw")},

@@ -227,7 +227,7 @@ func (u *userInfoSource) fetch(ctx context.Context, c *identity.Claims, token st
 	}
 	res, err := identity.RequestUserInfo(ctx, u.client, req)
 	if err != nil {
-		return nil, fmt.Errorf("identity: userinfo: %w", err)
+		return nil, err
 	}
 	merged := res.Claims()
 	for _, name := range userInfoExcluded {

@@ -132,9 +132,9 @@ func TestUserInfoNoAuthorizationFromUserInfo(t *testing.T) {
 func TestUserInfoFailures(t *testing.T) {
 	huge := `{"sub":"alice","pad":"` + strings.Repeat("x", userInfoMaxBytes) + `"}`
 	tests := []struct {
-		name                string
-		status              int
-		ctype, body         string
+		name               string
+		status             int
+		ctype, body        string
 		refused, continued int
 	}{
 		{"sub mismatch", 200, "application/json", `{"sub":"mallory","groups":["admin"]}`, 503, 200},
