@@ -3,11 +3,21 @@ package caddyidentity
 import (
 	"bytes"
 	"context"
+	"crypto"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/x509"
+	"encoding/json"
+	"encoding/pem"
 	"io"
 	"net/http"
 	"net/http/httptest"
 	"net/http/httputil"
 	"net/url"
+	"os"
+	"path/filepath"
 	"reflect"
 	"strings"
 	"sync"
@@ -16,6 +26,7 @@ import (
 	"time"
 
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
+	"github.com/go-jose/go-jose/v4"
 
 	"github.com/caddy-identity/caddy-identity/identity"
 	"github.com/caddy-identity/caddy-identity/identity/identitytest"
@@ -440,5 +451,59 @@ func TestUnmarshalCaddyfileUpstreamToken(t *testing.T) {
 		{"identity {\n upstream_token client_credentials {\n client_id a\n }\n upstream_token exchange {\n client_id a\n }\n }", "upstream_token given twice"},
 	} {
 		wantUnmarshalError(t, bad.input, bad.want)
+	}
+}
+
+func TestLoadPrivateKey(t *testing.T) {
+	rsaKey, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ecKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pkcs8, _ := x509.MarshalPKCS8PrivateKey(ecKey)
+	sec1, _ := x509.MarshalECPrivateKey(ecKey)
+	private, _ := json.Marshal(jose.JSONWebKey{Key: ecKey, KeyID: "k1"})
+	public, _ := json.Marshal(jose.JSONWebKey{Key: &ecKey.PublicKey, KeyID: "k1"})
+	pemOf := func(typ string, der []byte) string {
+		return string(pem.EncodeToMemory(&pem.Block{Type: typ, Bytes: der}))
+	}
+	tests := []struct {
+		name, content, wantErr string
+	}{
+		{"pkcs8", pemOf("PRIVATE KEY", pkcs8), ""},
+		{"pkcs1", pemOf("RSA PRIVATE KEY", x509.MarshalPKCS1PrivateKey(rsaKey)), ""},
+		{"sec1", pemOf("EC PRIVATE KEY", sec1), ""},
+		{"private jwk", string(private), ""},
+		{"public jwk", string(public), "public key"},
+		{"certificate", pemOf("CERTIFICATE", []byte{1, 2, 3}), "no PKCS #8"},
+		{"garbage", "hello", "neither PEM nor a JWK"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "key")
+			if err := os.WriteFile(path, []byte(tt.content), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			key, err := loadPrivateKey(path)
+			if tt.wantErr != "" {
+				wantErrorContaining(t, err, tt.wantErr)
+				return
+			}
+			if err != nil {
+				t.Fatalf("loadPrivateKey: %v", err)
+			}
+			switch k := key.(type) {
+			case crypto.Signer:
+			case jose.JSONWebKey:
+				if k.IsPublic() || k.KeyID != "k1" {
+					t.Errorf("JWK loaded as public or without its kid: %+v", k)
+				}
+			default:
+				t.Errorf("key of type %T cannot sign client assertions", key)
+			}
+		})
 	}
 }
