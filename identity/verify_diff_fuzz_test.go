@@ -40,7 +40,7 @@ type diffFixture struct {
 
 func newDiffFixture(tb testing.TB) *diffFixture {
 	tb.Helper()
-	fx := &diffFixture{secret: []byte("diff-fuzz-secret-0123456789abcdef-0123456789abcdef-0123456789ab")}
+	fx := &diffFixture{secret: []byte("diff-fuzz-secret-0123456789abcdef-0123456789abcdef-0123456789abcdef")}
 	rsaKey, err := rsa.GenerateKey(rand.Reader, 2048)
 	if err != nil {
 		tb.Fatal(err)
