@@ -537,12 +537,18 @@ func (e *unknownIssuerError) Unwrap() []error { return []error{ErrUnknownIssuer,
 //   - the unverified iss must be a configured issuer or alias, or fit an
 //     issuer template around a tenant segment ([ErrUnknownIssuer], which is
 //     also a [*ClaimError] for "iss");
-//   - the signature, with that issuer's candidate keys for the token's kid
+//   - the header members go-jose interprets ("jwk", "x5c", "nonce") must
+//     be well-formed, though never used ([ErrMalformed]);
+//   - the signature, verified with the standard library over the bytes
+//     already parsed, with that issuer's candidate keys for the token's kid
 //     and alg (jku, x5u, x5c and jwk headers are ignored); when none
 //     verifies and the source is a [RefreshableKeySource], it is refreshed
-//     once and the new keys are tried ([ErrKeyNotFound], [ErrSignature],
-//     [ErrUnsupportedAlg] or [ErrKeyConversion] for unusable keys, and
-//     [ErrProviderUnavailable] wrapping any other key source failure);
+//     once (unless its rate limit answers at once) and the new keys are
+//     tried, the waits for keys bounded by [ValidatorOptions].RefreshWait
+//     in all ([ErrKeyNotFound], [ErrSignature], [ErrUnsupportedAlg] or
+//     [ErrKeyConversion] for unusable keys, and [ErrProviderUnavailable]
+//     wrapping any other key source failure, or the end of the wait with
+//     no keys held);
 //   - claim types; for a template issuer, tid present and allowed and iss
 //     equal to the template filled in with it; aud, the authorized party,
 //     exp, nbf, iat, max age, typ header, nonce and required claims
