@@ -16,6 +16,7 @@ import (
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp/headers"
+	"go.uber.org/zap"
 
 	"github.com/caddy-identity/caddy-identity/identity/identitytest"
 )
@@ -33,6 +34,7 @@ import (
 //	                      the same with an ES256 and an EdDSA token
 //	bad_signature         one RS256 token with a published kid and a wrong
 //	                      signature: refused by verification, nothing more
+//	                      (logger at INFO, as on a server)
 //	no_identity_baseline  the same request set-up calling next directly
 //	stock_request_header  Caddy's own headers handler doing the header work
 //	                      of an accepted request (see perfStockHeaders)
@@ -92,7 +94,12 @@ func BenchmarkServeHTTP(b *testing.B) {
 	if status, label := ccServe(b, cached, es); status != http.StatusOK {
 		b.Fatalf("warm-up: status %d (%s)", status, label)
 	}
-	if status, label := ccServe(b, uncached, bad); status != http.StatusUnauthorized {
+	// Refusals are logged at DEBUG; a server runs at INFO, where they are
+	// not formatted at all.
+	quiet := ccHandler(iss, ccIntPtr(0), nil)
+	quiet.rt = &runtime{logger: zap.NewNop()}
+	ccProvision(b, quiet, nil)
+	if status, label := ccServe(b, quiet, bad); status != http.StatusUnauthorized {
 		b.Fatalf("warm-up: bad signature: status %d (%s)", status, label)
 	}
 	for _, tok := range cycle {
@@ -107,7 +114,7 @@ func BenchmarkServeHTTP(b *testing.B) {
 	b.Run("cache_disabled", func(b *testing.B) { perfServe(b, uncached, []string{one}) })
 	b.Run("cache_disabled_es256", func(b *testing.B) { perfServe(b, uncached, []string{es}) })
 	b.Run("cache_disabled_eddsa", func(b *testing.B) { perfServe(b, uncached, []string{ed}) })
-	b.Run("bad_signature", func(b *testing.B) { perfServe(b, perfRefused{uncached}, []string{bad}) })
+	b.Run("bad_signature", func(b *testing.B) { perfServe(b, perfRefused{quiet}, []string{bad}) })
 	b.Run("no_identity_baseline", func(b *testing.B) { perfServe(b, nil, []string{one}) })
 	b.Run("stock_request_header", func(b *testing.B) { perfServe(b, perfStockHeaders(b), []string{one}) })
 	b.Run("handler_only/cache_hit", func(b *testing.B) { perfServeOnly(b, cached, []string{one}) })
