@@ -10,6 +10,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"math/big"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -81,10 +82,12 @@ func BenchmarkRawGoJOSE(b *testing.B) {
 
 // BenchmarkColdPaired times Validator.Validate and the raw go-jose path of
 // BenchmarkRawGoJOSE on the same token in one loop, alternating which goes
-// first, so that a shared machine's changing speed falls on both alike:
-// validate-ns/op, gojose-ns/op and their ratio. verify-ns/op is the
-// signature check alone (crypto/rsa, crypto/ecdsa or crypto/ed25519 on the
-// decoded signature), the floor of any cold validation.
+// first, so that a shared machine's changing speed falls on both alike, and
+// reports the median time of each (validate-ns/op, gojose-ns/op: medians
+// are not moved by the long preemptions of a busy machine) and their ratio.
+// verify-ns/op is the median of the signature check alone (crypto/rsa,
+// crypto/ecdsa or crypto/ed25519 on the decoded signature), the floor of
+// any cold validation.
 func BenchmarkColdPaired(b *testing.B) {
 	for _, alg := range benchAlgorithms {
 		k, ks, tok := benchToken(b, alg)
@@ -113,39 +116,36 @@ func BenchmarkColdPaired(b *testing.B) {
 		}
 		verify := benchVerifier(b, alg, key, tok)
 		b.Run(alg, func(b *testing.B) {
-			var dOurs, dRaw, dVerify time.Duration
+			var dOurs, dRaw, dVerify []time.Duration
+			timed := func(f func()) time.Duration {
+				t0 := time.Now()
+				f()
+				return time.Since(t0)
+			}
 			first := false
 			for b.Loop() {
-				first = !first
-				t0 := time.Now()
-				if first {
-					ours()
+				if first = !first; first {
+					dOurs = append(dOurs, timed(ours))
+					dRaw = append(dRaw, timed(raw))
 				} else {
-					raw()
+					dRaw = append(dRaw, timed(raw))
+					dOurs = append(dOurs, timed(ours))
 				}
-				t1 := time.Now()
-				if first {
-					raw()
-				} else {
-					ours()
-				}
-				t2 := time.Now()
-				verify()
-				t3 := time.Now()
-				if first {
-					dOurs, dRaw = dOurs+t1.Sub(t0), dRaw+t2.Sub(t1)
-				} else {
-					dRaw, dOurs = dRaw+t1.Sub(t0), dOurs+t2.Sub(t1)
-				}
-				dVerify += t3.Sub(t2)
+				dVerify = append(dVerify, timed(verify))
 			}
-			n := float64(b.N)
-			b.ReportMetric(float64(dOurs.Nanoseconds())/n, "validate-ns/op")
-			b.ReportMetric(float64(dRaw.Nanoseconds())/n, "gojose-ns/op")
-			b.ReportMetric(float64(dVerify.Nanoseconds())/n, "verify-ns/op")
-			b.ReportMetric(float64(dOurs)/float64(dRaw), "ratio")
+			mOurs, mRaw := benchMedian(dOurs), benchMedian(dRaw)
+			b.ReportMetric(float64(mOurs.Nanoseconds()), "validate-ns/op")
+			b.ReportMetric(float64(mRaw.Nanoseconds()), "gojose-ns/op")
+			b.ReportMetric(float64(benchMedian(dVerify).Nanoseconds()), "verify-ns/op")
+			b.ReportMetric(float64(mOurs)/float64(mRaw), "ratio")
 		})
 	}
+}
+
+// benchMedian returns the median of d, which it sorts.
+func benchMedian(d []time.Duration) time.Duration {
+	slices.Sort(d)
+	return d[len(d)/2]
 }
 
 // benchVerifier returns the standard library's verification of tok's
