@@ -287,9 +287,10 @@ func (c *refreshCache[T]) unavailable(err error) error {
 // refresh fetches the document unless an entry other than seen is already
 // current (someone refreshed meanwhile) or, with no fetch in flight, an
 // attempt is more recent than the cooldown (then the error is a
-// *rateLimitedError, returned at once). Concurrent callers share one fetch;
-// each waits at most until its ctx ends (the error is then the context's
-// cause), while the fetch itself is bounded by the HTTP timeout and close.
+// *rateLimitedError, returned at once). Concurrent callers share one fetch
+// and no waiter costs a goroutine; each waits at most until its ctx ends
+// (the error is then the context's cause), while the fetch itself is
+// bounded by the HTTP timeout and close.
 func (c *refreshCache[T]) refresh(ctx context.Context, seen *cacheEntry[T]) (*cacheEntry[T], error) {
 	if e := c.cur.Load(); e != nil && e != seen {
 		return e, nil
@@ -304,21 +305,11 @@ func (c *refreshCache[T]) refresh(ctx context.Context, seen *cacheEntry[T]) (*ca
 		c.mu.Unlock()
 		return nil, &rateLimitedError{last: last}
 	}
-	c.wg.Add(1)
 	c.mu.Unlock()
-	type result struct {
-		e   *cacheEntry[T]
-		err error
-	}
-	ch := make(chan result, 1)
-	go func() {
-		defer c.wg.Done()
-		e, err := c.fetchShared()
-		ch <- result{e, err}
-	}()
 	select {
-	case r := <-ch:
-		return r.e, r.err
+	case r := <-c.sf.DoChan("fetch", c.fetchAny):
+		e, _ := r.Val.(*cacheEntry[T])
+		return e, r.Err
 	case <-ctx.Done():
 		return nil, context.Cause(ctx)
 	}
@@ -326,12 +317,16 @@ func (c *refreshCache[T]) refresh(ctx context.Context, seen *cacheEntry[T]) (*ca
 
 // fetchShared runs fetch once for all concurrent callers.
 func (c *refreshCache[T]) fetchShared() (*cacheEntry[T], error) {
-	v, err, _ := c.sf.Do("fetch", func() (any, error) { return c.fetch() })
+	v, err, _ := c.sf.Do("fetch", c.fetchAny)
 	e, _ := v.(*cacheEntry[T])
 	return e, err
 }
 
-// fetch makes one attempt, unless rate-limited, and stores a success.
+// fetchAny is fetch for singleflight.
+func (c *refreshCache[T]) fetchAny() (any, error) { return c.fetch() }
+
+// fetch makes one attempt, unless rate-limited, and stores a success. An
+// attempt counts in c.wg, so that close waits for it.
 func (c *refreshCache[T]) fetch() (*cacheEntry[T], error) {
 	c.mu.Lock()
 	now := c.cfg.now()
@@ -346,7 +341,9 @@ func (c *refreshCache[T]) fetch() (*cacheEntry[T], error) {
 	}
 	c.lastAttempt = now
 	c.fetching = true
+	c.wg.Add(1)
 	c.mu.Unlock()
+	defer c.wg.Done()
 
 	v, hdr, err := c.load(c.ctx)
 	if c.cfg.onFetch != nil {
