@@ -71,7 +71,7 @@ type AuthorizationRequest struct {
 // values returns the request parameters (without Address).
 func (r AuthorizationRequest) values() (url.Values, error) {
 	if r.ClientID == "" {
-		return nil, errors.New("identity: authorization request needs a client ID")
+		return nil, fmt.Errorf("%w: the authorization request needs ClientID", ErrMissingClientID)
 	}
 	v := url.Values{"client_id": {r.ClientID}}
 	if r.RequestURI != "" && r.ResponseType == "" {
@@ -130,6 +130,9 @@ func mergeParameters(v, extra url.Values) {
 
 // URL returns the authorization request URL to send the browser to.
 func (r AuthorizationRequest) URL() (string, error) {
+	if r.Address == "" {
+		return "", fmt.Errorf("%w: the authorization endpoint (AuthorizationRequest.Address)", ErrMissingAddress)
+	}
 	u, err := url.Parse(r.Address)
 	if err != nil || u.Host == "" || (u.Scheme != "https" && u.Scheme != "http") {
 		return "", fmt.Errorf("identity: invalid authorization endpoint %q", redactURL(r.Address))

@@ -192,6 +192,9 @@ func claimTime(m map[string]any, name string) (time.Time, error) {
 
 // HasScope reports whether s is one of the token's scopes.
 func (c *Claims) HasScope(s string) bool {
+	if c == nil {
+		return false
+	}
 	for _, have := range c.Scopes {
 		if have == s {
 			return true

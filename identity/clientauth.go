@@ -7,7 +7,6 @@ import (
 	"crypto/rand"
 	"crypto/rsa"
 	"encoding/base64"
-	"errors"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -107,19 +106,19 @@ func (a ClientAuth) method() string {
 func (a ClientAuth) apply(form url.Values, header http.Header, endpoint string) error {
 	m := a.method()
 	if m != AuthMethodNone && a.ClientID == "" && a.Assertion == "" {
-		return fmt.Errorf("identity: client authentication %s needs a client ID", m)
+		return fmt.Errorf("%w: client authentication %s needs a client ID", ErrMissingClientID, m)
 	}
 	switch m {
 	case AuthMethodNone:
 		setFormValue(form, "client_id", a.ClientID)
 	case AuthMethodClientSecretBasic:
 		if a.ClientSecret == "" {
-			return errors.New("identity: client_secret_basic needs a client secret")
+			return fmt.Errorf("%w: client_secret_basic needs a client secret", ErrMissingParameter)
 		}
 		header.Set("Authorization", basicAuthorization(a.ClientID, a.ClientSecret))
 	case AuthMethodClientSecretPost:
 		if a.ClientSecret == "" {
-			return errors.New("identity: client_secret_post needs a client secret")
+			return fmt.Errorf("%w: client_secret_post needs a client secret", ErrMissingParameter)
 		}
 		form.Set("client_id", a.ClientID)
 		form.Set("client_secret", a.ClientSecret)
@@ -158,7 +157,7 @@ func (a ClientAuth) signAssertion(endpoint string, now time.Time) (string, error
 	switch a.method() {
 	case AuthMethodClientSecretJWT:
 		if a.ClientSecret == "" {
-			return "", errors.New("identity: client_secret_jwt needs a client secret")
+			return "", fmt.Errorf("%w: client_secret_jwt needs a client secret", ErrMissingParameter)
 		}
 		key = []byte(a.ClientSecret)
 		if alg == "" {
@@ -166,7 +165,7 @@ func (a ClientAuth) signAssertion(endpoint string, now time.Time) (string, error
 		}
 	default:
 		if a.Key == nil {
-			return "", errors.New("identity: private_key_jwt needs a signing key")
+			return "", fmt.Errorf("%w: private_key_jwt needs a signing key", ErrMissingParameter)
 		}
 		key = a.Key
 		if jwk, ok := a.Key.(jose.JSONWebKey); ok {

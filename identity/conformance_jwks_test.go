@@ -21,7 +21,7 @@ func TestConformanceJWKS(t *testing.T) {
 		"JWKS-001": func(t *testing.T, c conformanceCase) {
 			h := newFixtureHost(t)
 			h.serve(jwksPath, specFixture(t, c.Fixture))
-			set, _, err := identity.FetchKeySet(ctx, h.client, jwksURL, 0)
+			set, _, err := identity.FetchKeySet(ctx, h.client, jwksURL, identity.FetchKeySetOptions{})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -176,7 +176,7 @@ func TestConformanceJWKS(t *testing.T) {
 				t.Run(name, func(t *testing.T) {
 					h := newFixtureHost(t)
 					h.serve(jwksPath, tc.body)
-					_, _, err := identity.FetchKeySet(ctx, h.client, jwksURL, 0)
+					_, _, err := identity.FetchKeySet(ctx, h.client, jwksURL, identity.FetchKeySetOptions{})
 					if !errors.Is(err, identity.ErrInvalidKeySet) || errors.Is(err, identity.ErrNotJSON) != tc.notJSON {
 						t.Fatalf("err = %v", err)
 					}

@@ -26,7 +26,7 @@ func TestConformanceUserInfo(t *testing.T) {
 	runConformance(t, "userinfo.json", map[string]func(*testing.T, conformanceCase){
 		"UI-001": func(t *testing.T, c conformanceCase) {
 			f := serveFixture(t, c)
-			r, err := identity.RequestUserInfo(ctx, nil, identity.UserInfoRequest{Address: f.URL, Token: "access-token"})
+			r, err := identity.RequestUserInfo(ctx, nil, identity.UserInfoRequest{ProtocolRequest: identity.ProtocolRequest{Address: f.URL}, Token: "access-token"})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -60,13 +60,13 @@ func TestConformanceUserInfo(t *testing.T) {
 		},
 		"UI-002": func(t *testing.T, c conformanceCase) {
 			f := serveFixture(t, c)
-			if _, err := identity.RequestUserInfo(ctx, nil, identity.UserInfoRequest{Address: f.URL, Token: "t", ExpectedSubject: "248289761001"}); err != nil {
+			if _, err := identity.RequestUserInfo(ctx, nil, identity.UserInfoRequest{ProtocolRequest: identity.ProtocolRequest{Address: f.URL}, Token: "t", ExpectedSubject: "248289761001"}); err != nil {
 				t.Fatal(err)
 			}
 		},
 		"UI-003": func(t *testing.T, c conformanceCase) {
 			f := serveFixture(t, c)
-			r, err := identity.RequestUserInfo(ctx, nil, identity.UserInfoRequest{Address: f.URL, Token: "t", ExpectedSubject: "someone-else"})
+			r, err := identity.RequestUserInfo(ctx, nil, identity.UserInfoRequest{ProtocolRequest: identity.ProtocolRequest{Address: f.URL}, Token: "t", ExpectedSubject: "someone-else"})
 			if !errors.Is(err, identity.ErrSubjectMismatch) || r != nil {
 				t.Errorf("got %v, %v", r, err)
 			}
@@ -77,7 +77,7 @@ func TestConformanceUserInfo(t *testing.T) {
 				w.Header().Set("WWW-Authenticate", challenge)
 				w.WriteHeader(401)
 			})
-			_, err := identity.RequestUserInfo(ctx, nil, identity.UserInfoRequest{Address: f.URL, Token: "t"})
+			_, err := identity.RequestUserInfo(ctx, nil, identity.UserInfoRequest{ProtocolRequest: identity.ProtocolRequest{Address: f.URL}, Token: "t"})
 			var pe *identity.ProtocolError
 			if !errors.As(err, &pe) || pe.StatusCode != 401 || pe.WWWAuthenticate != challenge || pe.Code != identity.ErrorInvalidToken || pe.Description != "The access token expired" {
 				t.Errorf("got %#v", err)
@@ -85,7 +85,7 @@ func TestConformanceUserInfo(t *testing.T) {
 		},
 		"UI-005": func(t *testing.T, _ conformanceCase) {
 			f := newFake(t, func(w http.ResponseWriter, _ *http.Request, _ url.Values) { w.WriteHeader(403) })
-			_, err := identity.RequestUserInfo(ctx, nil, identity.UserInfoRequest{Address: f.URL, Token: "t"})
+			_, err := identity.RequestUserInfo(ctx, nil, identity.UserInfoRequest{ProtocolRequest: identity.ProtocolRequest{Address: f.URL}, Token: "t"})
 			var se *identity.HTTPStatusError
 			if !errors.As(err, &se) || se.StatusCode != 403 {
 				t.Errorf("got %#v", err)
@@ -94,7 +94,7 @@ func TestConformanceUserInfo(t *testing.T) {
 				w.Header().Set("WWW-Authenticate", `Bearer error="insufficient_scope", scope="openid profile"`)
 				w.WriteHeader(403)
 			})
-			_, err = identity.RequestUserInfo(ctx, nil, identity.UserInfoRequest{Address: f.URL, Token: "t"})
+			_, err = identity.RequestUserInfo(ctx, nil, identity.UserInfoRequest{ProtocolRequest: identity.ProtocolRequest{Address: f.URL}, Token: "t"})
 			var pe *identity.ProtocolError
 			if !errors.As(err, &pe) || pe.StatusCode != 403 || pe.Code != identity.ErrorInsufficientScope {
 				t.Errorf("with challenge: got %#v", err)
@@ -106,7 +106,7 @@ func TestConformanceUserInfo(t *testing.T) {
 				w.WriteHeader(500)
 				_, _ = io.WriteString(w, "<h1>Internal Server Error</h1>")
 			})
-			_, err := identity.RequestUserInfo(ctx, nil, identity.UserInfoRequest{Address: f.URL, Token: "t"})
+			_, err := identity.RequestUserInfo(ctx, nil, identity.UserInfoRequest{ProtocolRequest: identity.ProtocolRequest{Address: f.URL}, Token: "t"})
 			var se *identity.HTTPStatusError
 			if !errors.As(err, &se) || se.StatusCode != 500 || string(se.Body) != "<h1>Internal Server Error</h1>" || se.Error() == "" {
 				t.Errorf("got %#v", err)
@@ -114,7 +114,7 @@ func TestConformanceUserInfo(t *testing.T) {
 		},
 		"UI-007": func(t *testing.T, c conformanceCase) {
 			f := serveFixture(t, c)
-			r, err := identity.RequestUserInfo(ctx, nil, identity.UserInfoRequest{Address: f.URL, Token: "t"})
+			r, err := identity.RequestUserInfo(ctx, nil, identity.UserInfoRequest{ProtocolRequest: identity.ProtocolRequest{Address: f.URL}, Token: "t"})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -128,7 +128,7 @@ func TestConformanceUserInfo(t *testing.T) {
 		"UI-008": func(t *testing.T, _ conformanceCase) {
 			rt := &countingTransport{base: http.DefaultTransport}
 			f := jsonFake(t, 200, `{"sub":"u"}`)
-			if _, err := identity.RequestUserInfo(ctx, &http.Client{Transport: rt}, identity.UserInfoRequest{Address: f.URL, Token: "t"}); err != nil || rt.n.Load() != 1 {
+			if _, err := identity.RequestUserInfo(ctx, &http.Client{Transport: rt}, identity.UserInfoRequest{ProtocolRequest: identity.ProtocolRequest{Address: f.URL}, Token: "t"}); err != nil || rt.n.Load() != 1 {
 				t.Fatalf("custom client: %v, %d requests", err, rt.n.Load())
 			}
 			slow := newFake(t, func(w http.ResponseWriter, r *http.Request, _ url.Values) {
@@ -138,14 +138,14 @@ func TestConformanceUserInfo(t *testing.T) {
 				}
 			})
 			start := time.Now()
-			_, err := identity.RequestUserInfo(ctx, &http.Client{Transport: rt, Timeout: 100 * time.Millisecond}, identity.UserInfoRequest{Address: slow.URL, Token: "t"})
+			_, err := identity.RequestUserInfo(ctx, &http.Client{Transport: rt, Timeout: 100 * time.Millisecond}, identity.UserInfoRequest{ProtocolRequest: identity.ProtocolRequest{Address: slow.URL}, Token: "t"})
 			var ue *url.Error
 			if !errors.As(err, &ue) || !ue.Timeout() || time.Since(start) > 2*time.Second {
 				t.Errorf("client timeout: %v after %v", err, time.Since(start))
 			}
 			tctx, cancel := context.WithTimeout(ctx, 100*time.Millisecond)
 			defer cancel()
-			if _, err := identity.RequestUserInfo(tctx, nil, identity.UserInfoRequest{Address: slow.URL, Token: "t"}); !errors.Is(err, context.DeadlineExceeded) {
+			if _, err := identity.RequestUserInfo(tctx, nil, identity.UserInfoRequest{ProtocolRequest: identity.ProtocolRequest{Address: slow.URL}, Token: "t"}); !errors.Is(err, context.DeadlineExceeded) {
 				t.Errorf("context timeout: %v", err)
 			}
 		},

@@ -258,6 +258,9 @@ func DiscoveryURL(issuer string, kind MetadataKind) (string, error) {
 
 // parseAuthority parses an issuer or authority URL.
 func parseAuthority(issuer string) (*url.URL, error) {
+	if issuer == "" {
+		return nil, fmt.Errorf("%w: the issuer address is empty", ErrMissingAddress)
+	}
 	u, err := url.Parse(issuer)
 	if err != nil || u.Host == "" || (u.Scheme != "https" && u.Scheme != "http") || u.RawQuery != "" || u.Fragment != "" || u.User != nil {
 		return nil, fmt.Errorf("%w: issuer %q is not an absolute http(s) URL without query or fragment", ErrEndpointNotAllowed, redactURL(issuer))
@@ -423,10 +426,17 @@ func checkEndpoint(name, v string, bases []*url.URL, allowHTTP bool) error {
 // fetched from [DiscoveryURL] following only same-host redirects
 // ([ErrRedirect]), answered 200 ([*HTTPStatusError]), declared as JSON
 // ([ErrContentType]), at most p.MaxBytes ([ErrBodyTooLarge]), parsed
-// ([ErrNotJSON]) and validated ([DiscoveryDocument.Validate]). A nil client
+// ([ErrNotJSON]) and validated ([DiscoveryDocument.Validate]). The
+// discovery address itself (".../.well-known/openid-configuration", or
+// the RFC 8414 one with Kind OAuthAuthorizationServer) is accepted in
+// place of the issuer. A nil client
 // means one with DefaultHTTPTimeout. The response header is returned for
 // caching decisions, also with most errors.
 func FetchDiscovery(ctx context.Context, client *http.Client, issuer string, p DiscoveryPolicy) (*DiscoveryDocument, http.Header, error) {
+	issuer, err := issuerFromAddress(issuer, p.Kind)
+	if err != nil {
+		return nil, nil, err
+	}
 	au, err := parseAuthority(issuer)
 	if err != nil {
 		return nil, nil, err
@@ -450,4 +460,34 @@ func FetchDiscovery(ctx context.Context, client *http.Client, issuer string, p D
 		return nil, hdr, err
 	}
 	return d, hdr, nil
+}
+
+// issuerFromAddress returns the issuer of address, accepting the metadata
+// URL itself where a caller obviously passed it (py-identity-model and
+// Duende take the discovery address): an address whose path ends in
+// "/.well-known/openid-configuration" gives the issuer before it, and one
+// whose path starts with "/.well-known/oauth-authorization-server" the
+// issuer it was built from (RFC 8414 §3.1), each only for its own kind; the
+// other kind's address is refused with an error naming the fix. Any other
+// address is returned as it is.
+func issuerFromAddress(address string, kind MetadataKind) (string, error) {
+	const oidcSuffix, oauthPrefix = "/.well-known/openid-configuration", "/.well-known/oauth-authorization-server"
+	u, err := url.Parse(address)
+	if err != nil || u.Host == "" {
+		return address, nil
+	}
+	origin := u.Scheme + "://" + u.Host
+	switch path := strings.TrimSuffix(u.EscapedPath(), "/"); {
+	case strings.HasSuffix(path, oidcSuffix):
+		if kind != OpenIDConfiguration {
+			return "", fmt.Errorf("%w: %q is an OpenID Connect discovery address: pass the issuer, or leave DiscoveryPolicy.Kind at OpenIDConfiguration", ErrEndpointNotAllowed, redactURL(address))
+		}
+		return origin + strings.TrimSuffix(path, oidcSuffix), nil
+	case path == oauthPrefix || strings.HasPrefix(path, oauthPrefix+"/"):
+		if kind != OAuthAuthorizationServer {
+			return "", fmt.Errorf("%w: %q is an RFC 8414 metadata address: pass the issuer, or set DiscoveryPolicy.Kind to OAuthAuthorizationServer", ErrEndpointNotAllowed, redactURL(address))
+		}
+		return origin + strings.TrimPrefix(path, oauthPrefix), nil
+	}
+	return address, nil
 }

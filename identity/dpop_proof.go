@@ -51,8 +51,11 @@ type dpopProofClaims struct {
 // when set, nonce and ath. Every request needs a new proof: servers may
 // refuse a jti they have seen.
 func (k *DPoPKey) Proof(opts DPoPProofOptions) (string, error) {
+	if k == nil || k.key == nil {
+		return "", notInitialized("DPoPKey", "NewDPoPKey or LoadDPoPKey")
+	}
 	if opts.Method == "" {
-		return "", errors.New("identity: DPoP proof needs the HTTP method")
+		return "", fmt.Errorf("%w: the DPoP proof needs the HTTP method", ErrMissingParameter)
 	}
 	htu, err := dpopTargetURI(opts.URI)
 	if err != nil {
@@ -116,7 +119,7 @@ func dpopTargetURI(uri string) (string, error) {
 // Authorization and DPoP headers of req.
 func (k *DPoPKey) AuthorizeRequest(req *http.Request, accessToken string) error {
 	if accessToken == "" {
-		return errors.New("identity: DPoP request needs an access token")
+		return fmt.Errorf("%w: a DPoP request needs an access token", ErrMissingToken)
 	}
 	proof, err := k.Proof(DPoPProofOptions{Method: req.Method, URI: req.URL.String(), AccessToken: accessToken})
 	if err != nil {

@@ -60,6 +60,9 @@ func (r *DPoPReplayCache) admit(p *DPoPProof, ttl time.Duration) bool {
 // Close drops every entry and stops the cache's timers. A closed cache
 // must not be used again.
 func (r *DPoPReplayCache) Close() error {
+	if r == nil || r.c == nil {
+		return nil
+	}
 	r.c.InvalidateAll()
 	r.c.StopAllGoroutines()
 	return nil

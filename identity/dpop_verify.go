@@ -193,6 +193,9 @@ func DPoPProofFromHeader(h http.Header) (string, error) {
 // token's cnf.jkt (or, at a token endpoint, binding the issued token to
 // [DPoPProof.Thumbprint]).
 func VerifyDPoPProof(proof string, opts DPoPVerifyOptions) (*DPoPProof, error) {
+	if opts.Replay != nil && opts.Replay.c == nil {
+		return nil, notInitialized("DPoPReplayCache", "NewDPoPReplayCache")
+	}
 	maxBytes := opts.MaxProofBytes
 	if maxBytes <= 0 {
 		maxBytes = DefaultMaxDPoPProofBytes

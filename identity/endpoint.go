@@ -86,7 +86,7 @@ func (p *ProtocolRequest) postForm(ctx context.Context, client *http.Client, for
 // postFormOnce is one attempt of postForm.
 func (p *ProtocolRequest) postFormOnce(ctx context.Context, client *http.Client, form url.Values) (*endpointResult, error) {
 	if p.Address == "" {
-		return nil, errors.New("identity: endpoint address is empty")
+		return nil, fmt.Errorf("%w: the endpoint address (Address) is empty", ErrMissingAddress)
 	}
 	header := http.Header{}
 	for k, v := range p.Header {
@@ -123,6 +123,9 @@ func (p *ProtocolRequest) postFormOnce(ctx context.Context, client *http.Client,
 // following redirects only on the same host, and reads at most call.limit
 // bytes of the body.
 func doEndpoint(ctx context.Context, client *http.Client, call endpointCall) (*endpointResult, error) {
+	if call.address == "" {
+		return nil, fmt.Errorf("%w: the endpoint address (Address) is empty", ErrMissingAddress)
+	}
 	u, err := url.Parse(call.address)
 	if err != nil || u.Host == "" || (u.Scheme != "http" && u.Scheme != "https") {
 		return nil, fmt.Errorf("identity: invalid endpoint address %q", redactURL(call.address))
@@ -520,4 +523,39 @@ func addFormValues(form url.Values, name string, values []string) {
 			form.Add(name, v)
 		}
 	}
+}
+
+// tokenCall is the exchange of a request that presents token (an access,
+// initial access or registration access token) instead of client
+// credentials: userinfo and client registration. Parameters go in the
+// query string; the token is sent as "Bearer", or with the DPoP scheme and
+// a proof when p.DPoP is set. ClientAuth is refused: these endpoints
+// authenticate the token, not the client.
+func (p *ProtocolRequest) tokenCall(what, method, token string) (endpointCall, error) {
+	if a := &p.ClientAuth; a.Method != "" || a.ClientID != "" || a.ClientSecret != "" || a.Key != nil || a.Assertion != "" {
+		return endpointCall{}, fmt.Errorf("identity: the %s takes no client authentication (ProtocolRequest.ClientAuth)", what)
+	}
+	address := p.Address
+	if len(p.Parameters) > 0 && address != "" {
+		u, err := url.Parse(address)
+		if err != nil {
+			return endpointCall{}, fmt.Errorf("identity: invalid endpoint address %q", redactURL(address))
+		}
+		q := u.Query()
+		mergeParameters(q, p.Parameters)
+		u.RawQuery = q.Encode()
+		address = u.String()
+	}
+	header := http.Header{}
+	for k, v := range p.Header {
+		header[http.CanonicalHeaderKey(k)] = append([]string(nil), v...)
+	}
+	call := endpointCall{method: method, address: address, header: header, limit: p.MaxResponseBytes, allowHTTP: p.AllowHTTP}
+	switch {
+	case token != "" && p.DPoP != nil:
+		call.dpop, call.accessToken = p.DPoP, token
+	case token != "":
+		header.Set("Authorization", "Bearer "+token)
+	}
+	return call, nil
 }

@@ -66,7 +66,7 @@ func allEndpointCalls() []endpointCall {
 			return err
 		}},
 		{name: "userinfo", call: func(ctx context.Context, c *http.Client, a string, l int64) error {
-			_, err := identity.RequestUserInfo(ctx, c, identity.UserInfoRequest{Address: a, Token: "t", MaxResponseBytes: l})
+			_, err := identity.RequestUserInfo(ctx, c, identity.UserInfoRequest{ProtocolRequest: identity.ProtocolRequest{Address: a, MaxResponseBytes: l}, Token: "t"})
 			return err
 		}},
 		{name: "introspection", call: func(ctx context.Context, c *http.Client, a string, l int64) error {
@@ -77,19 +77,19 @@ func allEndpointCalls() []endpointCall {
 			return identity.RevokeToken(ctx, c, identity.RevocationRequest{ProtocolRequest: pr(a, l), Token: "t"})
 		}},
 		{name: "register", call: func(ctx context.Context, c *http.Client, a string, l int64) error {
-			_, err := identity.RegisterClient(ctx, c, identity.RegistrationRequest{Address: a, MaxResponseBytes: l})
+			_, err := identity.RegisterClient(ctx, c, identity.RegistrationRequest{ProtocolRequest: identity.ProtocolRequest{Address: a, MaxResponseBytes: l}})
 			return err
 		}},
 		{name: "read_client", call: func(ctx context.Context, c *http.Client, a string, l int64) error {
-			_, err := identity.ReadClientConfiguration(ctx, c, identity.ClientConfigurationRequest{Address: a, RegistrationAccessToken: "rat", MaxResponseBytes: l})
+			_, err := identity.ReadClientConfiguration(ctx, c, identity.ClientConfigurationRequest{ProtocolRequest: identity.ProtocolRequest{Address: a, MaxResponseBytes: l}, RegistrationAccessToken: "rat"})
 			return err
 		}},
 		{name: "update_client", call: func(ctx context.Context, c *http.Client, a string, l int64) error {
-			_, err := identity.UpdateClientConfiguration(ctx, c, identity.ClientConfigurationRequest{Address: a, RegistrationAccessToken: "rat", ClientID: "c", MaxResponseBytes: l})
+			_, err := identity.UpdateClientConfiguration(ctx, c, identity.ClientConfigurationRequest{ProtocolRequest: identity.ProtocolRequest{Address: a, MaxResponseBytes: l}, RegistrationAccessToken: "rat", ClientID: "c"})
 			return err
 		}},
 		{name: "delete_client", okOnAny200: true, call: func(ctx context.Context, c *http.Client, a string, l int64) error {
-			return identity.DeleteClientConfiguration(ctx, c, identity.ClientConfigurationRequest{Address: a, RegistrationAccessToken: "rat", MaxResponseBytes: l})
+			return identity.DeleteClientConfiguration(ctx, c, identity.ClientConfigurationRequest{ProtocolRequest: identity.ProtocolRequest{Address: a, MaxResponseBytes: l}, RegistrationAccessToken: "rat"})
 		}},
 	}
 }

@@ -115,3 +115,33 @@ func (e *HTTPStatusError) Error() string {
 
 // Is reports whether target is [ErrHTTPStatus].
 func (e *HTTPStatusError) Is(target error) bool { return target == ErrHTTPStatus }
+
+// Caller mistakes: a required argument or field is missing, or a value of
+// this package was used without its constructor. They are refused before
+// any I/O, so a program can tell its own bugs from a provider's failures.
+var (
+	// ErrMissingAddress: an endpoint or issuer address is empty.
+	ErrMissingAddress = errors.New("identity: address required")
+	// ErrMissingToken: the token to send, validate, introspect or revoke
+	// is empty.
+	ErrMissingToken = errors.New("identity: token required")
+	// ErrMissingClientID: a client ID is required (e.g. by
+	// [IDTokenCheck]).
+	ErrMissingClientID = errors.New("identity: client ID required")
+	// ErrMissingIssuer: an issuer is required.
+	ErrMissingIssuer = errors.New("identity: issuer required")
+	// ErrMissingParameter: another required request field is empty (an
+	// authorization code, a device code, a client secret, …); the error
+	// names it.
+	ErrMissingParameter = errors.New("identity: required parameter missing")
+	// ErrNotInitialized: a value was used as its zero value although it
+	// needs its constructor (NewValidator, NewProvider, NewTokenManager,
+	// …); the error names the constructor.
+	ErrNotInitialized = errors.New("identity: not initialized")
+)
+
+// notInitialized is the error of a method called on a zero or nil value
+// of typ, which needs the constructor ctor.
+func notInitialized(typ, ctor string) error {
+	return fmt.Errorf("%w: %s must be created with %s", ErrNotInitialized, typ, ctor)
+}

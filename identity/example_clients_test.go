@@ -2,22 +2,23 @@ package identity_test
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"log"
 	"net/http"
 	"net/http/httptest"
 	"strings"
-	"sync/atomic"
 	"time"
 
 	"github.com/caddy-identity/caddy-identity/identity"
+	"github.com/caddy-identity/caddy-identity/identity/identitytest"
 )
 
-// exampleServer is a small authorization server for the examples.
+// exampleServer is a small token endpoint for the examples of the grants
+// the test issuer (identitytest) does not serve: the password grant and
+// extension grants.
 func exampleServer() *httptest.Server {
-	var polls atomic.Int64
 	reply := func(w http.ResponseWriter, status int, body string) {
 		w.Header().Set("Content-Type", "application/json")
 		w.WriteHeader(status)
@@ -27,120 +28,70 @@ func exampleServer() *httptest.Server {
 	mux.HandleFunc("POST /token", func(w http.ResponseWriter, r *http.Request) {
 		_ = r.ParseForm()
 		switch r.PostForm.Get("grant_type") {
-		case identity.GrantTypeClientCredentials:
-			reply(w, 200, `{"access_token":"svc-token","token_type":"Bearer","expires_in":3600,"scope":"`+r.PostForm.Get("scope")+`"}`)
-		case identity.GrantTypeRefreshToken:
-			reply(w, 200, `{"access_token":"fresh","token_type":"Bearer","expires_in":3600,"refresh_token":"rotated"}`)
-		case identity.GrantTypeAuthorizationCode:
-			if s256(r.PostForm.Get("code_verifier")) != "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM" {
-				reply(w, 400, `{"error":"invalid_grant","error_description":"PKCE verification failed"}`)
-				return
-			}
-			reply(w, 200, `{"access_token":"user-token","token_type":"Bearer","id_token":"eyJ...","expires_in":300}`)
-		case identity.GrantTypeDeviceCode:
-			if polls.Add(1) < 2 {
-				reply(w, 400, `{"error":"authorization_pending"}`)
-				return
-			}
-			reply(w, 200, `{"access_token":"device-token","token_type":"Bearer"}`)
-		case identity.GrantTypeTokenExchange:
-			reply(w, 200, `{"access_token":"downstream","issued_token_type":"`+identity.TokenTypeAccessToken+`","token_type":"Bearer","expires_in":60}`)
 		case identity.GrantTypePassword:
 			reply(w, 200, `{"access_token":"legacy","token_type":"Bearer"}`)
 		case identity.GrantTypeJWTBearer:
 			reply(w, 200, `{"access_token":"from-assertion","token_type":"Bearer"}`)
 		default:
-			reply(w, 400, `{"error":"unsupported_grant_type","error_description":"grant not enabled for this client"}`)
+			reply(w, 400, `{"error":"unsupported_grant_type"}`)
 		}
 	})
-	mux.HandleFunc("POST /device", func(w http.ResponseWriter, _ *http.Request) {
-		reply(w, 200, `{"device_code":"dc-1","user_code":"WDJB-MJHT","verification_uri":"https://idp.example/device","expires_in":600}`)
-	})
-	mux.HandleFunc("POST /par", func(w http.ResponseWriter, _ *http.Request) {
-		reply(w, 201, `{"request_uri":"urn:ietf:params:oauth:request_uri:6esc_11ACC5bwc014ltc14eY22c","expires_in":60}`)
-	})
-	mux.HandleFunc("GET /userinfo", func(w http.ResponseWriter, r *http.Request) {
-		if r.Header.Get("Authorization") != "Bearer user-token" {
-			w.Header().Set("WWW-Authenticate", `Bearer error="invalid_token"`)
-			w.WriteHeader(401)
-			return
-		}
-		reply(w, 200, `{"sub":"248289761001","name":"Jane Doe","email":"janedoe@example.com","email_verified":true,"department":"Engineering"}`)
-	})
-	mux.HandleFunc("POST /introspect", func(w http.ResponseWriter, r *http.Request) {
-		_ = r.ParseForm()
-		if r.PostForm.Get("token") != "opaque-1" {
-			reply(w, 200, `{"active":false}`)
-			return
-		}
-		reply(w, 200, `{"active":true,"scope":"read write","client_id":"web","sub":"u1","exp":1900000000,"aud":["api"]}`)
-	})
-	mux.HandleFunc("POST /revoke", func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(200) })
-	var srvURL string
-	client := `{"client_id":"c-42","client_secret":"shh","registration_access_token":"rat","registration_client_uri":"%s/register/c-42","client_name":%q,"redirect_uris":["https://app.example/cb"]}`
-	mux.HandleFunc("POST /register", func(w http.ResponseWriter, _ *http.Request) {
-		reply(w, 201, fmt.Sprintf(client, srvURL, "My App"))
-	})
-	mux.HandleFunc("GET /register/c-42", func(w http.ResponseWriter, _ *http.Request) {
-		reply(w, 200, fmt.Sprintf(client, srvURL, "My App"))
-	})
-	mux.HandleFunc("PUT /register/c-42", func(w http.ResponseWriter, r *http.Request) {
-		var md identity.ClientMetadata
-		_ = json.NewDecoder(r.Body).Decode(&md)
-		reply(w, 200, fmt.Sprintf(client, srvURL, md.ClientName))
-	})
-	mux.HandleFunc("DELETE /register/c-42", func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(204) })
-	srv := httptest.NewServer(mux)
-	srvURL = srv.URL
-	return srv
+	return httptest.NewServer(mux)
 }
 
 func ExampleRequestClientCredentialsToken() {
-	srv := exampleServer()
-	defer srv.Close()
+	iss := startIssuer()
+	defer iss.Close()
 	tok, err := identity.RequestClientCredentialsToken(context.Background(), nil, identity.ClientCredentialsTokenRequest{
 		ProtocolRequest: identity.ProtocolRequest{
-			Address:    srv.URL + "/token",
-			ClientAuth: identity.ClientSecretBasicAuth("service", "secret"),
+			Address:    iss.URL + "/token", // the token_endpoint from discovery
+			ClientAuth: identity.ClientSecretBasicAuth("client", "secret"),
 		},
-		Scopes:   []string{"orders.read", "orders.write"},
-		Resource: []string{"https://orders.example"},
+		Scopes: []string{"orders.read", "orders.write"},
 	})
 	if err != nil {
 		fmt.Println(err)
 		return
 	}
-	fmt.Println(tok.AccessToken, tok.TokenType, tok.ExpiresIn, tok.Scope)
-	// Output: svc-token Bearer 3600 orders.read orders.write
+	fmt.Println(tok.TokenType, tok.ExpiresIn, tok.Scope, tok.AccessToken != "")
+	// Output: Bearer 3600 orders.read orders.write true
 }
 
 func ExampleProtocolError() {
-	srv := exampleServer()
-	defer srv.Close()
+	iss := startIssuer()
+	defer iss.Close()
 	_, err := identity.RequestToken(context.Background(), nil, identity.TokenRequest{
-		ProtocolRequest: identity.ProtocolRequest{Address: srv.URL + "/token", ClientAuth: identity.ClientSecretPostAuth("c", "s")},
+		ProtocolRequest: identity.ProtocolRequest{Address: iss.URL + "/token", ClientAuth: identity.ClientSecretPostAuth("client", "secret")},
 		GrantType:       "urn:example:unknown",
 	})
 	var pe *identity.ProtocolError
 	if errors.As(err, &pe) {
 		fmt.Println(pe.StatusCode, pe.Code+":", pe.Description)
 	}
-	// Output: 400 unsupported_grant_type: grant not enabled for this client
+	// Output: 400 unsupported_grant_type: grant type not supported
 }
 
 func ExampleRequestRefreshToken() {
-	srv := exampleServer()
-	defer srv.Close()
-	tok, err := identity.RequestRefreshToken(context.Background(), nil, identity.RefreshTokenRequest{
-		ProtocolRequest: identity.ProtocolRequest{Address: srv.URL + "/token", ClientAuth: identity.ClientSecretBasicAuth("web", "secret")},
-		RefreshToken:    "old-refresh-token",
-	})
+	iss := startIssuer()
+	defer iss.Close()
+	ctx := context.Background()
+	endpoint := identity.ProtocolRequest{Address: iss.URL + "/token", ClientAuth: identity.ClientSecretBasicAuth("client", "secret")}
+	first := exampleLogin(iss, "openid offline_access")
+
+	tok, err := identity.RequestRefreshToken(ctx, nil, identity.RefreshTokenRequest{ProtocolRequest: endpoint, RefreshToken: first.RefreshToken})
 	if err != nil {
 		fmt.Println(err)
 		return
 	}
-	fmt.Println(tok.AccessToken, tok.RefreshToken)
-	// Output: fresh rotated
+	fmt.Println("new tokens:", tok.AccessToken != first.AccessToken, tok.RefreshToken != first.RefreshToken)
+
+	// The server rotates refresh tokens: the old one is spent.
+	_, err = identity.RequestRefreshToken(ctx, nil, identity.RefreshTokenRequest{ProtocolRequest: endpoint, RefreshToken: first.RefreshToken})
+	var pe *identity.ProtocolError
+	fmt.Println(errors.As(err, &pe), pe.Code)
+	// Output:
+	// new tokens: true true
+	// true invalid_grant
 }
 
 func ExampleAuthorizationRequest_URL() {
@@ -187,21 +138,23 @@ func ExampleParseAuthorizationCallbackURL() {
 }
 
 func ExampleRequestAuthorizationCodeToken() {
-	srv := exampleServer()
-	defer srv.Close()
-	// The verifier of RFC 7636 Appendix B; use identity.NewPKCE() for real.
+	iss := startIssuer()
+	defer iss.Close()
+	// The code came back to the redirect URI (see Example_authorizationCodeFlow).
+	pkce := identity.NewPKCE()
+	code := exampleCode(iss, pkce, "openid")
 	tok, err := identity.RequestAuthorizationCodeToken(context.Background(), nil, identity.AuthorizationCodeTokenRequest{
-		ProtocolRequest: identity.ProtocolRequest{Address: srv.URL + "/token", ClientAuth: identity.PublicClientAuth("spa")},
-		Code:            "SplxlOBeZQQYbYS6WxSbIA",
+		ProtocolRequest: identity.ProtocolRequest{Address: iss.URL + "/token", ClientAuth: identity.ClientSecretBasicAuth("client", "secret")},
+		Code:            code,
 		RedirectURI:     "https://app.example/cb",
-		CodeVerifier:    "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk",
+		CodeVerifier:    pkce.Verifier,
 	})
 	if err != nil {
 		fmt.Println(err)
 		return
 	}
-	fmt.Println(tok.AccessToken, tok.IDToken != "")
-	// Output: user-token true
+	fmt.Println(tok.TokenType, tok.AccessToken != "", tok.IDToken != "", tok.RefreshToken != "")
+	// Output: Bearer true true true
 }
 
 func ExampleNewPKCE() {
@@ -216,70 +169,93 @@ func ExampleS256Challenge() {
 }
 
 func ExamplePushAuthorizationRequest() {
-	srv := exampleServer()
-	defer srv.Close()
+	iss := startIssuer()
+	defer iss.Close()
+	pkce := identity.NewPKCE()
 	res, err := identity.PushAuthorizationRequest(context.Background(), nil, identity.PushedAuthorizationRequest{
-		ProtocolRequest: identity.ProtocolRequest{Address: srv.URL + "/par", ClientAuth: identity.ClientSecretBasicAuth("web", "secret")},
+		ProtocolRequest: identity.ProtocolRequest{Address: iss.URL + "/par", ClientAuth: identity.ClientSecretBasicAuth("client", "secret")},
 		Authorization: identity.AuthorizationRequest{
 			RedirectURI: "https://app.example/cb", Scopes: []string{"openid"}, State: "xyz",
-			CodeChallenge: "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM",
+			CodeChallenge: pkce.Challenge, LoginHint: "alice",
 		},
 	})
 	if err != nil {
 		fmt.Println(err)
 		return
 	}
-	u, _ := res.AuthorizationURL("https://idp.example/authorize", "web")
-	fmt.Println(res.ExpiresIn)
-	fmt.Println(u)
+	// The browser goes to the authorization endpoint with only client_id
+	// and request_uri; the parameters stay with the server.
+	u, _ := res.AuthorizationURL(iss.URL+"/authorize", "client")
+	fmt.Println(res.ExpiresIn, strings.HasPrefix(res.RequestURI, "urn:ietf:params:oauth:request_uri:"))
+	noRedirects := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	resp, err := noRedirects.Get(u)
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	resp.Body.Close()
+	cb, err := identity.ParseAuthorizationCallbackURL(resp.Header.Get("Location"), "xyz")
+	fmt.Println(cb.Code != "", err)
 	// Output:
-	// 60
-	// https://idp.example/authorize?client_id=web&request_uri=urn%3Aietf%3Aparams%3Aoauth%3Arequest_uri%3A6esc_11ACC5bwc014ltc14eY22c
+	// 60 true
+	// true <nil>
 }
 
 func ExampleRequestDeviceAuthorization() {
-	srv := exampleServer()
-	defer srv.Close()
-	ctx := context.Background()
-	auth := identity.PublicClientAuth("tv-app")
-	da, err := identity.RequestDeviceAuthorization(ctx, nil, identity.DeviceAuthorizationRequest{
-		ProtocolRequest: identity.ProtocolRequest{Address: srv.URL + "/device", ClientAuth: auth},
+	iss := startIssuer()
+	defer iss.Close()
+	da, err := identity.RequestDeviceAuthorization(context.Background(), nil, identity.DeviceAuthorizationRequest{
+		ProtocolRequest: identity.ProtocolRequest{Address: iss.URL + "/device_authorization", ClientAuth: identity.ClientSecretBasicAuth("client", "secret")},
 		Scopes:          []string{"openid", "offline_access"},
 	})
 	if err != nil {
 		fmt.Println(err)
 		return
 	}
-	fmt.Printf("Visit %s and enter %s\n", da.VerificationURI, da.UserCode)
+	fmt.Println("show the user:", strings.TrimPrefix(da.VerificationURI, iss.URL), len(da.UserCode))
 	fmt.Println("interval sent:", da.Interval, "- polling uses", identity.DefaultDevicePollInterval)
 	// Output:
-	// Visit https://idp.example/device and enter WDJB-MJHT
+	// show the user: /device 9
 	// interval sent: 0s - polling uses 5s
 }
 
 func ExamplePollDeviceToken() {
-	srv := exampleServer()
-	defer srv.Close()
-	req := identity.DeviceTokenRequest{
-		ProtocolRequest: identity.ProtocolRequest{Address: srv.URL + "/token", ClientAuth: identity.PublicClientAuth("tv-app")},
-		DeviceCode:      "dc-1",
-		Interval:        10 * time.Millisecond, // from the device authorization response; 5 s when absent
-	}
-	tok, err := identity.PollDeviceToken(context.Background(), nil, req)
+	iss := startIssuer()
+	defer iss.Close()
+	ctx := context.Background()
+	client := identity.ProtocolRequest{ClientAuth: identity.ClientSecretBasicAuth("client", "secret")}
+	client.Address = iss.URL + "/device_authorization"
+	da, err := identity.RequestDeviceAuthorization(ctx, nil, identity.DeviceAuthorizationRequest{ProtocolRequest: client, Scopes: []string{"openid"}})
 	if err != nil {
 		fmt.Println(err)
 		return
 	}
-	fmt.Println(tok.AccessToken)
-	// Output: device-token
+	client.Address = iss.URL + "/token"
+	req := da.TokenRequest(client)
+	_, err = identity.RequestDeviceToken(ctx, nil, req)
+	var pe *identity.ProtocolError
+	fmt.Println("before the user approves:", errors.As(err, &pe), pe.Code)
+
+	iss.ApproveDevice(da.UserCode, "alice") // the user, on another device
+	req.Interval = 10 * time.Millisecond    // from the response; 5 s when absent
+	tok, err := identity.PollDeviceToken(ctx, nil, req)
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	fmt.Println("approved:", tok.AccessToken != "", tok.IDToken != "")
+	// Output:
+	// before the user approves: true authorization_pending
+	// approved: true true
 }
 
 func ExampleRequestTokenExchangeToken() {
-	srv := exampleServer()
-	defer srv.Close()
+	iss := startIssuer()
+	defer iss.Close()
+	incoming := exampleLogin(iss, "openid").AccessToken // the user's token that reached the gateway
 	tok, err := identity.RequestTokenExchangeToken(context.Background(), nil, identity.TokenExchangeTokenRequest{
-		ProtocolRequest:    identity.ProtocolRequest{Address: srv.URL + "/token", ClientAuth: identity.ClientSecretBasicAuth("gateway", "secret")},
-		SubjectToken:       "incoming-user-token",
+		ProtocolRequest:    identity.ProtocolRequest{Address: iss.URL + "/token", ClientAuth: identity.ClientSecretBasicAuth("client", "secret")},
+		SubjectToken:       incoming,
 		SubjectTokenType:   identity.TokenTypeAccessToken,
 		RequestedTokenType: identity.TokenTypeAccessToken,
 		Audience:           []string{"orders-service"},
@@ -288,8 +264,13 @@ func ExampleRequestTokenExchangeToken() {
 		fmt.Println(err)
 		return
 	}
-	fmt.Println(tok.AccessToken, tok.IssuedTokenType)
-	// Output: downstream urn:ietf:params:oauth:token-type:access_token
+	claims, _ := identity.ValidateAccessToken(context.Background(), tok.AccessToken, identity.ValidateOptions{Issuer: iss.URL, Audience: "orders-service"})
+	actor, _ := claims.Claims.String("act.sub")
+	fmt.Println(tok.IssuedTokenType)
+	fmt.Println(claims.Claims.Subject, "via", actor)
+	// Output:
+	// urn:ietf:params:oauth:token-type:access_token
+	// alice via client
 }
 
 func ExampleRequestPasswordToken() {
@@ -323,44 +304,46 @@ func ExampleRequestToken() {
 }
 
 func ExampleRequestUserInfo() {
-	srv := exampleServer()
-	defer srv.Close()
+	iss := startIssuer()
+	defer iss.Close()
+	tok := exampleLogin(iss, "openid email")
 	info, err := identity.RequestUserInfo(context.Background(), nil, identity.UserInfoRequest{
-		Address:         srv.URL + "/userinfo",
-		Token:           "user-token",
-		ExpectedSubject: "248289761001", // the sub of the ID token
+		ProtocolRequest: identity.ProtocolRequest{Address: iss.URL + "/userinfo"},
+		Token:           tok.AccessToken,
+		ExpectedSubject: "alice",
+		// the sub of the ID token,
 	})
 	if err != nil {
 		fmt.Println(err)
 		return
 	}
-	dept, _ := info.Extra("department")
-	fmt.Println(info.Subject, info.Name, info.EmailVerified, string(dept))
+	fmt.Println(info.Subject, info.Email, info.EmailVerified)
 
-	_, err = identity.RequestUserInfo(context.Background(), nil, identity.UserInfoRequest{Address: srv.URL + "/userinfo", Token: "stale"})
+	_, err = identity.RequestUserInfo(context.Background(), nil, identity.UserInfoRequest{ProtocolRequest: identity.ProtocolRequest{Address: iss.URL + "/userinfo"}, Token: "stale"})
 	var pe *identity.ProtocolError
 	if errors.As(err, &pe) {
 		fmt.Println(pe.StatusCode, pe.Code)
 	}
 	// Output:
-	// 248289761001 Jane Doe true "Engineering"
+	// alice alice@example.test true
 	// 401 invalid_token
 }
 
 func ExampleIntrospectToken() {
-	srv := exampleServer()
-	defer srv.Close()
+	iss := startIssuer()
+	defer iss.Close()
+	tok := exampleLogin(iss, "openid orders.read")
 	res, err := identity.IntrospectToken(context.Background(), nil, identity.IntrospectionRequest{
-		ProtocolRequest: identity.ProtocolRequest{Address: srv.URL + "/introspect", ClientAuth: identity.ClientSecretBasicAuth("api", "secret")},
-		Token:           "opaque-1",
+		ProtocolRequest: identity.ProtocolRequest{Address: iss.URL + "/introspect", ClientAuth: identity.ClientSecretBasicAuth("client", "secret")},
+		Token:           tok.AccessToken,
 		TokenTypeHint:   identity.TokenTypeHintAccessToken,
 	})
 	if err != nil {
 		fmt.Println(err)
 		return
 	}
-	fmt.Println(res.Active, res.Subject, res.Scopes, res.HasScope("write"), res.Audience, res.Expiry.Format(time.RFC3339))
-	// Output: true u1 [read write] true [api] 2030-03-17T17:46:40Z
+	fmt.Println(res.Active, res.Subject, res.Scopes, res.HasScope("orders.read"), res.Audience)
+	// Output: true alice [openid orders.read] true [api]
 }
 
 func ExampleParseIntrospectionResponse() {
@@ -375,24 +358,32 @@ func ExampleParseIntrospectionResponse() {
 }
 
 func ExampleRevokeToken() {
-	srv := exampleServer()
-	defer srv.Close()
-	err := identity.RevokeToken(context.Background(), nil, identity.RevocationRequest{
-		ProtocolRequest: identity.ProtocolRequest{Address: srv.URL + "/revoke", ClientAuth: identity.ClientSecretBasicAuth("web", "secret")},
-		Token:           "refresh-token-to-forget",
+	iss := startIssuer()
+	defer iss.Close()
+	ctx := context.Background()
+	tok := exampleLogin(iss, "openid")
+	endpoint := func(path string) identity.ProtocolRequest {
+		return identity.ProtocolRequest{Address: iss.URL + path, ClientAuth: identity.ClientSecretBasicAuth("client", "secret")}
+	}
+	err := identity.RevokeToken(ctx, nil, identity.RevocationRequest{
+		ProtocolRequest: endpoint("/revoke"),
+		Token:           tok.RefreshToken,
 		TokenTypeHint:   identity.TokenTypeHintRefreshToken,
 	})
 	fmt.Println(err)
-	// Output: <nil>
+	res, _ := identity.IntrospectToken(ctx, nil, identity.IntrospectionRequest{ProtocolRequest: endpoint("/introspect"), Token: tok.RefreshToken})
+	fmt.Println("still active:", res.Active)
+	// Output:
+	// <nil>
+	// still active: false
 }
 
 func ExampleRegisterClient() {
-	srv := exampleServer()
-	defer srv.Close()
+	iss := startIssuer()
+	defer iss.Close()
 	ctx := context.Background()
 	reg, err := identity.RegisterClient(ctx, nil, identity.RegistrationRequest{
-		Address:            srv.URL + "/register",
-		InitialAccessToken: "initial-token",
+		ProtocolRequest: identity.ProtocolRequest{Address: iss.URL + "/register"}, // the registration_endpoint
 		Metadata: identity.ClientMetadata{
 			ClientName:              "My App",
 			RedirectURIs:            []string{"https://app.example/cb"},
@@ -403,9 +394,18 @@ func ExampleRegisterClient() {
 		fmt.Println(err)
 		return
 	}
-	fmt.Println(reg.ClientID, reg.Metadata.ClientName)
+	fmt.Println(reg.ClientID != "", reg.ClientSecret != "", reg.Metadata.ClientName)
 
-	cfg := identity.ClientConfigurationRequest{Address: reg.RegistrationClientURI, RegistrationAccessToken: reg.RegistrationAccessToken}
+	// The new client works at once.
+	_, err = identity.RequestClientCredentialsToken(ctx, nil, identity.ClientCredentialsTokenRequest{
+		ProtocolRequest: identity.ProtocolRequest{Address: iss.URL + "/token", ClientAuth: identity.ClientSecretBasicAuth(reg.ClientID, reg.ClientSecret)},
+	})
+	fmt.Println("token:", err)
+
+	cfg := identity.ClientConfigurationRequest{
+		ProtocolRequest:         identity.ProtocolRequest{Address: reg.RegistrationClientURI},
+		RegistrationAccessToken: reg.RegistrationAccessToken,
+	}
 	read, _ := identity.ReadClientConfiguration(ctx, nil, cfg)
 	fmt.Println("read:", read.Metadata.RedirectURIs)
 
@@ -416,18 +416,19 @@ func ExampleRegisterClient() {
 
 	fmt.Println("deleted:", identity.DeleteClientConfiguration(ctx, nil, cfg))
 	// Output:
-	// c-42 My App
+	// true true My App
+	// token: <nil>
 	// read: [https://app.example/cb]
 	// updated: My Renamed App
 	// deleted: <nil>
 }
 
 func ExampleNewTokenManager() {
-	srv := exampleServer()
-	defer srv.Close()
+	iss := startIssuer()
+	defer iss.Close()
 	m, err := identity.NewTokenManager(identity.TokenManagerOptions{
 		Request: identity.ClientCredentialsTokenRequest{
-			ProtocolRequest: identity.ProtocolRequest{Address: srv.URL + "/token", ClientAuth: identity.ClientSecretBasicAuth("svc", "secret")},
+			ProtocolRequest: identity.ProtocolRequest{Address: iss.URL + "/token", ClientAuth: identity.ClientSecretBasicAuth("client", "secret")},
 			Scopes:          []string{"upstream"},
 		},
 	})
@@ -435,10 +436,48 @@ func ExampleNewTokenManager() {
 		fmt.Println(err)
 		return
 	}
-	tok, _ := m.AccessToken(context.Background()) // requested once, then cached until a minute before expiry
-	fmt.Println(tok)
+	ctx := context.Background()
+	// Requested once, then cached until a minute before expiry; a client
+	// whose requests carry it: ExampleTokenManager_Transport.
+	first, _ := m.AccessToken(ctx)
+	second, _ := m.AccessToken(ctx)
+	fmt.Println(first != "", first == second)
+	// Output: true true
+}
 
-	upstream := &http.Client{Transport: m.Transport(nil)} // adds "Authorization: Bearer svc-token"
-	_ = upstream
-	// Output: svc-token
+// exampleCode signs "alice" in at the test issuer and returns the code
+// that comes back to the redirect URI.
+func exampleCode(iss *identitytest.Issuer, pkce identity.PKCE, scope string) string {
+	authURL, err := identity.AuthorizationRequest{
+		Address: iss.URL + "/authorize", ClientID: "client", RedirectURI: "https://app.example/cb",
+		Scopes: strings.Fields(scope), State: "s", CodeChallenge: pkce.Challenge, LoginHint: "alice",
+	}.URL()
+	if err != nil {
+		log.Fatal(err)
+	}
+	noRedirects := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	resp, err := noRedirects.Get(authURL)
+	if err != nil {
+		log.Fatal(err)
+	}
+	resp.Body.Close()
+	cb, err := identity.ParseAuthorizationCallbackURL(resp.Header.Get("Location"), "s")
+	if err != nil {
+		log.Fatal(err)
+	}
+	return cb.Code
+}
+
+// exampleLogin returns the tokens of a sign-in of "alice" at the test
+// issuer with scope.
+func exampleLogin(iss *identitytest.Issuer, scope string) *identity.TokenResponse {
+	pkce := identity.NewPKCE()
+	tok, err := identity.RequestAuthorizationCodeToken(context.Background(), nil, identity.AuthorizationCodeTokenRequest{
+		ProtocolRequest: identity.ProtocolRequest{Address: iss.URL + "/token", ClientAuth: identity.ClientSecretBasicAuth("client", "secret")},
+		Code:            exampleCode(iss, pkce, scope), RedirectURI: "https://app.example/cb", CodeVerifier: pkce.Verifier,
+	})
+	if err != nil {
+		log.Fatal(err)
+	}
+	return tok
 }

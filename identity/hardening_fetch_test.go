@@ -95,17 +95,17 @@ func TestHardeningFetchKeySetSizeCap(t *testing.T) {
 	srv := newCountingServer(t, jsonBody(padded))
 	ctx := context.Background()
 
-	if _, _, err := identity.FetchKeySet(ctx, nil, srv.URL, 0); !errors.Is(err, identity.ErrBodyTooLarge) {
+	if _, _, err := identity.FetchKeySet(ctx, nil, srv.URL, identity.FetchKeySetOptions{}); !errors.Is(err, identity.ErrBodyTooLarge) {
 		t.Errorf("2 MiB JWKS with the default cap: err = %v, want ErrBodyTooLarge", err)
 	}
-	if _, _, err := identity.FetchKeySet(ctx, nil, srv.URL, 4<<10); !errors.Is(err, identity.ErrBodyTooLarge) {
+	if _, _, err := identity.FetchKeySet(ctx, nil, srv.URL, identity.FetchKeySetOptions{MaxBytes: 4 << 10}); !errors.Is(err, identity.ErrBodyTooLarge) {
 		t.Errorf("2 MiB JWKS with a 4 KiB cap: err = %v, want ErrBodyTooLarge", err)
 	}
 	exact := newCountingServer(t, jsonBody(good))
-	if _, _, err := identity.FetchKeySet(ctx, nil, exact.URL, int64(len(good))); err != nil {
+	if _, _, err := identity.FetchKeySet(ctx, nil, exact.URL, identity.FetchKeySetOptions{MaxBytes: int64(len(good))}); err != nil {
 		t.Errorf("JWKS of exactly the cap: %v", err)
 	}
-	if _, _, err := identity.FetchKeySet(ctx, nil, exact.URL, int64(len(good)-1)); !errors.Is(err, identity.ErrBodyTooLarge) {
+	if _, _, err := identity.FetchKeySet(ctx, nil, exact.URL, identity.FetchKeySetOptions{MaxBytes: int64(len(good) - 1)}); !errors.Is(err, identity.ErrBodyTooLarge) {
 		t.Errorf("JWKS one byte over the cap: err = %v, want ErrBodyTooLarge", err)
 	}
 }
@@ -115,7 +115,7 @@ func TestHardeningFetchKeySetEndlessBody(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	start := time.Now()
-	_, _, err := identity.FetchKeySet(ctx, nil, srv.URL, 0)
+	_, _, err := identity.FetchKeySet(ctx, nil, srv.URL, identity.FetchKeySetOptions{})
 	if !errors.Is(err, identity.ErrBodyTooLarge) {
 		t.Fatalf("endless JWKS: err = %v, want ErrBodyTooLarge", err)
 	}
@@ -137,7 +137,7 @@ func TestHardeningKeyCountCap(t *testing.T) {
 		t.Errorf("3 keys with MaxKeys 2: err = %v, want ErrInvalidKeySet", err)
 	}
 	srv := newCountingServer(t, jsonBody(over))
-	if _, _, err := identity.FetchKeySet(context.Background(), nil, srv.URL, 0); !errors.Is(err, identity.ErrInvalidKeySet) {
+	if _, _, err := identity.FetchKeySet(context.Background(), nil, srv.URL, identity.FetchKeySetOptions{}); !errors.Is(err, identity.ErrInvalidKeySet) {
 		t.Errorf("fetched set of %d keys: err = %v, want ErrInvalidKeySet", identity.DefaultMaxKeys+1, err)
 	}
 	// Unusable entries count against the cap too: a set padded with junk
@@ -159,7 +159,7 @@ func TestHardeningFetchKeySetRedirects(t *testing.T) {
 			src := newCountingServer(t, func(w http.ResponseWriter, r *http.Request) {
 				http.Redirect(w, r, other.URL+"/jwks", code)
 			})
-			_, _, err := identity.FetchKeySet(ctx, nil, src.URL+"/jwks", 0)
+			_, _, err := identity.FetchKeySet(ctx, nil, src.URL+"/jwks", identity.FetchKeySetOptions{})
 			if !errors.Is(err, identity.ErrRedirect) {
 				t.Errorf("err = %v, want ErrRedirect", err)
 			}
@@ -177,7 +177,7 @@ func TestHardeningFetchKeySetRedirects(t *testing.T) {
 			}
 			jsonBody(good)(w, r)
 		})
-		if _, _, err := identity.FetchKeySet(ctx, nil, srv.URL+"/old", 0); err != nil {
+		if _, _, err := identity.FetchKeySet(ctx, nil, srv.URL+"/old", identity.FetchKeySetOptions{}); err != nil {
 			t.Errorf("same-host redirect: %v", err)
 		}
 	})
@@ -185,7 +185,7 @@ func TestHardeningFetchKeySetRedirects(t *testing.T) {
 		srv := newCountingServer(t, func(w http.ResponseWriter, r *http.Request) {
 			http.Redirect(w, r, r.URL.Path+"x", http.StatusFound)
 		})
-		_, _, err := identity.FetchKeySet(ctx, nil, srv.URL+"/a", 0)
+		_, _, err := identity.FetchKeySet(ctx, nil, srv.URL+"/a", identity.FetchKeySetOptions{})
 		if !errors.Is(err, identity.ErrRedirect) {
 			t.Errorf("redirect loop: err = %v, want ErrRedirect", err)
 		}
@@ -204,7 +204,7 @@ func TestHardeningFetchKeySetTimeouts(t *testing.T) {
 		ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
 		defer cancel()
 		start := time.Now()
-		if _, _, err := identity.FetchKeySet(ctx, nil, srv.URL, 0); err == nil {
+		if _, _, err := identity.FetchKeySet(ctx, nil, srv.URL, identity.FetchKeySetOptions{}); err == nil {
 			t.Fatal("hanging JWKS server: no error")
 		}
 		if d := time.Since(start); d > 3*time.Second {
@@ -213,7 +213,7 @@ func TestHardeningFetchKeySetTimeouts(t *testing.T) {
 	})
 	t.Run("client timeout", func(t *testing.T) {
 		start := time.Now()
-		if _, _, err := identity.FetchKeySet(context.Background(), &http.Client{Timeout: 300 * time.Millisecond}, srv.URL, 0); err == nil {
+		if _, _, err := identity.FetchKeySet(context.Background(), &http.Client{Timeout: 300 * time.Millisecond}, srv.URL, identity.FetchKeySetOptions{}); err == nil {
 			t.Fatal("hanging JWKS server: no error")
 		}
 		if d := time.Since(start); d > 3*time.Second {
@@ -225,7 +225,7 @@ func TestHardeningFetchKeySetTimeouts(t *testing.T) {
 			t.Skip("waits for DefaultHTTPTimeout")
 		}
 		start := time.Now()
-		if _, _, err := identity.FetchKeySet(context.Background(), &http.Client{}, srv.URL, 0); err == nil {
+		if _, _, err := identity.FetchKeySet(context.Background(), &http.Client{}, srv.URL, identity.FetchKeySetOptions{}); err == nil {
 			t.Fatal("hanging JWKS server: no error")
 		}
 		if d := time.Since(start); d > identity.DefaultHTTPTimeout+3*time.Second {
@@ -258,7 +258,7 @@ func TestHardeningFetchKeySetRefusals(t *testing.T) {
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			srv := newCountingServer(t, c.h)
-			_, _, err := identity.FetchKeySet(ctx, nil, srv.URL, 0)
+			_, _, err := identity.FetchKeySet(ctx, nil, srv.URL, identity.FetchKeySetOptions{})
 			if !errors.Is(err, c.want) {
 				t.Errorf("err = %v, want %v", err, c.want)
 			}
@@ -268,14 +268,14 @@ func TestHardeningFetchKeySetRefusals(t *testing.T) {
 		})
 	}
 	t.Run("plain http to a non-loopback host", func(t *testing.T) {
-		_, _, err := identity.FetchKeySet(ctx, nil, "http://keys.example.com/jwks", 0)
+		_, _, err := identity.FetchKeySet(ctx, nil, "http://keys.example.com/jwks", identity.FetchKeySetOptions{})
 		if !errors.Is(err, identity.ErrHTTPSRequired) {
 			t.Errorf("err = %v, want ErrHTTPSRequired", err)
 		}
 	})
 	t.Run("not a URL", func(t *testing.T) {
 		for _, u := range []string{"", "file:///etc/passwd", "/jwks", "gopher://127.0.0.1/", "http://"} {
-			if _, _, err := identity.FetchKeySet(ctx, nil, u, 0); err == nil {
+			if _, _, err := identity.FetchKeySet(ctx, nil, u, identity.FetchKeySetOptions{}); err == nil {
 				t.Errorf("%q: no error", u)
 			}
 		}

@@ -97,7 +97,7 @@ func (r *IntrospectionResponse) HasScope(scope string) bool { return slices.Cont
 // transport or context error.
 func IntrospectToken(ctx context.Context, client *http.Client, req IntrospectionRequest) (*IntrospectionResponse, error) {
 	if req.Token == "" {
-		return nil, fmt.Errorf("identity: introspection request needs a token")
+		return nil, fmt.Errorf("%w: the introspection request needs Token", ErrMissingToken)
 	}
 	form := url.Values{"token": {req.Token}}
 	setFormValue(form, "token_type_hint", req.TokenTypeHint)

@@ -324,17 +324,30 @@ func (s *KeySet) KeySetVersion(time.Time) uint64 { return 1 }
 // order; keys without "alg" contribute nothing.
 func (s *KeySet) Algorithms() []string { return slices.Clone(s.algs) }
 
-// FetchKeySet GETs a JWK Set from jwksURL and parses it with the default
-// options. The URL must be https, or http on a loopback host. Redirects are
-// followed only on the same host; the body is capped at maxBytes (0 means
-// [DefaultMaxDocumentBytes]) and must be declared as JSON. A nil client
-// means one with [DefaultHTTPTimeout]. The response header is returned for
-// caching decisions, also with most errors.
-func FetchKeySet(ctx context.Context, client *http.Client, jwksURL string, maxBytes int64) (*KeySet, http.Header, error) {
-	if err := checkFetchURL(jwksURL, false); err != nil {
+// FetchKeySetOptions configures [FetchKeySet]. The zero value gives the
+// defaults.
+type FetchKeySetOptions struct {
+	// MaxBytes caps the body; 0 means [DefaultMaxDocumentBytes].
+	MaxBytes int64
+	// AllowHTTP permits an http URL on a non-loopback host (development
+	// only).
+	AllowHTTP bool
+	// Parse selects the keys kept, as for [ParseKeySetWithOptions].
+	Parse ParseKeySetOptions
+}
+
+// FetchKeySet GETs a JWK Set from jwksURL and parses it. The URL must be
+// https, or http on a loopback host or with opts.AllowHTTP. Redirects are
+// followed only on the same host; the body is capped at opts.MaxBytes and
+// must be declared as JSON. A nil client means one with
+// [DefaultHTTPTimeout]. The response header is returned for caching
+// decisions, also with most errors (as by [FetchDiscovery]); a
+// [RemoteKeySet] or [Provider] does that caching.
+func FetchKeySet(ctx context.Context, client *http.Client, jwksURL string, opts FetchKeySetOptions) (*KeySet, http.Header, error) {
+	if err := checkFetchURL(jwksURL, opts.AllowHTTP); err != nil {
 		return nil, nil, err
 	}
-	return fetchKeySet(ctx, client, jwksURL, maxBytes, ParseKeySetOptions{})
+	return fetchKeySet(ctx, client, jwksURL, opts.MaxBytes, opts.Parse)
 }
 
 // fetchKeySet is FetchKeySet without the URL check.
@@ -353,6 +366,9 @@ func fetchKeySet(ctx context.Context, client *http.Client, jwksURL string, maxBy
 // checkFetchURL requires an absolute http(s) URL, https unless loopback or
 // allowHTTP.
 func checkFetchURL(rawURL string, allowHTTP bool) error {
+	if rawURL == "" {
+		return fmt.Errorf("%w: the key set URL is empty", ErrMissingAddress)
+	}
 	u, err := url.Parse(rawURL)
 	if err != nil || u.Host == "" || (u.Scheme != "https" && u.Scheme != "http") {
 		return fmt.Errorf("%w: %q is not an absolute http(s) URL", ErrEndpointNotAllowed, redactURL(rawURL))

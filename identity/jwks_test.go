@@ -607,7 +607,7 @@ func TestFetchKeySet(t *testing.T) {
 	ctx := context.Background()
 
 	t.Run("application/json", func(t *testing.T) {
-		set, hdr, err := identity.FetchKeySet(ctx, nil, op.URL+"/jwks", 0)
+		set, hdr, err := identity.FetchKeySet(ctx, nil, op.URL+"/jwks", identity.FetchKeySetOptions{})
 		if err != nil || set.Len() != 1 || hdr == nil {
 			t.Fatalf("FetchKeySet = %v, %v", set, err)
 		}
@@ -615,14 +615,14 @@ func TestFetchKeySet(t *testing.T) {
 	t.Run("application/jwk-set+json", func(t *testing.T) {
 		op.SetJWKS(jwksOf(t, ec), "application/jwk-set+json; charset=utf-8")
 		defer op.SetJWKS(nil, "")
-		if _, _, err := identity.FetchKeySet(ctx, nil, op.URL+"/jwks", 0); err != nil {
+		if _, _, err := identity.FetchKeySet(ctx, nil, op.URL+"/jwks", identity.FetchKeySetOptions{}); err != nil {
 			t.Fatal(err)
 		}
 	})
 	t.Run("the Cache-Control header is returned", func(t *testing.T) {
 		op.SetCacheControl("max-age=600")
 		defer op.SetCacheControl("")
-		_, hdr, err := identity.FetchKeySet(ctx, nil, op.URL+"/jwks", 0)
+		_, hdr, err := identity.FetchKeySet(ctx, nil, op.URL+"/jwks", identity.FetchKeySetOptions{})
 		if err != nil || hdr.Get("Cache-Control") != "max-age=600" {
 			t.Fatalf("header = %v, err = %v", hdr, err)
 		}
@@ -645,7 +645,7 @@ func TestFetchKeySet(t *testing.T) {
 			t.Run(c.name, func(t *testing.T) {
 				c.setup()
 				defer op.SetJWKS(nil, "")
-				_, _, err := identity.FetchKeySet(ctx, nil, c.url, 0)
+				_, _, err := identity.FetchKeySet(ctx, nil, c.url, identity.FetchKeySetOptions{})
 				if !errors.Is(err, c.want) {
 					t.Errorf("err = %v, want %v", err, c.want)
 				}

@@ -559,10 +559,22 @@ func (r *RemoteKeySet) logSkipped(old, cur *cacheEntry[*KeySet]) {
 // URL returns the jwks_uri.
 func (r *RemoteKeySet) URL() string { return r.url }
 
+// ready fails with [ErrNotInitialized] for a RemoteKeySet not made by
+// [NewRemoteKeySet].
+func (r *RemoteKeySet) ready() error {
+	if r == nil || r.c == nil {
+		return notInitialized("RemoteKeySet", "NewRemoteKeySet")
+	}
+	return nil
+}
+
 // KeySet returns the current set, fetching it (single flight) when there
 // is none or it is past the stale window. An expired set within the stale
 // window is returned at once while a refresh runs in the background.
 func (r *RemoteKeySet) KeySet(ctx context.Context) (*KeySet, error) {
+	if err := r.ready(); err != nil {
+		return nil, err
+	}
 	e, err := r.c.get(ctx)
 	if err != nil {
 		return nil, err
@@ -576,6 +588,9 @@ func (r *RemoteKeySet) KeySet(ctx context.Context) (*KeySet, error) {
 // result. It fails with ErrKeyNotFound when still nothing matches and with
 // ErrProviderUnavailable when it has no usable set at all.
 func (r *RemoteKeySet) CandidateKeys(ctx context.Context, kid, alg string) ([]Key, error) {
+	if err := r.ready(); err != nil {
+		return nil, err
+	}
 	e, err := r.c.get(ctx)
 	if err != nil {
 		return nil, err
@@ -612,6 +627,9 @@ func (r *RemoteKeySet) refreshPending() bool { return r.c.pending() }
 // HasKey reports, without I/O, whether a key with this thumbprint is in the
 // current set (false once the set is past the stale window).
 func (r *RemoteKeySet) HasKey(thumbprint string) bool {
+	if r.ready() != nil {
+		return false
+	}
 	e := r.c.servable()
 	return e != nil && e.val.HasKey(thumbprint)
 }
@@ -620,6 +638,9 @@ func (r *RemoteKeySet) HasKey(thumbprint string) bool {
 // current set, which changes with every successful fetch, and 0 once the set
 // is past the stale window at now (HasKey is then false for every key).
 func (r *RemoteKeySet) KeySetVersion(now time.Time) uint64 {
+	if r.ready() != nil {
+		return 0
+	}
 	e := r.c.servableAt(now)
 	if e == nil {
 		return 0
@@ -631,6 +652,9 @@ func (r *RemoteKeySet) KeySetVersion(now time.Time) uint64 {
 // the cooldown: then it returns that attempt's error (nil if it succeeded)
 // without fetching. A failed refresh keeps the current keys.
 func (r *RemoteKeySet) Refresh(ctx context.Context) error {
+	if err := r.ready(); err != nil {
+		return err
+	}
 	_, err := r.c.refresh(ctx, r.c.cur.Load())
 	if rl, ok := errors.AsType[*rateLimitedError](err); ok {
 		return rl.last
@@ -642,6 +666,9 @@ func (r *RemoteKeySet) Refresh(ctx context.Context) error {
 // "alg" values of the current keys, nil when unknown (no set yet, or no key
 // names its algorithm).
 func (r *RemoteKeySet) AdvertisedAlgorithms() []string {
+	if r.ready() != nil {
+		return nil
+	}
 	e := r.c.cur.Load()
 	if e == nil {
 		return nil
@@ -653,6 +680,9 @@ func (r *RemoteKeySet) AdvertisedAlgorithms() []string {
 // is idempotent and always returns nil. A closed set keeps serving the
 // keys it has but fetches nothing more.
 func (r *RemoteKeySet) Close() error {
+	if r.ready() != nil {
+		return nil
+	}
 	r.c.close()
 	return nil
 }

@@ -61,9 +61,14 @@ type providerKeys struct {
 }
 
 // NewProvider returns a provider for issuer. The issuer must be an absolute
-// URL, https unless loopback or opts.Policy.AllowHTTP (as must JWKSURL). It
+// URL, https unless loopback or opts.Policy.AllowHTTP (as must JWKSURL);
+// its discovery address is accepted too (see [FetchDiscovery]). It
 // does no I/O; it starts background goroutines that Close stops.
 func NewProvider(issuer string, opts ProviderOptions) (*Provider, error) {
+	issuer, err := issuerFromAddress(issuer, opts.Policy.Kind)
+	if err != nil {
+		return nil, err
+	}
 	au, err := parseAuthority(issuer)
 	if err != nil {
 		return nil, err
@@ -99,6 +104,15 @@ func NewProvider(issuer string, opts ProviderOptions) (*Provider, error) {
 	return p, nil
 }
 
+// ready fails with [ErrNotInitialized] for a Provider not made by
+// [NewProvider].
+func (p *Provider) ready() error {
+	if p == nil || p.disc == nil {
+		return notInitialized("Provider", "NewProvider")
+	}
+	return nil
+}
+
 // Issuer returns the issuer the provider was created for.
 func (p *Provider) Issuer() string { return p.issuer }
 
@@ -108,6 +122,9 @@ func (p *Provider) Issuer() string { return p.issuer }
 // the cause (e.g. ErrIssuerMismatch or an *HTTPStatusError), when it has no
 // usable document. Failures are never cached as documents.
 func (p *Provider) Discovery(ctx context.Context) (*DiscoveryDocument, error) {
+	if err := p.ready(); err != nil {
+		return nil, err
+	}
 	e, err := p.disc.get(ctx)
 	if err != nil {
 		return nil, err
@@ -118,6 +135,9 @@ func (p *Provider) Discovery(ctx context.Context) (*DiscoveryDocument, error) {
 // RemoteKeySet returns the key set of the provider's current jwks_uri,
 // fetching the discovery document first when needed.
 func (p *Provider) RemoteKeySet(ctx context.Context) (*RemoteKeySet, error) {
+	if err := p.ready(); err != nil {
+		return nil, err
+	}
 	if p.opts.JWKSURL != "" {
 		return p.keys.Load().set, nil
 	}
@@ -241,6 +261,9 @@ func (p *Provider) Refresh(ctx context.Context) error {
 // *_signing_alg_values_supported list of the discovery document and the
 // "alg" values of the keys, in a fixed order; nil when none is known yet.
 func (p *Provider) AdvertisedAlgorithms() []string {
+	if p.ready() != nil {
+		return nil
+	}
 	var algs []string
 	if e := p.disc.cur.Load(); e != nil {
 		algs = e.val.SigningAlgorithms()
@@ -261,6 +284,9 @@ func (p *Provider) AdvertisedAlgorithms() []string {
 // It is idempotent and returns nil. A closed provider serves what it has
 // but fetches nothing more.
 func (p *Provider) Close() error {
+	if p.ready() != nil {
+		return nil
+	}
 	p.mu.Lock()
 	p.closed = true
 	cur := p.keys.Load()

@@ -3,7 +3,6 @@ package identity
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"net/http"
 	"reflect"
@@ -151,27 +150,24 @@ type RegistrationResponse struct {
 // RegistrationRequest registers a client at a registration_endpoint
 // (RFC 7591 §3.1).
 type RegistrationRequest struct {
-	// Address is the registration_endpoint.
-	Address string
+	// ProtocolRequest: Address is the registration_endpoint; Header,
+	// MaxResponseBytes, AllowHTTP and DPoP (for a DPoP-bound initial
+	// access token) apply, Parameters go in the query string, and
+	// ClientAuth must be empty.
+	ProtocolRequest
 	// InitialAccessToken, when the server requires one, is sent as a
 	// Bearer token.
 	InitialAccessToken string
 	// Metadata is the metadata to register.
 	Metadata ClientMetadata
-	// Header holds additional request headers.
-	Header http.Header
-	// MaxResponseBytes caps the response; 0 means
-	// [DefaultMaxDocumentBytes].
-	MaxResponseBytes int64
-	// AllowHTTP permits http on a non-loopback host.
-	AllowHTTP bool
 }
 
 // ClientConfigurationRequest addresses a registered client's
 // configuration endpoint (RFC 7592 §2).
 type ClientConfigurationRequest struct {
-	// Address is the registration_client_uri.
-	Address string
+	// ProtocolRequest: Address is the registration_client_uri; the other
+	// fields apply as for [RegistrationRequest].
+	ProtocolRequest
 	// RegistrationAccessToken is sent as a Bearer token (required).
 	RegistrationAccessToken string
 	// ClientID and ClientSecret are sent with an update, as RFC 7592 §2.2
@@ -179,13 +175,6 @@ type ClientConfigurationRequest struct {
 	ClientID, ClientSecret string
 	// Metadata is the complete new metadata of an update.
 	Metadata ClientMetadata
-	// Header holds additional request headers.
-	Header http.Header
-	// MaxResponseBytes caps the response; 0 means
-	// [DefaultMaxDocumentBytes].
-	MaxResponseBytes int64
-	// AllowHTTP permits http on a non-loopback host.
-	AllowHTTP bool
 }
 
 // RegisterClient registers a client. Errors: [*ProtocolError] (e.g.
@@ -198,11 +187,12 @@ func RegisterClient(ctx context.Context, client *http.Client, req RegistrationRe
 	if err != nil {
 		return nil, err
 	}
-	res, err := doEndpoint(ctx, client, endpointCall{
-		method: http.MethodPost, address: req.Address, body: body,
-		contentType: "application/json", accept: "application/json",
-		header: bearerHeader(req.Header, req.InitialAccessToken), limit: req.MaxResponseBytes, allowHTTP: req.AllowHTTP,
-	})
+	call, err := req.tokenCall("registration endpoint", http.MethodPost, req.InitialAccessToken)
+	if err != nil {
+		return nil, err
+	}
+	call.body, call.contentType, call.accept = body, "application/json", "application/json"
+	res, err := doEndpoint(ctx, client, call)
 	if err != nil {
 		return nil, err
 	}
@@ -223,7 +213,7 @@ func ReadClientConfiguration(ctx context.Context, client *http.Client, req Clien
 // req.Metadata (RFC 7592 §2.2). Errors as for [RegisterClient].
 func UpdateClientConfiguration(ctx context.Context, client *http.Client, req ClientConfigurationRequest) (*RegistrationResponse, error) {
 	if req.ClientID == "" {
-		return nil, errors.New("identity: client configuration update needs the client ID")
+		return nil, fmt.Errorf("%w: a client configuration update needs ClientID", ErrMissingClientID)
 	}
 	md := req.Metadata
 	md.Extra = make(map[string]json.RawMessage, len(req.Metadata.Extra)+2)
@@ -264,28 +254,17 @@ func DeleteClientConfiguration(ctx context.Context, client *http.Client, req Cli
 // do sends one request to the client configuration endpoint.
 func (r ClientConfigurationRequest) do(ctx context.Context, client *http.Client, method string, body []byte) (*endpointResult, error) {
 	if r.RegistrationAccessToken == "" {
-		return nil, errors.New("identity: client configuration request needs the registration access token")
+		return nil, fmt.Errorf("%w: a client configuration request needs RegistrationAccessToken", ErrMissingToken)
 	}
-	call := endpointCall{
-		method: method, address: r.Address, body: body, accept: "application/json",
-		header: bearerHeader(r.Header, r.RegistrationAccessToken), limit: r.MaxResponseBytes, allowHTTP: r.AllowHTTP,
+	call, err := r.tokenCall("client configuration endpoint", method, r.RegistrationAccessToken)
+	if err != nil {
+		return nil, err
 	}
+	call.body, call.accept = body, "application/json"
 	if body != nil {
 		call.contentType = "application/json"
 	}
 	return doEndpoint(ctx, client, call)
-}
-
-// bearerHeader copies h and adds a Bearer Authorization when token is set.
-func bearerHeader(h http.Header, token string) http.Header {
-	out := http.Header{}
-	for k, v := range h {
-		out[http.CanonicalHeaderKey(k)] = append([]string(nil), v...)
-	}
-	if token != "" {
-		out.Set("Authorization", "Bearer "+token)
-	}
-	return out
 }
 
 // parseRegistrationResponse decodes a client information response with

@@ -72,8 +72,9 @@ func TestRegistrationLifecycle(t *testing.T) {
 	srvURL = f.URL
 	ctx := context.Background()
 	reg, err := identity.RegisterClient(ctx, nil, identity.RegistrationRequest{
-		Address: f.URL + "/reg", InitialAccessToken: "iat",
-		Metadata: identity.ClientMetadata{RedirectURIs: []string{"https://app/cb"}, GrantTypes: []string{"authorization_code"}},
+		ProtocolRequest:    identity.ProtocolRequest{Address: f.URL + "/reg"},
+		InitialAccessToken: "iat",
+		Metadata:           identity.ClientMetadata{RedirectURIs: []string{"https://app/cb"}, GrantTypes: []string{"authorization_code"}},
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -91,7 +92,7 @@ func TestRegistrationLifecycle(t *testing.T) {
 		t.Errorf("metadata %+v", reg.Metadata)
 	}
 
-	cfg := identity.ClientConfigurationRequest{Address: reg.RegistrationClientURI, RegistrationAccessToken: reg.RegistrationAccessToken}
+	cfg := identity.ClientConfigurationRequest{ProtocolRequest: identity.ProtocolRequest{Address: reg.RegistrationClientURI}, RegistrationAccessToken: reg.RegistrationAccessToken}
 	read, err := identity.ReadClientConfiguration(ctx, nil, cfg)
 	if err != nil || read.ClientID != "c1" || f.last(t).Header.Get("Authorization") != "Bearer rat" || f.last(t).Method != http.MethodGet {
 		t.Fatalf("read: %+v %v", read, err)
@@ -116,10 +117,10 @@ func TestRegistrationLifecycle(t *testing.T) {
 		t.Fatalf("delete: %v", err)
 	}
 
-	if _, err := identity.UpdateClientConfiguration(ctx, nil, identity.ClientConfigurationRequest{Address: f.URL, RegistrationAccessToken: "x"}); err == nil {
+	if _, err := identity.UpdateClientConfiguration(ctx, nil, identity.ClientConfigurationRequest{ProtocolRequest: identity.ProtocolRequest{Address: f.URL}, RegistrationAccessToken: "x"}); err == nil {
 		t.Error("update without client ID accepted")
 	}
-	if _, err := identity.ReadClientConfiguration(ctx, nil, identity.ClientConfigurationRequest{Address: f.URL}); err == nil {
+	if _, err := identity.ReadClientConfiguration(ctx, nil, identity.ClientConfigurationRequest{ProtocolRequest: identity.ProtocolRequest{Address: f.URL}}); err == nil {
 		t.Error("read without registration access token accepted")
 	}
 }
@@ -127,7 +128,7 @@ func TestRegistrationLifecycle(t *testing.T) {
 func TestRegistrationErrors(t *testing.T) {
 	ctx := context.Background()
 	f := jsonFake(t, 400, `{"error":"invalid_redirect_uri","error_description":"https only"}`)
-	_, err := identity.RegisterClient(ctx, nil, identity.RegistrationRequest{Address: f.URL})
+	_, err := identity.RegisterClient(ctx, nil, identity.RegistrationRequest{ProtocolRequest: identity.ProtocolRequest{Address: f.URL}})
 	var pe *identity.ProtocolError
 	if !errors.As(err, &pe) || pe.Code != "invalid_redirect_uri" || pe.StatusCode != 400 {
 		t.Errorf("register error: %v", err)
@@ -136,7 +137,7 @@ func TestRegistrationErrors(t *testing.T) {
 		w.Header().Set("WWW-Authenticate", `Bearer error="invalid_token"`)
 		w.WriteHeader(401)
 	})
-	_, err = identity.ReadClientConfiguration(ctx, nil, identity.ClientConfigurationRequest{Address: f.URL, RegistrationAccessToken: "old"})
+	_, err = identity.ReadClientConfiguration(ctx, nil, identity.ClientConfigurationRequest{ProtocolRequest: identity.ProtocolRequest{Address: f.URL}, RegistrationAccessToken: "old"})
 	if !errors.As(err, &pe) || pe.Code != "invalid_token" || pe.StatusCode != 401 {
 		t.Errorf("read with revoked token: %v", err)
 	}
@@ -149,16 +150,16 @@ func TestRegistrationErrors(t *testing.T) {
 		`{"client_id":"c","registration_client_uri":1}`:     identity.ErrNotJSON,
 	} {
 		f := jsonFake(t, 201, body)
-		if _, err := identity.RegisterClient(ctx, nil, identity.RegistrationRequest{Address: f.URL}); !errors.Is(err, want) {
+		if _, err := identity.RegisterClient(ctx, nil, identity.RegistrationRequest{ProtocolRequest: identity.ProtocolRequest{Address: f.URL}}); !errors.Is(err, want) {
 			t.Errorf("%s: got %v", body, err)
 		}
 	}
 	f = jsonFake(t, 200, `{"client_id":"c","client_secret_expires_at":1900000000}`)
-	reg, err := identity.RegisterClient(ctx, nil, identity.RegistrationRequest{Address: f.URL})
+	reg, err := identity.RegisterClient(ctx, nil, identity.RegistrationRequest{ProtocolRequest: identity.ProtocolRequest{Address: f.URL}})
 	if err != nil || !reg.ClientSecretExpiresAt.Equal(time.Unix(1900000000, 0)) || reg.Metadata.Extra != nil {
 		t.Errorf("expiring secret: %+v %v", reg, err)
 	}
-	if _, err := identity.RegisterClient(ctx, nil, identity.RegistrationRequest{Address: f.URL, Metadata: identity.ClientMetadata{JWKS: json.RawMessage(`{bad`)}}); err == nil {
+	if _, err := identity.RegisterClient(ctx, nil, identity.RegistrationRequest{ProtocolRequest: identity.ProtocolRequest{Address: f.URL}, Metadata: identity.ClientMetadata{JWKS: json.RawMessage(`{bad`)}}); err == nil {
 		t.Error("invalid JWKS metadata marshalled")
 	}
 }

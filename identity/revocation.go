@@ -2,7 +2,7 @@ package identity
 
 import (
 	"context"
-	"errors"
+	"fmt"
 	"net/http"
 	"net/url"
 )
@@ -25,7 +25,7 @@ type RevocationRequest struct {
 // the transport or context error.
 func RevokeToken(ctx context.Context, client *http.Client, req RevocationRequest) error {
 	if req.Token == "" {
-		return errors.New("identity: revocation request needs a token")
+		return fmt.Errorf("%w: the revocation request needs Token", ErrMissingToken)
 	}
 	form := url.Values{"token": {req.Token}}
 	setFormValue(form, "token_type_hint", req.TokenTypeHint)

@@ -3,6 +3,7 @@ package identity
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"net/url"
 	"time"
@@ -55,7 +56,7 @@ type RefreshTokenRequest struct {
 // [RequestClientCredentialsToken].
 func RequestRefreshToken(ctx context.Context, client *http.Client, req RefreshTokenRequest) (*TokenResponse, error) {
 	if req.RefreshToken == "" {
-		return nil, errors.New("identity: refresh token is empty")
+		return nil, fmt.Errorf("%w: RefreshToken is empty", ErrMissingToken)
 	}
 	form := url.Values{"grant_type": {GrantTypeRefreshToken}, "refresh_token": {req.RefreshToken}}
 	setFormValue(form, "scope", scopeParam(req.Scopes))
@@ -81,7 +82,7 @@ type AuthorizationCodeTokenRequest struct {
 // Errors as for [RequestClientCredentialsToken].
 func RequestAuthorizationCodeToken(ctx context.Context, client *http.Client, req AuthorizationCodeTokenRequest) (*TokenResponse, error) {
 	if req.Code == "" {
-		return nil, errors.New("identity: authorization code is empty")
+		return nil, fmt.Errorf("%w: the authorization Code is empty", ErrMissingParameter)
 	}
 	form := url.Values{"grant_type": {GrantTypeAuthorizationCode}, "code": {req.Code}}
 	setFormValue(form, "redirect_uri", req.RedirectURI)
@@ -107,11 +108,19 @@ type DeviceTokenRequest struct {
 // user has not finished, the error is a [*ProtocolError] with Code
 // "authorization_pending" or "slow_down"; [PollDeviceToken] handles these.
 func RequestDeviceToken(ctx context.Context, client *http.Client, req DeviceTokenRequest) (*TokenResponse, error) {
-	if req.DeviceCode == "" {
-		return nil, errors.New("identity: device code is empty")
+	if err := req.check(); err != nil {
+		return nil, err
 	}
 	form := url.Values{"grant_type": {GrantTypeDeviceCode}, "device_code": {req.DeviceCode}}
 	return requestToken(ctx, client, &req.ProtocolRequest, form)
+}
+
+// check refuses a request without a device code.
+func (req *DeviceTokenRequest) check() error {
+	if req.DeviceCode == "" {
+		return fmt.Errorf("%w: DeviceCode is empty", ErrMissingParameter)
+	}
+	return nil
 }
 
 // PollDeviceToken polls the token endpoint for a device code until the
@@ -126,6 +135,9 @@ func PollDeviceToken(ctx context.Context, client *http.Client, req DeviceTokenRe
 
 // pollDeviceToken is PollDeviceToken with a replaceable wait, for tests.
 func pollDeviceToken(ctx context.Context, client *http.Client, req DeviceTokenRequest, wait func(context.Context, time.Duration) error) (*TokenResponse, error) {
+	if err := req.check(); err != nil {
+		return nil, err
+	}
 	if !req.Expiry.IsZero() {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithDeadline(ctx, req.Expiry)
@@ -198,9 +210,9 @@ type TokenExchangeTokenRequest struct {
 func RequestTokenExchangeToken(ctx context.Context, client *http.Client, req TokenExchangeTokenRequest) (*TokenResponse, error) {
 	switch {
 	case req.SubjectToken == "" || req.SubjectTokenType == "":
-		return nil, errors.New("identity: token exchange needs subject_token and subject_token_type")
+		return nil, fmt.Errorf("%w: token exchange needs SubjectToken and SubjectTokenType", ErrMissingToken)
 	case req.ActorToken != "" && req.ActorTokenType == "":
-		return nil, errors.New("identity: token exchange needs actor_token_type with actor_token")
+		return nil, fmt.Errorf("%w: token exchange needs ActorTokenType with ActorToken", ErrMissingParameter)
 	}
 	form := url.Values{
 		"grant_type":         {GrantTypeTokenExchange},
@@ -261,7 +273,7 @@ type TokenRequest struct {
 // req.Parameters. Errors as for [RequestClientCredentialsToken].
 func RequestToken(ctx context.Context, client *http.Client, req TokenRequest) (*TokenResponse, error) {
 	if req.GrantType == "" {
-		return nil, errors.New("identity: grant type is empty")
+		return nil, fmt.Errorf("%w: GrantType is empty", ErrMissingParameter)
 	}
 	return requestToken(ctx, client, &req.ProtocolRequest, url.Values{"grant_type": {req.GrantType}})
 }

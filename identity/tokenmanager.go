@@ -3,6 +3,8 @@ package identity
 import (
 	"context"
 	"errors"
+	"fmt"
+	"io"
 	"net/http"
 	"sync"
 	"time"
@@ -26,8 +28,13 @@ type TokenManagerOptions struct {
 	// [DefaultHTTPTimeout]).
 	HTTPClient *http.Client
 	// Request is the client credentials request (token endpoint, client
-	// authentication, scopes, resources).
+	// authentication, scopes, resources, DPoP key). Request.Address may be
+	// empty when Provider is set.
 	Request ClientCredentialsTokenRequest
+	// Provider, when Request.Address is empty, supplies the token endpoint
+	// from its discovery document at each token request, so a manager
+	// needs only the issuer.
+	Provider *Provider
 	// RefreshMargin: a token is replaced this long before it expires, at
 	// most half its lifetime; 0 means [DefaultRefreshMargin].
 	RefreshMargin time.Duration
@@ -43,7 +50,9 @@ type TokenManagerOptions struct {
 // expires, coalesces concurrent refreshes into one request, and never
 // hands out an expired token. When a refresh inside the margin fails, the
 // still-valid cached token is returned. It starts no goroutines and needs
-// no Close; it is safe for concurrent use.
+// no Close; it is safe for concurrent use. Create it with
+// [NewTokenManager]; the methods of a zero TokenManager fail with
+// [ErrNotInitialized].
 type TokenManager struct {
 	opts  TokenManagerOptions
 	group singleflight.Group
@@ -54,10 +63,11 @@ type TokenManager struct {
 	refreshAt time.Time // when to replace current
 }
 
-// NewTokenManager returns a manager for opts. It does no I/O.
+// NewTokenManager returns a manager for opts. It does no I/O. It needs the
+// token endpoint (opts.Request.Address) or a Provider ([ErrMissingAddress]).
 func NewTokenManager(opts TokenManagerOptions) (*TokenManager, error) {
-	if opts.Request.Address == "" {
-		return nil, errors.New("identity: token manager needs the token endpoint address")
+	if opts.Request.Address == "" && opts.Provider == nil {
+		return nil, fmt.Errorf("%w: the token manager needs Request.Address (the token endpoint) or a Provider", ErrMissingAddress)
 	}
 	if opts.RefreshMargin <= 0 {
 		opts.RefreshMargin = DefaultRefreshMargin
@@ -77,6 +87,9 @@ func NewTokenManager(opts TokenManagerOptions) (*TokenManager, error) {
 // caller's wait; the shared request itself outlives a cancelled caller so
 // that other waiters still get its result.
 func (m *TokenManager) Token(ctx context.Context) (*TokenResponse, error) {
+	if m == nil || m.opts.Now == nil {
+		return nil, notInitialized("TokenManager", "NewTokenManager")
+	}
 	m.mu.Lock()
 	cur, expiry, refreshAt := m.current, m.expiry, m.refreshAt
 	m.mu.Unlock()
@@ -105,8 +118,20 @@ func (m *TokenManager) AccessToken(ctx context.Context) (string, error) {
 // Invalidate drops the cached token, e.g. after an upstream rejected it;
 // the next call to Token requests a new one.
 func (m *TokenManager) Invalidate() {
+	if m == nil {
+		return
+	}
+	m.invalidate(nil)
+}
+
+// invalidate drops the cached token when it is tok (any token when tok is
+// nil), so that requests rejected with an old token do not throw away a
+// newer one.
+func (m *TokenManager) invalidate(tok *TokenResponse) {
 	m.mu.Lock()
-	m.current, m.expiry, m.refreshAt = nil, time.Time{}, time.Time{}
+	if tok == nil || m.current == tok {
+		m.current, m.expiry, m.refreshAt = nil, time.Time{}, time.Time{}
+	}
 	m.mu.Unlock()
 }
 
@@ -120,7 +145,19 @@ func (m *TokenManager) refresh(ctx context.Context) (*TokenResponse, error) {
 		if cur != nil && start.Before(refreshAt) {
 			return cur, nil // refreshed by a flight that just ended
 		}
-		tok, err := RequestClientCredentialsToken(context.WithoutCancel(ctx), m.opts.HTTPClient, m.opts.Request)
+		ctx := context.WithoutCancel(ctx)
+		req := m.opts.Request
+		if req.Address == "" {
+			d, err := m.opts.Provider.Discovery(ctx)
+			if err != nil {
+				return nil, err
+			}
+			if d.TokenEndpoint == "" {
+				return nil, fmt.Errorf("%w: the discovery document of %s has no token_endpoint", ErrMissingAddress, m.opts.Provider.Issuer())
+			}
+			req.Address = d.TokenEndpoint
+		}
+		tok, err := RequestClientCredentialsToken(ctx, m.opts.HTTPClient, req)
 		if err != nil {
 			return nil, err
 		}
@@ -145,36 +182,111 @@ func (m *TokenManager) refresh(ctx context.Context) (*TokenResponse, error) {
 	}
 }
 
-// Transport returns an http.RoundTripper that sets "Authorization: Bearer
-// <token>" from m on every request it sends through base (nil:
-// http.DefaultTransport). Requests that already carry an Authorization
-// header are sent unchanged.
+// Transport returns an http.RoundTripper that authorizes every request it
+// sends through base (nil: http.DefaultTransport) with m's token:
+//
+//   - a Bearer token as "Authorization: Bearer <token>";
+//   - a DPoP-bound token (token_type DPoP, issued because
+//     Request.DPoP is set) as "Authorization: DPoP <token>" with a fresh
+//     DPoP proof of the key for the request's method and URL carrying the
+//     token's ath (RFC 9449 §7.1). When the resource server answers a DPoP
+//     challenge with error "use_dpop_nonce" and a DPoP-Nonce, the request
+//     is sent once more with a proof carrying that nonce (§9);
+//   - after a 401 (other than a nonce challenge), the cached token is
+//     invalidated, a new one obtained and the request sent once more.
+//
+// A request is sent again only when its body can be replayed: no body, or
+// GetBody set (as [http.NewRequest] does for in-memory bodies); otherwise
+// the first response is returned. Requests that already carry an
+// Authorization header are sent unchanged. The token goes to whatever host
+// a request is for, redirect targets included: use the transport only in
+// a client for the APIs the token is meant for.
 func (m *TokenManager) Transport(base http.RoundTripper) http.RoundTripper {
 	if base == nil {
 		base = http.DefaultTransport
 	}
-	return &bearerTransport{manager: m, base: base}
+	return &tokenTransport{manager: m, base: base}
 }
 
-// bearerTransport adds the manager's token to requests.
-type bearerTransport struct {
+// tokenTransport adds the manager's token to requests.
+type tokenTransport struct {
 	manager *TokenManager
 	base    http.RoundTripper
 }
 
 // RoundTrip implements http.RoundTripper.
-func (t *bearerTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+func (t *tokenTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	if req.Header.Get("Authorization") != "" {
 		return t.base.RoundTrip(req)
 	}
-	tok, err := t.manager.AccessToken(req.Context())
+	tok, err := t.manager.Token(req.Context())
 	if err != nil {
-		if req.Body != nil {
-			_ = req.Body.Close()
-		}
+		closeBody(req)
 		return nil, err
 	}
-	r2 := req.Clone(req.Context())
-	r2.Header.Set("Authorization", "Bearer "+tok)
-	return t.base.RoundTrip(r2)
+	replayable := req.Body == nil || req.Body == http.NoBody || req.GetBody != nil
+	resp, err := t.send(req, tok, req.Body)
+	if err != nil || resp.StatusCode != http.StatusUnauthorized || !replayable {
+		return resp, err
+	}
+	key := t.manager.opts.Request.DPoP
+	if tok.DPoPBound() && key != nil && key.observeResponse(req.URL.String(), resp.StatusCode, resp.Header, nil) {
+		if resp, err = t.resend(req, resp, tok); err != nil || resp.StatusCode != http.StatusUnauthorized {
+			return resp, err
+		}
+	}
+	t.manager.invalidate(tok)
+	fresh, err := t.manager.Token(req.Context())
+	if err != nil {
+		return resp, nil
+	}
+	return t.resend(req, resp, fresh)
+}
+
+// resend closes the previous response and sends req again with a copy of
+// its body.
+func (t *tokenTransport) resend(req *http.Request, prev *http.Response, tok *TokenResponse) (*http.Response, error) {
+	body := req.Body
+	if req.GetBody != nil {
+		var err error
+		if body, err = req.GetBody(); err != nil {
+			return prev, nil
+		}
+	}
+	_, _ = io.Copy(io.Discard, io.LimitReader(prev.Body, 4<<10))
+	prev.Body.Close()
+	return t.send(req, tok, body)
+}
+
+// send sends a copy of req with body, authorized with tok: DPoP with a new
+// proof when tok is DPoP-bound, else Bearer.
+func (t *tokenTransport) send(req *http.Request, tok *TokenResponse, body io.ReadCloser) (*http.Response, error) {
+	r := req.Clone(req.Context())
+	r.Body = body
+	if tok.DPoPBound() {
+		key := t.manager.opts.Request.DPoP
+		if key == nil {
+			closeBody(r)
+			return nil, errors.New("identity: the token is DPoP-bound but the token manager has no DPoP key (TokenManagerOptions.Request.DPoP)")
+		}
+		if err := key.AuthorizeRequest(r, tok.AccessToken); err != nil {
+			closeBody(r)
+			return nil, err
+		}
+		resp, err := t.base.RoundTrip(r)
+		if err == nil {
+			key.observeResponse(req.URL.String(), resp.StatusCode, resp.Header, nil)
+		}
+		return resp, err
+	}
+	r.Header.Set("Authorization", "Bearer "+tok.AccessToken)
+	return t.base.RoundTrip(r)
+}
+
+// closeBody closes the body of a request that will not be sent, as an
+// http.RoundTripper must.
+func closeBody(req *http.Request) {
+	if req.Body != nil {
+		_ = req.Body.Close()
+	}
 }

@@ -18,10 +18,16 @@ var ErrSubjectMismatch = errors.New("identity: userinfo subject mismatch")
 // UserInfoRequest asks the userinfo_endpoint for the claims of the user an
 // access token was issued for (OpenID Connect Core §5.3).
 type UserInfoRequest struct {
-	// Address is the userinfo_endpoint (https unless loopback or
-	// AllowHTTP).
-	Address string
-	// Token is the access token, sent as a Bearer Authorization header.
+	// ProtocolRequest: Address is the userinfo_endpoint (https unless
+	// loopback or AllowHTTP); Header, MaxResponseBytes and AllowHTTP
+	// apply; Parameters are sent in the query string (GET) or the form
+	// (UsePost). DPoP, when set, sends Token with the DPoP scheme and a
+	// proof of the key (RFC 9449 §7), as a DPoP-bound token must be; a
+	// use_dpop_nonce challenge is answered once (see [DoDPoPRequest]).
+	// ClientAuth must be empty: the endpoint authenticates the token.
+	ProtocolRequest
+	// Token is the access token, sent as a Bearer Authorization header
+	// (DPoP with ProtocolRequest.DPoP).
 	Token string
 	// ExpectedSubject, when set, must equal the response's sub (the sub of
 	// the ID token): else [ErrSubjectMismatch].
@@ -38,21 +44,11 @@ type UserInfoRequest struct {
 	// issuer's advertised asymmetric algorithms (if Keys says), else
 	// RS256…EdDSA.
 	Algorithms []string
-	// Header holds additional request headers.
-	Header http.Header
-	// DPoP, when set, sends the token with the DPoP scheme and a proof of
-	// this key (RFC 9449 §7), as a DPoP-bound token must be; a
-	// use_dpop_nonce challenge is answered once (see [DoDPoPRequest]).
-	DPoP *DPoPKey
-	// UsePost sends a POST with an empty form body instead of a GET
-	// (OpenID Connect Core §5.3.1 allows both; some servers or gateways
-	// accept only one). The token stays in the Authorization header.
+	// UsePost sends a POST with a form body (empty, or Parameters)
+	// instead of a GET (OpenID Connect Core §5.3.1 allows both; some
+	// servers or gateways accept only one). The token stays in the
+	// Authorization header.
 	UsePost bool
-	// MaxResponseBytes caps the response; 0 means
-	// [DefaultMaxDocumentBytes].
-	MaxResponseBytes int64
-	// AllowHTTP permits http on a non-loopback host.
-	AllowHTTP bool
 }
 
 // UserInfoAddress is the address claim (OpenID Connect Core §5.1.1).
@@ -126,27 +122,20 @@ func (r *UserInfoResponse) Claims() map[string]any {
 // [*ClaimError]) or the transport or context error.
 func RequestUserInfo(ctx context.Context, client *http.Client, req UserInfoRequest) (*UserInfoResponse, error) {
 	if req.Token == "" {
-		return nil, errors.New("identity: userinfo request needs an access token")
+		return nil, fmt.Errorf("%w: the userinfo request needs Token", ErrMissingToken)
 	}
-	header := http.Header{}
-	for k, v := range req.Header {
-		header[http.CanonicalHeaderKey(k)] = append([]string(nil), v...)
-	}
-	if req.DPoP == nil {
-		header.Set("Authorization", "Bearer "+req.Token)
-	}
-	call := endpointCall{
-		method:      http.MethodGet,
-		address:     req.Address,
-		accept:      "application/json, application/jwt",
-		header:      header,
-		limit:       req.MaxResponseBytes,
-		allowHTTP:   req.AllowHTTP,
-		dpop:        req.DPoP,
-		accessToken: req.Token,
-	}
+	p := req.ProtocolRequest
+	method := http.MethodGet
 	if req.UsePost {
-		call.method, call.body, call.contentType = http.MethodPost, []byte{}, "application/x-www-form-urlencoded"
+		method, p.Parameters = http.MethodPost, nil
+	}
+	call, err := p.tokenCall("userinfo endpoint", method, req.Token)
+	if err != nil {
+		return nil, err
+	}
+	call.accept = "application/json, application/jwt"
+	if req.UsePost {
+		call.body, call.contentType = []byte(req.Parameters.Encode()), "application/x-www-form-urlencoded"
 	}
 	res, err := doEndpoint(ctx, client, call)
 	if err != nil {

@@ -30,7 +30,7 @@ func userInfoFake(t *testing.T, status int, contentType, body string, header map
 
 func TestUserInfoJSON(t *testing.T) {
 	f := userInfoFake(t, 200, "application/json", `{"sub":"u1","email":"a@b","email_verified":"true","phone_number_verified":false,"updated_at":1700000000,"address":{"country":"FR"},"tenant":"t9"}`, nil)
-	r, err := identity.RequestUserInfo(context.Background(), nil, identity.UserInfoRequest{Address: f.URL, Token: "at", ExpectedSubject: "u1", Header: http.Header{"X-A": {"b"}}})
+	r, err := identity.RequestUserInfo(context.Background(), nil, identity.UserInfoRequest{ProtocolRequest: identity.ProtocolRequest{Address: f.URL, Header: http.Header{"X-A": {"b"}}}, Token: "at", ExpectedSubject: "u1"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -59,18 +59,18 @@ func TestUserInfoJSON(t *testing.T) {
 		"subject differs": {`{"sub":"other"}`, func(e error) bool { return errors.Is(e, identity.ErrSubjectMismatch) }},
 	} {
 		f := userInfoFake(t, 200, "application/json", tc.body, nil)
-		if _, err := identity.RequestUserInfo(context.Background(), nil, identity.UserInfoRequest{Address: f.URL, Token: "t", ExpectedSubject: "u"}); !tc.check(err) {
+		if _, err := identity.RequestUserInfo(context.Background(), nil, identity.UserInfoRequest{ProtocolRequest: identity.ProtocolRequest{Address: f.URL}, Token: "t", ExpectedSubject: "u"}); !tc.check(err) {
 			t.Errorf("%s: got %v", name, err)
 		}
 	}
-	if _, err := identity.RequestUserInfo(context.Background(), nil, identity.UserInfoRequest{Address: f.URL}); err == nil {
+	if _, err := identity.RequestUserInfo(context.Background(), nil, identity.UserInfoRequest{ProtocolRequest: identity.ProtocolRequest{Address: f.URL}}); err == nil {
 		t.Error("no token accepted")
 	}
 }
 
 func TestUserInfoPost(t *testing.T) {
 	f := userInfoFake(t, 200, "application/json", `{"sub":"u1"}`, nil)
-	r, err := identity.RequestUserInfo(context.Background(), nil, identity.UserInfoRequest{Address: f.URL, Token: "at", UsePost: true})
+	r, err := identity.RequestUserInfo(context.Background(), nil, identity.UserInfoRequest{ProtocolRequest: identity.ProtocolRequest{Address: f.URL}, Token: "at", UsePost: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -86,18 +86,18 @@ func TestUserInfoPost(t *testing.T) {
 
 func TestUserInfoChallenges(t *testing.T) {
 	f := userInfoFake(t, 401, "", "", map[string]string{"WWW-Authenticate": `Bearer realm="idp", error="invalid_token", error_description="expired"`})
-	_, err := identity.RequestUserInfo(context.Background(), nil, identity.UserInfoRequest{Address: f.URL, Token: "t"})
+	_, err := identity.RequestUserInfo(context.Background(), nil, identity.UserInfoRequest{ProtocolRequest: identity.ProtocolRequest{Address: f.URL}, Token: "t"})
 	var pe *identity.ProtocolError
 	if !errors.As(err, &pe) || pe.StatusCode != 401 || pe.Code != "invalid_token" || pe.Description != "expired" || pe.WWWAuthenticate == "" {
 		t.Errorf("401 challenge: %#v", err)
 	}
 	f = userInfoFake(t, 401, "", "", map[string]string{"WWW-Authenticate": `Bearer realm="idp"`})
-	_, err = identity.RequestUserInfo(context.Background(), nil, identity.UserInfoRequest{Address: f.URL, Token: "t"})
+	_, err = identity.RequestUserInfo(context.Background(), nil, identity.UserInfoRequest{ProtocolRequest: identity.ProtocolRequest{Address: f.URL}, Token: "t"})
 	if !errors.As(err, &pe) || pe.StatusCode != 401 || pe.Code != "" || pe.WWWAuthenticate != `Bearer realm="idp"` {
 		t.Errorf("401 bare challenge: %#v", err)
 	}
 	f = userInfoFake(t, 403, "application/json", `{"error":"insufficient_scope"}`, map[string]string{"WWW-Authenticate": `Bearer error="insufficient_scope"`})
-	_, err = identity.RequestUserInfo(context.Background(), nil, identity.UserInfoRequest{Address: f.URL, Token: "t"})
+	_, err = identity.RequestUserInfo(context.Background(), nil, identity.UserInfoRequest{ProtocolRequest: identity.ProtocolRequest{Address: f.URL}, Token: "t"})
 	if !errors.As(err, &pe) || pe.StatusCode != 403 || pe.Code != "insufficient_scope" || pe.WWWAuthenticate == "" {
 		t.Errorf("403 body: %#v", err)
 	}
@@ -111,7 +111,13 @@ func TestUserInfoSigned(t *testing.T) {
 	}
 	f := serve(s.sign(t, "", claims))
 	r, err := identity.RequestUserInfo(context.Background(), nil, identity.UserInfoRequest{
-		Address: f.URL, Token: "t", Keys: s.keys(), Issuer: "https://idp", ClientID: "app", ExpectedSubject: "u1"})
+		ProtocolRequest: identity.ProtocolRequest{Address: f.URL},
+		Token:           "t",
+		Keys:            s.keys(),
+		Issuer:          "https://idp",
+		ClientID:        "app",
+		ExpectedSubject: "u1",
+	})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -178,7 +184,7 @@ func TestSignedResponseRefreshesKeys(t *testing.T) {
 	stale := newTestSigner(t, "k1")
 	keys := &refreshingKeys{testKeys: *stale.keys(), next: s.keys()}
 	f := userInfoFake(t, 200, "application/jwt", s.sign(t, "", map[string]any{"sub": "u"}), nil)
-	if _, err := identity.RequestUserInfo(context.Background(), nil, identity.UserInfoRequest{Address: f.URL, Token: "t", Keys: keys}); err != nil {
+	if _, err := identity.RequestUserInfo(context.Background(), nil, identity.UserInfoRequest{ProtocolRequest: identity.ProtocolRequest{Address: f.URL}, Token: "t", Keys: keys}); err != nil {
 		t.Fatal(err)
 	}
 	if keys.refreshed != 1 {
@@ -199,12 +205,12 @@ func TestSignedUserInfoWithKeySet(t *testing.T) {
 		t.Fatal(err)
 	}
 	f := userInfoFake(t, 200, "application/jwt", s.sign(t, "", map[string]any{"sub": "u", "iss": "https://idp", "aud": []string{"app", "x"}}), nil)
-	r, err := identity.RequestUserInfo(context.Background(), nil, identity.UserInfoRequest{Address: f.URL, Token: "t", Keys: set, Issuer: "https://idp", ClientID: "app"})
+	r, err := identity.RequestUserInfo(context.Background(), nil, identity.UserInfoRequest{ProtocolRequest: identity.ProtocolRequest{Address: f.URL}, Token: "t", Keys: set, Issuer: "https://idp", ClientID: "app"})
 	if err != nil || !r.Signed || r.Subject != "u" {
 		t.Fatalf("got %+v, %v", r, err)
 	}
 	f = userInfoFake(t, 200, "application/jwt", newTestSigner(t, "es-2").sign(t, "", map[string]any{"sub": "u"}), nil)
-	if _, err := identity.RequestUserInfo(context.Background(), nil, identity.UserInfoRequest{Address: f.URL, Token: "t", Keys: set}); !errors.Is(err, identity.ErrKeyNotFound) {
+	if _, err := identity.RequestUserInfo(context.Background(), nil, identity.UserInfoRequest{ProtocolRequest: identity.ProtocolRequest{Address: f.URL}, Token: "t", Keys: set}); !errors.Is(err, identity.ErrKeyNotFound) {
 		t.Errorf("unknown kid: %v", err)
 	}
 }
@@ -233,7 +239,7 @@ func TestSignedResponseAlgorithms(t *testing.T) {
 		"advertised nothing known": {advertisingKeys{s.keys(), []string{"HS256"}}, nil, true},
 		"explicit none is dropped": {s.keys(), []string{"none", "ES256"}, true},
 	} {
-		_, err := identity.RequestUserInfo(context.Background(), nil, identity.UserInfoRequest{Address: f.URL, Token: "t", Keys: tc.keys, Algorithms: tc.algs})
+		_, err := identity.RequestUserInfo(context.Background(), nil, identity.UserInfoRequest{ProtocolRequest: identity.ProtocolRequest{Address: f.URL}, Token: "t", Keys: tc.keys, Algorithms: tc.algs})
 		if tc.ok != (err == nil) || (!tc.ok && !errors.Is(err, identity.ErrUnsupportedAlg)) {
 			t.Errorf("%s: got %v", name, err)
 		}
@@ -269,7 +275,7 @@ func TestUserInfoDPoP(t *testing.T) {
 		w.Header().Set("Content-Type", "application/json")
 		_, _ = io.WriteString(w, `{"sub":"u1"}`)
 	})
-	r, err := identity.RequestUserInfo(context.Background(), nil, identity.UserInfoRequest{Address: f.URL, Token: "at", DPoP: key, ExpectedSubject: "u1"})
+	r, err := identity.RequestUserInfo(context.Background(), nil, identity.UserInfoRequest{ProtocolRequest: identity.ProtocolRequest{Address: f.URL, DPoP: key}, Token: "at", ExpectedSubject: "u1"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -278,7 +284,7 @@ func TestUserInfoDPoP(t *testing.T) {
 	}
 
 	refused := userInfoFake(t, http.StatusUnauthorized, "", "", map[string]string{"WWW-Authenticate": `DPoP error="invalid_token", error_description="bound to another key"`})
-	_, err = identity.RequestUserInfo(context.Background(), nil, identity.UserInfoRequest{Address: refused.URL, Token: "at", DPoP: key})
+	_, err = identity.RequestUserInfo(context.Background(), nil, identity.UserInfoRequest{ProtocolRequest: identity.ProtocolRequest{Address: refused.URL, DPoP: key}, Token: "at"})
 	var pe *identity.ProtocolError
 	if !errors.As(err, &pe) || pe.Code != "invalid_token" || pe.Description != "bound to another key" {
 		t.Errorf("err = %v, want a ProtocolError invalid_token from the DPoP challenge", err)

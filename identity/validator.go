@@ -98,7 +98,10 @@ type IssuerConfig struct {
 	AnyTenant bool
 	// AuthorizedParties, when set, lists the client IDs the token may have
 	// been issued to: the claim named by AuthorizedPartyClaim must be
-	// present, a string, and one of them. Empty means no check.
+	// present, a string, and one of them. Empty means no check. It suits
+	// access tokens; for ID tokens use [Validator.ValidateIDToken], whose
+	// azp rules (OpenID Connect Core §3.1.3.7) accept the ordinary
+	// single-audience ID token without azp, which this check would refuse.
 	AuthorizedParties []string
 	// AuthorizedPartyClaim names the claim (a path as in [Claims.Get])
 	// holding the client ID checked against AuthorizedParties; "" means
@@ -139,7 +142,9 @@ type IssuerConfig struct {
 	// letter case and with the "application/" prefix optional, e.g.
 	// "at+jwt" for RFC 9068 access tokens. Empty means no check.
 	Types []string
-	// Nonce, when set, must equal the "nonce" claim (ID tokens).
+	// Nonce, when set, must equal the "nonce" claim. A nonce belongs to one
+	// login: pass it in [IDTokenCheck] to [Validator.ValidateIDToken]
+	// instead, so that one Validator serves every login.
 	Nonce string
 	// MaxAge, when positive, bounds now - iat (iat then required).
 	MaxAge time.Duration
@@ -275,7 +280,7 @@ func newIssuerRules(cfg IssuerConfig) (*issuerRules, error) {
 		return fmt.Errorf("identity: issuer %q: "+format, append([]any{cfg.Issuer}, args...)...)
 	}
 	if cfg.Issuer == "" {
-		return nil, errors.New("identity: issuer must not be empty")
+		return nil, fmt.Errorf("%w: IssuerConfig.Issuer is empty", ErrMissingIssuer)
 	}
 	if cfg.Keys == nil && cfg.HMACSecret == nil {
 		return nil, fail("Keys or HMACSecret required")
@@ -554,6 +559,9 @@ func (e *unknownIssuerError) Unwrap() []error { return []error{ErrUnknownIssuer,
 //     exp, nbf, iat, max age, typ header, nonce and required claims
 //     ([*ClaimError], Claim naming the claim or "typ").
 func (v *Validator) Validate(ctx context.Context, token string) (*Token, error) {
+	if v == nil || v.issuers == nil {
+		return nil, notInitialized("Validator", "NewValidator")
+	}
 	jws, err := parseCompact(token, v.maxBytes)
 	if err != nil {
 		return nil, err

@@ -30,6 +30,20 @@ func providerDiscovery(t *testing.T, p *oidcProvider) *identity.DiscoveryDocumen
 	return doc
 }
 
+// validateIDToken validates an ID token of p for one sign-in with the
+// library, as a relying party would: discovery, keys, signature, the
+// issuer's rules and the login's (client, nonce, at_hash).
+func validateIDToken(t *testing.T, p *oidcProvider, raw string, check identity.IDTokenCheck) *identity.Claims {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	tok, err := identity.ValidateIDToken(ctx, raw, identity.ValidateOptions{Issuer: p.URL()}, check)
+	if err != nil {
+		t.Fatalf("ID token: %v", err)
+	}
+	return tok.Claims
+}
+
 func clientsContext(t *testing.T) context.Context {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	t.Cleanup(cancel)
@@ -170,7 +184,7 @@ func TestClientsRegistrationAgainstProvider(t *testing.T) {
 	doc := providerDiscovery(t, p)
 	ctx := clientsContext(t)
 	reg, err := identity.RegisterClient(ctx, nil, identity.RegistrationRequest{
-		Address: doc.RegistrationEndpoint,
+		ProtocolRequest: identity.ProtocolRequest{Address: doc.RegistrationEndpoint},
 		Metadata: identity.ClientMetadata{
 			ClientName: "dyn", GrantTypes: []string{identity.GrantTypeClientCredentials}, ResponseTypes: []string{},
 			RedirectURIs: []string{}, TokenEndpointAuthMethod: identity.AuthMethodClientSecretBasic,
@@ -187,7 +201,7 @@ func TestClientsRegistrationAgainstProvider(t *testing.T) {
 	if _, err := identity.RequestClientCredentialsToken(ctx, nil, ccReq); err != nil {
 		t.Fatalf("registered client cannot get a token: %v", err)
 	}
-	cfg := identity.ClientConfigurationRequest{Address: reg.RegistrationClientURI, RegistrationAccessToken: reg.RegistrationAccessToken}
+	cfg := identity.ClientConfigurationRequest{ProtocolRequest: identity.ProtocolRequest{Address: reg.RegistrationClientURI}, RegistrationAccessToken: reg.RegistrationAccessToken}
 	read, err := identity.ReadClientConfiguration(ctx, nil, cfg)
 	if err != nil || read.ClientID != reg.ClientID || read.Metadata.TokenEndpointAuthMethod != identity.AuthMethodClientSecretBasic {
 		t.Fatalf("read: %+v %v", read, err)
@@ -251,22 +265,32 @@ func TestClientsCodePKCEUserInfoAgainstProvider(t *testing.T) {
 	if tok.IDToken == "" || tok.AccessToken == "" {
 		t.Fatalf("token response %+v", tok)
 	}
-	if _, claims := verifyJWT(t, tok.IDToken, p.fetchJWKS(t)); claims["sub"] != "bob" || claims["nonce"] != nonce {
-		t.Errorf("ID token %v", claims)
+	check := identity.IDTokenCheck{ClientID: testClientID, Nonce: nonce, AccessToken: tok.AccessToken}
+	if claims := validateIDToken(t, p, tok.IDToken, check); claims.Subject != "bob" {
+		t.Errorf("ID token subject %q", claims.Subject)
+	}
+	for name, wrong := range map[string]identity.IDTokenCheck{
+		"nonce": {ClientID: testClientID, Nonce: "other", AccessToken: tok.AccessToken},
+		"aud":   {ClientID: "another-client", Nonce: nonce, AccessToken: tok.AccessToken},
+	} {
+		_, err := identity.ValidateIDToken(ctx, tok.IDToken, identity.ValidateOptions{Issuer: p.URL()}, wrong)
+		if ce, ok := errors.AsType[*identity.ClaimError](err); !ok || ce.Claim != name {
+			t.Errorf("wrong %s accepted or refused for another reason: %v", name, err)
+		}
 	}
 
-	info, err := identity.RequestUserInfo(ctx, nil, identity.UserInfoRequest{Address: doc.UserInfoEndpoint, Token: tok.AccessToken, ExpectedSubject: "bob"})
+	info, err := identity.RequestUserInfo(ctx, nil, identity.UserInfoRequest{ProtocolRequest: identity.ProtocolRequest{Address: doc.UserInfoEndpoint}, Token: tok.AccessToken, ExpectedSubject: "bob"})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if info.Email != "bob@example.test" || !info.EmailVerified || info.Name != "bob" {
 		t.Errorf("userinfo %+v", info)
 	}
-	_, err = identity.RequestUserInfo(ctx, nil, identity.UserInfoRequest{Address: doc.UserInfoEndpoint, Token: tok.AccessToken, ExpectedSubject: "mallory"})
+	_, err = identity.RequestUserInfo(ctx, nil, identity.UserInfoRequest{ProtocolRequest: identity.ProtocolRequest{Address: doc.UserInfoEndpoint}, Token: tok.AccessToken, ExpectedSubject: "mallory"})
 	if !errors.Is(err, identity.ErrSubjectMismatch) {
 		t.Errorf("subject mismatch: %v", err)
 	}
-	_, err = identity.RequestUserInfo(ctx, nil, identity.UserInfoRequest{Address: doc.UserInfoEndpoint, Token: "invalid"})
+	_, err = identity.RequestUserInfo(ctx, nil, identity.UserInfoRequest{ProtocolRequest: identity.ProtocolRequest{Address: doc.UserInfoEndpoint}, Token: "invalid"})
 	var pe *identity.ProtocolError
 	if !errors.As(err, &pe) || pe.StatusCode != 401 || pe.Code != identity.ErrorInvalidToken {
 		t.Errorf("bad token: %v", err)
@@ -310,7 +334,7 @@ func TestClientsDeviceFlowAgainstProvider(t *testing.T) {
 	if waited := time.Since(start); waited < identity.DefaultDevicePollInterval {
 		t.Errorf("polled after %v, before the default interval", waited)
 	}
-	if _, claims := verifyJWT(t, tok.IDToken, p.fetchJWKS(t)); claims["sub"] != "carol" {
-		t.Errorf("ID token %v", claims)
+	if claims := validateIDToken(t, p, tok.IDToken, identity.IDTokenCheck{ClientID: testPublicClientID, AccessToken: tok.AccessToken}); claims.Subject != "carol" {
+		t.Errorf("ID token subject %q", claims.Subject)
 	}
 }

@@ -463,10 +463,10 @@ func TestDPoPUserTokenAgainstProvider(t *testing.T) {
 		// Without UserInfoRequest.DPoP the bound token goes as a Bearer
 		// token, which the provider refuses; with it, RequestUserInfo sends
 		// the DPoP scheme and a proof.
-		_, err = identity.RequestUserInfo(ctx, nil, identity.UserInfoRequest{Address: doc.UserInfoEndpoint, Token: tok.AccessToken})
+		_, err = identity.RequestUserInfo(ctx, nil, identity.UserInfoRequest{ProtocolRequest: identity.ProtocolRequest{Address: doc.UserInfoEndpoint}, Token: tok.AccessToken})
 		pe := expectProtocolError(t, err, http.StatusUnauthorized, identity.ErrorInvalidToken)
 		t.Logf("bound token as Bearer at userinfo: %s (%s)", pe.Description, pe.WWWAuthenticate)
-		ui, err := identity.RequestUserInfo(ctx, nil, identity.UserInfoRequest{Address: doc.UserInfoEndpoint, Token: tok.AccessToken, DPoP: key})
+		ui, err := identity.RequestUserInfo(ctx, nil, identity.UserInfoRequest{ProtocolRequest: identity.ProtocolRequest{Address: doc.UserInfoEndpoint, DPoP: key}, Token: tok.AccessToken})
 		if err != nil {
 			t.Fatalf("RequestUserInfo with DPoP: %v", err)
 		}

@@ -57,8 +57,14 @@ func TestSignedUserInfoAgainstProvider(t *testing.T) {
 		t.Errorf("signed userinfo header %+v claims %v", h, claims)
 	}
 
-	base := identity.UserInfoRequest{Address: doc.UserInfoEndpoint, Token: tok.AccessToken, Keys: prov,
-		Issuer: p.URL(), ClientID: testSignedClientID, ExpectedSubject: "dave"}
+	base := identity.UserInfoRequest{
+		ProtocolRequest: identity.ProtocolRequest{Address: doc.UserInfoEndpoint},
+		Token:           tok.AccessToken,
+		Keys:            prov,
+		Issuer:          p.URL(),
+		ClientID:        testSignedClientID,
+		ExpectedSubject: "dave",
+	}
 	for _, usePost := range []bool{false, true} {
 		r := base
 		r.UsePost = usePost
@@ -99,8 +105,12 @@ func TestSignedUserInfoAgainstProvider(t *testing.T) {
 
 	t.Run("unsigned client still JSON", func(t *testing.T) {
 		plain := userToken(t, p, doc, identity.ClientSecretBasicAuth(testClientID, testClientSecret), nil, "dave")
-		info, err := identity.RequestUserInfo(ctx, nil, identity.UserInfoRequest{Address: doc.UserInfoEndpoint,
-			Token: plain.AccessToken, Keys: prov, ExpectedSubject: "dave"})
+		info, err := identity.RequestUserInfo(ctx, nil, identity.UserInfoRequest{
+			ProtocolRequest: identity.ProtocolRequest{Address: doc.UserInfoEndpoint},
+			Token:           plain.AccessToken,
+			Keys:            prov,
+			ExpectedSubject: "dave",
+		})
 		if err != nil || info.Signed || info.Email != "dave@example.test" {
 			t.Errorf("userinfo %+v, %v", info, err)
 		}

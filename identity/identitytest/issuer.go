@@ -1,6 +1,11 @@
 // Package identitytest provides an in-process OpenID provider for tests and
 // demos: an httptest server that serves an OpenID Connect discovery document
-// and a JSON Web Key Set, and mints compact JWS tokens signed with its keys.
+// and a JSON Web Key Set, mints compact JWS tokens signed with its keys, and
+// answers the OAuth 2.0 endpoints a client needs to be tried without a real
+// provider: authorization code with PKCE (signed in at once, as login_hint),
+// pushed authorization requests, client credentials, refresh tokens, the
+// device flow, token exchange, userinfo, introspection, revocation and
+// dynamic client registration.
 //
 // The issuer can rotate and withdraw keys, go down (answer 503) and come
 // back, serve an arbitrary JWKS body (garbage, an empty set, ...), delay its
@@ -13,12 +18,28 @@
 //
 // Routes, relative to the issuer URL (see WithIssuerPath):
 //
-//	GET /.well-known/openid-configuration   OpenID Connect Discovery 1.0
-//	GET /.well-known/oauth-authorization-server{path}  RFC 8414 (same document, at the server root)
-//	GET /jwks                               the key set (see WithJWKSPath)
+//	GET  /.well-known/openid-configuration   OpenID Connect Discovery 1.0
+//	GET  /.well-known/oauth-authorization-server{path}  RFC 8414 (same document, at the server root)
+//	GET  /jwks        the key set (see WithJWKSPath)
+//	GET  /authorize   response_type=code with PKCE S256 (or a PAR request_uri): 302 to redirect_uri with code, state and iss
+//	POST /par         RFC 9126 pushed authorization request
+//	POST /device_authorization  RFC 8628; ApproveDevice plays the user
+//	POST /token       client_credentials, authorization_code (+ code_verifier), refresh_token (rotated),
+//	                  device_code, token-exchange (RFC 8693: a live access token as subject_token, act.sub the client)
+//	GET  /userinfo    sub, name, email, email_verified of a Bearer access token (POST too)
+//	POST /introspect  RFC 7662, for confidential clients
+//	POST /revoke      RFC 7009
+//	POST /register    RFC 7591 dynamic registration; GET, PUT, DELETE /register/{id} (RFC 7592)
 //
-// The authorization, token and userinfo endpoints are advertised in the
-// discovery document but not served.
+// Clients authenticate with client_secret_basic or client_secret_post;
+// DefaultClientID with DefaultClientSecret is registered, WithClient adds
+// more (public ones too). Access tokens are JWTs (typ at+jwt, aud
+// DefaultAudience, client_id, scope); a code or refresh grant with scope
+// "openid" also returns an ID token (aud the client, nonce, at_hash,
+// auth_time). A token request with a valid DPoP proof gets a DPoP-bound
+// access token (cnf.jkt, token_type DPoP), which userinfo then accepts only
+// with the DPoP scheme and a proof of that key. Codes and tokens live in
+// memory until the issuer is closed.
 package identitytest
 
 import (
@@ -59,6 +80,7 @@ type config struct {
 	overrides    []func(map[string]any)
 	jwksPath     string
 	issuerPath   string
+	clients      map[string]string // client ID → secret ("" for public clients)
 }
 
 // Option configures an Issuer at Start or NewIssuer.
@@ -151,6 +173,7 @@ type Issuer struct {
 	jwksBody  []byte                 // non-nil: served instead of the keys
 	jwksType  string
 	delay     time.Duration
+	oauth     oauthState
 	jwksCount atomic.Int64
 	discCount atomic.Int64
 	closeOnce sync.Once
@@ -159,7 +182,7 @@ type Issuer struct {
 // Start starts an Issuer on a loopback port. The caller must Close it. It
 // fails on an unsupported algorithm or a malformed path option.
 func Start(opts ...Option) (*Issuer, error) {
-	cfg := config{jwksPath: DefaultJWKSPath}
+	cfg := config{jwksPath: DefaultJWKSPath, clients: map[string]string{DefaultClientID: DefaultClientSecret}}
 	for _, o := range opts {
 		o(&cfg)
 	}
@@ -401,16 +424,23 @@ func (i *Issuer) Metadata() map[string]any {
 	doc := map[string]any{
 		"issuer":                                i.URL,
 		"jwks_uri":                              i.JWKSURL(),
-		"authorization_endpoint":                i.URL + "/authorize",
-		"token_endpoint":                        i.URL + "/token",
-		"userinfo_endpoint":                     i.URL + "/userinfo",
+		"authorization_endpoint":                i.URL + AuthorizePath,
+		"token_endpoint":                        i.URL + TokenPath,
+		"userinfo_endpoint":                     i.URL + UserInfoPath,
+		"introspection_endpoint":                i.URL + IntrospectionPath,
+		"revocation_endpoint":                   i.URL + RevocationPath,
+		"device_authorization_endpoint":         i.URL + DeviceAuthPath,
+		"pushed_authorization_request_endpoint": i.URL + PARPath,
+		"registration_endpoint":                 i.URL + RegistrationPath,
 		"id_token_signing_alg_values_supported": i.Algorithms(),
 		"response_types_supported":              []string{"code"},
 		"subject_types_supported":               []string{"public"},
-		"grant_types_supported":                 []string{"authorization_code", "client_credentials", "refresh_token"},
+		"grant_types_supported": []string{"authorization_code", "client_credentials", "refresh_token",
+			grantDeviceCode, grantTokenExchange},
 		"scopes_supported":                      []string{"openid", "profile", "email"},
-		"token_endpoint_auth_methods_supported": []string{"client_secret_basic", "client_secret_post"},
+		"token_endpoint_auth_methods_supported": []string{"client_secret_basic", "client_secret_post", "none"},
 		"code_challenge_methods_supported":      []string{"S256"},
+		"dpop_signing_alg_values_supported":     []string{"ES256", "RS256", "PS256", "EdDSA"},
 		"claims_supported":                      []string{"iss", "sub", "aud", "exp", "iat", "name", "email"},
 	}
 	for _, f := range i.cfg.overrides {
@@ -513,14 +543,74 @@ func (i *Issuer) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	case p + i.cfg.jwksPath:
 		i.jwksCount.Add(1)
 		i.serveJWKS(w, r)
+	case p + AuthorizePath:
+		if !i.wait(w, r, false) && allowMethods(w, r, http.MethodGet) {
+			i.serveAuthorize(w, r)
+		}
+	case p + UserInfoPath:
+		if !i.wait(w, r, false) && allowMethods(w, r, http.MethodGet, http.MethodPost) {
+			i.serveUserInfo(w, r)
+		}
+	case p + RegistrationPath:
+		if !i.wait(w, r, false) && allowMethods(w, r, http.MethodPost) {
+			i.serveRegistration(w, r)
+		}
+	case p + TokenPath, p + IntrospectionPath, p + RevocationPath, p + DeviceAuthPath, p + PARPath:
+		if i.wait(w, r, false) || !allowMethods(w, r, http.MethodPost) {
+			return
+		}
+		if err := r.ParseForm(); err != nil {
+			oauthError(w, http.StatusBadRequest, "invalid_request", "the body is not a form")
+			return
+		}
+		switch strings.TrimPrefix(r.URL.Path, p) {
+		case TokenPath:
+			i.serveToken(w, r)
+		case IntrospectionPath:
+			i.serveIntrospection(w, r)
+		case DeviceAuthPath:
+			i.serveDeviceAuthorization(w, r)
+		case PARPath:
+			i.servePAR(w, r)
+		default:
+			i.serveRevocation(w, r)
+		}
 	default:
+		if id, ok := strings.CutPrefix(r.URL.Path, p+RegistrationPath+"/"); ok && id != "" {
+			if !i.wait(w, r, false) {
+				i.serveClientConfiguration(w, r, id)
+			}
+			return
+		}
 		http.NotFound(w, r)
 	}
 }
 
-// prelude applies the delay and the method check, and answers a configured
-// failure. It reports whether the request is fully answered.
+// prelude applies the delay and the method check (GET or HEAD), and
+// answers a configured failure. It reports whether the request is fully
+// answered.
 func (i *Issuer) prelude(w http.ResponseWriter, r *http.Request, jwks bool) bool {
+	if !allowMethods(w, r, http.MethodGet, http.MethodHead) {
+		return true
+	}
+	return i.wait(w, r, jwks)
+}
+
+// allowMethods answers 405 and reports false when r's method is not one of
+// methods.
+func allowMethods(w http.ResponseWriter, r *http.Request, methods ...string) bool {
+	if slices.Contains(methods, r.Method) {
+		return true
+	}
+	w.Header().Set("Allow", strings.Join(methods, ", "))
+	http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
+	return false
+}
+
+// wait applies the delay and answers a configured failure (SetDown,
+// SetFailure; with jwks also SetJWKSFailure). It reports whether the
+// request is fully answered.
+func (i *Issuer) wait(w http.ResponseWriter, r *http.Request, jwks bool) bool {
 	i.mu.Lock()
 	delay, fail := i.delay, i.fail
 	if fail == nil && jwks {
@@ -535,11 +625,6 @@ func (i *Issuer) prelude(w http.ResponseWriter, r *http.Request, jwks bool) bool
 		case <-r.Context().Done():
 			return true
 		}
-	}
-	if r.Method != http.MethodGet && r.Method != http.MethodHead {
-		w.Header().Set("Allow", "GET, HEAD")
-		http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
-		return true
 	}
 	if fail != nil {
 		w.Header().Set("Content-Type", "application/json")

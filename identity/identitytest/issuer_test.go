@@ -347,8 +347,11 @@ func TestDownUpFailuresAndCounters(t *testing.T) {
 	if iss.JWKSFetches() != 0 || iss.DiscoveryFetches() != 0 {
 		t.Error("ResetCounters did not reset")
 	}
-	if status, _, _ := get(t, http.DefaultClient, iss.URL+"/token"); status != http.StatusNotFound {
-		t.Errorf("/token answered %d", status)
+	if status, _, _ := get(t, http.DefaultClient, iss.URL+"/nowhere"); status != http.StatusNotFound {
+		t.Errorf("/nowhere answered %d", status)
+	}
+	if status, _, _ := get(t, http.DefaultClient, iss.URL+identitytest.TokenPath); status != http.StatusMethodNotAllowed {
+		t.Errorf("GET /token answered %d", status)
 	}
 	resp, err := http.Post(iss.JWKSURL(), "application/json", nil)
 	if err != nil {
