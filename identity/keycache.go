@@ -613,6 +613,9 @@ func (r *RemoteKeySet) CandidateKeys(ctx context.Context, kid, alg string) ([]Ke
 // (an expired set within the stale window asks for a background refresh),
 // without I/O; ok is false when CandidateKeys would fetch.
 func (r *RemoteKeySet) cachedCandidates(kid, alg string) ([]Key, bool) {
+	if r.ready() != nil {
+		return nil, false
+	}
 	e := r.c.peek()
 	if e == nil {
 		return nil, false
@@ -622,7 +625,7 @@ func (r *RemoteKeySet) cachedCandidates(kid, alg string) ([]Key, bool) {
 }
 
 // refreshPending implements keyCache.
-func (r *RemoteKeySet) refreshPending() bool { return r.c.pending() }
+func (r *RemoteKeySet) refreshPending() bool { return r.ready() == nil && r.c.pending() }
 
 // HasKey reports, without I/O, whether a key with this thumbprint is in the
 // current set (false once the set is past the stale window).

@@ -205,6 +205,9 @@ func (p *Provider) CandidateKeys(ctx context.Context, kid, alg string) ([]Key, e
 // hand, without I/O; ok is false when CandidateKeys would fetch the
 // discovery document or the keys.
 func (p *Provider) cachedCandidates(kid, alg string) ([]Key, bool) {
+	if p.ready() != nil {
+		return nil, false
+	}
 	cur := p.keys.Load()
 	if cur == nil {
 		return nil, false
@@ -219,6 +222,9 @@ func (p *Provider) cachedCandidates(kid, alg string) ([]Key, bool) {
 
 // refreshPending implements keyCache: whether Refresh would fetch or wait.
 func (p *Provider) refreshPending() bool {
+	if p.ready() != nil {
+		return false
+	}
 	cur := p.keys.Load()
 	return cur == nil || cur.set.refreshPending()
 }

@@ -163,3 +163,23 @@ func flipChar(c byte) string {
 	}
 	return "A"
 }
+
+// TestRefreshWaitZeroSources: a validator whose keys are a zero
+// RemoteKeySet or Provider (not made by their constructors) refuses with
+// ErrNotInitialized, through the wait-free key lookup as through the
+// other.
+func TestRefreshWaitZeroSources(t *testing.T) {
+	iss := identitytest.NewIssuer(t)
+	tok := iss.Token(t, "alice", nil)
+	for _, src := range []identity.KeySource{&identity.RemoteKeySet{}, &identity.Provider{}} {
+		v, err := identity.NewValidator([]identity.IssuerConfig{{
+			Issuer: iss.URL, Keys: src, Audiences: []string{identitytest.DefaultAudience},
+		}}, identity.ValidatorOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := v.Validate(t.Context(), tok); !errors.Is(err, identity.ErrNotInitialized) {
+			t.Errorf("%T: %v, want ErrNotInitialized", src, err)
+		}
+	}
+}
