@@ -394,6 +394,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 			return err
 		}
 	}
+	trackRuntime(rt)
 	return nil
 }
 
@@ -752,6 +753,7 @@ func (h *Handler) Cleanup() error {
 	if h.rt == nil {
 		return nil
 	}
+	untrackRuntime(h.rt)
 	var errs []error
 	for _, key := range h.rt.acquired {
 		if _, err := providerPool.Delete(key); err != nil {
