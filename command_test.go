@@ -9,48 +9,36 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/caddy-identity/caddy-identity/identity/identitytest"
 )
 
-var (
-	caddyBinOnce sync.Once
-	caddyBinPath string
-	caddyBinErr  error
-)
+// caddyBin is the caddy binary built by TestCommands for its subtests.
+var caddyBin string
 
-// caddyBinary builds ./cmd/caddy once per test run.
-func caddyBinary(t *testing.T) string {
-	t.Helper()
+// TestCommands builds ./cmd/caddy and runs the caddy identity commands
+// against identitytest issuers.
+func TestCommands(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds the caddy binary")
 	}
-	caddyBinOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "caddy-identity-cmd")
-		if err != nil {
-			caddyBinErr = err
-			return
-		}
-		caddyBinPath = filepath.Join(dir, "caddy")
-		out, err := exec.Command("go", "build", "-o", caddyBinPath, "./cmd/caddy").CombinedOutput()
-		if err != nil {
-			caddyBinErr = fmt.Errorf("go build: %v\n%s", err, out)
-		}
-	})
-	if caddyBinErr != nil {
-		t.Fatal(caddyBinErr)
+	caddyBin = filepath.Join(t.TempDir(), "caddy")
+	if out, err := exec.Command("go", "build", "-o", caddyBin, "./cmd/caddy").CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
 	}
-	return caddyBinPath
+	t.Run("discover", testCommandDiscover)
+	t.Run("check", testCommandCheck)
+	t.Run("verify", testCommandVerify)
+	t.Run("token", testCommandToken)
 }
 
 // runCaddy runs the built binary and returns its standard output and exit
 // code.
 func runCaddy(t *testing.T, stdin string, args ...string) (string, int) {
 	t.Helper()
-	cmd := exec.Command(caddyBinary(t), args...)
+	cmd := exec.Command(caddyBin, args...)
 	cmd.Stdin = strings.NewReader(stdin)
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
@@ -87,7 +75,7 @@ func writeCaddyfile(t *testing.T, iss *identitytest.Issuer) string {
 	return path
 }
 
-func TestCommandDiscover(t *testing.T) {
+func testCommandDiscover(t *testing.T) {
 	iss := identitytest.NewIssuer(t)
 	out, code := runCaddy(t, "", "identity", "discover", iss.URL)
 	if code != exitOK || !strings.Contains(out, "jwks_uri:") || !strings.Contains(out, iss.JWKSURL()) {
@@ -111,7 +99,7 @@ func TestCommandDiscover(t *testing.T) {
 	}
 }
 
-func TestCommandCheck(t *testing.T) {
+func testCommandCheck(t *testing.T) {
 	iss := identitytest.NewIssuer(t)
 	cfg := writeCaddyfile(t, iss)
 	out, code := runCaddy(t, "", "identity", "check", "--config", cfg)
@@ -134,7 +122,7 @@ func TestCommandCheck(t *testing.T) {
 	}
 }
 
-func TestCommandVerify(t *testing.T) {
+func testCommandVerify(t *testing.T) {
 	iss := identitytest.NewIssuer(t)
 	cfg := writeCaddyfile(t, iss)
 	verify := func(tok string, extra ...string) (verifyResult, string, int) {
@@ -187,7 +175,7 @@ func TestCommandVerify(t *testing.T) {
 	}
 }
 
-func TestCommandToken(t *testing.T) {
+func testCommandToken(t *testing.T) {
 	iss := identitytest.NewIssuer(t, identitytest.WithClient("svc", "s3cret"))
 	out, code := runCaddy(t, "", "identity", "token", "--issuer", iss.URL, "--client-id", "svc", "--client-secret", "s3cret", "--scope", "read")
 	tok := strings.TrimSpace(out)
