@@ -148,7 +148,7 @@ func runDiscover(cmd *cobra.Command, args []string, out io.Writer) (int, error) 
 		fmt.Fprintf(out, "issuer:   %s\nresult:   REFUSED\nreason:   %v\n", res.Issuer, err)
 		return code, nil
 	}
-	fmt.Fprintf(out, "issuer:   %s\nresult:   ok (https, issuer matches, endpoints on the issuer's host)\n", doc.Issuer)
+	fmt.Fprintf(out, "issuer:   %s\nresult:   ok (https or loopback http, issuer matches, endpoints on the issuer's host)\n", doc.Issuer)
 	for _, e := range []struct{ name, url string }{
 		{"jwks_uri", doc.JWKSURI},
 		{"authorization_endpoint", doc.AuthorizationEndpoint},
