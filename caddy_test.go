@@ -220,7 +220,12 @@ func TestCaddyEndToEnd(t *testing.T) {
 	}
 	mb, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
-	for _, m := range []string{"caddy_identity_tokens_accepted_total", `caddy_identity_tokens_rejected_total{reason="insufficient_scope"}`, "caddy_identity_token_cache_hits_total", "caddy_identity_key_fetches_total"} {
+	// Labelled like Caddy's own metrics: the server, and the issuer.
+	for _, m := range []string{
+		fmt.Sprintf(`caddy_identity_tokens_accepted_total{issuer=%q,server="srv0"}`, iss.URL),
+		fmt.Sprintf(`caddy_identity_tokens_rejected_total{issuer=%q,reason="insufficient_scope",server="srv0"}`, iss.URL),
+		"caddy_identity_token_cache_hits_total", "caddy_identity_key_fetches_total",
+	} {
 		if !strings.Contains(string(mb), m) {
 			t.Errorf("metric %s missing from /metrics", m)
 		}

@@ -1,8 +1,10 @@
 package caddyidentity
 
 import (
+	"errors"
 	"slices"
 	"strconv"
+	"strings"
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
@@ -73,6 +75,23 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //	    max_token_size <size>
 //	    dpop           off | allow | require
 //	    cert_binding   check | off
+//	    login {
+//	        issuer        <url>
+//	        client_id     <id>
+//	        client_secret <secret>
+//	        scopes        <scope...>
+//	        session_key   <base64>
+//	        redirect_uri  <url>
+//	        callback_path <path>
+//	        logout_path   <path>
+//	        backchannel_logout_path <path>
+//	        userinfo_path <path>
+//	        post_logout_redirect_uri <url>
+//	        session_lifetime <duration>
+//	        idle_timeout  <duration> | off
+//	        forward_access_token
+//	        userinfo
+//	    }
 //	}
 //
 // issuer may be repeated; the block form gives an issuer its own keys,
@@ -88,20 +107,26 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 // cert_binding (default check) whether a token bound to a client
 // certificate needs that certificate on the TLS connection. introspection
 // (in one issuer block at most) accepts that issuer's opaque access tokens
-// by asking its RFC 7662 introspection endpoint.
+// by asking its RFC 7662 introspection endpoint. login signs browser
+// users in with OpenID Connect; session_key and scopes may be repeated
+// and add up (the first key seals, all open).
 func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	d.Next() // directive name
 	if d.NextArg() {
-		return d.ArgErr()
+		return argErr(d, "identity")
 	}
 	var (
 		topJWKSURL, topJWKSFile string
 		topAllowHTTP, seenToken bool
 		leewaySeen              bool
+		issuerTokens            []caddyfile.Token
+		topAllowHTTPToken       caddyfile.Token
 	)
 	for d.NextBlock(0) {
-		switch d.Val() {
+		opt := d.Val()
+		switch opt {
 		case "issuer":
+			issuerTokens = append(issuerTokens, d.Token())
 			is, err := parseIssuer(d)
 			if err != nil {
 				return err
@@ -117,9 +142,10 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			}
 		case "insecure_allow_http":
 			if d.NextArg() {
-				return d.ArgErr()
+				return argErr(d, opt)
 			}
 			topAllowHTTP = true
+			topAllowHTTPToken = d.Token()
 		case "audience":
 			if err := parseAudience(d, &h.Audiences, &h.AnyAudience); err != nil {
 				return err
@@ -143,7 +169,7 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 		case "leeway":
 			var s string
 			if !d.AllArgs(&s) {
-				return d.ArgErr()
+				return argErr(d, opt)
 			}
 			if leewaySeen {
 				return d.Err("leeway given twice")
@@ -161,7 +187,7 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			}
 			var s string
 			if !d.AllArgs(&s) {
-				return d.ArgErr()
+				return argErr(d, opt)
 			}
 			dur, err := caddy.ParseDuration(s)
 			if err != nil || dur <= 0 {
@@ -175,7 +201,7 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			}
 			h.TokenSources = append(h.TokenSources, ts)
 		case "require_scope":
-			if err := appendArgs(d, &h.RequireScopes); err != nil {
+			if err := appendScopes(d, &h.RequireScopes); err != nil {
 				return err
 			}
 		case "require_claim":
@@ -187,21 +213,29 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 		case "claim_header":
 			var ch ClaimHeader
 			if !d.AllArgs(&ch.Claim, &ch.Header) {
-				return d.ArgErr()
+				return argErr(d, opt)
+			}
+			if err := checkClaimHeader(ch); err != nil {
+				return d.WrapErr(err)
 			}
 			h.ClaimHeaders = append(h.ClaimHeaders, ch)
 		case "strip_header":
 			if err := appendArgs(d, &h.StripHeaders); err != nil {
 				return err
 			}
+			for _, name := range h.StripHeaders {
+				if err := checkHeaderName(opt, name); err != nil {
+					return d.WrapErr(err)
+				}
+			}
 		case "optional":
 			if d.NextArg() {
-				return d.ArgErr()
+				return argErr(d, opt)
 			}
 			h.Optional = true
 		case "forward_token", "strip_token":
 			if d.NextArg() {
-				return d.ArgErr()
+				return argErr(d, opt)
 			}
 			if seenToken {
 				return d.Err("forward_token and strip_token are exclusive and may appear once")
@@ -218,7 +252,7 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			}
 			var s string
 			if !d.AllArgs(&s) {
-				return d.ArgErr()
+				return argErr(d, opt)
 			}
 			n, err := strconv.Atoi(s)
 			if err != nil || n < 0 {
@@ -231,7 +265,7 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			}
 			var s string
 			if !d.AllArgs(&s) {
-				return d.ArgErr()
+				return argErr(d, opt)
 			}
 			n, err := humanize.ParseBytes(s)
 			if err != nil || n == 0 || n > MaxMaxTokenSize {
@@ -243,7 +277,7 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				return d.Err("dpop given twice")
 			}
 			if !d.AllArgs(&h.DPoP) {
-				return d.ArgErr()
+				return argErr(d, opt)
 			}
 			switch h.DPoP {
 			case "off", "allow", "require":
@@ -255,21 +289,30 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				return d.Err("cert_binding given twice")
 			}
 			if !d.AllArgs(&h.CertBinding) {
-				return d.ArgErr()
+				return argErr(d, opt)
 			}
 			switch h.CertBinding {
 			case "check", "off":
 			default:
 				return d.Errf("cert_binding: want check or off, got %q", h.CertBinding)
 			}
+		case "login":
+			if h.Login != nil {
+				return d.Err("login given twice")
+			}
+			l, err := parseLogin(d)
+			if err != nil {
+				return err
+			}
+			h.Login = l
 		default:
-			return d.Errf("unrecognized identity option %q", d.Val())
+			return unknownOption(d, "identity block", topOptions)
 		}
 	}
 
 	if topJWKSURL != "" || topJWKSFile != "" || topAllowHTTP {
 		if len(h.Issuers) != 1 {
-			return d.Err("top-level jwks_url, jwks_file and insecure_allow_http need exactly one issuer; with several, put them in each issuer's block")
+			return errAt(topAllowHTTPToken, d, errors.New("top-level jwks_url, jwks_file and insecure_allow_http need exactly one issuer; with several, put them in each issuer's block"))
 		}
 		is := &h.Issuers[0]
 		if (topJWKSURL != "" || topJWKSFile != "") && (is.JWKSURL != "" || is.JWKSFile != "") {
@@ -283,21 +326,38 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 		}
 		is.InsecureAllowHTTP = is.InsecureAllowHTTP || topAllowHTTP
 	}
+	for i := range h.Issuers {
+		if err := checkIssuerURL(&h.Issuers[i]); err != nil {
+			return errAt(issuerTokens[i], d, err)
+		}
+	}
 	return nil
+}
+
+// errAt adds the file and line of tok (of d's file when tok is the zero
+// token) to err, like Dispenser.WrapErr does for the current token.
+func errAt(tok caddyfile.Token, d *caddyfile.Dispenser, err error) error {
+	if tok.File == "" && tok.Line == 0 {
+		return d.WrapErr(err)
+	}
+	at := caddyfile.NewDispenser([]caddyfile.Token{tok})
+	at.Next()
+	return at.WrapErr(err)
 }
 
 // parseIssuer parses `issuer <url> [{ ... }]`.
 func parseIssuer(d *caddyfile.Dispenser) (IssuerConfig, error) {
 	var is IssuerConfig
-	if !d.NextArg() {
-		return is, d.ArgErr()
+	if !d.NextArg() || d.Val() == "" {
+		return is, d.Errf("issuer needs a URL (one written {$VAR} is missing when that environment variable is not set); usage: %s", usages["issuer"])
 	}
 	is.Issuer = d.Val()
 	if d.NextArg() {
-		return is, d.ArgErr()
+		return is, argErr(d, "issuer")
 	}
 	for nesting := d.Nesting(); d.NextBlock(nesting); {
-		switch d.Val() {
+		opt := d.Val()
+		switch opt {
 		case "jwks_url":
 			if err := parseOnce(d, &is.JWKSURL); err != nil {
 				return is, err
@@ -312,7 +372,7 @@ func parseIssuer(d *caddyfile.Dispenser) (IssuerConfig, error) {
 			}
 		case "insecure_allow_http":
 			if d.NextArg() {
-				return is, d.ArgErr()
+				return is, argErr(d, opt)
 			}
 			is.InsecureAllowHTTP = true
 		case "audience":
@@ -344,7 +404,7 @@ func parseIssuer(d *caddyfile.Dispenser) (IssuerConfig, error) {
 				return is, err
 			}
 		case "require_scope":
-			if err := appendArgs(d, &is.RequireScopes); err != nil {
+			if err := appendScopes(d, &is.RequireScopes); err != nil {
 				return is, err
 			}
 		case "require_claim":
@@ -363,7 +423,7 @@ func parseIssuer(d *caddyfile.Dispenser) (IssuerConfig, error) {
 			}
 			is.Introspection = c
 		default:
-			return is, d.Errf("unrecognized option %q in issuer block", d.Val())
+			return is, unknownOption(d, "issuer block", issuerOptions)
 		}
 	}
 	return is, nil
@@ -373,11 +433,12 @@ func parseIssuer(d *caddyfile.Dispenser) (IssuerConfig, error) {
 // Each option may appear once.
 func parseIntrospection(d *caddyfile.Dispenser) (*IntrospectionConfig, error) {
 	if d.NextArg() {
-		return nil, d.ArgErr()
+		return nil, argErr(d, "introspection")
 	}
 	c := new(IntrospectionConfig)
 	for nesting := d.Nesting(); d.NextBlock(nesting); {
-		switch d.Val() {
+		opt := d.Val()
+		switch opt {
 		case "endpoint":
 			if err := parseOnce(d, &c.Endpoint); err != nil {
 				return nil, err
@@ -402,7 +463,7 @@ func parseIntrospection(d *caddyfile.Dispenser) (*IntrospectionConfig, error) {
 		case "cache_ttl":
 			var s string
 			if !d.AllArgs(&s) {
-				return nil, d.ArgErr()
+				return nil, argErr(d, opt)
 			}
 			if c.CacheTTL != nil {
 				return nil, d.Err("cache_ttl given twice")
@@ -414,7 +475,7 @@ func parseIntrospection(d *caddyfile.Dispenser) (*IntrospectionConfig, error) {
 			ttl := caddy.Duration(dur)
 			c.CacheTTL = &ttl
 		default:
-			return nil, d.Errf("unrecognized option %q in introspection block", d.Val())
+			return nil, unknownOption(d, "introspection block", introspectionOptions)
 		}
 	}
 	if c.ClientID == "" {
@@ -423,11 +484,89 @@ func parseIntrospection(d *caddyfile.Dispenser) (*IntrospectionConfig, error) {
 	return c, nil
 }
 
+// parseLogin parses `login { ... }`.
+func parseLogin(d *caddyfile.Dispenser) (*LoginConfig, error) {
+	if d.NextArg() {
+		return nil, d.ArgErr()
+	}
+	l := new(LoginConfig)
+	once := map[string]*string{
+		"issuer":                   &l.Issuer,
+		"client_id":                &l.ClientID,
+		"client_secret":            &l.ClientSecret,
+		"redirect_uri":             &l.RedirectURI,
+		"callback_path":            &l.CallbackPath,
+		"logout_path":              &l.LogoutPath,
+		"backchannel_logout_path":  &l.BackchannelLogoutPath,
+		"userinfo_path":            &l.UserinfoPath,
+		"post_logout_redirect_uri": &l.PostLogoutRedirectURI,
+	}
+	for nesting := d.Nesting(); d.NextBlock(nesting); {
+		opt := d.Val()
+		if dst, ok := once[opt]; ok {
+			if err := parseOnce(d, dst); err != nil {
+				return nil, err
+			}
+			continue
+		}
+		switch opt {
+		case "scopes":
+			if err := appendArgs(d, &l.Scopes); err != nil {
+				return nil, err
+			}
+		case "session_key":
+			if err := appendArgs(d, &l.SessionKeys); err != nil {
+				return nil, err
+			}
+		case "session_lifetime", "idle_timeout":
+			var s string
+			if !d.AllArgs(&s) {
+				return nil, d.ArgErr()
+			}
+			dst := &l.SessionLifetime
+			if opt == "idle_timeout" {
+				dst = &l.IdleTimeout
+			}
+			if *dst != 0 {
+				return nil, d.Errf("%s given twice", opt)
+			}
+			if opt == "idle_timeout" && s == "off" {
+				*dst = -1
+				continue
+			}
+			dur, err := caddy.ParseDuration(s)
+			if err != nil || dur <= 0 {
+				return nil, d.Errf("%s: want a positive duration, got %q", opt, s)
+			}
+			*dst = caddy.Duration(dur)
+		case "forward_access_token", "userinfo":
+			if d.NextArg() {
+				return nil, d.ArgErr()
+			}
+			if opt == "userinfo" {
+				l.Userinfo = true
+			} else {
+				l.ForwardAccessToken = true
+			}
+		default:
+			return nil, d.Errf("unrecognized option %q in login block", opt)
+		}
+	}
+	if l.ClientID == "" {
+		return nil, d.Err("login needs client_id")
+	}
+	if len(l.SessionKeys) == 0 {
+		return nil, d.Err("login needs session_key")
+	}
+	return l, nil
+}
+
 // parseAudience parses `audience <aud...>` or `audience any`.
 func parseAudience(d *caddyfile.Dispenser, auds *[]string, anyAud *bool) error {
+	opt := d.Val()
 	args := d.RemainingArgs()
 	if len(args) == 0 {
-		return d.ArgErr()
+		return argErr(d, opt)
 	}
 	if slices.Contains(args, "any") {
 		if len(args) > 1 || len(*auds) > 0 {
@@ -439,15 +578,19 @@ func parseAudience(d *caddyfile.Dispenser, auds *[]string, anyAud *bool) error {
 	if *anyAud {
 		return d.Err("`audience any` cannot be combined with audience values")
 	}
+	if err := checkAudiences(args); err != nil {
+		return d.WrapErr(err)
+	}
 	*auds = append(*auds, args...)
 	return nil
 }
 
 // parseTenants parses `tenants <tid...>` or `tenants any`, like audience.
 func parseTenants(d *caddyfile.Dispenser, tenants *[]string, anyTenant *bool) error {
+	opt := d.Val()
 	args := d.RemainingArgs()
 	if len(args) == 0 {
-		return d.ArgErr()
+		return argErr(d, opt)
 	}
 	isAny := len(args) == 1 && args[0] == "any"
 	if (!isAny && (*anyTenant || slices.Contains(args, "any"))) || (isAny && len(*tenants) > 0) {
@@ -463,12 +606,12 @@ func parseTenants(d *caddyfile.Dispenser, tenants *[]string, anyTenant *bool) er
 
 // parseOnce parses an option with exactly one argument that may appear once.
 func parseOnce(d *caddyfile.Dispenser, dst *string) error {
-	name := d.Val()
+	opt := d.Val()
 	if *dst != "" {
-		return d.Errf("%s given twice", name)
+		return d.Errf("%s given twice", opt)
 	}
 	if !d.AllArgs(dst) {
-		return d.ArgErr()
+		return argErr(d, opt)
 	}
 	return nil
 }
@@ -476,43 +619,67 @@ func parseOnce(d *caddyfile.Dispenser, dst *string) error {
 // parseTokenFrom parses `token_from header <name> [<scheme>] | cookie
 // <name> | query <param>`.
 func parseTokenFrom(d *caddyfile.Dispenser) (TokenSource, error) {
+	opt := d.Val()
 	args := d.RemainingArgs()
+	if len(args) == 1 && !slices.Contains([]string{"header", "cookie", "query"}, args[0]) {
+		return TokenSource{}, d.Errf("token_from %s: say where the token is: `token_from cookie %s`, `token_from query %s` or `token_from header %s`; usage: %s",
+			args[0], args[0], args[0], args[0], usages[opt])
+	}
 	if len(args) < 2 {
-		return TokenSource{}, d.ArgErr()
+		return TokenSource{}, argErr(d, opt)
 	}
 	ts := TokenSource{From: args[0], Name: args[1]}
 	switch ts.From {
 	case "header":
 		if len(args) > 3 {
-			return ts, d.ArgErr()
+			return ts, argErr(d, opt)
 		}
 		if len(args) == 3 {
 			ts.Scheme = args[2]
 		}
 	case "cookie", "query":
 		if len(args) != 2 {
-			return ts, d.ArgErr()
+			return ts, argErr(d, opt)
 		}
 	default:
-		return ts, d.Errf("token_from: want header, cookie or query, got %q", ts.From)
+		return ts, d.Errf("token_from: want header, cookie or query, got %q; usage: %s", ts.From, usages[opt])
+	}
+	if err := checkTokenSource(ts); err != nil {
+		return ts, d.WrapErr(err)
 	}
 	return ts, nil
 }
 
 // parseClaimRule parses `require_claim <claim.path> [<value...>]`.
 func parseClaimRule(d *caddyfile.Dispenser) (ClaimRule, error) {
+	opt := d.Val()
 	args := d.RemainingArgs()
 	if len(args) == 0 {
-		return ClaimRule{}, d.ArgErr()
+		return ClaimRule{}, argErr(d, opt)
+	}
+	if err := checkClaimPath(opt, args[0]); err != nil {
+		return ClaimRule{}, d.WrapErr(err)
 	}
 	return ClaimRule{Claim: args[0], Values: args[1:]}, nil
 }
 
+// appendScopes parses `require_scope <scope...>`.
+func appendScopes(d *caddyfile.Dispenser, dst *[]string) error {
+	if err := appendArgs(d, dst); err != nil {
+		return err
+	}
+	if err := checkScopes(*dst); err != nil {
+		return d.WrapErr(err)
+	}
+	return nil
+}
+
 // appendArgs appends the remaining arguments (at least one) to dst.
 func appendArgs(d *caddyfile.Dispenser, dst *[]string) error {
+	opt := d.Val()
 	args := d.RemainingArgs()
 	if len(args) == 0 {
-		return d.ArgErr()
+		return argErr(d, opt)
 	}
 	*dst = append(*dst, args...)
 	return nil
@@ -520,3 +687,111 @@ func appendArgs(d *caddyfile.Dispenser, dst *[]string) error {
 
 // Interface guard.
 var _ caddyfile.Unmarshaler = (*Handler)(nil)
+
+// usages are the syntax lines of the options, quoted by argument errors.
+var usages = map[string]string{
+	"identity":               "identity [<matcher>] { issuer <url> ... }",
+	"issuer":                 "issuer <url> [{ ... }]",
+	"jwks_url":               "jwks_url <url>",
+	"jwks_file":              "jwks_file <path>",
+	"jwks_uri_base":          "jwks_uri_base <url-prefix...>",
+	"alias":                  "alias <iss...>",
+	"tenants":                "tenants <tid...> | any",
+	"insecure_allow_http":    "insecure_allow_http",
+	"audience":               "audience <aud...> | any",
+	"authorized_party":       "authorized_party <client_id...>",
+	"authorized_party_claim": "authorized_party_claim <claim.path>",
+	"algorithms":             "algorithms <alg...>",
+	"token_type":             "token_type <typ...>",
+	"leeway":                 "leeway <duration>",
+	"max_age":                "max_age <duration>",
+	"token_from":             "token_from header <name> [<scheme>] | cookie <name> | query <param>",
+	"require_scope":          "require_scope <scope...>",
+	"require_claim":          "require_claim <claim.path> [<value...>]",
+	"claim_header":           "claim_header <claim.path> <Header-Name>, e.g. claim_header email X-User-Email",
+	"strip_header":           "strip_header <Header-Name...>",
+	"optional":               "optional",
+	"forward_token":          "forward_token",
+	"strip_token":            "strip_token",
+	"realm":                  "realm <name>",
+	"cache_size":             "cache_size <units>",
+	"max_token_size":         "max_token_size <size>",
+	"dpop":                   "dpop off | allow | require",
+	"cert_binding":           "cert_binding check | off",
+	"introspection":          "introspection { endpoint <url>  client_id <id>  client_secret <secret> ... }",
+	"endpoint":               "endpoint <url>",
+	"client_id":              "client_id <id>",
+	"client_secret":          "client_secret <secret>",
+	"auth_method":            "auth_method client_secret_basic | client_secret_post",
+	"cache_ttl":              "cache_ttl <duration>",
+}
+
+// The options of each block, for "did you mean" suggestions.
+var (
+	topOptions = []string{"issuer", "jwks_url", "jwks_file", "insecure_allow_http", "audience",
+		"authorized_party", "authorized_party_claim", "algorithms", "token_type", "leeway", "max_age",
+		"token_from", "require_scope", "require_claim", "claim_header", "strip_header", "optional",
+		"forward_token", "strip_token", "realm", "cache_size", "max_token_size", "dpop", "cert_binding"}
+	issuerOptions = []string{"jwks_url", "jwks_file", "jwks_uri_base", "insecure_allow_http", "audience",
+		"alias", "tenants", "authorized_party", "authorized_party_claim", "algorithms", "token_type",
+		"require_scope", "require_claim", "introspection"}
+	introspectionOptions = []string{"endpoint", "client_id", "client_secret", "auth_method", "cache_ttl"}
+)
+
+// argErr is Dispenser.ArgErr with the option's syntax line.
+func argErr(d *caddyfile.Dispenser, opt string) error {
+	if u, ok := usages[opt]; ok {
+		return d.Errf("wrong argument count for %s; usage: %s", opt, u)
+	}
+	return d.ArgErr()
+}
+
+// unknownOption reports the current token as an unknown option of block,
+// suggesting the nearest known option and naming the block where an
+// option of another block belongs.
+func unknownOption(d *caddyfile.Dispenser, block string, known []string) error {
+	opt := d.Val()
+	if best := suggest(opt, known); best != "" {
+		return d.Errf("unrecognized option %q in the %s; did you mean %q?", opt, block, best)
+	}
+	if block != "identity block" && slices.Contains(topOptions, opt) {
+		return d.Errf("unrecognized option %q in the %s: it goes directly in the identity block", opt, block)
+	}
+	if block == "identity block" && slices.Contains(issuerOptions, opt) {
+		return d.Errf("unrecognized option %q in the identity block: it goes in an issuer block, `issuer <url> { %s ... }`", opt, opt)
+	}
+	return d.Errf("unrecognized option %q in the %s (options: %s)", opt, block, strings.Join(known, ", "))
+}
+
+// suggest returns the known option nearest to opt, if it is near enough to
+// be a misspelling (at most a third of its letters edited, and at most 3).
+func suggest(opt string, known []string) string {
+	best, bestDist := "", min(3, max(1, len(opt)/3))+1
+	for _, k := range known {
+		if dist := editDistance(strings.ToLower(opt), k); dist < bestDist {
+			best, bestDist = k, dist
+		}
+	}
+	return best
+}
+
+// editDistance is the Levenshtein distance between a and b.
+func editDistance(a, b string) int {
+	prev := make([]int, len(b)+1)
+	cur := make([]int, len(b)+1)
+	for j := range prev {
+		prev[j] = j
+	}
+	for i := 1; i <= len(a); i++ {
+		cur[0] = i
+		for j := 1; j <= len(b); j++ {
+			cost := 1
+			if a[i-1] == b[j-1] {
+				cost = 0
+			}
+			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
+		}
+		prev, cur = cur, prev
+	}
+	return prev[len(b)]
+}

@@ -205,9 +205,9 @@ func TestUnmarshalCaddyfileErrors(t *testing.T) {
 		name, input, want string
 	}{
 		{"argument on directive", "identity foo {\n}", "wrong argument count"},
-		{"unknown option", "identity {\nfoo bar\n}", "unrecognized identity option"},
+		{"unknown option", "identity {\nfoo bar\n}", "unrecognized option \"foo\" in the identity block"},
 		{"unknown issuer option", "identity {\nissuer https://a {\nfoo\n}\n}", "unrecognized option"},
-		{"issuer without url", "identity {\nissuer\n}", "wrong argument count"},
+		{"issuer without url", "identity {\nissuer\n}", "issuer needs a URL"},
 		{"issuer two urls", "identity {\nissuer https://a https://b\n}", "wrong argument count"},
 		{"audience any mixed", "identity {\naudience a\naudience any\n}", "cannot be combined"},
 		{"audience any then values", "identity {\naudience any\naudience a\n}", "cannot be combined"},
@@ -660,7 +660,7 @@ func TestUnmarshalCaddyfileProviderOptionErrors(t *testing.T) {
 		{"authorized_party_claim two values", "identity {\nauthorized_party_claim a b\n}", "wrong argument count"},
 		{"authorized_party_claim twice", "identity {\nauthorized_party_claim a\nauthorized_party_claim b\n}", "twice"},
 		{"issuer authorized_party_claim twice", "identity {\nissuer https://a {\nauthorized_party_claim a\nauthorized_party_claim b\n}\n}", "twice"},
-		{"tenants at top level", "identity {\ntenants t1\n}", "unrecognized identity option"},
+		{"tenants at top level", "identity {\ntenants t1\n}", "unrecognized option \"tenants\" in the identity block: it goes in an issuer block"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) { wantUnmarshalError(t, tt.input, tt.want) })

@@ -18,6 +18,57 @@ import (
 // logs can tell sender-constrained requests apart.
 const placeholderDPoPJKT = "http.auth.identity.dpop_jkt"
 
+// replayPool holds the one DPoP replay cache of the process, under
+// replayPoolKey: every identity handler of every site, in every loaded
+// config, records the proofs it accepts there. A jti is unique for its
+// key wherever the proof is sent (RFC 9449 §11.1), so a proof accepted
+// by one handler must be refused by all the others, and by the handlers
+// of the next config after a reload (which provisions before the old
+// config cleans up, so the cache is never empty in between). It lives
+// while a loaded config has a handler with DPoP on; each entry lives
+// until the proof it records is too old to be accepted (its iat plus
+// 60 s).
+var replayPool = caddy.NewUsagePool()
+
+const replayPoolKey = "dpop-replay"
+
+// pooledReplayCache makes the replay cache a caddy.Destructor.
+type pooledReplayCache struct {
+	*identity.DPoPReplayCache
+}
+
+// Destruct closes the cache when its last user is cleaned up.
+func (p pooledReplayCache) Destruct() error {
+	return p.Close()
+}
+
+// acquireReplayCache sets rt.replay to the shared replay cache, created
+// on first use; releaseReplayCache gives it back.
+func (rt *runtime) acquireReplayCache() error {
+	val, _, err := replayPool.LoadOrNew(replayPoolKey, func() (caddy.Destructor, error) {
+		c, err := identity.NewDPoPReplayCache(0)
+		if err != nil {
+			return nil, err
+		}
+		return pooledReplayCache{c}, nil
+	})
+	if err != nil {
+		return err
+	}
+	rt.replay = val.(pooledReplayCache).DPoPReplayCache
+	return nil
+}
+
+// releaseReplayCache releases the shared replay cache, once.
+func (rt *runtime) releaseReplayCache() error {
+	if rt.replay == nil {
+		return nil
+	}
+	rt.replay = nil
+	_, err := replayPool.Delete(replayPoolKey)
+	return err
+}
+
 // dpopMode is the compiled Handler.DPoP.
 type dpopMode uint8
 
@@ -54,7 +105,7 @@ var dpopCheckDescriptions = map[identity.DPoPCheck]string{
 	identity.DPoPCheckAlgorithm:       "The DPoP proof signature algorithm is not accepted",
 	identity.DPoPCheckJWK:             "The DPoP proof key is invalid",
 	identity.DPoPCheckSignature:       "The DPoP proof signature is invalid",
-	identity.DPoPCheckJTI:             "The DPoP proof has no jti or was already used",
+	identity.DPoPCheckJTI:             "The DPoP proof has no jti, a jti too long, or was already used",
 	identity.DPoPCheckMethod:          "The DPoP proof is for another HTTP method",
 	identity.DPoPCheckURI:             "The DPoP proof is for another URI",
 	identity.DPoPCheckIssuedAt:        "The DPoP proof is too old or issued in the future",
@@ -157,7 +208,7 @@ func (rt *runtime) serveDPoP(w http.ResponseWriter, r *http.Request, next caddyh
 			`, algs="`+strings.Join(dpopAlgorithms, " ")+`"`)
 		return rt.fail(w, r, e.denied, e.issuer, token)
 	}
-	rt.pass(r, e, &rt.dpopSource)
+	rt.pass(r, e, &rt.dpopSource, token)
 	if !rt.forwardToken {
 		// The proof goes with the token: without it the upstream has
 		// nothing to replay, with it (forward_token) it can verify both.
@@ -200,17 +251,20 @@ func (rt *runtime) rejectProof(w http.ResponseWriter, r *http.Request, err error
 //
 // Method and path are those of the request as it reached Caddy, before any
 // rewrite, uri or handle_path changed them. The scheme is https when the
-// connection to Caddy is TLS, the host the Host header. Only when the
-// connection comes from one of the server's trusted_proxies do a single
-// X-Forwarded-Proto (http or https) and X-Forwarded-Host take their place,
-// as reverse_proxy passes them on; from anyone else they are ignored, so a
-// client cannot pick the URI its proof is checked against.
+// connection to Caddy is TLS or, only when the connection comes from one
+// of the server's trusted_proxies, when a single X-Forwarded-Proto says
+// so (a load balancer that terminates TLS); from anyone else it is
+// ignored. The host is always the Host header: X-Forwarded-Host is not
+// read, since many load balancers (AWS ALB, Cloudflare) pass the client's
+// value on unchanged, which would let a client have a proof made for
+// another server that accepts the same token checked against that
+// server's URI. Load balancers keep Host by default.
 func requestTarget(r *http.Request) (method, uri string) {
 	method, path := r.Method, r.URL.EscapedPath()
 	if orig, ok := r.Context().Value(caddyhttp.OriginalRequestCtxKey).(http.Request); ok && orig.URL != nil {
 		method, path = orig.Method, orig.URL.EscapedPath()
 	}
-	scheme, host := "http", r.Host
+	scheme := "http"
 	if r.TLS != nil {
 		scheme = "https"
 	}
@@ -218,14 +272,11 @@ func requestTarget(r *http.Request) (method, uri string) {
 		if v, ok := forwardedValue(r.Header, "X-Forwarded-Proto"); ok && (v == "http" || v == "https") {
 			scheme = v
 		}
-		if v, ok := forwardedValue(r.Header, "X-Forwarded-Host"); ok && !strings.ContainsAny(v, "/?#@\\") {
-			host = v
-		}
 	}
 	if path == "" || path[0] != '/' {
 		path = "/" + path
 	}
-	return method, scheme + "://" + host + path
+	return method, scheme + "://" + r.Host + path
 }
 
 // forwardedValue returns the value of a forwarding header sent once with a

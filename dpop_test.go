@@ -401,8 +401,9 @@ func TestDPoPInsufficientScopeChallenge(t *testing.T) {
 }
 
 // TestDPoPRequestTarget: htu is checked against the URI the client
-// addressed: the path before rewrites, and X-Forwarded-Proto/Host only
-// from a trusted proxy.
+// addressed: the path before rewrites, X-Forwarded-Proto only from a
+// trusted proxy, and never X-Forwarded-Host (load balancers that keep
+// Host often pass the client's X-Forwarded-Host on unchanged).
 func TestDPoPRequestTarget(t *testing.T) {
 	env := newDPoPEnv(t)
 	x := newHX(t, dpopHandler(env.iss, ""))
@@ -423,12 +424,17 @@ func TestDPoPRequestTarget(t *testing.T) {
 		req    func(proof string) *http.Request
 		status int
 	}{
-		{"forwarded headers from a trusted proxy", "https://api.example.com/v1", func(p string) *http.Request {
+		{"X-Forwarded-Proto from a trusted proxy", "https://example.com/v1", func(p string) *http.Request {
 			r := prepared(dpopRequest("GET", "/v1", env.token, p), true)
 			forwarded(r)
 			return r
 		}, 200},
-		{"forwarded headers from anyone else are ignored", "https://api.example.com/v1", func(p string) *http.Request {
+		{"X-Forwarded-Host even from a trusted proxy is not the host", "https://api.example.com/v1", func(p string) *http.Request {
+			r := prepared(dpopRequest("GET", "/v1", env.token, p), true)
+			forwarded(r)
+			return r
+		}, 401},
+		{"forwarded headers from anyone else are ignored", "https://example.com/v1", func(p string) *http.Request {
 			r := prepared(dpopRequest("GET", "/v1", env.token, p), false)
 			forwarded(r)
 			return r
@@ -438,7 +444,7 @@ func TestDPoPRequestTarget(t *testing.T) {
 			r.Header.Set("X-Forwarded-Host", "api.example.com")
 			return r
 		}, 401},
-		{"a list of forwarded values is ambiguous", "https://api.example.com/v1", func(p string) *http.Request {
+		{"a list of forwarded values is ambiguous", "https://example.com/v1", func(p string) *http.Request {
 			r := prepared(dpopRequest("GET", "/v1", env.token, p), true)
 			forwarded(r)
 			r.Header.Set("X-Forwarded-Proto", "https, http")

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/hex"
 	"errors"
+	"io"
 	"net/http"
 	"net/url"
 	"strings"
@@ -20,21 +21,32 @@ import (
 // are removed first, whatever the outcome.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
 	rt := h.rt
-	rt.stripIdentityHeaders(r.Header)
+	rt.stripIdentityHeaders(r)
 
 	token, src, rsn := rt.extractToken(r)
+	if rt.login != nil {
+		if done, err := rt.login.serve(w, r, next, src != nil || rsn != reasonNone); done {
+			return err
+		}
+	}
 	if rsn != reasonNone {
 		return rt.reject(w, r, rsn, nil, "")
 	}
 	if src == nil {
+		if at, ok := caddyhttp.GetVar(r.Context(), stackedVar).(*stackedToken); ok {
+			return rt.serveStacked(w, r, next, at)
+		}
 		if rt.dpop == dpopRequire && hasBearer(r.Header) {
 			return rt.reject(w, r, reasonDPoPRequired, nil, "")
 		}
 		if rt.optional {
-			rt.counters.anonymous.Inc()
+			rt.requestCounters(r).anonymous.Inc()
 			return next.ServeHTTP(w, r)
 		}
 		return rt.reject(w, r, reasonMissing, nil, "")
+	}
+	if inEarlyData(r) {
+		return rt.reject(w, r, reasonTooEarly, nil, "")
 	}
 	if src.dpop {
 		return rt.serveDPoP(w, r, next, token)
@@ -57,13 +69,51 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 		w.Header().Set("WWW-Authenticate", e.challenge)
 		return rt.fail(w, r, e.denied, e.issuer, token)
 	}
-	rt.pass(r, e, src)
+	rt.pass(r, e, src, token)
 	return next.ServeHTTP(w, r)
 }
 
+// inEarlyData reports whether r carries a token in TLS 1.3 early data
+// (0-RTT, which Caddy accepts over HTTP/3) with a method that is not safe
+// (RFC 9110 §9.2.1). Early data can be replayed by anyone on the path,
+// token and all, without reading it; a replayed GET does no harm, a
+// replayed POST, PUT, PATCH or DELETE may (a replayed PUT can undo a
+// later one). Such a request gets 425 Too Early (RFC 8470 §5.2): the
+// client sends it again once the handshake is complete.
+func inEarlyData(r *http.Request) bool {
+	if r.TLS == nil || r.TLS.HandshakeComplete {
+		return false
+	}
+	switch r.Method {
+	case http.MethodGet, http.MethodHead, http.MethodOptions, http.MethodTrace:
+		return false
+	}
+	return true
+}
+
 // pass sets the identity headers and placeholders of an accepted request
-// and removes the token unless it is to be forwarded.
-func (rt *runtime) pass(r *http.Request, e *cacheEntry, src *tokenSource) {
+// and removes the token unless it is to be forwarded, keeping it for an
+// identity handler further down the route (see serveStacked). src is nil
+// for a token such a handler accepted already.
+func (rt *runtime) pass(r *http.Request, e *cacheEntry, src *tokenSource, token string) {
+	rt.setIdentity(r, e)
+	if !rt.forwardToken && src != nil {
+		src.remove(r)
+		if vars, ok := r.Context().Value(caddyhttp.VarsCtxKey).(map[string]any); ok {
+			at := &stackedToken{token: token}
+			if src.dpop {
+				at.dpopJKT = e.dpopJKT
+			}
+			vars[stackedVar] = at
+		}
+	}
+	if c := rt.requestCounters(r).accepted[e.issuer]; c != nil {
+		c.Inc()
+	}
+}
+
+// setIdentity sets the identity headers and placeholders of an entry.
+func (rt *runtime) setIdentity(r *http.Request, e *cacheEntry) {
 	if n := len(e.headers); n > 0 {
 		vals := make([]string, n) // one fresh backing array: later handlers may edit values in place
 		for i := range e.headers {
@@ -74,10 +124,6 @@ func (rt *runtime) pass(r *http.Request, e *cacheEntry, src *tokenSource) {
 	if repl, ok := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer); ok {
 		repl.Map(e.repl)
 	}
-	if !rt.forwardToken {
-		src.remove(r)
-	}
-	rt.counters.accepted.Inc()
 }
 
 // authenticate returns the cache entry of a verified token, verifying it on
@@ -105,16 +151,105 @@ func (rt *runtime) authenticate(ctx context.Context, token string) (*cacheEntry,
 }
 
 // stripIdentityHeaders deletes every header whose normalized name (lower
-// case, '_' as '-') is that of a configured identity header.
-func (rt *runtime) stripIdentityHeaders(hdr http.Header) {
-	for name := range hdr {
-		for _, n := range rt.stripNames {
-			if headerNameMatches(name, n) {
-				delete(hdr, name)
-				break
-			}
+// case, '_' as '-') is that of a configured identity header, in the
+// header and in the trailer, and takes those names and the token header's
+// out of Connection.
+func (rt *runtime) stripIdentityHeaders(r *http.Request) {
+	for name := range r.Header {
+		if rt.isStripName(name) {
+			delete(r.Header, name)
 		}
 	}
+	if r.Trailer != nil {
+		// Declared trailers (the only ones reverse_proxy passes on) get
+		// their values when the body has been read, long after this
+		// handler: they are removed then, before a reader sees the end.
+		rt.stripTrailer(r.Trailer)
+		r.Body = &trailerStripper{ReadCloser: r.Body, trailer: r.Trailer, rt: rt}
+	}
+	if vals := r.Header["Connection"]; len(vals) > 0 {
+		rt.cleanConnection(r.Header, vals)
+	}
+}
+
+// stripTrailer deletes the trailers named like an identity header.
+func (rt *runtime) stripTrailer(trailer http.Header) {
+	for name := range trailer {
+		if rt.isStripName(name) {
+			delete(trailer, name)
+		}
+	}
+}
+
+// trailerStripper strips the request's trailers when its body reaches
+// the end, which is when net/http fills them in.
+type trailerStripper struct {
+	io.ReadCloser
+	trailer http.Header
+	rt      *runtime
+}
+
+// Read reads the body and, at its end, strips the trailers.
+func (b *trailerStripper) Read(p []byte) (int, error) {
+	n, err := b.ReadCloser.Read(p)
+	if err == io.EOF {
+		b.rt.stripTrailer(b.trailer)
+	}
+	return n, err
+}
+
+// isStripName reports whether name is, normalized, an identity header's.
+func (rt *runtime) isStripName(name string) bool {
+	for _, n := range rt.stripNames {
+		if headerNameMatches(name, n) {
+			return true
+		}
+	}
+	return false
+}
+
+// cleanConnection removes from the Connection header the options that name
+// an identity header or a header the token came in: reverse_proxy deletes
+// the headers Connection names (RFC 9110 §7.6.1) after this handler set
+// them, so the client would choose which identity headers the upstream
+// does not get. Other options (keep-alive, close, ...) stay.
+func (rt *runtime) cleanConnection(hdr http.Header, vals []string) {
+	var kept []string
+	changed := false
+	for _, v := range vals {
+		for opt := range strings.SplitSeq(v, ",") {
+			opt = strings.Trim(opt, " \t")
+			if opt == "" {
+				continue
+			}
+			if rt.isStripName(opt) || rt.isTokenHeader(opt) {
+				changed = true
+				continue
+			}
+			kept = append(kept, opt)
+		}
+	}
+	switch {
+	case !changed:
+	case len(kept) == 0:
+		delete(hdr, "Connection")
+	default:
+		hdr["Connection"] = []string{strings.Join(kept, ", ")}
+	}
+}
+
+// isTokenHeader reports whether name is, normalized, that of a header a
+// token or DPoP proof is taken from.
+func (rt *runtime) isTokenHeader(name string) bool {
+	if rt.dpop != dpopOff && headerNameMatches(name, "dpop") {
+		return true
+	}
+	for i := range rt.sources {
+		if s := &rt.sources[i]; s.kind == fromHeader && headerNameMatches(name, normalizeHeaderName(s.name)) {
+			return true
+		}
+	}
+	return false
 }
 
 // headerNameMatches reports whether name normalizes to norm, which is
@@ -207,6 +342,34 @@ func (rt *runtime) extractToken(r *http.Request) (string, *tokenSource, reason) 
 	return token, found, reasonNone
 }
 
+// warnLoggedTokenSources warns when tokens come from a place the access
+// log of the handler's server records in full: a header other than
+// Authorization (Caddy redacts only Authorization, Proxy-Authorization,
+// Cookie and Set-Cookie), the query string, or any place with
+// log_credentials. The handler cannot see the log's filters, so the
+// warning names the filter that keeps the token out (see SECURITY.md).
+func (rt *runtime) warnLoggedTokenSources(ctx caddy.Context) {
+	srv, _ := ctx.Value(caddyhttp.ServerCtxKey).(*caddyhttp.Server)
+	if srv == nil || srv.Logs == nil {
+		return
+	}
+	for _, s := range rt.sources {
+		var filter string
+		switch {
+		case s.kind == fromQuery:
+			filter = "format filter { request>uri query { delete " + s.name + " } }"
+		case s.kind == fromHeader && (srv.Logs.ShouldLogCredentials || (s.name != "Authorization" && s.name != "Proxy-Authorization")):
+			filter = "format filter { request>headers>" + s.name + " delete }"
+		case s.kind == fromCookie && srv.Logs.ShouldLogCredentials:
+			filter = "format filter { request>headers>Cookie cookie { delete " + s.name + " } }"
+		default:
+			continue
+		}
+		rt.logger.Warn("this server's access log records the tokens of this source in full, unless a log filter removes them",
+			zap.String("token_from", s.name), zap.String("log_filter", filter))
+	}
+}
+
 // cutScheme returns the token after the scheme in a header value. ok is
 // false when the value is not of this scheme (another scheme, or empty).
 // With no scheme configured the whole trimmed value is the token.
@@ -244,6 +407,12 @@ func (s *tokenSource) remove(r *http.Request) {
 
 // removeCookie rewrites the Cookie header without the cookie called name.
 func removeCookie(hdr http.Header, name string) {
+	removeCookies(hdr, func(n string) bool { return n == name })
+}
+
+// removeCookies rewrites the Cookie header without the cookies whose name
+// drop reports.
+func removeCookies(hdr http.Header, drop func(name string) bool) {
 	var kept []string
 	for _, line := range hdr["Cookie"] {
 		for part := range strings.SplitSeq(line, ";") {
@@ -252,7 +421,7 @@ func removeCookie(hdr http.Header, name string) {
 				continue
 			}
 			n, _, _ := strings.Cut(p, "=")
-			if strings.TrimSpace(n) == name {
+			if drop(strings.TrimSpace(n)) {
 				continue
 			}
 			kept = append(kept, p)
@@ -306,7 +475,7 @@ func (rt *runtime) reject(w http.ResponseWriter, r *http.Request, rsn reason, er
 // rejectWith logs and fails a rejection whose challenges are already set.
 func (rt *runtime) rejectWith(w http.ResponseWriter, r *http.Request, rsn reason, err error, token string) error {
 	if ce := rt.logger.Check(zapcore.DebugLevel, "request rejected"); ce != nil {
-		fields := []zap.Field{zap.String("reason", reasons[rsn].label)}
+		fields := []zap.Field{zap.String("reason", reasons[rsn].label), zap.String("host", r.Host), zap.String("uri", logURI(r))}
 		if token != "" {
 			fields = append(fields, zap.String("token_sha256_prefix", tokenHashPrefix(token)))
 		}
@@ -327,13 +496,19 @@ func (rt *runtime) rejectWith(w http.ResponseWriter, r *http.Request, rsn reason
 // so the handler answers it itself. With handle_errors routes the error is
 // returned as usual (and Caddy logs it at DEBUG).
 func (rt *runtime) fail(w http.ResponseWriter, r *http.Request, rsn reason, issuer, token string) error {
-	rt.counters.rejected[rsn].Inc()
+	idx := rt.issuerIndex(issuer)
+	rt.requestCounters(r).rejected[idx][rsn].Inc()
+	rt.summary.add(idx, rsn)
 	if repl, ok := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer); ok {
 		repl.Set("http.auth.identity.error", reasons[rsn].label)
+	}
+	if extra, ok := r.Context().Value(caddyhttp.ExtraLogFieldsCtxKey).(*caddyhttp.ExtraLogFields); ok {
+		extra.Set(zap.String(accessLogField, reasons[rsn].label))
 	}
 	if token != "" {
 		if ce := rt.logger.Check(zapcore.DebugLevel, "request forbidden"); ce != nil {
 			ce.Write(zap.String("reason", reasons[rsn].label), zap.String("issuer", issuer),
+				zap.String("host", r.Host), zap.String("uri", logURI(r)),
 				zap.String("token_sha256_prefix", tokenHashPrefix(token)))
 		}
 	}
@@ -388,6 +563,7 @@ const (
 	reasonDPoPRequired
 	reasonCertBinding
 	reasonInactive
+	reasonTooEarly
 	numReasons
 )
 
@@ -436,6 +612,9 @@ var reasons = [numReasons]reasonInfo{
 	// An opaque token its issuer's introspection endpoint calls inactive
 	// (revoked, expired, unknown: RFC 7662 §2.2 does not say which).
 	reasonInactive: {"inactive", http.StatusUnauthorized, "invalid_token", "The access token is not active", errors.New("identity: introspection: token not active")},
+	// A token in TLS early data with an unsafe method (see inEarlyData):
+	// not an authentication failure, so no challenge.
+	reasonTooEarly: {"too_early", http.StatusTooEarly, "", "", errors.New("identity: credentials in TLS early data with an unsafe method")},
 }
 
 // classify maps a validation error to a rejection reason.

@@ -46,6 +46,9 @@ type hxResult struct {
 	err        error
 	up         upstreamSeen
 	repl       *caddy.Replacer
+	// header and body are the response's, as the handler wrote them.
+	header http.Header
+	body   string
 }
 
 // newHX provisions h (with a debug-level observed logger) and cleans it up
@@ -95,6 +98,7 @@ func (x *hx) do(r *http.Request) hxResult {
 	} else if res.err != nil {
 		x.t.Fatalf("ServeHTTP returned a non-handler error: %v", res.err)
 	}
+	res.header, res.body = w.Header(), w.Body.String()
 	res.challenge = w.Header().Get("WWW-Authenticate")
 	res.challenges = w.Header().Values("WWW-Authenticate")
 	return res

@@ -30,8 +30,10 @@ import (
 type IntrospectionConfig struct {
 	// Endpoint is the introspection endpoint URL. Default: the
 	// introspection_endpoint of the issuer's discovery document (then
-	// required for an issuer with jwks_file, which has none). https unless
-	// loopback or the issuer's insecure_allow_http.
+	// required for an issuer with jwks_file, which has none), used only
+	// when it is on the issuer's scheme and host or under one of its
+	// jwks_uri_bases, like jwks_uri: the client secret and the tokens go
+	// there. https unless loopback or the issuer's insecure_allow_http.
 	Endpoint string `json:"endpoint,omitempty"`
 	// ClientID authenticates the handler to the endpoint (required: RFC
 	// 7662 §2.1 wants the caller authorized, and servers answer anonymous
@@ -60,6 +62,12 @@ const (
 	// entry holds the decoded response (a few hundred bytes to a few KiB),
 	// so this is a few MiB at most.
 	introspectionCacheEntries = 10000
+	// inactiveCacheTTL is how long an inactive answer is reused (never
+	// longer than the cache TTL): a client retrying a revoked or made-up
+	// token costs the endpoint one call per period instead of one per
+	// request, while a token the server activates late (a replica that
+	// had not seen it yet) is refused for that long at most.
+	inactiveCacheTTL = 10 * time.Second
 )
 
 // accessTokenTypes are the token_type values of an access token
@@ -67,6 +75,17 @@ const (
 // "access_token", which some servers (ORY Hydra) send as a hint-like
 // value. A refresh token is never a credential for a resource.
 var accessTokenTypes = []string{"Bearer", identity.TokenTypeDPoP, "access_token"}
+
+// tokenKindHints are the non-standard members by which servers that omit
+// token_type (or send it for every kind) name the kind of token, with the
+// values (compared case-insensitively) that mean an access token: AWS
+// Cognito and ORY Hydra send token_use, Keycloak typ ("Refresh", "ID" and
+// "Offline" for the others). A hint of another value, or not a string, is
+// refused like a token_type that names no access token.
+var tokenKindHints = map[string][]string{
+	"token_use": {"access", "access_token"},
+	"typ":       append([]string{identity.JWTTypeAccessToken}, accessTokenTypes...),
+}
 
 // checkIntrospection checks an issuer's introspection block.
 func checkIntrospection(is *IssuerConfig) error {
@@ -138,9 +157,14 @@ type introspector struct {
 	endpoint  string
 	provider  *identity.Provider
 	allowHTTP bool
-	auth      identity.ClientAuth
-	client    *http.Client
-	transport *http.Transport
+	// endpointBases are the issuer's jwks_uri_bases, where a discovered
+	// endpoint may live besides the issuer's origin; checked holds the
+	// last document checked and its endpoint.
+	endpointBases []string
+	checked       atomic.Pointer[checkedEndpoint]
+	auth          identity.ClientAuth
+	client        *http.Client
+	transport     *http.Transport
 
 	// audiences, unless anyAudience, must meet the response's aud.
 	audiences   []string
@@ -151,6 +175,9 @@ type introspector struct {
 
 	ttl   time.Duration
 	cache *introspectionCache
+	// inactive remembers the tokens answered inactive, by hash, until the
+	// time stored (see inactiveCacheTTL); nil when ttl is 0.
+	inactive *otter.Cache[tokenKey, time.Time]
 
 	// calls coalesces the introspections of one token that arrive while
 	// one is under way, and slots bounds the introspections under way (see
@@ -171,17 +198,18 @@ type introspector struct {
 func newIntrospector(repl *caddy.Replacer, is *IssuerConfig, ic identity.IssuerConfig, pol *issuerPolicy, rt *runtime) (*introspector, error) {
 	c := is.Introspection
 	in := &introspector{
-		issuer:      pol.issuer,
-		issuers:     append([]string{pol.issuer}, ic.Aliases...),
-		endpoint:    repl.ReplaceKnown(c.Endpoint, ""),
-		allowHTTP:   is.InsecureAllowHTTP,
-		audiences:   ic.Audiences,
-		anyAudience: ic.AnyAudience,
-		parties:     ic.AuthorizedParties,
-		partyClaim:  ic.AuthorizedPartyClaim,
-		ttl:         DefaultIntrospectionCacheTTL,
-		logger:      rt.logger.With(zap.String("issuer", pol.issuer)),
-		slots:       make(chan struct{}, maxIntrospections),
+		issuer:        pol.issuer,
+		issuers:       append([]string{pol.issuer}, ic.Aliases...),
+		endpoint:      repl.ReplaceKnown(c.Endpoint, ""),
+		allowHTTP:     is.InsecureAllowHTTP,
+		endpointBases: replaceAll(repl, is.JWKSURIBases),
+		audiences:     ic.Audiences,
+		anyAudience:   ic.AnyAudience,
+		parties:       ic.AuthorizedParties,
+		partyClaim:    ic.AuthorizedPartyClaim,
+		ttl:           DefaultIntrospectionCacheTTL,
+		logger:        rt.logger.With(zap.String("issuer", pol.issuer)),
+		slots:         make(chan struct{}, maxIntrospections),
 	}
 	if in.endpoint != "" {
 		if err := checkEndpointURL(in.endpoint, in.allowHTTP); err != nil {
@@ -218,6 +246,13 @@ func newIntrospector(repl *caddy.Replacer, is *IssuerConfig, ic identity.IssuerC
 		if in.cache, err = newIntrospectionCache(introspectionCacheEntries); err != nil {
 			return nil, err
 		}
+		if in.inactive, err = otter.New(&otter.Options[tokenKey, time.Time]{
+			MaximumSize: introspectionCacheEntries,
+			Clock:       frozenClock{}, // expiry is checked by introspect
+			Executor:    func(fn func()) { fn() },
+		}); err != nil {
+			return nil, err
+		}
 	}
 	return in, nil
 }
@@ -228,6 +263,8 @@ func (in *introspector) close() {
 	in.closeOnce.Do(func() {
 		if in.cache != nil {
 			in.cache.close()
+			in.inactive.InvalidateAll()
+			in.inactive.StopAllGoroutines()
 		}
 		in.transport.CloseIdleConnections()
 	})
@@ -273,9 +310,17 @@ func (rt *runtime) introspect(ctx context.Context, token string) (*cacheEntry, r
 	in := rt.introspector
 	key := hashToken(token)
 	if in.cache != nil {
-		if e, ok := in.cache.get(key, rt.now()); ok {
+		now := rt.now()
+		if e, ok := in.cache.get(key, now); ok {
 			rt.counters.cacheHits.Inc()
 			return e, reasonNone, nil
+		}
+		if until, ok := in.inactive.GetIfPresent(key); ok {
+			if now.Before(until) {
+				rt.counters.cacheHits.Inc()
+				return nil, reasonInactive, nil
+			}
+			in.inactive.Invalidate(key)
 		}
 		rt.counters.cacheMisses.Inc()
 	}
@@ -289,6 +334,9 @@ func (rt *runtime) introspect(ctx context.Context, token string) (*cacheEntry, r
 	in.setDown(false, nil)
 	now := rt.now()
 	e, rsn, err := rt.admitIntrospection(res, now)
+	if rsn == reasonInactive && in.inactive != nil {
+		in.inactive.Set(key, now.Add(min(inactiveCacheTTL, in.ttl)))
+	}
 	if rsn != reasonNone {
 		return nil, rsn, err
 	}
@@ -344,8 +392,8 @@ func (in *introspector) ask(ctx context.Context, token string) (*identity.Intros
 		if err != nil {
 			return nil, fmt.Errorf("identity: introspection: %w", err)
 		}
-		if endpoint = doc.IntrospectionEndpoint; endpoint == "" {
-			return nil, errors.New("identity: introspection: the discovery document has no introspection_endpoint")
+		if endpoint, err = in.discoveredEndpoint(doc); err != nil {
+			return nil, err
 		}
 	}
 	res, err := identity.IntrospectToken(ctx, in.client, identity.IntrospectionRequest{
@@ -357,6 +405,42 @@ func (in *introspector) ask(ctx context.Context, token string) (*identity.Intros
 		return nil, fmt.Errorf("identity: introspection: %w", err)
 	}
 	return res, nil
+}
+
+// checkedEndpoint is a discovery document and the introspection endpoint
+// found in it, or why there is none.
+type checkedEndpoint struct {
+	doc      *identity.DiscoveryDocument
+	endpoint string
+	err      error
+}
+
+// discoveredEndpoint returns the introspection_endpoint of the issuer's
+// discovery document once it passed the policy jwks_uri passes: an https
+// URL (http only on loopback or with insecure_allow_http) on the issuer's
+// origin or under one of its jwks_uri_bases. The client secret and every
+// opaque token go there, so a document that names another host is not
+// followed (an endpoint elsewhere is set with endpoint). The verdict is
+// kept for the document it was reached on.
+func (in *introspector) discoveredEndpoint(doc *identity.DiscoveryDocument) (string, error) {
+	if c := in.checked.Load(); c != nil && c.doc == doc {
+		return c.endpoint, c.err
+	}
+	c := &checkedEndpoint{doc: doc, endpoint: doc.IntrospectionEndpoint}
+	if c.endpoint == "" {
+		c.err = errors.New("identity: introspection: the discovery document has no introspection_endpoint")
+	} else if err := doc.Validate(in.issuer, identity.DiscoveryPolicy{
+		AllowHTTP:               in.allowHTTP,
+		CheckedEndpoints:        []string{identity.DiscoveryIntrospectionEndpoint},
+		AdditionalEndpointBases: in.endpointBases,
+	}); err != nil {
+		c.err = fmt.Errorf("identity: introspection: discovered endpoint refused: %w", err)
+	}
+	if c.err != nil {
+		c.endpoint = ""
+	}
+	in.checked.Store(c)
+	return c.endpoint, c.err
 }
 
 // setDown records whether the endpoint fails, logging the changes: an
@@ -395,12 +479,23 @@ func (rt *runtime) admitIntrospection(res *identity.IntrospectionResponse, now t
 		return nil, reasonExpired, &identity.ClaimError{Claim: identity.ClaimExpiration, Reason: "token expired"}
 	case !res.NotBefore.IsZero() && now.Add(rt.leeway).Before(res.NotBefore):
 		return nil, reasonNotYetValid, &identity.ClaimError{Claim: identity.ClaimNotBefore, Reason: "token not valid yet"}
+	case !res.IssuedAt.IsZero() && now.Add(rt.leeway).Before(res.IssuedAt):
+		// As for a JWT: a token from the future is a server whose clock
+		// or data is wrong, and its lifetime cannot be trusted.
+		return nil, reasonIssuedAt, &identity.ClaimError{Claim: identity.ClaimIssuedAt, Reason: "issued in the future"}
 	case res.Issuer != "" && !slices.Contains(in.issuers, res.Issuer):
 		return nil, reasonIssuer, &identity.ClaimError{Claim: identity.ClaimIssuer, Reason: "issuer not accepted"}
 	case !in.anyAudience && !slices.ContainsFunc(res.Audience, func(a string) bool { return slices.Contains(in.audiences, a) }):
 		return nil, reasonAudience, &identity.ClaimError{Claim: identity.ClaimAudience, Reason: "audience not accepted"}
 	case res.TokenType != "" && !slices.ContainsFunc(accessTokenTypes, func(t string) bool { return strings.EqualFold(t, res.TokenType) }):
 		return nil, reasonType, &identity.ClaimError{Claim: "token_type", Reason: "not an access token"}
+	}
+	for member, accepted := range tokenKindHints {
+		if v, ok := c.Get(member); ok {
+			if s, _ := v.(string); !slices.ContainsFunc(accepted, func(a string) bool { return strings.EqualFold(a, s) }) {
+				return nil, reasonType, &identity.ClaimError{Claim: member, Reason: "not an access token"}
+			}
+		}
 	}
 	if len(in.parties) > 0 {
 		if azp, _ := c.Get(in.partyClaim); !isOneOf(azp, in.parties) {

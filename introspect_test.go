@@ -155,6 +155,8 @@ func TestIntrospectOutcomes(t *testing.T) {
 		{name: "inactive", status: 200, body: map[string]any{"active": false}, want: 401, label: "inactive"},
 		{name: "missing exp", status: 200, body: activeResponse(iss.URL, now, map[string]any{"exp": nil}), want: 401, label: "claims"},
 		{name: "expired", status: 200, body: activeResponse(iss.URL, now, map[string]any{"exp": now.Add(-2 * time.Minute).Unix()}), want: 401, label: "expired"},
+		{name: "issued in the future", status: 200, body: activeResponse(iss.URL, now, map[string]any{"iat": now.Add(10 * time.Minute).Unix()}), want: 401, label: "issued_at"},
+		{name: "issued a little in the future, within the leeway", status: 200, body: activeResponse(iss.URL, now, map[string]any{"iat": now.Add(DefaultLeeway / 2).Unix()}), want: 200},
 		{name: "not yet valid", status: 200, body: activeResponse(iss.URL, now, map[string]any{"nbf": now.Add(10 * time.Minute).Unix()}), want: 401, label: "not_yet_valid"},
 		{name: "wrong audience", status: 200, body: activeResponse(iss.URL, now, map[string]any{"aud": []string{"other"}}), want: 401, label: "audience"},
 		{name: "no audience", status: 200, body: activeResponse(iss.URL, now, map[string]any{"aud": nil}), want: 401, label: "audience"},
@@ -164,6 +166,12 @@ func TestIntrospectOutcomes(t *testing.T) {
 		{name: "alias issuer", status: 200, body: activeResponse(iss.URL, now, map[string]any{"iss": "https://alias.example.com"}),
 			setup: func(h *Handler) { h.Issuers[0].Aliases = []string{"https://alias.example.com"} }, want: 200},
 		{name: "refresh token", status: 200, body: activeResponse(iss.URL, now, map[string]any{"token_type": "refresh_token"}), want: 401, label: "type"},
+		{name: "refresh token by token_use (Hydra), no token_type", status: 200, body: activeResponse(iss.URL, now, map[string]any{"token_type": nil, "token_use": "refresh_token"}), want: 401, label: "type"},
+		{name: "ID token by token_use (Cognito)", status: 200, body: activeResponse(iss.URL, now, map[string]any{"token_use": "id"}), want: 401, label: "type"},
+		{name: "refresh token by typ (Keycloak), no token_type", status: 200, body: activeResponse(iss.URL, now, map[string]any{"token_type": nil, "typ": "Refresh"}), want: 401, label: "type"},
+		{name: "token_use not a string", status: 200, body: activeResponse(iss.URL, now, map[string]any{"token_use": 7}), want: 401, label: "type"},
+		{name: "access token by token_use and typ", status: 200, body: activeResponse(iss.URL, now, map[string]any{"token_use": "access", "typ": "Bearer"}), want: 200},
+		{name: "access token by token_use (Hydra)", status: 200, body: activeResponse(iss.URL, now, map[string]any{"token_use": "access_token"}), want: 200},
 		{name: "scope missing", status: 200, body: activeResponse(iss.URL, now, nil),
 			setup: func(h *Handler) { h.RequireScopes = []string{"admin"} }, want: 403, label: "insufficient_scope"},
 		{name: "scope present", status: 200, body: activeResponse(iss.URL, now, nil),
@@ -289,10 +297,15 @@ func TestIntrospectCache(t *testing.T) {
 		t.Fatalf("endpoint called %d times after the TTL, want 2", n)
 	}
 
-	// Inactive results are not cached.
+	// An inactive result is reused for inactiveCacheTTL, then asked again.
+	wantRefusal(t, x.get("/", bearer(tok)), 401, "inactive")
+	if n := ep.callCount(); n != 2 {
+		t.Fatalf("endpoint called %d times, want 2: the inactive result was not reused", n)
+	}
+	clk.Set(clk.Now().Add(inactiveCacheTTL))
 	wantRefusal(t, x.get("/", bearer(tok)), 401, "inactive")
 	if n := ep.callCount(); n != 3 {
-		t.Fatalf("endpoint called %d times, want 3: an inactive result was cached", n)
+		t.Fatalf("endpoint called %d times, want 3: an inactive result outlived inactiveCacheTTL", n)
 	}
 
 	// An entry never outlives the token's exp (plus the leeway).
@@ -407,7 +420,11 @@ func TestIntrospectEndpointFromDiscovery(t *testing.T) {
 		m[identity.DiscoveryIntrospectionEndpoint] = ep.srv.URL + "/introspect"
 	}))
 	ep.set(200, activeResponse(iss.URL, time.Now(), nil))
-	x := newHX(t, introHandler(iss, ""))
+	// The endpoint is on another port than the issuer: another origin,
+	// which jwks_uri_bases allows.
+	h := introHandler(iss, "")
+	h.Issuers[0].JWKSURIBases = []string{ep.srv.URL}
+	x := newHX(t, h)
 	wantStatus(t, x.get("/", bearer(opaqueToken(t))), 200)
 	if n := ep.callCount(); n != 1 {
 		t.Fatalf("discovered endpoint called %d times, want 1", n)

@@ -2,9 +2,11 @@ package caddyidentity
 
 import (
 	"errors"
+	"net/http"
 	"sync"
 
 	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
 )
@@ -13,23 +15,38 @@ import (
 // process, so that counters survive config reloads, and registered into the
 // registry of every config that uses the handler.
 type collectors struct {
-	accepted         prometheus.Counter
-	anonymous        prometheus.Counter
+	accepted         *prometheus.CounterVec
+	anonymous        *prometheus.CounterVec
 	rejected         *prometheus.CounterVec
 	cacheHits        prometheus.Counter
 	cacheMisses      prometheus.Counter
 	keyFetches       *prometheus.CounterVec
 	keyFetchFailures *prometheus.CounterVec
+
+	// Browser sign-in (login block).
+	loginsStarted    prometheus.Counter
+	loginsCompleted  prometheus.Counter
+	loginFailures    *prometheus.CounterVec
+	sessionsAccepted prometheus.Counter
+	refreshes        *prometheus.CounterVec
+	logouts          *prometheus.CounterVec
 }
 
-// resolvedCounters are the counters the request path increments, resolved
-// once so that no label lookup happens per request.
+// resolvedCounters are the token cache counters, shared by every handler.
 type resolvedCounters struct {
-	accepted    prometheus.Counter
-	anonymous   prometheus.Counter
 	cacheHits   prometheus.Counter
 	cacheMisses prometheus.Counter
-	rejected    [numReasons]prometheus.Counter
+}
+
+// requestCounters are the counters of one handler in one server (labels
+// server and issuer, like Caddy's own http metrics), resolved once so that
+// no label lookup happens per request. rejected is indexed by the issuer's
+// index (see runtime.issuerIndex) and the reason.
+type requestCounters struct {
+	srv       *caddyhttp.Server
+	anonymous prometheus.Counter
+	accepted  map[string]prometheus.Counter
+	rejected  [][numReasons]prometheus.Counter
 }
 
 const metricsNamespace = "caddy_identity"
@@ -43,18 +60,18 @@ var (
 func processMetrics() *collectors {
 	metricsOnce.Do(func() {
 		metricsInst = &collectors{
-			accepted: prometheus.NewCounter(prometheus.CounterOpts{
+			accepted: prometheus.NewCounterVec(prometheus.CounterOpts{
 				Namespace: metricsNamespace, Name: "tokens_accepted_total",
-				Help: "Requests let through with a verified token.",
-			}),
-			anonymous: prometheus.NewCounter(prometheus.CounterOpts{
+				Help: "Requests let through with a verified token, by server and issuer.",
+			}, []string{"server", "issuer"}),
+			anonymous: prometheus.NewCounterVec(prometheus.CounterOpts{
 				Namespace: metricsNamespace, Name: "anonymous_requests_total",
-				Help: "Requests without a token let through by an optional identity handler.",
-			}),
+				Help: "Requests without a token let through by an optional identity handler, by server.",
+			}, []string{"server"}),
 			rejected: prometheus.NewCounterVec(prometheus.CounterOpts{
 				Namespace: metricsNamespace, Name: "tokens_rejected_total",
-				Help: "Requests refused, by reason (missing, invalid_request, expired, signature, insufficient_scope, provider_unavailable, dpop_proof, dpop_bound_as_bearer, cert_binding, inactive, ...).",
-			}, []string{"reason"}),
+				Help: "Requests refused, by server, issuer (empty when a handler with several issuers refused before knowing which) and reason (missing, invalid_request, expired, signature, insufficient_scope, provider_unavailable, dpop_proof, dpop_bound_as_bearer, cert_binding, inactive, ...).",
+			}, []string{"server", "issuer", "reason"}),
 			cacheHits: prometheus.NewCounter(prometheus.CounterOpts{
 				Namespace: metricsNamespace, Name: "token_cache_hits_total",
 				Help: "Tokens answered from the validated-token cache (JWTs) or the introspection cache (opaque tokens).",
@@ -71,6 +88,30 @@ func processMetrics() *collectors {
 				Namespace: metricsNamespace, Name: "key_fetch_failures_total",
 				Help: "Failed fetches of issuer key sets and discovery documents, by issuer.",
 			}, []string{"issuer", "document"}),
+			loginsStarted: prometheus.NewCounter(prometheus.CounterOpts{
+				Namespace: metricsNamespace, Name: "logins_started_total",
+				Help: "Browser sign-ins started (redirects to the authorization endpoint).",
+			}),
+			loginsCompleted: prometheus.NewCounter(prometheus.CounterOpts{
+				Namespace: metricsNamespace, Name: "logins_completed_total",
+				Help: "Browser sign-ins completed (session cookie set).",
+			}),
+			loginFailures: prometheus.NewCounterVec(prometheus.CounterOpts{
+				Namespace: metricsNamespace, Name: "login_failures_total",
+				Help: "Failed sign-in, callback, logout and back-channel logout steps, by reason (state_invalid, state_expired, state_replayed, access_denied, issuer_mismatch, id_token_invalid, token_error, ...).",
+			}, []string{"reason"}),
+			sessionsAccepted: prometheus.NewCounter(prometheus.CounterOpts{
+				Namespace: metricsNamespace, Name: "sessions_accepted_total",
+				Help: "Requests let through with a browser session.",
+			}),
+			refreshes: prometheus.NewCounterVec(prometheus.CounterOpts{
+				Namespace: metricsNamespace, Name: "session_refreshes_total",
+				Help: "Session token refreshes, by result (ok, failed, reused: the result of a refresh handed to a concurrent request).",
+			}, []string{"result"}),
+			logouts: prometheus.NewCounterVec(prometheus.CounterOpts{
+				Namespace: metricsNamespace, Name: "logouts_total",
+				Help: "Sessions ended by sign-out (kind=\"rp\") and back-channel logout tokens accepted (kind=\"backchannel\").",
+			}, []string{"kind"}),
 		}
 	})
 	return metricsInst
@@ -78,7 +119,8 @@ func processMetrics() *collectors {
 
 // all returns every collector.
 func (m *collectors) all() []prometheus.Collector {
-	return []prometheus.Collector{m.accepted, m.anonymous, m.rejected, m.cacheHits, m.cacheMisses, m.keyFetches, m.keyFetchFailures}
+	return []prometheus.Collector{m.accepted, m.anonymous, m.rejected, m.cacheHits, m.cacheMisses, m.keyFetches, m.keyFetchFailures,
+		m.loginsStarted, m.loginsCompleted, m.loginFailures, m.sessionsAccepted, m.refreshes, m.logouts}
 }
 
 // register adds the collectors to the config's metrics registry; another
@@ -98,16 +140,57 @@ func (m *collectors) register(ctx caddy.Context, logger *zap.Logger) {
 	}
 }
 
-// resolve returns the request-path counters.
+// resolve returns the token cache counters.
 func (m *collectors) resolve() resolvedCounters {
-	rc := resolvedCounters{
-		accepted:    m.accepted,
-		anonymous:   m.anonymous,
-		cacheHits:   m.cacheHits,
-		cacheMisses: m.cacheMisses,
+	return resolvedCounters{cacheHits: m.cacheHits, cacheMisses: m.cacheMisses}
+}
+
+// resolveRequest returns the counters of a handler with the given issuer
+// labels (see runtime.issuerLabels) in the server srv. Their number is
+// bounded by the configuration: servers times configured issuers.
+func (m *collectors) resolveRequest(srv *caddyhttp.Server, issuers []string) *requestCounters {
+	server := ""
+	if srv != nil {
+		server = srv.Name()
 	}
-	for i := reason(1); i < numReasons; i++ {
-		rc.rejected[i] = m.rejected.WithLabelValues(reasons[i].label)
+	rc := &requestCounters{
+		srv:       srv,
+		anonymous: m.anonymous.WithLabelValues(server),
+		accepted:  make(map[string]prometheus.Counter, len(issuers)),
+		rejected:  make([][numReasons]prometheus.Counter, len(issuers)),
+	}
+	for i, iss := range issuers {
+		if iss != "" {
+			rc.accepted[iss] = m.accepted.WithLabelValues(server, iss)
+		}
+		for rsn := reason(1); rsn < numReasons; rsn++ {
+			rc.rejected[i][rsn] = m.rejected.WithLabelValues(server, iss, reasons[rsn].label)
+		}
 	}
 	return rc
+}
+
+// requestCounters returns the counters of the request's server, resolving
+// them when the handler first serves in that server.
+func (rt *runtime) requestCounters(r *http.Request) *requestCounters {
+	srv, _ := r.Context().Value(caddyhttp.ServerCtxKey).(*caddyhttp.Server)
+	if rc := rt.reqCounters.Load(); rc != nil && rc.srv == srv {
+		return rc
+	}
+	rc := rt.metrics.resolveRequest(srv, rt.issuerLabels)
+	rt.reqCounters.Store(rc)
+	return rc
+}
+
+// issuerIndex is the index of issuer among the handler's issuer labels:
+// its own when it is one of them, else the last, which is the handler's
+// only issuer or, with several, the unattributed "".
+func (rt *runtime) issuerIndex(issuer string) int {
+	last := len(rt.issuerLabels) - 1
+	for i, l := range rt.issuerLabels[:last] {
+		if l == issuer {
+			return i
+		}
+	}
+	return last
 }

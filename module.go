@@ -18,6 +18,7 @@ import (
 	"os"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
@@ -172,6 +173,11 @@ type Handler struct {
 	//     terminates TLS must check the binding instead.
 	CertBinding string `json:"cert_binding,omitempty"`
 
+	// Login, when set, signs browser users in at the proxy with OpenID
+	// Connect (see LoginConfig); bearer tokens keep working. With login,
+	// an audience is needed only if bearer tokens are to be accepted.
+	Login *LoginConfig `json:"login,omitempty"`
+
 	rt *runtime
 }
 
@@ -221,8 +227,9 @@ type IssuerConfig struct {
 	// the discovery document's jwks_uri may be besides the issuer's own
 	// scheme and host, which is all that is allowed by default. Google's
 	// keys, for instance, are at https://www.googleapis.com/oauth2/v3/certs
-	// for the issuer https://accounts.google.com. The other endpoints of
-	// the document are not checked: the handler uses none of them.
+	// for the issuer https://accounts.google.com. With introspection, the
+	// document's introspection_endpoint must pass the same check; the
+	// other endpoints are not checked: the handler uses none of them.
 	JWKSURIBases []string `json:"jwks_uri_bases,omitempty"`
 	// Audiences is this issuer's audience allow-list.
 	Audiences []string `json:"audiences,omitempty"`
@@ -349,12 +356,16 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	if err := rt.compileSources(h.TokenSources); err != nil {
 		return err
 	}
+	rt.warnLoggedTokenSources(ctx)
 	rt.compileHeaders(h.ClaimHeaders, h.StripHeaders)
 	rt.compileChallenges()
 
 	issuerCfgs := make([]identity.IssuerConfig, 0, len(h.Issuers))
 	rt.policies = make(map[string]*issuerPolicy, len(h.Issuers))
 	repl := caddy.NewReplacer()
+	if err := h.checkPlaceholders(repl); err != nil {
+		return err
+	}
 	for i := range h.Issuers {
 		ic, pol, err := h.compileIssuer(ctx, repl, &h.Issuers[i])
 		if err != nil {
@@ -362,12 +373,21 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		}
 		issuerCfgs = append(issuerCfgs, ic)
 		rt.policies[pol.issuer] = pol
+		if h.Login != nil && &h.Issuers[i] == h.loginIssuer() {
+			if err := h.provisionLogin(repl, &h.Issuers[i], ic); err != nil {
+				return err
+			}
+		}
+		rt.issuerLabels = append(rt.issuerLabels, pol.issuer)
 		if h.Issuers[i].Introspection != nil {
 			rt.introspector, err = newIntrospector(repl, &h.Issuers[i], ic, pol, rt)
 			if err != nil {
 				return fmt.Errorf("issuer %q: introspection: %w", h.Issuers[i].Issuer, err)
 			}
 		}
+	}
+	if len(rt.issuerLabels) > 1 {
+		rt.issuerLabels = append(rt.issuerLabels, "")
 	}
 	v, err := identity.NewValidator(issuerCfgs, identity.ValidatorOptions{
 		MaxTokenBytes: rt.maxTokenSize,
@@ -388,11 +408,9 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 			return err
 		}
 	}
+	rt.summary = newRejectionSummary(rt.logger, rt.issuerLabels)
 	if rt.dpop != dpopOff {
-		rt.replay, err = identity.NewDPoPReplayCache(0)
-		if err != nil {
-			return err
-		}
+		return rt.acquireReplayCache()
 	}
 	trackRuntime(rt)
 	return nil
@@ -422,7 +440,13 @@ func (h *Handler) checkConfig() error {
 		if len(is.Audiences) > 0 && is.AnyAudience {
 			return fmt.Errorf("identity: issuer %q: audiences and any_audience are exclusive", is.Issuer)
 		}
-		if len(is.Audiences) == 0 && !is.AnyAudience && len(h.Audiences) == 0 && !h.AnyAudience {
+		if err := checkAudiences(is.Audiences); err != nil {
+			return fmt.Errorf("identity: issuer %q: %w", is.Issuer, err)
+		}
+		if err := checkIssuerURL(is); err != nil {
+			return fmt.Errorf("identity: %w", err)
+		}
+		if len(is.Audiences) == 0 && !is.AnyAudience && len(h.Audiences) == 0 && !h.AnyAudience && h.Login == nil {
 			return fmt.Errorf("identity: issuer %q: an audience is required (or, at your own risk, `audience any`)", is.Issuer)
 		}
 		if err := checkAlgorithms(is.Algorithms); err != nil {
@@ -446,6 +470,11 @@ func (h *Handler) checkConfig() error {
 	}
 	if err := checkOneIntrospector(h.Issuers); err != nil {
 		return err
+	}
+	if h.Login != nil {
+		if err := h.checkLogin(); err != nil {
+			return err
+		}
 	}
 	if len(h.Audiences) > 0 && h.AnyAudience {
 		return errors.New("identity: audiences and any_audience are exclusive")
@@ -495,21 +524,136 @@ func (h *Handler) checkConfig() error {
 		if s.Scheme != "" && s.From != "header" {
 			return fmt.Errorf("identity: token source %s %q: a scheme applies to headers only", s.From, s.Name)
 		}
+		if err := checkTokenSource(s); err != nil {
+			return fmt.Errorf("identity: %w", err)
+		}
 	}
 	for _, ch := range h.ClaimHeaders {
 		if ch.Claim == "" || ch.Header == "" {
 			return errors.New("identity: claim_header needs a claim and a header name")
 		}
-		if !validHeaderName(ch.Header) {
-			return fmt.Errorf("identity: claim_header: invalid header name %q", ch.Header)
+		if err := checkClaimHeader(ch); err != nil {
+			return fmt.Errorf("identity: %w", err)
 		}
 	}
 	for _, name := range h.StripHeaders {
-		if !validHeaderName(name) {
-			return fmt.Errorf("identity: strip_header: invalid header name %q", name)
+		if err := checkHeaderName("strip_header", name); err != nil {
+			return fmt.Errorf("identity: %w", err)
+		}
+	}
+	if err := checkAudiences(h.Audiences); err != nil {
+		return fmt.Errorf("identity: %w", err)
+	}
+	return nil
+}
+
+// checkHeaderName refuses a header name that is not an RFC 9110 token,
+// such as "Authorization: Bearer" or "X User".
+func checkHeaderName(option, name string) error {
+	if validHeaderName(name) {
+		return nil
+	}
+	return fmt.Errorf("%s: invalid header name %q (letters, digits and !#$%%&'*+-.^_`|~ only, no spaces or colons)", option, name)
+}
+
+// checkTokenSource refuses a header or cookie name that no request can
+// carry, which would refuse every request as "missing".
+func checkTokenSource(s TokenSource) error {
+	switch s.From {
+	case "header":
+		if validHeaderName(s.Name) {
+			return nil
+		}
+		if name, scheme, ok := strings.Cut(s.Name, ":"); ok && s.Scheme == "" && validHeaderName(strings.TrimSpace(name)) {
+			if scheme = strings.TrimSpace(scheme); scheme != "" {
+				return fmt.Errorf("token_from header %q: the scheme is a separate argument: write `token_from header %s %s`", s.Name, strings.TrimSpace(name), scheme)
+			}
+			return fmt.Errorf("token_from header %q: write the header name without the colon: `token_from header %s`", s.Name, strings.TrimSpace(name))
+		}
+		return checkHeaderName("token_from header", s.Name)
+	case "cookie":
+		if !validHeaderName(s.Name) {
+			return fmt.Errorf("token_from cookie %q: not a valid cookie name (RFC 6265: letters, digits and !#$%%&'*+-.^_`|~ only, no spaces)", s.Name)
+		}
+	case "query":
+		if strings.ContainsAny(s.Name, " &=#") {
+			return fmt.Errorf("token_from query %q: a query parameter name contains no spaces, '&', '=' or '#'", s.Name)
+		}
+	}
+	if s.Scheme != "" && !validHeaderName(s.Scheme) {
+		return fmt.Errorf("token_from header %s %q: not a valid authentication scheme", s.Name, s.Scheme)
+	}
+	return nil
+}
+
+// checkClaimHeader refuses a claim_header whose arguments are the wrong way
+// round ("claim_header X-User-Email email", as request_header writes
+// them), whose claim path is not one, or whose header name is invalid.
+func checkClaimHeader(ch ClaimHeader) error {
+	if looksLikeHeaderName(ch.Claim) && !looksLikeHeaderName(ch.Header) {
+		return fmt.Errorf("claim_header %s %s: the claim comes first, then the header: did you mean `claim_header %s %s`?", ch.Claim, ch.Header, ch.Header, ch.Claim)
+	}
+	if err := checkClaimPath("claim_header", ch.Claim); err != nil {
+		return err
+	}
+	return checkHeaderName("claim_header", ch.Header)
+}
+
+// looksLikeHeaderName reports whether s looks like an extension header name
+// (X-Something) rather than a claim.
+func looksLikeHeaderName(s string) bool {
+	return len(s) > 2 && (s[0] == 'X' || s[0] == 'x') && s[1] == '-'
+}
+
+// checkClaimPath refuses claim paths with spaces or '=', which are never
+// claim names but a value written into the path.
+func checkClaimPath(option, path string) error {
+	if name, value, ok := strings.Cut(path, "="); ok && option == "require_claim" {
+		return fmt.Errorf("require_claim %s: the value is a separate argument: did you mean `require_claim %s %s`?", path, name, value)
+	}
+	if strings.ContainsAny(path, " \t=") {
+		return fmt.Errorf("%s: %q is not a claim path (no spaces or '=')", option, path)
+	}
+	return nil
+}
+
+// checkAudiences refuses an audience containing a comma: "api,web" is one
+// literal audience no token carries; several are separate arguments.
+func checkAudiences(auds []string) error {
+	for _, a := range auds {
+		if strings.Contains(a, ",") {
+			return fmt.Errorf("audience %q contains a comma: list several audiences separated by spaces, `audience %s`", a, strings.Join(strings.FieldsFunc(a, isCommaOrSpace), " "))
 		}
 	}
 	return nil
+}
+
+// isCommaOrSpace separates the values of a comma-separated list.
+func isCommaOrSpace(r rune) bool { return r == ',' || r == ' ' }
+
+// checkIssuerURL refuses a discovery document's address given as the
+// issuer: tokens carry the issuer, which the address only starts with.
+func checkIssuerURL(is *IssuerConfig) error {
+	if err := checkHTTPIssuer(is); err != nil {
+		return err
+	}
+	if before, _, ok := strings.Cut(is.Issuer, "/.well-known/"); ok {
+		return fmt.Errorf("issuer %s is a discovery document's address; write the issuer, which tokens carry as iss: `issuer %s`", is.Issuer, before)
+	}
+	return nil
+}
+
+// checkHTTPIssuer refuses an http issuer on a host other than loopback
+// without insecure_allow_http, naming the option.
+func checkHTTPIssuer(is *IssuerConfig) error {
+	if is.InsecureAllowHTTP || strings.Contains(is.Issuer, "{") {
+		return nil
+	}
+	u, err := url.Parse(is.Issuer)
+	if err != nil || !strings.EqualFold(u.Scheme, "http") || isLoopback(u.Hostname()) {
+		return nil
+	}
+	return fmt.Errorf("issuer %s uses http: tokens and keys would travel unprotected; use https, or, for a provider on a private network, add `insecure_allow_http` (in the issuer block, or at top level with one issuer)", is.Issuer)
 }
 
 // checkAlgorithms refuses "none", HMAC and unknown algorithm names.
@@ -583,6 +727,9 @@ func checkClaimRules(rules []ClaimRule) error {
 		if r.Claim == "" {
 			return errors.New("require_claim needs a claim path")
 		}
+		if err := checkClaimPath("require_claim", r.Claim); err != nil {
+			return err
+		}
 	}
 	return nil
 }
@@ -593,6 +740,9 @@ func checkScopes(scopes []string) error {
 	for _, s := range scopes {
 		if s == "" {
 			return errors.New("require_scope: empty scope")
+		}
+		if strings.Contains(s, ",") {
+			return fmt.Errorf("require_scope %q contains a comma: list several scopes separated by spaces, `require_scope %s`", s, strings.Join(strings.FieldsFunc(s, isCommaOrSpace), " "))
 		}
 		for i := 0; i < len(s); i++ {
 			c := s[i]
@@ -626,6 +776,9 @@ func validHeaderName(name string) bool {
 func (h *Handler) compileIssuer(ctx caddy.Context, repl *caddy.Replacer, is *IssuerConfig) (identity.IssuerConfig, *issuerPolicy, error) {
 	rt := h.rt
 	issuer := repl.ReplaceKnown(is.Issuer, "")
+	if err := checkHTTPIssuer(&IssuerConfig{Issuer: issuer, InsecureAllowHTTP: is.InsecureAllowHTTP}); err != nil {
+		return identity.IssuerConfig{}, nil, err
+	}
 	cfg := identity.IssuerConfig{
 		Issuer:               issuer,
 		Aliases:              replaceAll(repl, is.Aliases),
@@ -653,6 +806,8 @@ func (h *Handler) compileIssuer(ctx caddy.Context, repl *caddy.Replacer, is *Iss
 	}
 	if len(cfg.Audiences) > 0 {
 		cfg.Audiences = replaceAll(repl, cfg.Audiences)
+	} else if !cfg.AnyAudience {
+		cfg.Audiences = []string{noBearerAudience} // login without bearer tokens (checkConfig)
 	}
 	if len(cfg.Algorithms) == 0 {
 		cfg.Algorithms = h.Algorithms
@@ -729,6 +884,54 @@ func isLoopback(host string) bool {
 	return ip != nil && ip.IsLoopback()
 }
 
+// checkPlaceholders refuses an option whose value is empty only because
+// its placeholders are, such as `issuer {env.OIDC_ISSUER}` with the
+// variable unset: the value would otherwise fail far from its cause (an
+// issuer "" that is "not an absolute URL"). It names the placeholder.
+func (h *Handler) checkPlaceholders(repl *caddy.Replacer) error {
+	type value struct{ option, raw string }
+	vals := make([]value, 0, 8)
+	add := func(option string, raws ...string) {
+		for _, r := range raws {
+			vals = append(vals, value{option, r})
+		}
+	}
+	add("audience", h.Audiences...)
+	add("authorized_party", h.AuthorizedParties...)
+	for i := range h.Issuers {
+		is := &h.Issuers[i]
+		add("issuer", is.Issuer)
+		add("jwks_url", is.JWKSURL)
+		add("jwks_file", is.JWKSFile)
+		add("alias", is.Aliases...)
+		add("tenants", is.Tenants...)
+		add("audience", is.Audiences...)
+		add("authorized_party", is.AuthorizedParties...)
+		add("jwks_uri_base", is.JWKSURIBases...)
+		if c := is.Introspection; c != nil {
+			add("introspection endpoint", c.Endpoint)
+			add("introspection client_id", c.ClientID)
+			add("introspection client_secret", c.ClientSecret)
+		}
+	}
+	for _, v := range vals {
+		if v.raw == "" || !strings.Contains(v.raw, "{") || repl.ReplaceKnown(v.raw, "") != "" {
+			continue
+		}
+		ph := v.raw
+		if start := strings.IndexByte(ph, '{'); start >= 0 {
+			if end := strings.IndexByte(ph[start:], '}'); end > 0 {
+				ph = ph[start : start+end+1]
+			}
+		}
+		if name, ok := strings.CutPrefix(strings.Trim(ph, "{}"), "env."); ok {
+			return fmt.Errorf("identity: %s %s is empty: the environment variable %s is not set (or empty)", v.option, ph, name)
+		}
+		return fmt.Errorf("identity: %s %s is empty: its placeholder has no value when the configuration is loaded", v.option, ph)
+	}
+	return nil
+}
+
 // replaceAll expands global placeholders such as {env.*} in every element.
 func replaceAll(repl *caddy.Replacer, in []string) []string {
 	out := make([]string, len(in))
@@ -746,9 +949,9 @@ func (h *Handler) Validate() error {
 	return nil
 }
 
-// Cleanup releases the shared key caches this handler acquired (the last
-// user closes them) and stops the token cache, the DPoP replay cache and
-// the introspection cache.
+// Cleanup releases the shared key caches and DPoP replay cache this
+// handler acquired (the last user closes them) and stops the token cache
+// and the introspection cache.
 func (h *Handler) Cleanup() error {
 	if h.rt == nil {
 		return nil
@@ -761,15 +964,26 @@ func (h *Handler) Cleanup() error {
 		}
 	}
 	h.rt.acquired = nil
+	if h.rt.acquiredEnded != "" {
+		if _, err := endedPool.Delete(h.rt.acquiredEnded); err != nil {
+			errs = append(errs, err)
+		}
+		h.rt.acquiredEnded = ""
+	}
+	for _, ph := range h.rt.watched {
+		ph.unwatch(h.rt.configDone)
+	}
+	h.rt.watched = nil
 	if h.rt.cache != nil {
 		h.rt.cache.close()
 	}
-	if h.rt.replay != nil {
-		errs = append(errs, h.rt.replay.Close())
-		h.rt.replay = nil
-	}
+	errs = append(errs, h.rt.releaseReplayCache())
 	if h.rt.introspector != nil {
 		h.rt.introspector.close()
+	}
+	if h.rt.summary != nil {
+		h.rt.summary.stop()
+		h.rt.summary = nil
 	}
 	return errors.Join(errs...)
 }
@@ -784,6 +998,10 @@ type runtime struct {
 	policies  map[string]*issuerPolicy
 	cache     *tokenCache
 	acquired  []string
+	// watched are the outage trackers of the acquired providers, where
+	// this handler's configuration (configDone) is registered.
+	watched    []*providerHealth
+	configDone <-chan struct{}
 
 	sources      []tokenSource
 	claimHeaders []claimHeader
@@ -823,8 +1041,19 @@ type runtime struct {
 	// with introspection; nil when none is.
 	introspector *introspector
 
+	// login is the browser sign-in stage; nil without a login block.
+	// acquiredEnded is its key in endedPool, released by Cleanup.
+	login         *login
+	acquiredEnded string
+
 	metrics  *collectors
 	counters resolvedCounters
+	// issuerLabels are the configured issuers, in order, then "" for
+	// rejections not attributed to one when there are several: the issuer
+	// label of the request metrics and of the rejection summary.
+	issuerLabels []string
+	reqCounters  atomic.Pointer[requestCounters]
+	summary      *rejectionSummary
 }
 
 // tokenSource is a compiled TokenSource.

@@ -207,7 +207,7 @@ func (k MetadataKind) String() string {
 
 // DiscoveryPolicy says what a metadata document must satisfy. The zero value
 // is the strict default: https (http only on loopback hosts), issuer equal
-// to the authority (a trailing slash tolerated; or the issuer template of a
+// to the authority exactly, trailing slash included (or the issuer template of a
 // multi-tenant authority, see [DiscoveryDocument.Validate]), every *_endpoint member and
 // jwks_uri absolute and on the authority's scheme and host, jwks_uri and the
 // members required by the specification present, body at most
@@ -288,7 +288,10 @@ func requiredMembers(p DiscoveryPolicy) []string {
 // issuer URL it was fetched for), in this order, each failure its own error:
 // the authority must be https ([ErrHTTPSRequired]); required members must be
 // present and non-empty ([*MissingMembersError], matching [ErrMissingMember]);
-// the issuer must equal the authority, a trailing slash tolerated, or be the
+// the issuer must be identical to the authority, trailing slash included
+// (OpenID Connect Discovery 1.0 §4.3, RFC 8414 §3.3: the tokens carry the
+// document's spelling, which a validator configured with the other one
+// refuses), or be the
 // issuer template of a multi-tenant authority (see [TenantPlaceholder]:
 // "https://login.microsoftonline.com/{tenantid}/v2.0" for the authority
 // "https://login.microsoftonline.com/common/v2.0", and likewise for
@@ -316,7 +319,8 @@ func (d *DiscoveryDocument) Validate(authority string, p DiscoveryPolicy) error 
 		return &MissingMembersError{Members: missing}
 	}
 	if !issuerFitsAuthority(d.Issuer, authority) {
-		return fmt.Errorf("%w: document says %q, expected %q", ErrIssuerMismatch, d.Issuer, authority)
+		return fmt.Errorf("%w: the discovery document says %q, the configured issuer is %q; they must be identical, trailing slash included (OpenID Connect Discovery 1.0 §4.3): configure the issuer as %q, the value the provider puts in its tokens",
+			ErrIssuerMismatch, d.Issuer, authority, d.Issuer)
 	}
 	bases := make([]*url.URL, 0, len(p.AdditionalEndpointBases)+1)
 	bases = append(bases, &url.URL{Scheme: au.Scheme, Host: au.Host})
@@ -344,13 +348,13 @@ func (d *DiscoveryDocument) Validate(authority string, p DiscoveryPolicy) error 
 }
 
 // issuerFitsAuthority reports whether a document's issuer fits the authority
-// it was fetched for: equal to it, a trailing slash tolerated; or, for a
+// it was fetched for: identical to it; or, for a
 // multi-tenant authority such as https://login.microsoftonline.com/common/v2.0,
 // an issuer template with [TenantPlaceholder] once that gives the authority
 // back when the placeholder is replaced by "common", "organizations" or
 // "consumers". No other issuer is accepted.
 func issuerFitsAuthority(issuer, authority string) bool {
-	if strings.TrimSuffix(issuer, "/") == strings.TrimSuffix(authority, "/") {
+	if issuer == authority {
 		return true
 	}
 	if strings.Count(issuer, TenantPlaceholder) != 1 {
@@ -359,6 +363,8 @@ func issuerFitsAuthority(issuer, authority string) bool {
 	// The tenant segments of Entra ID's multi-tenant authorities.
 	for _, seg := range [...]string{"common", "organizations", "consumers"} {
 		filled := strings.Replace(issuer, TenantPlaceholder, seg, 1)
+		// The authority of a template only locates the document (tokens
+		// carry the tenant's own issuer), so its trailing slash is free.
 		if strings.TrimSuffix(filled, "/") == strings.TrimSuffix(authority, "/") {
 			return true
 		}

@@ -247,8 +247,9 @@ func TestDiscoveryValidate(t *testing.T) {
 		missing   []string
 	}{
 		{"valid", authority, edit(noop), identity.DiscoveryPolicy{}, nil, nil},
-		{"issuer with trailing slash", authority, edit(func(m map[string]any) { m["issuer"] = authority + "/" }), identity.DiscoveryPolicy{}, nil, nil},
-		{"authority with trailing slash", authority + "/", edit(noop), identity.DiscoveryPolicy{}, nil, nil},
+		{"issuer with trailing slash", authority, edit(func(m map[string]any) { m["issuer"] = authority + "/" }), identity.DiscoveryPolicy{}, identity.ErrIssuerMismatch, nil},
+		{"authority with trailing slash", authority + "/", edit(noop), identity.DiscoveryPolicy{}, identity.ErrIssuerMismatch, nil},
+		{"both with trailing slash", authority + "/", edit(func(m map[string]any) { m["issuer"] = authority + "/" }), identity.DiscoveryPolicy{}, nil, nil},
 		{"issuer of another host", authority, edit(func(m map[string]any) { m["issuer"] = "https://attacker.example.com" }), identity.DiscoveryPolicy{}, identity.ErrIssuerMismatch, nil},
 		{"issuer with another path", authority, edit(func(m map[string]any) { m["issuer"] = authority + "/tenant" }), identity.DiscoveryPolicy{}, identity.ErrIssuerMismatch, nil},
 		{"issuer differing in case", authority, edit(func(m map[string]any) { m["issuer"] = "https://IDP.example.com" }), identity.DiscoveryPolicy{}, identity.ErrIssuerMismatch, nil},

@@ -1,27 +1,60 @@
 package identity
 
 import (
+	"crypto/sha256"
 	"fmt"
 	"time"
 
 	"github.com/maypok86/otter/v2"
 )
 
-// DefaultDPoPReplayEntries is the default bound of a [DPoPReplayCache].
-const DefaultDPoPReplayEntries = 100_000
+const (
+	// DefaultDPoPReplayEntries is the default bound of a [DPoPReplayCache].
+	DefaultDPoPReplayEntries = 100_000
+	// MaxDPoPJTIBytes is the longest jti a proof may carry. RFC 9449 §4.2
+	// asks for enough randomness to be unique (a UUID is 36 bytes, 128
+	// random bits in base64url 22); nothing needs more, and a cap keeps a
+	// client from sending proofs that are mostly jti.
+	MaxDPoPJTIBytes = 256
+)
+
+// replayKey identifies an accepted proof: the first 128 bits of the
+// SHA-256 of its key's thumbprint and its jti. A fixed-size key makes the
+// memory of an entry independent of what the client sent; 128 bits keep
+// accidental collisions (a fresh proof refused as a replay) out of reach
+// at any number of entries the cache can hold, and finding a collision on
+// purpose would only get the attacker's own proof refused.
+type replayKey [16]byte
+
+// newReplayKey hashes the thumbprint and the jti, separated by a byte
+// that occurs in neither a base64url thumbprint nor a JSON-decoded
+// thumbprint: the pair is encoded unambiguously.
+func newReplayKey(thumbprint, jti string) replayKey {
+	h := sha256.New()
+	h.Write([]byte(thumbprint))
+	h.Write([]byte{0})
+	h.Write([]byte(jti))
+	var sum [sha256.Size]byte
+	var k replayKey
+	copy(k[:], h.Sum(sum[:0]))
+	return k
+}
 
 // DPoPReplayCache remembers the jti of accepted DPoP proofs, per key, for
 // as long as each proof could still be accepted, so that a proof captured
-// on the way is refused the second time (RFC 9449 §11.1). It is bounded:
-// when more proofs arrive within the acceptance window than it holds, the
-// least valuable entries are evicted and a replay of those could pass, so
-// size it for the peak rate of proofs times [DPoPVerifyOptions.MaxAge], or
-// use server nonces for a hard guarantee.
+// on the way is refused the second time (RFC 9449 §11.1). An entry is a
+// fixed-size hash of the key's thumbprint and the jti (see replayKey),
+// about 120 bytes whatever the proof. It is bounded: when more
+// proofs arrive within the acceptance window than it holds, the least
+// valuable entries are evicted and a replay of those could pass, so size
+// it for the peak rate of proofs times [DPoPVerifyOptions.MaxAge], or use
+// server nonces for a hard guarantee.
 //
 // The owner closes it; it starts no goroutine of its own and is safe for
-// concurrent use.
+// concurrent use, so one cache may serve every verifier that should refuse
+// each other's proofs.
 type DPoPReplayCache struct {
-	c *otter.Cache[string, time.Duration]
+	c *otter.Cache[replayKey, time.Duration]
 }
 
 // NewDPoPReplayCache returns a cache of at most maxEntries proofs; 0 means
@@ -33,9 +66,9 @@ func NewDPoPReplayCache(maxEntries int) (*DPoPReplayCache, error) {
 	if maxEntries == 0 {
 		maxEntries = DefaultDPoPReplayEntries
 	}
-	c, err := otter.New(&otter.Options[string, time.Duration]{
+	c, err := otter.New(&otter.Options[replayKey, time.Duration]{
 		MaximumSize: maxEntries,
-		ExpiryCalculator: otter.ExpiryCreatingFunc(func(e otter.Entry[string, time.Duration]) time.Duration {
+		ExpiryCalculator: otter.ExpiryCreatingFunc(func(e otter.Entry[replayKey, time.Duration]) time.Duration {
 			return e.Value
 		}),
 		// Maintenance runs inline, on the caller's goroutine: nothing calls
@@ -53,7 +86,7 @@ func (r *DPoPReplayCache) admit(p *DPoPProof, ttl time.Duration) bool {
 	if ttl < time.Second {
 		ttl = time.Second
 	}
-	_, added := r.c.SetIfAbsent(p.Thumbprint+" "+p.ID, ttl)
+	_, added := r.c.SetIfAbsent(newReplayKey(p.Thumbprint, p.ID), ttl)
 	return added
 }
 

@@ -157,6 +157,8 @@ func TestVerifyDPoPProofRefuses(t *testing.T) {
 		{"signature by another key", signTestProof(t, other.PrivateJWK().Key, "ES256", header, claims), base, identity.DPoPCheckSignature, identity.ErrSignature},
 		{"jti missing", signed(withClaim(claims, "jti", nil)), base, identity.DPoPCheckJTI, nil},
 		{"jti empty", signed(withClaim(claims, "jti", "")), base, identity.DPoPCheckJTI, nil},
+		{"jti longer than the cap", signed(withClaim(claims, "jti", strings.Repeat("j", identity.MaxDPoPJTIBytes+1))), base, identity.DPoPCheckJTI, nil},
+		{"jti not a string", signed(withClaim(claims, "jti", 7)), base, identity.DPoPCheckJTI, nil},
 		{"htm other method", good, with(func(o *identity.DPoPVerifyOptions) { o.Method = http.MethodPost }), identity.DPoPCheckMethod, nil},
 		{"htm lower case", signed(withClaim(claims, "htm", "get")), base, identity.DPoPCheckMethod, nil},
 		{"htm missing", signed(withClaim(claims, "htm", nil)), base, identity.DPoPCheckMethod, nil},
@@ -194,6 +196,11 @@ func TestVerifyDPoPProofRefuses(t *testing.T) {
 			}
 		})
 	}
+	t.Run("a jti of the longest length passes", func(t *testing.T) {
+		if _, err := identity.VerifyDPoPProof(signed(withClaim(claims, "jti", strings.Repeat("j", identity.MaxDPoPJTIBytes))), base); err != nil {
+			t.Fatal(err)
+		}
+	})
 	t.Run("the good proof passes", func(t *testing.T) {
 		p, err := identity.VerifyDPoPProof(good, base)
 		if err != nil {

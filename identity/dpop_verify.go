@@ -53,7 +53,8 @@ const (
 	DPoPCheckJWK DPoPCheck = "jwk"
 	// DPoPCheckSignature: the signature does not verify with the jwk.
 	DPoPCheckSignature DPoPCheck = "signature"
-	// DPoPCheckJTI: jti is missing, or was seen before (replay).
+	// DPoPCheckJTI: jti is missing, longer than [MaxDPoPJTIBytes], or was
+	// seen before (replay).
 	DPoPCheckJTI DPoPCheck = "jti"
 	// DPoPCheckMethod: htm differs from the request method.
 	DPoPCheckMethod DPoPCheck = "htm"
@@ -317,6 +318,9 @@ func (p *DPoPProof) readClaims(claims map[string]any, opts DPoPVerifyOptions, no
 	var ok bool
 	if p.ID, ok = claims[ClaimJWTID].(string); !ok || p.ID == "" {
 		return dpopError(DPoPCheckJTI, nil, "jti missing")
+	}
+	if len(p.ID) > MaxDPoPJTIBytes {
+		return dpopError(DPoPCheckJTI, nil, "jti longer than %d bytes", MaxDPoPJTIBytes)
 	}
 	if p.Method, ok = claims[ClaimHTTPMethod].(string); !ok || opts.Method == "" || p.Method != opts.Method {
 		return dpopError(DPoPCheckMethod, nil, "htm does not match the request method")

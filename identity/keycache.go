@@ -89,7 +89,8 @@ type RemoteKeySetOptions struct {
 	OnFetch func(url string, err error)
 	// OnStateChange, when set, is called once per transition between
 	// healthy (the last fetch succeeded) and failing, with the failure's
-	// error or nil on recovery. It must not block.
+	// error or nil on recovery. It must not block. The caller then owns
+	// the reporting of the transitions: Logger gets them at DEBUG only.
 	OnStateChange func(available bool, err error)
 }
 
@@ -328,10 +329,12 @@ func (c *refreshCache[T]) fetch() (*cacheEntry[T], error) {
 			c.cfg.log.Debug("identity: fetch failed again", "what", c.cfg.what, "url", redactURL(c.cfg.url), "error", err, "serving_cached", has)
 			return nil, err
 		}
-		c.cfg.log.Warn("identity: fetch failing", "what", c.cfg.what, "url", redactURL(c.cfg.url), "error", err, "serving_cached", has)
 		if c.cfg.onState != nil {
+			c.cfg.log.Debug("identity: fetch failing", "what", c.cfg.what, "url", redactURL(c.cfg.url), "error", err, "serving_cached", has)
 			c.cfg.onState(false, err)
+			return nil, err
 		}
+		c.cfg.log.Warn("identity: fetch failing", "what", c.cfg.what, "url", redactURL(c.cfg.url), "error", err, "serving_cached", has)
 		return nil, err
 	}
 	now = c.cfg.now()
@@ -350,9 +353,11 @@ func (c *refreshCache[T]) fetch() (*cacheEntry[T], error) {
 	}
 	c.cfg.log.Debug("identity: fetched", "what", c.cfg.what, "url", redactURL(c.cfg.url), "expires", e.expires)
 	if wasFailing {
-		c.cfg.log.Info("identity: fetch recovered", "what", c.cfg.what, "url", redactURL(c.cfg.url))
 		if c.cfg.onState != nil {
+			c.cfg.log.Debug("identity: fetch recovered", "what", c.cfg.what, "url", redactURL(c.cfg.url))
 			c.cfg.onState(true, nil)
+		} else {
+			c.cfg.log.Info("identity: fetch recovered", "what", c.cfg.what, "url", redactURL(c.cfg.url))
 		}
 	}
 	return e, nil

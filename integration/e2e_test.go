@@ -64,9 +64,14 @@ func freePort(t testing.TB) int {
 // identityBlock is the body of the identity directive.
 func startCaddy(t testing.TB, identityBlock string) *caddyServer {
 	t.Helper()
-	upstream := newEchoUpstream(t)
+	return startCaddyAt(t, freePort(t), identityBlock, newEchoUpstream(t).URL)
+}
+
+// startCaddyAt is startCaddy on a given HTTP port in front of a given upstream.
+func startCaddyAt(t testing.TB, httpPort int, identityBlock, upstreamURL string) *caddyServer {
+	t.Helper()
 	dir := t.TempDir()
-	httpPort, httpsPort := freePort(t), freePort(t)
+	httpsPort := freePort(t)
 	cs := &caddyServer{t: t, URL: fmt.Sprintf("http://127.0.0.1:%d", httpPort), logPath: filepath.Join(dir, "caddy.log")}
 	caddyfile := fmt.Sprintf(`{
 	admin off
@@ -88,7 +93,7 @@ func startCaddy(t testing.TB, identityBlock string) *caddyServer {
 	}
 	reverse_proxy %s
 }
-`, httpPort, httpsPort, filepath.Join(dir, "storage"), cs.logPath, cs.URL, identityBlock, upstream.URL)
+`, httpPort, httpsPort, filepath.Join(dir, "storage"), cs.logPath, cs.URL, identityBlock, upstreamURL)
 
 	cfgJSON, warnings, err := caddyconfig.GetAdapter("caddyfile").Adapt([]byte(caddyfile), nil)
 	if err != nil {

@@ -8,7 +8,12 @@
 //     "readyFile": "/tmp/.../ready.json",
 //     "jwks": {"keys": [...]},         // private signing keys; the first key per alg signs, all are published
 //     "clientJWKS": {"keys": [...]},   // optional public keys of the private_key_jwt client
-//     "accessTokenTTL": 3600           // optional, seconds
+//     "accessTokenTTL": 3600,          // optional, seconds
+//     "webClient": {                   // optional: client "web-client" of a browser sign-in at Caddy, with the
+//       "redirectURI": "...",          // provider's interactive login and consent pages (devInteractions) instead
+//       "postLogoutRedirectURI": "...",// of the automatic ones, and back-channel logout
+//       "backchannelLogoutURI": "..."
+//     }
 //   }
 //
 // Once listening it writes readyFile ({"issuer","port","version","node","pid"}) and logs one line per
@@ -123,6 +128,21 @@ clients.push(
     introspection_signed_response_alg: 'ES256',
   },
 );
+// Browser sign-in at Caddy (webClient): a confidential web client whose sessions end by back-channel logout.
+const WEB_CLIENT = 'web-client';
+if (cfg.webClient) {
+  clients.push({
+    client_id: WEB_CLIENT,
+    client_secret: 'web-secret',
+    token_endpoint_auth_method: 'client_secret_basic',
+    grant_types: ['authorization_code', 'refresh_token'],
+    response_types: ['code'],
+    redirect_uris: [cfg.webClient.redirectURI],
+    post_logout_redirect_uris: [cfg.webClient.postLogoutRedirectURI],
+    backchannel_logout_uri: cfg.webClient.backchannelLogoutURI,
+    backchannel_logout_session_required: true,
+  });
+}
 if (cfg.clientJWKS && Array.isArray(cfg.clientJWKS.keys) && cfg.clientJWKS.keys.length > 0) {
   clients.push({
     client_id: 'test-client-jwt',
@@ -169,7 +189,8 @@ const configuration = {
     dPoPSigningAlgValues: ['ES256', 'RS256', 'EdDSA'],
   },
   features: {
-    devInteractions: { enabled: false },
+    devInteractions: { enabled: !!cfg.webClient },
+    backchannelLogout: { enabled: !!cfg.webClient },
     dPoP: {
       enabled: true,
       nonceSecret: randomBytes(32),
@@ -236,6 +257,11 @@ const configuration = {
     Session: 86400,
     Grant: 86400,
   },
+  // The web client gets a refresh token for offline_access without prompt=consent (which a proxy does not send).
+  issueRefreshToken(ctx, client, code) {
+    if (!client.grantTypeAllowed('refresh_token')) return false;
+    return client.clientId === WEB_CLIENT || code.scopes.has('offline_access');
+  },
   renderError(ctx, out) {
     ctx.type = 'html';
     ctx.body = page('Error', `<pre>${JSON.stringify(out).replace(/</g, '&lt;')}</pre>`);
@@ -258,10 +284,10 @@ server.listen(cfg.port || 0, host, () => {
     }
   });
 
-  // Non-interactive login and consent: the account is the login_hint (default "alice"), every
+  // Non-interactive login and consent (with webClient, the provider's own pages instead): the account is the login_hint (default "alice"), every
   // requested scope, claim and resource scope is granted.
   provider.use(async (ctx, next) => {
-    if (ctx.method !== 'GET' || !/^\/interaction\/[^/]+$/.test(ctx.path)) {
+    if (cfg.webClient || ctx.method !== 'GET' || !/^\/interaction\/[^/]+$/.test(ctx.path)) {
       await next();
       return;
     }

@@ -56,6 +56,16 @@ type providerOptions struct {
 	ClientJWKS *jose.JSONWebKeySet
 	// AccessTokenTTL is the lifetime of access tokens; 0 means 1 h.
 	AccessTokenTTL time.Duration
+	// WebClient, when set, registers client "web-client" (secret "web-secret") for a browser sign-in at Caddy
+	// and switches the provider to its interactive login and consent pages, with back-channel logout.
+	WebClient *webClientOptions
+}
+
+// webClientOptions are the URLs of the web client at Caddy.
+type webClientOptions struct {
+	RedirectURI           string `json:"redirectURI"`
+	PostLogoutRedirectURI string `json:"postLogoutRedirectURI"`
+	BackchannelLogoutURI  string `json:"backchannelLogoutURI"`
 }
 
 // oidcProvider is a running (or stopped) oidc-provider process owned by one test. Its issuer URL stays the same
@@ -180,6 +190,9 @@ func (p *oidcProvider) Start() {
 	}
 	if p.opts.AccessTokenTTL > 0 {
 		cfg["accessTokenTTL"] = int(p.opts.AccessTokenTTL / time.Second)
+	}
+	if p.opts.WebClient != nil {
+		cfg["webClient"] = p.opts.WebClient
 	}
 	cfgJSON, err := json.Marshal(cfg)
 	if err != nil {

@@ -48,6 +48,9 @@ func TestDemoOnce(t *testing.T) {
 		"admins, developers",
 		"X-User-Id: alice\n",
 		"3. without a token: 401 Unauthorized, WWW-Authenticate: Bearer",
+		"Or sign in with a browser: open http://" + addr + "/app",
+		"/oauth2/callback\n",
+		"the upstream saw X-User-Id: user-1\n",
 	} {
 		if !strings.Contains(got, want) {
 			t.Errorf("output lacks %q:\n%s", want, got)

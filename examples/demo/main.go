@@ -15,6 +15,8 @@ package main
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -22,6 +24,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/cookiejar"
 	"os"
 	"os/signal"
 	"sort"
@@ -56,6 +59,13 @@ const demoAudience = "demo-api"
 
 // demoUser is the subject of the demo token.
 const demoUser = "alice"
+
+// demoClientID and demoClientSecret are the web client the site signs
+// browsers in with.
+const (
+	demoClientID     = "demo-web"
+	demoClientSecret = "demo-secret"
+)
 
 func main() {
 	o := options{Once: envBool("DEMO_ONCE")}
@@ -101,6 +111,11 @@ http://:{{.Port}} {
 		claim_header scope X-User-Scopes
 		claim_header groups X-User-Groups
 		claim_header department X-User-Department
+		login {
+			client_id {{.ClientID}}
+			client_secret {{.ClientSecret}}
+			session_key {{.SessionKey}}
+		}
 	}
 	reverse_proxy {{.Upstream}}
 }
@@ -116,7 +131,7 @@ func run(ctx context.Context, o options, out io.Writer) error {
 		host = "127.0.0.1"
 	}
 
-	iss, err := identitytest.Start(identitytest.WithAlgorithms("ES256"))
+	iss, err := identitytest.Start(identitytest.WithAlgorithms("ES256"), identitytest.WithClient(demoClientID, demoClientSecret))
 	if err != nil {
 		return err
 	}
@@ -133,9 +148,15 @@ func run(ctx context.Context, o options, out io.Writer) error {
 	if o.Verbose {
 		level = "INFO"
 	}
+	sessionKey := make([]byte, 32)
+	if _, err := rand.Read(sessionKey); err != nil {
+		return err
+	}
 	err = caddyfileTemplate.Execute(&cf, map[string]string{
 		"LogLevel": level, "Host": host, "Port": port, "Issuer": iss.URL,
 		"Audience": demoAudience, "Upstream": upstream.Addr,
+		"ClientID": demoClientID, "ClientSecret": demoClientSecret,
+		"SessionKey": base64.StdEncoding.EncodeToString(sessionKey),
 	})
 	if err != nil {
 		return err
@@ -163,7 +184,13 @@ func run(ctx context.Context, o options, out io.Writer) error {
 	fmt.Fprintf(out, "Caddy with the identity handler: %s, running this Caddyfile:\n\n%s\n", site, indent(cf.String()))
 	fmt.Fprintf(out, "Try it (the token is valid for %s):\n\n  curl -sS -H 'Authorization: Bearer %s' %s/hello\n\n",
 		identitytest.DefaultLifetime, token, site)
+	fmt.Fprintf(out, "Or sign in with a browser: open %s/app (the demo provider has no password page: it signs you in\n"+
+		"at once as %s; the page shows the headers the upstream received; sign out with a POST to /oauth2/logout).\n\n",
+		site, identitytest.DefaultSubject)
 	if err := selfCheck(ctx, site, token, out); err != nil {
+		return err
+	}
+	if err := browserCheck(ctx, site, out); err != nil {
 		return err
 	}
 	if o.Once {
@@ -305,6 +332,48 @@ func selfCheck(ctx context.Context, site, token string, out io.Writer) error {
 	fmt.Fprintf(out, "3. without a token: %d %s, WWW-Authenticate: %s\n", status, http.StatusText(status), hdr.Get("WWW-Authenticate"))
 	if status != http.StatusUnauthorized {
 		return fmt.Errorf("without a token Caddy answered %d, want 401", status)
+	}
+	return nil
+}
+
+// browserCheck signs in the way a browser does: a navigation to /app
+// without a session goes to the provider and back through the callback,
+// with the cookies kept, and ends on the upstream's answer.
+func browserCheck(ctx context.Context, site string, out io.Writer) error {
+	ctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+	defer cancel()
+	jar, err := cookiejar.New(nil)
+	if err != nil {
+		return err
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, site+"/app", nil)
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Sec-Fetch-Mode", "navigate")
+	req.Header.Set("Accept", "text/html")
+	var hops []string
+	client := &http.Client{Jar: jar, CheckRedirect: func(r *http.Request, _ []*http.Request) error {
+		hops = append(hops, r.URL.Scheme+"://"+r.URL.Host+r.URL.Path)
+		return nil
+	}}
+	resp, err := client.Do(req)
+	if err != nil {
+		return fmt.Errorf("browser sign-in: %w", err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	if err != nil {
+		return err
+	}
+	var e echo
+	if resp.StatusCode != http.StatusOK || json.Unmarshal(body, &e) != nil {
+		return fmt.Errorf("browser sign-in ended with %d: %s", resp.StatusCode, body)
+	}
+	fmt.Fprintf(out, "4. a browser opening %s/app: redirected through\n%s  and shown the page; the upstream saw X-User-Id: %s\n",
+		site, indent(strings.Join(hops, "\n")), strings.Join(e.Headers["X-User-Id"], ", "))
+	if got := e.Headers["X-User-Id"]; len(got) != 1 || got[0] != identitytest.DefaultSubject {
+		return fmt.Errorf("after signing in the upstream saw X-User-Id %q", got)
 	}
 	return nil
 }

@@ -1,0 +1,59 @@
+package caddyidentity
+
+import (
+	"net/http"
+
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+)
+
+// stackedVar is the request variable where an identity handler that
+// removed the token it accepted leaves it for the next identity handler of
+// the route.
+const stackedVar = "identity.accepted_token"
+
+// stackedToken is a token an identity handler accepted and removed from
+// the request. dpopJKT is set when it came with the DPoP scheme and a
+// proof of that key, which that handler verified (and spent) for this
+// request.
+type stackedToken struct {
+	token   string
+	dpopJKT string
+}
+
+// String hides the token from {http.vars.*} placeholders and logs.
+func (*stackedToken) String() string { return "(token accepted by an identity handler)" }
+
+// serveStacked authenticates a request whose token an earlier identity
+// handler of the route accepted and removed: identity handlers stack, a
+// site-wide one with a stricter one for some paths, and the later one
+// checks the same token against its own issuers, audiences and rules
+// instead of refusing the request as without a token. The DPoP proof that
+// the earlier handler verified is not verified again (its jti is spent):
+// the token it bound is the one checked here.
+func (rt *runtime) serveStacked(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler, at *stackedToken) error {
+	token := at.token
+	if len(token) > rt.maxTokenSize {
+		return rt.reject(w, r, reasonTooLarge, nil, "")
+	}
+	e, rsn, err := rt.verify(r.Context(), token)
+	if rsn != reasonNone {
+		return rt.reject(w, r, rsn, err, token)
+	}
+	if at.dpopJKT == "" {
+		if e.dpopBound {
+			return rt.reject(w, r, reasonDPoPBoundAsBearer, nil, token)
+		}
+		if rt.dpop == dpopRequire {
+			return rt.reject(w, r, reasonDPoPRequired, nil, token)
+		}
+	}
+	if e.certThumbprint != "" && !certPresented(r, e.certThumbprint) {
+		return rt.reject(w, r, reasonCertBinding, nil, token)
+	}
+	if e.denied != reasonNone {
+		w.Header().Set("WWW-Authenticate", e.challenge)
+		return rt.fail(w, r, e.denied, e.issuer, token)
+	}
+	rt.pass(r, e, nil, token)
+	return next.ServeHTTP(w, r)
+}
