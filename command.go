@@ -311,6 +311,7 @@ func provisionHandler(raw json.RawMessage) (*provisioned, error) {
 	h.rt = &runtime{logger: zap.New(core)}
 	ctx, cancel := caddy.NewContext(caddy.Context{Context: context.Background()})
 	if err := h.Provision(ctx); err != nil {
+		_ = h.Cleanup()
 		cancel()
 		return nil, err
 	}

@@ -409,10 +409,10 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		}
 	}
 	rt.summary = newRejectionSummary(rt.logger, rt.issuerLabels)
+	trackRuntime(rt) // Caddy cleans up a handler whose Provision fails
 	if rt.dpop != dpopOff {
 		return rt.acquireReplayCache()
 	}
-	trackRuntime(rt)
 	return nil
 }
 
