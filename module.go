@@ -141,6 +141,14 @@ type Handler struct {
 	// any parsing. Default 8192 (identity.DefaultMaxTokenBytes), at most
 	// MaxMaxTokenSize.
 	MaxTokenSize int `json:"max_token_size,omitempty"`
+	// RefreshWait bounds how long a request waits for keys being fetched
+	// (a token with an unknown kid, or a signature failure that may come
+	// from rotated keys, or no keys yet). Past it the request gets 401
+	// (unknown key), or 503 when no keys are held at all, while the fetch
+	// goes on in the background for the requests that follow: a provider
+	// that hangs holds no request longer. Discovery and JWKS fetched in a
+	// row share the one wait. Default 3s (identity.DefaultRefreshWait).
+	RefreshWait caddy.Duration `json:"refresh_wait,omitempty"`
 
 	// DPoP says whether access tokens bound to a client key with DPoP
 	// (RFC 9449) are accepted, in the Authorization header only:
@@ -173,6 +181,10 @@ type Handler struct {
 	//     terminates TLS must check the binding instead.
 	CertBinding string `json:"cert_binding,omitempty"`
 
+	// UpstreamToken, when set, gives the upstream a token of its own
+	// audience: the handler's client-credentials token or the caller's
+	// token exchanged (RFC 8693). See UpstreamToken.
+	UpstreamToken *UpstreamToken `json:"upstream_token,omitempty"`
 	// Login, when set, signs browser users in at the proxy with OpenID
 	// Connect (see LoginConfig); bearer tokens keep working. With login,
 	// an audience is needed only if bearer tokens are to be accepted.
@@ -256,6 +268,9 @@ type IssuerConfig struct {
 	// an opaque token names no issuer to choose by. Not allowed with a
 	// template issuer.
 	Introspection *IntrospectionConfig `json:"introspection,omitempty"`
+	// UserInfo, when set, completes the claims of this issuer's JWT
+	// access tokens from its userinfo endpoint (see UserInfoConfig).
+	UserInfo *UserInfoConfig `json:"userinfo,omitempty"`
 }
 
 // TokenSource is one place where the token may be.
@@ -358,6 +373,9 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	}
 	rt.warnLoggedTokenSources(ctx)
 	rt.compileHeaders(h.ClaimHeaders, h.StripHeaders)
+	if u := h.UpstreamToken; u != nil && u.Header != "" && !strings.EqualFold(u.Header, "Authorization") {
+		rt.addStripName(u.Header)
+	}
 	rt.compileChallenges()
 
 	issuerCfgs := make([]identity.IssuerConfig, 0, len(h.Issuers))
@@ -385,6 +403,16 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 				return fmt.Errorf("issuer %q: introspection: %w", h.Issuers[i].Issuer, err)
 			}
 		}
+		if h.Issuers[i].UserInfo != nil {
+			u, err := newUserInfoSource(repl, &h.Issuers[i], ic, pol, rt)
+			if err != nil {
+				return fmt.Errorf("issuer %q: userinfo: %w", h.Issuers[i].Issuer, err)
+			}
+			if rt.userinfo == nil {
+				rt.userinfo = make(map[string]*userInfoSource)
+			}
+			rt.userinfo[pol.issuer] = u
+		}
 	}
 	if len(rt.issuerLabels) > 1 {
 		rt.issuerLabels = append(rt.issuerLabels, "")
@@ -392,11 +420,17 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	v, err := identity.NewValidator(issuerCfgs, identity.ValidatorOptions{
 		MaxTokenBytes: rt.maxTokenSize,
 		Logger:        rt.slog,
+		RefreshWait:   time.Duration(h.RefreshWait),
 	})
 	if err != nil {
 		return err
 	}
 	rt.validator = v
+	if h.UpstreamToken != nil {
+		if rt.upstream, err = newUpstreamStage(repl, h.UpstreamToken, h, issuerCfgs); err != nil {
+			return fmt.Errorf("identity: upstream_token: %w", err)
+		}
+	}
 
 	size := DefaultCacheSize
 	if h.CacheSize != nil {
@@ -467,6 +501,9 @@ func (h *Handler) checkConfig() error {
 		if err := checkIntrospection(is); err != nil {
 			return fmt.Errorf("identity: issuer %q: introspection: %w", is.Issuer, err)
 		}
+		if err := checkUserInfo(is); err != nil {
+			return fmt.Errorf("identity: issuer %q: userinfo: %w", is.Issuer, err)
+		}
 	}
 	if err := checkOneIntrospector(h.Issuers); err != nil {
 		return err
@@ -497,6 +534,9 @@ func (h *Handler) checkConfig() error {
 	if h.MaxAge < 0 {
 		return errors.New("identity: max_age must not be negative")
 	}
+	if h.RefreshWait < 0 {
+		return errors.New("identity: refresh_wait must not be negative")
+	}
 	if h.CacheSize != nil && *h.CacheSize < 0 {
 		return errors.New("identity: cache_size must not be negative")
 	}
@@ -510,6 +550,9 @@ func (h *Handler) checkConfig() error {
 		return err
 	}
 	if err := checkCertBinding(h.CertBinding); err != nil {
+		return err
+	}
+	if err := h.checkUpstreamToken(); err != nil {
 		return err
 	}
 	for _, s := range h.TokenSources {
@@ -981,6 +1024,12 @@ func (h *Handler) Cleanup() error {
 	if h.rt.introspector != nil {
 		h.rt.introspector.close()
 	}
+	if h.rt.upstream != nil {
+		errs = append(errs, h.rt.upstream.close())
+	}
+	for _, u := range h.rt.userinfo {
+		u.close()
+	}
 	if h.rt.summary != nil {
 		h.rt.summary.stop()
 		h.rt.summary = nil
@@ -1041,6 +1090,12 @@ type runtime struct {
 	// with introspection; nil when none is.
 	introspector *introspector
 
+	// upstream obtains the upstream's token (upstream_token); nil when
+	// none is configured.
+	upstream *upstreamStage
+	// userinfo completes the claims of the tokens of the issuers (by
+	// their configured identifier) that have a userinfo block.
+	userinfo map[string]*userInfoSource
 	// login is the browser sign-in stage; nil without a login block.
 	// acquiredEnded is its key in endedPool, released by Cleanup.
 	login         *login
