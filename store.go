@@ -158,6 +158,7 @@ func (rt *runtime) releaseStore() error {
 // newSharedStore makes the client. It connects lazily: a store that is
 // down when Caddy starts is an outage like any other, not a config error.
 func newSharedStore(c RedisStoreConfig, logger *zap.Logger) *sharedStore {
+	quietRedis.Do(func() { redis.SetLogger(redisDebugLog{logger.Named("redis")}) })
 	timeout := time.Duration(c.Timeout)
 	opts := &redis.Options{
 		Addr:     c.Address,
@@ -167,6 +168,7 @@ func newSharedStore(c RedisStoreConfig, logger *zap.Logger) *sharedStore {
 		// No retries: one attempt bounded by the timeout, so a request
 		// never waits for the store longer than Timeout.
 		MaxRetries:            -1,
+		DialerRetries:         1,
 		DialTimeout:           timeout,
 		ReadTimeout:           timeout,
 		WriteTimeout:          timeout,
@@ -224,6 +226,20 @@ func (s *sharedStore) admitProof(ctx context.Context, key [16]byte, ttl time.Dur
 	fresh, err := s.client.SetNX(ctx, s.prefix+"dpop:"+hex.EncodeToString(key[:]), "", ttl).Result()
 	s.note(err)
 	return fresh, err
+}
+
+// quietRedis routes go-redis's own log lines, once per process, to the
+// debug level: it prints every failed dial, and an outage is logged once
+// by note instead.
+var quietRedis sync.Once
+
+// redisDebugLog is go-redis's logger at the debug level.
+type redisDebugLog struct{ l *zap.Logger }
+
+func (r redisDebugLog) Printf(_ context.Context, format string, v ...any) {
+	if ce := r.l.Check(zap.DebugLevel, "go-redis"); ce != nil {
+		ce.Write(zap.String("detail", fmt.Sprintf(format, v...)))
+	}
 }
 
 // commandCounter counts the commands a client sends.
