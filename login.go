@@ -129,7 +129,7 @@ type login struct {
 	recent    *expiringSet[refreshResult]
 	ended     *expiringSet[time.Time]
 	// feed shares ended sessions through the store; nil without one.
-	feed *endedFeed
+	feed      *endedFeed
 	states    *expiringSet[struct{}]
 	jtis      *expiringSet[struct{}]
 	crossOrig *http.CrossOriginProtection

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 	"github.com/redis/go-redis/v9"
 	"go.uber.org/zap"
 )
@@ -405,4 +406,66 @@ func escapeGlob(s string) string {
 		b.WriteRune(r)
 	}
 	return b.String()
+}
+
+// storeOptions are the options of the store redis block.
+var storeOptions = []string{"address", "username", "password", "db", "tls", "key_prefix", "timeout", "failure"}
+
+// parseStore parses `store redis { ... }`. Each option may appear once.
+func parseStore(d *caddyfile.Dispenser) (*StoreConfig, error) {
+	var kind string
+	if !d.AllArgs(&kind) || kind != "redis" {
+		return nil, d.Err("store: want `store redis { ... }`")
+	}
+	c := new(RedisStoreConfig)
+	seen := map[string]bool{}
+	for nesting := d.Nesting(); d.NextBlock(nesting); {
+		opt := d.Val()
+		if seen[opt] {
+			return nil, d.Errf("%s given twice", opt)
+		}
+		seen[opt] = true
+		var err error
+		switch opt {
+		case "address":
+			err = parseOnce(d, &c.Address)
+		case "username":
+			err = parseOnce(d, &c.Username)
+		case "password":
+			err = parseOnce(d, &c.Password)
+		case "key_prefix":
+			err = parseOnce(d, &c.KeyPrefix)
+		case "failure":
+			err = parseOnce(d, &c.Failure)
+		case "tls":
+			if d.NextArg() {
+				return nil, d.ArgErr()
+			}
+			c.TLS = true
+		case "db", "timeout":
+			var s string
+			if !d.AllArgs(&s) {
+				return nil, d.ArgErr()
+			}
+			if opt == "db" {
+				c.DB, err = strconv.Atoi(s)
+			} else {
+				var dur time.Duration
+				dur, err = caddy.ParseDuration(s)
+				c.Timeout = caddy.Duration(dur)
+			}
+			if err != nil {
+				return nil, d.Errf("%s: invalid value %q", opt, s)
+			}
+		default:
+			return nil, unknownOption(d, "store block", storeOptions)
+		}
+		if err != nil {
+			return nil, err
+		}
+	}
+	if _, err := c.resolved(); err != nil {
+		return nil, d.WrapErr(err)
+	}
+	return &StoreConfig{Redis: c}, nil
 }

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 	"github.com/redis/go-redis/v9"
 	"go.uber.org/zap"
 
@@ -455,6 +456,50 @@ func BenchmarkStoreEndedPropagation(b *testing.B) {
 		}
 		for _, ok := l2.get(key); !ok; _, ok = l2.get(key) {
 			time.Sleep(20 * time.Microsecond)
+		}
+	}
+}
+
+func TestStoreCaddyfile(t *testing.T) {
+	d := caddyfile.NewTestDispenser(`identity {
+		issuer https://op.example.com
+		store redis {
+			address redis.internal:6380
+			username caddy
+			password {env.REDIS_PASSWORD}
+			db 2
+			tls
+			key_prefix fleet-a:
+			timeout 100ms
+			failure fail_open_local
+		}
+	}`)
+	var h Handler
+	if err := h.UnmarshalCaddyfile(d); err != nil {
+		t.Fatal(err)
+	}
+	want := RedisStoreConfig{Address: "redis.internal:6380", Username: "caddy", Password: "{env.REDIS_PASSWORD}", DB: 2,
+		TLS: true, KeyPrefix: "fleet-a:", Timeout: caddy.Duration(100 * time.Millisecond), Failure: "fail_open_local"}
+	if h.Store == nil || h.Store.Redis == nil || *h.Store.Redis != want {
+		t.Fatalf("store = %+v, want %+v", h.Store, want)
+	}
+	for _, bad := range []string{
+		`store memcached {
+		}`,
+		`store redis {
+			failure open
+		}`,
+		`store redis {
+			timeout 1s
+			timeout 2s
+		}`,
+		`store redis {
+			adress x:1
+		}`,
+	} {
+		d := caddyfile.NewTestDispenser("identity {\nissuer https://op.example.com\n" + bad + "\n}")
+		if err := new(Handler).UnmarshalCaddyfile(d); err == nil {
+			t.Errorf("no error for %q", bad)
 		}
 	}
 }
