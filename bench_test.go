@@ -4,8 +4,11 @@ package caddyidentity
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -13,6 +16,7 @@ import (
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp/headers"
+	"go.uber.org/zap"
 
 	"github.com/caddy-identity/caddy-identity/identity/identitytest"
 )
@@ -26,6 +30,11 @@ import (
 //	                      a hit hashes the signature, 86 bytes instead of 342
 //	cycle_10000           10,000 distinct tokens cycled, all in the default cache
 //	cache_disabled        one RS256 token, cache_size 0: full verification per request
+//	cache_disabled_es256, cache_disabled_eddsa
+//	                      the same with an ES256 and an EdDSA token
+//	bad_signature         one RS256 token with a published kid and a wrong
+//	                      signature: refused by verification, nothing more
+//	                      (logger at INFO, as on a server)
 //	no_identity_baseline  the same request set-up calling next directly
 //	stock_request_header  Caddy's own headers handler doing the header work
 //	                      of an accepted request (see perfStockHeaders)
@@ -60,6 +69,11 @@ func BenchmarkServeHTTP(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
+	ed, err := iss.MintToken(perfClaims(1), identitytest.Alg("EdDSA"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	bad := perfBadSignature(one)
 	cycle := make([]string, 10000)
 	for i := range cycle {
 		var err error
@@ -80,6 +94,14 @@ func BenchmarkServeHTTP(b *testing.B) {
 	if status, label := ccServe(b, cached, es); status != http.StatusOK {
 		b.Fatalf("warm-up: status %d (%s)", status, label)
 	}
+	// Refusals are logged at DEBUG; a server runs at INFO, where they are
+	// not formatted at all.
+	quiet := ccHandler(iss, ccIntPtr(0), nil)
+	quiet.rt = &runtime{logger: zap.NewNop()}
+	ccProvision(b, quiet, nil)
+	if status, label := ccServe(b, quiet, bad); status != http.StatusUnauthorized {
+		b.Fatalf("warm-up: bad signature: status %d (%s)", status, label)
+	}
 	for _, tok := range cycle {
 		if status, label := ccServe(b, cycling, tok); status != http.StatusOK {
 			b.Fatalf("warm-up: status %d (%s)", status, label)
@@ -90,6 +112,9 @@ func BenchmarkServeHTTP(b *testing.B) {
 	b.Run("cache_hit_es256", func(b *testing.B) { perfServe(b, cached, []string{es}) })
 	b.Run("cycle_10000", func(b *testing.B) { perfServe(b, cycling, cycle) })
 	b.Run("cache_disabled", func(b *testing.B) { perfServe(b, uncached, []string{one}) })
+	b.Run("cache_disabled_es256", func(b *testing.B) { perfServe(b, uncached, []string{es}) })
+	b.Run("cache_disabled_eddsa", func(b *testing.B) { perfServe(b, uncached, []string{ed}) })
+	b.Run("bad_signature", func(b *testing.B) { perfServe(b, perfRefused{quiet}, []string{bad}) })
 	b.Run("no_identity_baseline", func(b *testing.B) { perfServe(b, nil, []string{one}) })
 	b.Run("stock_request_header", func(b *testing.B) { perfServe(b, perfStockHeaders(b), []string{one}) })
 	b.Run("handler_only/cache_hit", func(b *testing.B) { perfServeOnly(b, cached, []string{one}) })
@@ -99,6 +124,29 @@ func BenchmarkServeHTTP(b *testing.B) {
 	b.Run("paired/cache_hit_es256", func(b *testing.B) { perfPaired(b, cached, []string{es}) })
 	b.Run("paired/cycle_10000", func(b *testing.B) { perfPaired(b, cycling, cycle) })
 	b.Run("paired/stock_request_header", func(b *testing.B) { perfPaired(b, perfStockHeaders(b), []string{one}) })
+}
+
+// perfBadSignature returns tok with one character of its signature changed:
+// well-formed, a published kid, a wrong signature.
+func perfBadSignature(tok string) string {
+	i := strings.LastIndexByte(tok, '.') + 20
+	c := "A"
+	if tok[i] == 'A' {
+		c = "B"
+	}
+	return tok[:i] + c + tok[i+1:]
+}
+
+// perfRefused serves with h and expects a 401 refusal, the error Caddy
+// would turn into the response.
+type perfRefused struct{ h *Handler }
+
+func (p perfRefused) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
+	err := p.h.ServeHTTP(w, r, next)
+	if he, ok := errors.AsType[caddyhttp.HandlerError](err); ok && he.StatusCode == http.StatusUnauthorized {
+		return nil
+	}
+	return fmt.Errorf("want a 401 refusal, got %v", err)
 }
 
 // perfStockHeaders is the yardstick of the paired benchmarks: Caddy's own

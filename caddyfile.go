@@ -73,6 +73,7 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //	    realm          <name>
 //	    cache_size     <units>
 //	    max_token_size <size>
+//	    refresh_wait   <duration>
 //	    dpop           off | allow | require
 //	    cert_binding   check | off
 //	    login {
@@ -206,6 +207,19 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				return d.Errf("max_age: want a positive duration, got %q", s)
 			}
 			h.MaxAge = caddy.Duration(dur)
+		case "refresh_wait":
+			if h.RefreshWait != 0 {
+				return d.Err("refresh_wait given twice")
+			}
+			var s string
+			if !d.AllArgs(&s) {
+				return d.ArgErr()
+			}
+			dur, err := caddy.ParseDuration(s)
+			if err != nil || dur <= 0 {
+				return d.Errf("refresh_wait: want a positive duration, got %q", s)
+			}
+			h.RefreshWait = caddy.Duration(dur)
 		case "token_from":
 			ts, err := parseTokenFrom(d)
 			if err != nil {

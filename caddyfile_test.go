@@ -68,6 +68,7 @@ func TestUnmarshalCaddyfile(t *testing.T) {
 				realm my-api
 				cache_size 5000
 				max_token_size 16KiB
+				refresh_wait 1500ms
 			}`,
 			want: Handler{
 				Issuers: []IssuerConfig{{
@@ -102,6 +103,7 @@ func TestUnmarshalCaddyfile(t *testing.T) {
 				Realm:        "my-api",
 				CacheSize:    intPtr(5000),
 				MaxTokenSize: 16 * 1024,
+				RefreshWait:  caddy.Duration(1500 * time.Millisecond),
 			},
 		},
 		{
@@ -214,6 +216,7 @@ func TestUnmarshalCaddyfileErrors(t *testing.T) {
 		{"bad leeway", "identity {\nleeway soon\n}", "leeway"},
 		{"leeway twice", "identity {\nleeway 1s\nleeway 2s\n}", "twice"},
 		{"max_age zero", "identity {\nmax_age 0s\n}", "max_age"},
+		{"refresh_wait zero", "identity {\nrefresh_wait 0s\n}", "refresh_wait"},
 		{"token_from unknown", "identity {\ntoken_from body x\n}", "want header, cookie or query"},
 		{"token_from cookie scheme", "identity {\ntoken_from cookie a Bearer\n}", "wrong argument count"},
 		{"token_from short", "identity {\ntoken_from header\n}", "wrong argument count"},
@@ -242,6 +245,7 @@ func TestUnmarshalCaddyfileErrors(t *testing.T) {
 		{"realm twice", "identity {\nrealm a\nrealm b\n}", "realm given twice"},
 		{"cache_size twice", "identity {\ncache_size 1\ncache_size 0\n}", "cache_size given twice"},
 		{"max_age twice", "identity {\nmax_age 1h\nmax_age 2h\n}", "max_age given twice"},
+		{"refresh_wait twice", "identity {\nrefresh_wait 1s\nrefresh_wait 2s\n}", "refresh_wait given twice"},
 		{"max_token_size twice", "identity {\nmax_token_size 4KiB\nmax_token_size 8KiB\n}", "max_token_size given twice"},
 	}
 	for _, tt := range tests {

@@ -141,6 +141,14 @@ type Handler struct {
 	// any parsing. Default 8192 (identity.DefaultMaxTokenBytes), at most
 	// MaxMaxTokenSize.
 	MaxTokenSize int `json:"max_token_size,omitempty"`
+	// RefreshWait bounds how long a request waits for keys being fetched
+	// (a token with an unknown kid, or a signature failure that may come
+	// from rotated keys, or no keys yet). Past it the request gets 401
+	// (unknown key), or 503 when no keys are held at all, while the fetch
+	// goes on in the background for the requests that follow: a provider
+	// that hangs holds no request longer. Discovery and JWKS fetched in a
+	// row share the one wait. Default 3s (identity.DefaultRefreshWait).
+	RefreshWait caddy.Duration `json:"refresh_wait,omitempty"`
 
 	// DPoP says whether access tokens bound to a client key with DPoP
 	// (RFC 9449) are accepted, in the Authorization header only:
@@ -401,6 +409,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	v, err := identity.NewValidator(issuerCfgs, identity.ValidatorOptions{
 		MaxTokenBytes: rt.maxTokenSize,
 		Logger:        rt.slog,
+		RefreshWait:   time.Duration(h.RefreshWait),
 	})
 	if err != nil {
 		return err
@@ -504,6 +513,9 @@ func (h *Handler) checkConfig() error {
 	}
 	if h.MaxAge < 0 {
 		return errors.New("identity: max_age must not be negative")
+	}
+	if h.RefreshWait < 0 {
+		return errors.New("identity: refresh_wait must not be negative")
 	}
 	if h.CacheSize != nil && *h.CacheSize < 0 {
 		return errors.New("identity: cache_size must not be negative")

@@ -11,6 +11,7 @@
 #   (c) the same configuration as (b) (its own Caddy), 10,000 distinct valid
 #       tokens cycled, after each was sent once (warm cache)
 #   (d) identity with the validated-token cache disabled (cache_size 0)
+#   (e), (f) the Caddy of (d) with an ES256 and an EdDSA token
 # and prints a markdown table of medians with the ratio of each to (a), each
 # ratio computed within its round and then the median taken. Then (memory
 # step, MEMORY=0 skips it) it sends FLOOD distinct valid tokens to a fresh
@@ -21,7 +22,8 @@
 # bench/results/<UTC time>/ (summary.md, results.tsv, raw wrk output, logs).
 #
 # Knobs (environment): ROUNDS=6 DURATION=2 (s per measured run) WARMUP=1 (s)
-# CONNS=32 THREADS=2 TOKENS=10000 MEMORY=1 FLOOD=50000 OUT=<dir>.
+# CONNS=32 THREADS=2 TOKENS=10000 MEMORY=1 FLOOD=50000 OUT=<dir>
+# CONFIGS="a b c d e f" (the configurations measured, (a) first).
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -33,6 +35,7 @@ WARMUP=${WARMUP:-1}
 CONNS=${CONNS:-32}
 THREADS=${THREADS:-2}
 TOKENS=${TOKENS:-10000}
+read -r -a CONFIGS <<<"${CONFIGS:-a b c d e f}"
 MEMORY=${MEMORY:-1}
 FLOOD=${FLOOD:-50000}
 OUT=${OUT:-$BENCH/results/$(date -u +%Y%m%dT%H%M%SZ)}
@@ -197,6 +200,9 @@ for c in b c d; do
 	expect "($c) expired token" 401 "$(status "$url" "$EXPIRED")"
 	expect "($c) garbage" 401 "$(status "$url" "not.a.jwt")"
 done
+for f in es256 eddsa; do
+	expect "(d) valid $f token" 200 "$(status "http://127.0.0.1:$PORT_D/" "$(cat "$OUT/token-one-$f.txt")")"
+done
 log "checks passed: valid 200; missing, bad signature, expired, garbage 401"
 
 log "warming (c): every one of the $TOKENS tokens once"
@@ -239,13 +245,14 @@ measure() {
 }
 
 : >"$OUT/results.tsv"
-CONFIGS=(a b c d)
 measure_config() { # round config
 	case $2 in
 	a) measure "$1" "(a) stock reverse_proxy" a "$PORT_A" "$OUT/token-one.txt" ;;
 	b) measure "$1" "(b) identity, 1 token" b "$PORT_B" "$OUT/token-one.txt" ;;
 	c) measure "$1" "(c) identity, $TOKENS tokens cycled" c "$PORT_C" "$OUT/tokens-many.txt" ;;
 	d) measure "$1" "(d) identity, cache_size 0" d "$PORT_D" "$OUT/token-one.txt" ;;
+	e) measure "$1" "(e) identity, cache_size 0, ES256" d "$PORT_D" "$OUT/token-one-es256.txt" ;;
+	f) measure "$1" "(f) identity, cache_size 0, EdDSA" d "$PORT_D" "$OUT/token-one-eddsa.txt" ;;
 	esac
 }
 for ((r = 1; r <= ROUNDS; r++)); do

@@ -5,12 +5,18 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"sync"
 	"testing"
+
+	"github.com/caddy-identity/caddy-identity/internal/testenv"
 )
 
 // specDir is ../shared/spec relative to the repository root, where the
 // identity-model conformance vectors live; they are read, never copied.
-// IDENTITY_SPEC_DIR overrides it for a checkout kept elsewhere.
+// IDENTITY_SPEC_DIR overrides it for a checkout kept elsewhere. Only the
+// conformance runner reads it: a clone without it skips the runner, with one
+// line saying so (testenv.Notice), and fails under CI=true, where a green run
+// must mean every case id ran.
 func specDir(t testing.TB) string {
 	t.Helper()
 	dir := os.Getenv("IDENTITY_SPEC_DIR")
@@ -19,10 +25,20 @@ func specDir(t testing.TB) string {
 		dir = filepath.Join(filepath.Dir(file), "..", "..", "shared", "spec")
 	}
 	if _, err := os.Stat(dir); err != nil {
-		t.Fatalf("conformance spec not found at %s: %v", dir, err)
+		if testenv.CI() {
+			t.Fatalf("CI=true and the conformance spec is not found at %s: %v", dir, err)
+		}
+		specMissing.Do(func() {
+			testenv.Notice("identity: conformance runner (TestConformance*) skipped: no spec at %s; "+
+				"put the identity-model conformance spec there or set IDENTITY_SPEC_DIR to run it", dir)
+		})
+		t.Skipf("conformance spec not found at %s (set IDENTITY_SPEC_DIR): %v", dir, err)
 	}
 	return dir
 }
+
+// specMissing prints the notice of a missing spec once per test binary.
+var specMissing sync.Once
 
 // specFixture returns the bytes of a file under test-fixtures/.
 func specFixture(t testing.TB, name string) []byte {

@@ -2,6 +2,7 @@ package identity
 
 import (
 	"bytes"
+	"crypto/x509"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
@@ -9,6 +10,8 @@ import (
 	"strings"
 	"unicode/utf16"
 	"unicode/utf8"
+
+	"github.com/go-jose/go-jose/v4"
 )
 
 // maxJSONDepth bounds the nesting of arrays and objects in a token header
@@ -20,7 +23,10 @@ const maxJSONDepth = 32
 type compactJWS struct {
 	header  jwsHeader
 	payload string // base64url payload segment, decoded on demand
-	sigLen  int    // length of the base64url signature segment
+	// signingInput is the header and payload segments with the dot
+	// between them, as received: the bytes the signature covers.
+	signingInput string
+	signature    []byte // decoded signature, empty when the segment is
 }
 
 // jwsHeader holds the protected header members the validator looks at.
@@ -31,10 +37,14 @@ type jwsHeader struct {
 	crit          []string
 	hasCrit       bool
 	b64False      bool
+	// joseMembers is the decoded header when it has a "jwk", "x5c" or
+	// "nonce" member, for checkJOSEMembers; nil otherwise.
+	joseMembers map[string]any
 }
 
 // parseCompact checks the size of token, splits it into its three
-// base64url segments and decodes the protected header: a JSON object with
+// canonical base64url segments, decodes the signature and the protected
+// header: a JSON object with
 // no duplicate member names, a string "alg", and well-typed "kid", "typ",
 // "cty", "crit" and "b64" when present. A five-part token (JWE) is
 // malformed: only signed tokens are accepted.
@@ -71,7 +81,11 @@ func parseCompact(token string, maxBytes int) (*compactJWS, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w: header: %v", ErrMalformed, err)
 	}
-	return &compactJWS{header: hdr, payload: p, sigLen: len(s)}, nil
+	sig, err := decodeSegment(s)
+	if err != nil {
+		return nil, fmt.Errorf("%w: signature: %v", ErrMalformed, err)
+	}
+	return &compactJWS{header: hdr, payload: p, signingInput: token[:len(h)+1+len(p)], signature: sig}, nil
 }
 
 // readHeader extracts and type-checks the members of a decoded header.
@@ -110,6 +124,9 @@ func readHeader(m map[string]any) (jwsHeader, error) {
 		}
 		h.hasCrit = true
 	}
+	if m["jwk"] != nil || m["x5c"] != nil || m["nonce"] != nil {
+		h.joseMembers = m
+	}
 	if v, present := m["b64"]; present {
 		b, ok := v.(bool)
 		if !ok {
@@ -118,6 +135,47 @@ func readHeader(m map[string]any) (jwsHeader, error) {
 		h.b64False = !b
 	}
 	return h, nil
+}
+
+// checkJOSEMembers applies go-jose's rules to the header members it
+// interprets and a [Validator] never uses: "nonce" a string, "x5c" an array
+// of base64 DER certificates, "jwk" a valid public key; null counts as
+// absent, as there. Access tokens were verified with go-jose before this
+// package verified them itself, and a token it refused is still refused.
+func (h *jwsHeader) checkJOSEMembers() error {
+	m := h.joseMembers
+	if v := m["nonce"]; v != nil {
+		if _, ok := v.(string); !ok {
+			return errors.New(`"nonce" is not a string`)
+		}
+	}
+	if v := m["x5c"]; v != nil {
+		arr, ok := v.([]any)
+		if !ok {
+			return errors.New(`"x5c" is not an array of strings`)
+		}
+		for _, e := range arr {
+			s, _ := e.(string)
+			der, err := base64.StdEncoding.DecodeString(s)
+			if err != nil {
+				return errors.New(`"x5c" holds invalid base64`)
+			}
+			if _, err := x509.ParseCertificate(der); err != nil {
+				return errors.New(`"x5c" holds an invalid certificate`)
+			}
+		}
+	}
+	if v := m["jwk"]; v != nil {
+		b, err := json.Marshal(v)
+		if err != nil {
+			return errors.New(`invalid "jwk"`)
+		}
+		var k jose.JSONWebKey
+		if err := k.UnmarshalJSON(b); err != nil || !k.Valid() || !k.IsPublic() {
+			return errors.New(`"jwk" is not a valid public key`)
+		}
+	}
+	return nil
 }
 
 // optionalString returns member name of m, "" when absent, and an error

@@ -48,6 +48,9 @@ const (
 var (
 	// errClosed is the cause of ErrProviderUnavailable after Close.
 	errClosed = errors.New("identity: cache closed")
+	// errRefreshWait is the cause with which a validation stops waiting
+	// for a fetch after [ValidatorOptions].RefreshWait; the fetch goes on.
+	errRefreshWait = errors.New("identity: keys not fetched within the refresh wait")
 )
 
 // RemoteKeySetOptions configures a [RemoteKeySet]. The zero value gives the
@@ -192,6 +195,7 @@ type refreshCache[T any] struct {
 
 	mu          sync.Mutex
 	closed      bool
+	fetching    bool // a fetch is in flight
 	lastAttempt time.Time
 	lastErr     error
 	failures    int
@@ -229,20 +233,48 @@ func (c *refreshCache[T]) servableAt(now time.Time) *cacheEntry[T] {
 // fetch. With nothing to serve it fails with ErrProviderUnavailable wrapping
 // the cause.
 func (c *refreshCache[T]) get(ctx context.Context) (*cacheEntry[T], error) {
-	now := c.cfg.now()
-	e := c.cur.Load()
-	if e != nil && now.Before(e.expires) {
+	if e := c.peek(); e != nil {
 		return e, nil
 	}
-	if e != nil && now.Before(e.expires.Add(c.cfg.stale)) {
-		c.kick()
-		return e, nil
-	}
-	ne, err := c.refresh(ctx, e)
+	ne, err := c.refresh(ctx, c.cur.Load())
 	if err != nil {
 		return nil, c.unavailable(err)
 	}
 	return ne, nil
+}
+
+// peek returns what get returns without fetching: the fresh entry, or an
+// expired one within the stale window (a background refresh is then
+// requested); nil when get would have to fetch.
+func (c *refreshCache[T]) peek() *cacheEntry[T] {
+	e := c.cur.Load()
+	if e == nil {
+		return nil
+	}
+	now := c.cfg.now()
+	if now.Before(e.expires) {
+		return e
+	}
+	if now.Before(e.expires.Add(c.cfg.stale)) {
+		c.kick()
+		return e
+	}
+	return nil
+}
+
+// rateLimited reports whether a refresh would return at once: no fetch in
+// flight and the last attempt more recent than the cooldown. The caller
+// holds c.mu.
+func (c *refreshCache[T]) rateLimited(now time.Time) bool {
+	return !c.fetching && !c.lastAttempt.IsZero() && now.Sub(c.lastAttempt) < c.cfg.cooldown
+}
+
+// pending reports whether a refresh would fetch or wait for a fetch in
+// flight; it allocates nothing.
+func (c *refreshCache[T]) pending() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return !c.closed && !c.rateLimited(c.cfg.now())
 }
 
 // unavailable wraps err as ErrProviderUnavailable.
@@ -254,10 +286,12 @@ func (c *refreshCache[T]) unavailable(err error) error {
 }
 
 // refresh fetches the document unless an entry other than seen is already
-// current (someone refreshed meanwhile) or an attempt is more recent than
-// the cooldown (then the error is a *rateLimitedError). Concurrent callers
-// share one fetch; each waits at most until its ctx ends, while the fetch
-// itself is bounded by the HTTP timeout and close.
+// current (someone refreshed meanwhile) or, with no fetch in flight, an
+// attempt is more recent than the cooldown (then the error is a
+// *rateLimitedError, returned at once). Concurrent callers share one fetch
+// and no waiter costs a goroutine; each waits at most until its ctx ends
+// (the error is then the context's cause), while the fetch itself is
+// bounded by the HTTP timeout and close.
 func (c *refreshCache[T]) refresh(ctx context.Context, seen *cacheEntry[T]) (*cacheEntry[T], error) {
 	if e := c.cur.Load(); e != nil && e != seen {
 		return e, nil
@@ -267,34 +301,33 @@ func (c *refreshCache[T]) refresh(ctx context.Context, seen *cacheEntry[T]) (*ca
 		c.mu.Unlock()
 		return nil, errClosed
 	}
-	c.wg.Add(1)
-	c.mu.Unlock()
-	type result struct {
-		e   *cacheEntry[T]
-		err error
+	if c.rateLimited(c.cfg.now()) {
+		last := c.lastErr
+		c.mu.Unlock()
+		return nil, &rateLimitedError{last: last}
 	}
-	ch := make(chan result, 1)
-	go func() {
-		defer c.wg.Done()
-		e, err := c.fetchShared()
-		ch <- result{e, err}
-	}()
+	c.mu.Unlock()
 	select {
-	case r := <-ch:
-		return r.e, r.err
+	case r := <-c.sf.DoChan("fetch", c.fetchAny):
+		e, _ := r.Val.(*cacheEntry[T])
+		return e, r.Err
 	case <-ctx.Done():
-		return nil, ctx.Err()
+		return nil, context.Cause(ctx)
 	}
 }
 
 // fetchShared runs fetch once for all concurrent callers.
 func (c *refreshCache[T]) fetchShared() (*cacheEntry[T], error) {
-	v, err, _ := c.sf.Do("fetch", func() (any, error) { return c.fetch() })
+	v, err, _ := c.sf.Do("fetch", c.fetchAny)
 	e, _ := v.(*cacheEntry[T])
 	return e, err
 }
 
-// fetch makes one attempt, unless rate-limited, and stores a success.
+// fetchAny is fetch for singleflight.
+func (c *refreshCache[T]) fetchAny() (any, error) { return c.fetch() }
+
+// fetch makes one attempt, unless rate-limited, and stores a success. An
+// attempt counts in c.wg, so that close waits for it.
 func (c *refreshCache[T]) fetch() (*cacheEntry[T], error) {
 	c.mu.Lock()
 	now := c.cfg.now()
@@ -308,7 +341,10 @@ func (c *refreshCache[T]) fetch() (*cacheEntry[T], error) {
 		return nil, &rateLimitedError{last: last}
 	}
 	c.lastAttempt = now
+	c.fetching = true
+	c.wg.Add(1)
 	c.mu.Unlock()
+	defer c.wg.Done()
 
 	v, hdr, err := c.load(c.ctx)
 	if c.cfg.onFetch != nil {
@@ -316,6 +352,7 @@ func (c *refreshCache[T]) fetch() (*cacheEntry[T], error) {
 	}
 
 	c.mu.Lock()
+	c.fetching = false
 	wasFailing := c.failures > 0
 	if err != nil {
 		c.lastErr = err
@@ -571,11 +608,29 @@ func (r *RemoteKeySet) CandidateKeys(ctx context.Context, kid, alg string) ([]Ke
 		if keys := ne.val.Candidates(kid, alg); len(keys) > 0 {
 			return keys, nil
 		}
-	} else if ctx.Err() != nil {
+	} else if ctx.Err() != nil && !errors.Is(context.Cause(ctx), errRefreshWait) {
 		return nil, ctx.Err()
 	}
 	return nil, fmt.Errorf("%w: kid %q, alg %q", ErrKeyNotFound, kid, alg)
 }
+
+// cachedCandidates implements keyCache: the candidates in the set in hand
+// (an expired set within the stale window asks for a background refresh),
+// without I/O; ok is false when CandidateKeys would fetch.
+func (r *RemoteKeySet) cachedCandidates(kid, alg string) ([]Key, bool) {
+	if r.ready() != nil {
+		return nil, false
+	}
+	e := r.c.peek()
+	if e == nil {
+		return nil, false
+	}
+	keys := e.val.Candidates(kid, alg)
+	return keys, len(keys) > 0
+}
+
+// refreshPending implements keyCache.
+func (r *RemoteKeySet) refreshPending() bool { return r.ready() == nil && r.c.pending() }
 
 // HasKey reports, without I/O, whether a key with this thumbprint is in the
 // current set (false once the set is past the stale window).

@@ -201,6 +201,34 @@ func (p *Provider) CandidateKeys(ctx context.Context, kid, alg string) ([]Key, e
 	return ks.CandidateKeys(ctx, kid, alg)
 }
 
+// cachedCandidates implements keyCache: the candidates in the key set in
+// hand, without I/O; ok is false when CandidateKeys would fetch the
+// discovery document or the keys.
+func (p *Provider) cachedCandidates(kid, alg string) ([]Key, bool) {
+	if p.ready() != nil {
+		return nil, false
+	}
+	cur := p.keys.Load()
+	if cur == nil {
+		return nil, false
+	}
+	if p.opts.JWKSURL == "" {
+		if d := p.disc.peek(); d == nil || d.val.JWKSURI != cur.url {
+			return nil, false
+		}
+	}
+	return cur.set.cachedCandidates(kid, alg)
+}
+
+// refreshPending implements keyCache: whether Refresh would fetch or wait.
+func (p *Provider) refreshPending() bool {
+	if p.ready() != nil {
+		return false
+	}
+	cur := p.keys.Load()
+	return cur == nil || cur.set.refreshPending()
+}
+
 // HasKey reports, without I/O, whether the current key set has a key with
 // this thumbprint.
 func (p *Provider) HasKey(thumbprint string) bool {

@@ -23,6 +23,9 @@ const (
 	DefaultLeeway = 60 * time.Second
 	// DefaultMaxTokenBytes caps the length of a token before any decoding.
 	DefaultMaxTokenBytes = 8 << 10
+	// DefaultRefreshWait bounds how long a validation waits for keys to
+	// be fetched when [ValidatorOptions] sets no RefreshWait.
+	DefaultRefreshWait = 3 * time.Second
 )
 
 // DefaultAlgorithms returns the asymmetric JWS algorithms accepted when an
@@ -156,6 +159,16 @@ type ValidatorOptions struct {
 	MaxTokenBytes int
 	// Logger receives debug records about key refreshes; nil discards.
 	Logger *slog.Logger
+	// RefreshWait bounds, in all, how long one validation waits for its
+	// key source to fetch keys: an unknown kid, no keys yet, or a refresh
+	// after a signature failure. Past it the validation fails with
+	// ErrKeyNotFound, or ErrProviderUnavailable when the source holds no
+	// keys at all, while the fetch goes on in the background (bounded by
+	// the source's HTTP timeout) for the requests that follow. A hanging
+	// provider then holds no request longer than this. 0 means
+	// [DefaultRefreshWait]; negative means no bound beyond ctx. Only
+	// sources that refresh ([RefreshableKeySource]) are bounded.
+	RefreshWait time.Duration
 }
 
 // Token is a token that passed validation.
@@ -184,6 +197,9 @@ type Validator struct {
 	anyAlg    map[string]bool // union of the static allow-lists
 	maxBytes  int
 	log       *slog.Logger
+	// refreshWait is ValidatorOptions.RefreshWait normalized: 0 for no
+	// bound.
+	refreshWait time.Duration
 }
 
 // issuerRules is a checked, private copy of an IssuerConfig.
@@ -221,6 +237,12 @@ func NewValidator(issuers []IssuerConfig, opts ValidatorOptions) (*Validator, er
 	}
 	if v.log == nil {
 		v.log = slog.New(slog.DiscardHandler)
+	}
+	switch {
+	case opts.RefreshWait == 0:
+		v.refreshWait = DefaultRefreshWait
+	case opts.RefreshWait > 0:
+		v.refreshWait = opts.RefreshWait
 	}
 	for _, cfg := range issuers {
 		r, err := newIssuerRules(cfg)
@@ -520,12 +542,18 @@ func (e *unknownIssuerError) Unwrap() []error { return []error{ErrUnknownIssuer,
 //   - the unverified iss must be a configured issuer or alias, or fit an
 //     issuer template around a tenant segment ([ErrUnknownIssuer], which is
 //     also a [*ClaimError] for "iss");
-//   - the signature, with that issuer's candidate keys for the token's kid
+//   - the header members go-jose interprets ("jwk", "x5c", "nonce") must
+//     be well-formed, though never used ([ErrMalformed]);
+//   - the signature, verified with the standard library over the bytes
+//     already parsed, with that issuer's candidate keys for the token's kid
 //     and alg (jku, x5u, x5c and jwk headers are ignored); when none
 //     verifies and the source is a [RefreshableKeySource], it is refreshed
-//     once and the new keys are tried ([ErrKeyNotFound], [ErrSignature],
-//     [ErrUnsupportedAlg] or [ErrKeyConversion] for unusable keys, and
-//     [ErrProviderUnavailable] wrapping any other key source failure);
+//     once (unless its rate limit answers at once) and the new keys are
+//     tried, the waits for keys bounded by [ValidatorOptions].RefreshWait
+//     in all ([ErrKeyNotFound], [ErrSignature], [ErrUnsupportedAlg] or
+//     [ErrKeyConversion] for unusable keys, and [ErrProviderUnavailable]
+//     wrapping any other key source failure, or the end of the wait with
+//     no keys held);
 //   - claim types; for a template issuer, tid present and allowed and iss
 //     equal to the template filled in with it; aud, the authorized party,
 //     exp, nbf, iat, max age, typ header, nonce and required claims
@@ -548,6 +576,9 @@ func (v *Validator) Validate(ctx context.Context, token string) (*Token, error) 
 	if err := h.checkCritical(); err != nil {
 		return nil, err
 	}
+	if err := h.checkJOSEMembers(); err != nil {
+		return nil, fmt.Errorf("%w: header: %v", ErrMalformed, err)
+	}
 	raw, err := jws.claims()
 	if err != nil {
 		return nil, err
@@ -568,10 +599,10 @@ func (v *Validator) Validate(ctx context.Context, token string) (*Token, error) 
 	if !r.allows(h.alg) {
 		return nil, fmt.Errorf("%w: %q for issuer %q", ErrUnsupportedAlg, h.alg, r.cfg.Issuer)
 	}
-	if jws.sigLen == 0 {
+	if len(jws.signature) == 0 {
 		return nil, fmt.Errorf("%w: no signature", ErrSignature)
 	}
-	thumbprint, err := v.verify(ctx, r, token, h)
+	thumbprint, err := v.verify(ctx, r, jws)
 	if err != nil {
 		return nil, err
 	}
@@ -597,34 +628,60 @@ func (v *Validator) Validate(ctx context.Context, token string) (*Token, error) 
 	}, nil
 }
 
-// verify checks the signature and returns the thumbprint of the key that
-// verified it.
-func (v *Validator) verify(ctx context.Context, r *issuerRules, token string, h *jwsHeader) (string, error) {
-	sig, err := jose.ParseSignedCompact(token, []jose.SignatureAlgorithm{jose.SignatureAlgorithm(h.alg)})
-	if err != nil {
-		return "", fmt.Errorf("%w: %v", ErrMalformed, err)
-	}
+// verify checks the signature over the bytes parseCompact already holds
+// and returns the thumbprint of the key that verified it. A request that
+// has to wait for keys (none in hand for kid and alg, or a refresh after a
+// failure) waits at most v.refreshWait in all, however many fetches that
+// takes; the fetches themselves go on in the background.
+func (v *Validator) verify(ctx context.Context, r *issuerRules, jws *compactJWS) (string, error) {
+	h, sig := &jws.header, jws.signature
 	if _, isHMAC := hmacMinSecret(h.alg); isHMAC {
 		// Only the configured secret, never a key from the source.
-		if _, err := sig.Verify(r.cfg.HMACSecret); err != nil {
+		if verifySignature(h.alg, r.cfg.HMACSecret, jws.signingInput, sig) != nil {
 			return "", ErrSignature
 		}
 		return "", nil
 	}
-	first, err := v.tryCandidates(ctx, r.cfg.Keys, sig, h, nil)
-	if err == nil || r.refreshable == nil || !(errors.Is(err, ErrSignature) || errors.Is(err, ErrKeyNotFound)) {
-		return first, err
+	w := keyWait{v: v, ctx: ctx}
+	defer w.done()
+	keys, err := w.candidates(r.cfg.Keys, r.refreshable, h)
+	if err == nil {
+		var tp string
+		if tp, err = tryKeys(keys, nil, h, jws.signingInput, sig); err == nil {
+			return tp, nil
+		}
 	}
-	// The keys may have rotated: refresh (rate-limited by the source) and
-	// try once more with the keys not tried yet.
-	if rerr := r.refreshable.Refresh(ctx); rerr != nil {
+	if r.refreshable == nil || !(errors.Is(err, ErrSignature) || errors.Is(err, ErrKeyNotFound)) {
+		return "", err
+	}
+	// The keys may have rotated: refresh once and try the keys not tried
+	// yet. A flood of bad signatures under a published kid reaches no
+	// further than this test while the source is rate-limited: no fetch,
+	// no wait, no allocation, no log record.
+	if kc, ok := r.refreshable.(keyCache); ok && !kc.refreshPending() {
+		return "", err
+	}
+	ver, versioned := r.refreshable.(KeySetVersioner)
+	var before uint64
+	if versioned {
+		before = ver.KeySetVersion(time.Now())
+	}
+	if rerr := r.refreshable.Refresh(w.bounded()); rerr != nil {
 		v.log.DebugContext(ctx, "identity: key refresh after verification failure failed",
 			slog.String("issuer", r.cfg.Issuer), slog.String("kid", h.kid), slog.Any("error", rerr))
 		return "", err
 	}
-	v.log.DebugContext(ctx, "identity: key refresh requested (rate-limited) after verification failure",
-		slog.String("issuer", r.cfg.Issuer), slog.String("kid", h.kid))
-	tp, err2 := v.tryCandidates(ctx, r.cfg.Keys, sig, h, tried(err))
+	if versioned && ver.KeySetVersion(time.Now()) == before {
+		return "", err
+	}
+	fresh, err2 := r.refreshable.CandidateKeys(w.bounded(), h.kid, h.alg)
+	if err2 != nil {
+		if errors.Is(err2, ErrKeyNotFound) {
+			return "", err
+		}
+		return "", w.sourceError(err2)
+	}
+	tp, err2 := tryKeys(fresh, keys, h, jws.signingInput, sig)
 	if err2 == nil {
 		return tp, nil
 	}
@@ -634,43 +691,84 @@ func (v *Validator) verify(ctx context.Context, r *issuerRules, token string, h 
 	return "", err2
 }
 
+// keyCache is implemented by this package's refreshing key sources
+// ([*RemoteKeySet], [*Provider]) so that a validator pays for a bounded
+// wait only when it waits.
+type keyCache interface {
+	// cachedCandidates returns the candidates from the keys in hand,
+	// without I/O or waiting; ok is false when CandidateKeys would fetch.
+	cachedCandidates(kid, alg string) (keys []Key, ok bool)
+	// refreshPending reports whether Refresh would fetch now or wait for
+	// a fetch in flight, rather than return at once rate-limited.
+	refreshPending() bool
+}
+
+// keyWait bounds the time one validation waits for keys. The deadline is
+// set the first time a wait may begin and shared by every later call, so
+// that a discovery fetch, a JWKS fetch and a refresh in sequence do not add
+// their waits up.
+type keyWait struct {
+	v      *Validator
+	ctx    context.Context
+	cancel context.CancelFunc
+}
+
+// bounded returns the context for a call that may wait for a fetch.
+func (w *keyWait) bounded() context.Context {
+	if w.cancel == nil && w.v.refreshWait > 0 {
+		w.ctx, w.cancel = context.WithTimeoutCause(w.ctx, w.v.refreshWait, errRefreshWait)
+	}
+	return w.ctx
+}
+
+func (w *keyWait) done() {
+	if w.cancel != nil {
+		w.cancel()
+	}
+}
+
+// candidates returns the keys for the token's kid and alg, from the keys
+// in hand when the source can tell (no deadline set up then), else from
+// CandidateKeys under the bounded wait.
+func (w *keyWait) candidates(src KeySource, refreshable RefreshableKeySource, h *jwsHeader) ([]Key, error) {
+	ctx := w.ctx
+	if refreshable != nil {
+		if kc, ok := refreshable.(keyCache); ok {
+			if keys, ok := kc.cachedCandidates(h.kid, h.alg); ok {
+				return keys, nil
+			}
+		}
+		ctx = w.bounded()
+	}
+	keys, err := src.CandidateKeys(ctx, h.kid, h.alg)
+	if err != nil {
+		return nil, w.sourceError(err)
+	}
+	if len(keys) == 0 {
+		return nil, fmt.Errorf("%w: kid %q alg %s", ErrKeyNotFound, truncate(h.kid, 64), h.alg)
+	}
+	return keys, nil
+}
+
+// sourceError classifies a key source failure: anything but "no such key"
+// and "provider unavailable" (e.g. the caller's context ended while keys
+// were fetched) becomes ErrProviderUnavailable, since the client did
+// nothing wrong; errors.Is still sees the cause.
+func (w *keyWait) sourceError(err error) error {
+	if errors.Is(err, ErrKeyNotFound) || errors.Is(err, ErrProviderUnavailable) {
+		return err
+	}
+	return fmt.Errorf("%w: %w", ErrProviderUnavailable, err)
+}
+
 // errNoNewKeys means a retry found only keys already tried.
 var errNoNewKeys = errors.New("identity: no new keys after refresh")
 
-// triedKeysError is a failed first pass over the candidates; it remembers
-// them so that the retry after a refresh skips keys already tried.
-type triedKeysError struct {
-	err  error
-	keys []Key
-}
-
-func (e *triedKeysError) Error() string { return e.err.Error() }
-func (e *triedKeysError) Unwrap() error { return e.err }
-
-// tried returns the keys a failed first pass tried.
-func tried(err error) []Key {
-	if te, ok := err.(*triedKeysError); ok {
-		return te.keys
-	}
-	return nil
-}
-
-// tryCandidates verifies sig with each candidate key for kid and alg that
-// is not in skip. On failure the error is a *triedKeysError.
-func (v *Validator) tryCandidates(ctx context.Context, src KeySource, sig *jose.JSONWebSignature, h *jwsHeader, skip []Key) (string, error) {
-	keys, err := src.CandidateKeys(ctx, h.kid, h.alg)
-	if err != nil {
-		if !errors.Is(err, ErrKeyNotFound) && !errors.Is(err, ErrProviderUnavailable) {
-			// E.g. the caller's context ended while keys were fetched:
-			// the client did nothing wrong, and errors.Is still sees
-			// the cause.
-			err = fmt.Errorf("%w: %w", ErrProviderUnavailable, err)
-		}
-		return "", err
-	}
-	if len(keys) == 0 {
-		return "", fmt.Errorf("%w: kid %q alg %s", ErrKeyNotFound, truncate(h.kid, 64), h.alg)
-	}
+// tryKeys verifies sig over signingInput with each key that fits alg and
+// is not in skip. It fails with ErrSignature when some key was tried, with
+// the first key's unfitness when none fitted, and with errNoNewKeys when
+// every key was skipped; a bad signature costs no allocation.
+func tryKeys(keys, skip []Key, h *jwsHeader, signingInput string, sig []byte) (string, error) {
 	var firstErr error
 	verified := false
 	for i := range keys {
@@ -685,15 +783,15 @@ func (v *Validator) tryCandidates(ctx context.Context, src KeySource, sig *jose.
 			continue
 		}
 		verified = true
-		if _, err := sig.Verify(k.JWK.Key); err == nil {
+		if verifySignature(h.alg, k.JWK.Key, signingInput, sig) == nil {
 			return k.Thumbprint, nil
 		}
 	}
 	switch {
 	case verified:
-		return "", &triedKeysError{err: ErrSignature, keys: keys}
+		return "", ErrSignature
 	case firstErr != nil:
-		return "", &triedKeysError{err: firstErr, keys: keys}
+		return "", firstErr
 	}
 	return "", errNoNewKeys
 }

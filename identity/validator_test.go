@@ -15,6 +15,7 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
+	"os"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -44,17 +45,23 @@ type valKey struct {
 	pub  jose.JSONWebKey
 }
 
-// valFixtureKey is the RSA key of the conformance fixtures (kid test-key-1).
+// valFixtureKey is the committed RSA key of testdata/signing-key.jwk.json
+// (kid test-key-1), with which the RS256 and PS256 FuzzValidate seeds are
+// signed; TestTestdata makes and checks both.
 func valFixtureKey(tb testing.TB) valKey {
 	tb.Helper()
+	b, err := os.ReadFile(testdataKeyFile)
+	if err != nil {
+		tb.Fatal(err)
+	}
 	var k jose.JSONWebKey
-	if err := k.UnmarshalJSON(specFixture(tb, "validation/signing-key.jwk.json")); err != nil {
+	if err := k.UnmarshalJSON(b); err != nil {
 		tb.Fatal(err)
 	}
 	pub := k.Public()
-	pub.KeyID = "test-key-1"
+	pub.KeyID = testdataKeyID
 	pub.Use = "sig"
-	pub.Algorithm = "" // the fixture says RS256; tests also sign RS384..PS512 with it
+	pub.Algorithm = "" // the file says RS256; tests also sign RS384..PS512 with it
 	return valKey{alg: "RS256", priv: k.Key, pub: pub}
 }
 

@@ -13,11 +13,14 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/chromedp/cdproto/runtime"
 	"github.com/chromedp/chromedp"
+
+	"github.com/caddy-identity/caddy-identity/internal/testenv"
 )
 
 // browserAccessTokenTTL is the provider's access token lifetime in the
@@ -52,12 +55,18 @@ func chromium(t *testing.T) string {
 			return p
 		}
 	}
-	if os.Getenv("CI") == "true" {
+	if testenv.CI() {
 		t.Fatal("CI=true and no chromium found (apt-get install chromium)")
 	}
-	t.Skip("no chromium in PATH (apt-get install chromium)")
+	skipBrowserOnce.Do(func() {
+		testenv.Notice("integration: real-browser tests SKIPPED: no chromium in PATH (apt-get install chromium, or set CHROME)")
+	})
+	t.Skip("no chromium in PATH (apt-get install chromium, or set CHROME)")
 	return ""
 }
+
+// skipBrowserOnce keeps the skip notice to one line per run.
+var skipBrowserOnce sync.Once
 
 // browserSession is a headless Chromium driven by chromedp, with a
 // directory for the screenshots of each step.

@@ -3,6 +3,7 @@
 // provider.mjs in this directory, and Caddy with the identity handler loaded
 // in-process.
 //
-// The package has no API; everything lives in its _test.go files. Run
-// `npm ci` in this directory first; see README.md for the harness helpers.
+// The package has no API; everything lives in its _test.go files. Its
+// TestMain runs `npm ci` in this directory when the node modules are
+// missing; see README.md for the harness helpers.
 package integration

@@ -20,6 +20,8 @@ import (
 	"time"
 
 	"github.com/go-jose/go-jose/v4"
+
+	"github.com/caddy-identity/caddy-identity/internal/testenv"
 )
 
 const (
@@ -100,23 +102,21 @@ type readyInfo struct {
 func providerUnavailable(t testing.TB, format string, args ...any) {
 	t.Helper()
 	msg := fmt.Sprintf(format, args...)
-	if os.Getenv("CI") == "true" {
+	if testenv.CI() {
 		t.Fatalf("CI=true and the real provider cannot run: %s", msg)
 	}
-	t.Skipf("skipping the oidc-provider integration test: %s (run `npm ci --prefix integration` with Node.js >= 18 installed)", msg)
+	t.Skipf("skipping the oidc-provider integration test: %s", msg)
 }
 
 // startProvider starts oidc-provider and registers its shutdown (and the printing of its logs when the test failed)
-// with t.Cleanup. It skips the test when node or node_modules are missing, except under CI=true where it fails.
+// with t.Cleanup. It skips the test when TestMain found that the provider cannot run here (no node, or no
+// oidc-provider that npm could install), except under CI=true where it fails.
 func startProvider(t testing.TB, opts providerOptions) *oidcProvider {
 	t.Helper()
-	node, err := exec.LookPath("node")
-	if err != nil {
-		providerUnavailable(t, "node not found in PATH: %v", err)
+	if providerEnv.unavailable != "" {
+		providerUnavailable(t, "%s", providerEnv.unavailable)
 	}
-	if _, err := os.Stat(filepath.Join("node_modules", "oidc-provider", "package.json")); err != nil {
-		providerUnavailable(t, "integration/node_modules/oidc-provider is missing: %v", err)
-	}
+	node := providerEnv.node
 	keys := opts.Keys
 	if len(keys) == 0 {
 		keys = []jose.JSONWebKey{newSigningKey(t, "RS256", "rs-1"), newSigningKey(t, "ES256", "es-1")}
@@ -238,6 +238,7 @@ func (p *oidcProvider) Start() {
 	p.issuer, p.port, p.version = info.Issuer, info.Port, info.Version
 	p.t.Logf("oidc-provider %s (node %s, pid %d) ready at %s, start #%d, %d signing keys", info.Version, info.Node, info.PID,
 		info.Issuer, n, len(p.keys))
+	providerRuns.add(p.t.Name(), info)
 	if err := reportStart(p.t.Name(), info, n); err != nil {
 		p.t.Fatalf("writing %s: %v", providerReportEnv, err)
 	}

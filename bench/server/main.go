@@ -2,9 +2,11 @@
 //
 //	server serve -dir DIR [-tokens 10000] [-flood 50000]
 //	    Runs, on loopback, an upstream HTTP server that answers 200 with a
-//	    tiny body and a demo OpenID provider (identitytest.Start, RS256 and
-//	    EdDSA keys) serving discovery and the JWKS. Writes into DIR:
-//	    token-one.txt (one RS256 token), tokens-many.txt (-tokens distinct
+//	    tiny body and a demo OpenID provider (identitytest.Start, RS256,
+//	    ES256 and EdDSA keys) serving discovery and the JWKS. Writes into
+//	    DIR: token-one.txt (one RS256 token), token-one-es256.txt and
+//	    token-one-eddsa.txt (the same claims signed with ES256 and EdDSA),
+//	    tokens-many.txt (-tokens distinct
 //	    RS256 tokens), tokens-flood.txt (-flood distinct EdDSA tokens, cheap to
 //	    mint, for the memory step), token-bad.txt (a token with a tampered
 //	    signature), token-expired.txt (a token that expired an hour ago) and,
@@ -101,7 +103,7 @@ func serve(args []string) error {
 	go func() { _ = srv.Serve(upstream) }()
 	defer srv.Close()
 
-	iss, err := identitytest.Start(identitytest.WithAlgorithms("RS256", "EdDSA"),
+	iss, err := identitytest.Start(identitytest.WithAlgorithms("RS256", "ES256", "EdDSA"),
 		identitytest.WithCacheControl("max-age=3600"))
 	if err != nil {
 		return err
@@ -110,6 +112,14 @@ func serve(args []string) error {
 
 	exp := time.Now().Add(24 * time.Hour)
 	one, err := mint(iss, "RS256", 0, exp)
+	if err != nil {
+		return err
+	}
+	oneES, err := mint(iss, "ES256", 0, exp)
+	if err != nil {
+		return err
+	}
+	oneEd, err := mint(iss, "EdDSA", 0, exp)
 	if err != nil {
 		return err
 	}
@@ -134,11 +144,13 @@ func serve(args []string) error {
 		return err
 	}
 	files := map[string][]string{
-		"token-one.txt":     {one},
-		"token-bad.txt":     {bad},
-		"token-expired.txt": {expired},
-		"tokens-many.txt":   many,
-		"tokens-flood.txt":  flood,
+		"token-one.txt":       {one},
+		"token-one-es256.txt": {oneES},
+		"token-one-eddsa.txt": {oneEd},
+		"token-bad.txt":       {bad},
+		"token-expired.txt":   {expired},
+		"tokens-many.txt":     many,
+		"tokens-flood.txt":    flood,
 	}
 	for name, toks := range files {
 		if err := writeLines(filepath.Join(*dir, name), toks); err != nil {
