@@ -277,6 +277,9 @@ type endedFeed struct {
 	pubsub *redis.PubSub
 	done   chan struct{}
 	once   sync.Once
+	// closing is set before the subscription is closed, so that the
+	// error this gives run is not taken for an outage.
+	closing atomic.Bool
 }
 
 // followEnded starts the feed of the issuer and client's ended sessions.
@@ -309,7 +312,7 @@ func (f *endedFeed) run() {
 			backoff = 50 * time.Millisecond
 			continue
 		}
-		if errors.Is(err, redis.ErrClosed) {
+		if f.closing.Load() || errors.Is(err, redis.ErrClosed) {
 			return
 		}
 		f.store.note(err)
@@ -321,6 +324,7 @@ func (f *endedFeed) run() {
 // stop ends the subscription and waits for run to return.
 func (f *endedFeed) stop() {
 	f.once.Do(func() {
+		f.closing.Store(true)
 		_ = f.pubsub.Close()
 		<-f.done
 	})

@@ -17,7 +17,10 @@ import (
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 	"github.com/redis/go-redis/v9"
+	"go.uber.org/goleak"
 	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+	"go.uber.org/zap/zaptest/observer"
 
 	"github.com/caddy-identity/caddy-identity/identity"
 	"github.com/caddy-identity/caddy-identity/identity/identitytest"
@@ -501,5 +504,40 @@ func TestStoreCaddyfile(t *testing.T) {
 		if err := new(Handler).UnmarshalCaddyfile(d); err == nil {
 			t.Errorf("no error for %q", bad)
 		}
+	}
+}
+
+// TestStoreNoGoroutineLeak: the pub/sub feed and the client's connections
+// end with the last handler that uses the store, without an outage being
+// logged for the closed subscription.
+func TestStoreNoGoroutineLeak(t *testing.T) {
+	srv := startRedis(t)
+	op := newFakeOP(t, fakeOPOptions{})
+	ignore := goleak.IgnoreCurrent()
+	h := loginHandler(op)
+	h.Store = srv.storeOf(0, "")
+	core, logs := observer.New(zapcore.DebugLevel)
+	h.rt = &runtime{logger: zap.New(core)}
+	ctx, cancel := caddy.NewContext(caddy.Context{Context: context.Background()})
+	if err := h.Provision(ctx); err != nil {
+		t.Fatal(err)
+	}
+	b := &browser{t: t, x: &hx{t: t, h: h, logs: logs}, op: op, jar: map[string]string{}}
+	b.signIn("/")
+	feed := h.rt.login.feed
+	if err := h.Cleanup(); err != nil {
+		t.Fatal(err)
+	}
+	cancel()
+	// A feed blocked on its connection would hide behind the ignored
+	// runtime_pollWait of checkNoHandlerGoroutines: check it directly.
+	select {
+	case <-feed.done:
+	default:
+		t.Error("the pub/sub feed still runs after the last handler was cleaned up")
+	}
+	checkNoHandlerGoroutines(t, ignore)
+	if n := logs.FilterMessageSnippet("shared store unreachable").Len(); n != 0 {
+		t.Errorf("closing the subscription logged %d outages", n)
 	}
 }
