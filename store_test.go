@@ -308,7 +308,7 @@ func TestStoreBackchannelLogoutSharedBetweenInstances(t *testing.T) {
 		t.Fatal("the two instances share one ended list: the test would not show that Redis is shared")
 	}
 	a.signIn("/")
-	b.jar = maps.Clone(a.jar) // the same browser, sent to B by the load balancer
+	b.jar = maps.Clone(a.jar)                // the same browser, sent to B by the load balancer
 	wantStatus(t, b.xhr("/"), http.StatusOK) // the session cookie works at both
 
 	r := httptest.NewRequest(http.MethodPost, "https://example.com/oauth2/backchannel_logout",
