@@ -52,6 +52,11 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //	            auth_method   client_secret_basic | client_secret_post
 //	            cache_ttl     <duration>
 //	        }
+//	        userinfo [{
+//	            endpoint  <url>
+//	            on_error  refuse | continue
+//	            cache_ttl <duration>
+//	        }]
 //	    }]
 //	    jwks_url       <url>
 //	    jwks_file      <path>
@@ -76,6 +81,19 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //	    refresh_wait   <duration>
 //	    dpop           off | allow | require
 //	    cert_binding   check | off
+//	    upstream_token client_credentials | exchange {
+//	        issuer             <url>
+//	        token_endpoint     <url>
+//	        client_id          <id>
+//	        client_secret      <secret>
+//	        key_file           <path>
+//	        scopes             <scope...>
+//	        resource           <uri...>
+//	        audience           <aud...>
+//	        header             <Header-Name>
+//	        subject_token_type <type-uri>
+//	        actor              client_credentials
+//	    }
 //	    login {
 //	        issuer        <url>
 //	        client_id     <id>
@@ -118,6 +136,10 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 // cert_binding (default check) whether a token bound to a client
 // certificate needs that certificate on the TLS connection. introspection
 // (in one issuer block at most) accepts that issuer's opaque access tokens
+// by asking its RFC 7662 introspection endpoint; userinfo completes an
+// issuer's tokens with the claims of its userinfo endpoint. upstream_token gives the
+// upstream a token of its own audience: the handler's client-credentials
+// token, or the caller's token exchanged (RFC 8693).
 // by asking its RFC 7662 introspection endpoint. login signs browser
 // users in with OpenID Connect; session_key and scopes may be repeated
 // and add up (the first key seals, all open). store keeps the DPoP
@@ -322,6 +344,15 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			default:
 				return d.Errf("cert_binding: want check or off, got %q", h.CertBinding)
 			}
+		case "upstream_token":
+			if h.UpstreamToken != nil {
+				return d.Err("upstream_token given twice")
+			}
+			u, err := parseUpstreamToken(d)
+			if err != nil {
+				return err
+			}
+			h.UpstreamToken = u
 		case "login":
 			if h.Login != nil {
 				return d.Err("login given twice")
@@ -457,6 +488,15 @@ func parseIssuer(d *caddyfile.Dispenser) (IssuerConfig, error) {
 				return is, err
 			}
 			is.Introspection = c
+		case "userinfo":
+			if is.UserInfo != nil {
+				return is, d.Err("userinfo given twice")
+			}
+			c, err := parseUserInfo(d)
+			if err != nil {
+				return is, err
+			}
+			is.UserInfo = c
 		default:
 			return is, unknownOption(d, "issuer block", issuerOptions)
 		}
@@ -723,6 +763,84 @@ func appendArgs(d *caddyfile.Dispenser, dst *[]string) error {
 // Interface guard.
 var _ caddyfile.Unmarshaler = (*Handler)(nil)
 
+// parseUpstreamToken parses `upstream_token <grant> { ... }`. Single-value
+// options may appear once; scopes, resource and audience add up.
+func parseUpstreamToken(d *caddyfile.Dispenser) (*UpstreamToken, error) {
+	u := new(UpstreamToken)
+	if !d.AllArgs(&u.Grant) {
+		return nil, argErr(d, "upstream_token")
+	}
+	switch u.Grant {
+	case upstreamGrantClientCredentials, upstreamGrantExchange:
+	default:
+		return nil, d.Errf("upstream_token: want client_credentials or exchange, got %q", u.Grant)
+	}
+	once := map[string]*string{
+		"issuer": &u.Issuer, "token_endpoint": &u.TokenEndpoint, "client_id": &u.ClientID,
+		"client_secret": &u.ClientSecret, "key_file": &u.KeyFile, "header": &u.Header,
+		"subject_token_type": &u.SubjectTokenType, "actor": &u.Actor,
+	}
+	many := map[string]*[]string{"scopes": &u.Scopes, "resource": &u.Resource, "audience": &u.Audience}
+	for nesting := d.Nesting(); d.NextBlock(nesting); {
+		if dst, ok := once[d.Val()]; ok {
+			if err := parseOnce(d, dst); err != nil {
+				return nil, err
+			}
+		} else if dst, ok := many[d.Val()]; ok {
+			if err := appendArgs(d, dst); err != nil {
+				return nil, err
+			}
+		} else {
+			return nil, unknownOption(d, "upstream_token block", upstreamTokenOptions)
+		}
+	}
+	if u.ClientID == "" {
+		return nil, d.Err("upstream_token needs client_id")
+	}
+	return u, nil
+}
+
+// parseUserInfo parses `userinfo [{ ... }]` in an issuer block. Each
+// option may appear once.
+func parseUserInfo(d *caddyfile.Dispenser) (*UserInfoConfig, error) {
+	if d.NextArg() {
+		return nil, d.ArgErr()
+	}
+	c := new(UserInfoConfig)
+	for nesting := d.Nesting(); d.NextBlock(nesting); {
+		switch d.Val() {
+		case "endpoint":
+			if err := parseOnce(d, &c.Endpoint); err != nil {
+				return nil, err
+			}
+		case "on_error":
+			if err := parseOnce(d, &c.OnError); err != nil {
+				return nil, err
+			}
+			if c.OnError != "refuse" && c.OnError != "continue" {
+				return nil, d.Errf("on_error: want refuse or continue, got %q", c.OnError)
+			}
+		case "cache_ttl":
+			var s string
+			if c.CacheTTL != nil {
+				return nil, d.Err("cache_ttl given twice")
+			}
+			if !d.AllArgs(&s) {
+				return nil, d.ArgErr()
+			}
+			dur, err := caddy.ParseDuration(s)
+			if err != nil || dur <= 0 {
+				return nil, d.Errf("cache_ttl: want a positive duration, got %q", s)
+			}
+			ttl := caddy.Duration(dur)
+			c.CacheTTL = &ttl
+		default:
+			return nil, unknownOption(d, "userinfo block", userInfoOptions)
+		}
+	}
+	return c, nil
+}
+
 // usages are the syntax lines of the options, quoted by argument errors.
 var usages = map[string]string{
 	"identity":               "identity [<matcher>] { issuer <url> ... }",
@@ -759,6 +877,8 @@ var usages = map[string]string{
 	"client_secret":          "client_secret <secret>",
 	"auth_method":            "auth_method client_secret_basic | client_secret_post",
 	"cache_ttl":              "cache_ttl <duration>",
+	"upstream_token":         "upstream_token client_credentials | exchange { client_id <id>  client_secret <secret> ... }",
+	"on_error":               "on_error refuse | continue",
 }
 
 // The options of each block, for "did you mean" suggestions.
@@ -766,11 +886,14 @@ var (
 	topOptions = []string{"issuer", "jwks_url", "jwks_file", "insecure_allow_http", "audience",
 		"authorized_party", "authorized_party_claim", "algorithms", "token_type", "leeway", "max_age",
 		"token_from", "require_scope", "require_claim", "claim_header", "strip_header", "optional",
-		"forward_token", "strip_token", "realm", "cache_size", "max_token_size", "dpop", "cert_binding"}
+		"forward_token", "strip_token", "realm", "cache_size", "max_token_size", "dpop", "cert_binding", "upstream_token"}
 	issuerOptions = []string{"jwks_url", "jwks_file", "jwks_uri_base", "insecure_allow_http", "audience",
 		"alias", "tenants", "authorized_party", "authorized_party_claim", "algorithms", "token_type",
-		"require_scope", "require_claim", "introspection"}
+		"require_scope", "require_claim", "introspection", "userinfo"}
 	introspectionOptions = []string{"endpoint", "client_id", "client_secret", "auth_method", "cache_ttl"}
+	upstreamTokenOptions = []string{"issuer", "token_endpoint", "client_id", "client_secret", "key_file",
+		"scopes", "resource", "audience", "header", "subject_token_type", "actor"}
+	userInfoOptions = []string{"endpoint", "on_error", "cache_ttl"}
 )
 
 // argErr is Dispenser.ArgErr with the option's syntax line.

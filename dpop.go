@@ -222,7 +222,12 @@ func (rt *runtime) serveDPoP(w http.ResponseWriter, r *http.Request, next caddyh
 			`, algs="`+strings.Join(dpopAlgorithms, " ")+`"`)
 		return rt.fail(w, r, e.denied, e.issuer, token)
 	}
+	up, rsn, err := rt.upstreamToken(r.Context(), e, token)
+	if rsn != reasonNone {
+		return rt.refuseUpstream(w, r, rsn, err, token)
+	}
 	rt.pass(r, e, &rt.dpopSource, token)
+	up.set(r)
 	if !rt.forwardToken {
 		// The proof goes with the token: without it the upstream has
 		// nothing to replay, with it (forward_token) it can verify both.

@@ -275,6 +275,26 @@ func (f *forger) Valid(tb testing.TB) string {
 	return f.RS256(tb, f.Header("RS256", f.RSAKID, nil), f.Claims(nil))
 }
 
+// Oracle is the independent check of a token the handler accepted:
+// go-jose verifies it with one of the issuer's published keys for the
+// algorithms of attackHandler, and encoding/json reads iss, aud, exp, iat
+// and nbf that fit the current time with the handler's default leeway.
+func (f *forger) Oracle(tb testing.TB) identitytest.TokenCheck {
+	tb.Helper()
+	var set jose.JSONWebKeySet
+	if err := json.Unmarshal(f.JWKS, &set); err != nil {
+		tb.Fatalf("forge: the issuer's JWKS: %v", err)
+	}
+	return identitytest.TokenCheck{
+		Algorithms: attackAlgorithms,
+		Keys:       set,
+		Issuer:     f.Issuer,
+		Audience:   f.Audience,
+		Now:        f.Now(),
+		Leeway:     DefaultLeeway,
+	}
+}
+
 // WithSig returns header and claims encoded with the given raw signature.
 func (f *forger) WithSig(tb testing.TB, header, claims any, sig []byte) string {
 	tb.Helper()

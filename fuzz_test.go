@@ -6,7 +6,9 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"reflect"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
@@ -33,9 +35,14 @@ var fuzzAllowedStatus = map[int]bool{
 
 // FuzzHandlerToken sends arbitrary Authorization values through the
 // provisioned handler: it must never panic, answer only 200, 400, 401,
-// 403 or 503, and a refusal must never reach the upstream.
+// 403 or 503, a refusal must never reach the upstream, and an accepted
+// token must pass the independent check of forger.Oracle (go-jose verifies
+// it with the issuer's published key, iss, aud, exp, iat). Seeds include
+// tokens the issuer's genuine keys sign with algorithms outside the
+// allow-list (its keys carry no alg, so only the allow-list refuses them)
+// and tokens with a bad signature.
 func FuzzHandlerToken(f *testing.F) {
-	iss := identitytest.NewIssuer(f, identitytest.WithAlgorithms("RS256", "ES256"))
+	iss := identitytest.NewIssuer(f, identitytest.WithAlgorithms("RS256", "ES256"), identitytest.WithoutKeyAlgorithms())
 	fg := issuerForger(f, iss, atkAudience)
 	h := attackHandler(iss)
 	h.rt = &runtime{logger: zap.NewNop()} // keep the fuzzer's output readable
@@ -56,17 +63,35 @@ func FuzzHandlerToken(f *testing.F) {
 		}
 		r := httptest.NewRequest(http.MethodGet, "http://example.com/", nil)
 		r.Header["Authorization"] = []string{value}
-		fuzzServe(t, s, r)
+		if fuzzServe(t, s, r) == http.StatusOK {
+			if _, err := fg.Oracle(t).Check(fuzzToken(value)); err != nil {
+				t.Fatalf("accepted %q, which the independent check refuses: %v", value, err)
+			}
+		}
 	})
+}
+
+// fuzzToken returns the token of an Authorization value as RFC 6750 §2.1
+// and RFC 9449 §7.1 define it: what follows the scheme and white space.
+func fuzzToken(value string) string {
+	i := strings.IndexAny(value, " \t")
+	if i < 0 {
+		return ""
+	}
+	return strings.Trim(value[i:], " \t")
 }
 
 // FuzzHandlerDPoP sends arbitrary DPoP-scheme tokens and DPoP proofs
 // through the provisioned handler (default dpop allow): it must never
 // panic, answer only the statuses of FuzzHandlerToken, never reach the
 // upstream on a refusal, and an accepted request must reach it with one
-// X-User-Id and without the token or the proof.
+// X-User-Id and without the token or the proof. An accepted token must
+// pass forger.Oracle, and its proof identitytest.ProofCheck: go-jose
+// verifies it with its jwk, whose thumbprint is the token's cnf.jkt, and
+// htm, htu, iat and ath fit the request.
 func FuzzHandlerDPoP(f *testing.F) {
 	iss := identitytest.NewIssuer(f, identitytest.WithAlgorithms("RS256", "ES256"))
+	fg := issuerForger(f, iss, atkAudience)
 	h := attackHandler(iss)
 	h.rt = &runtime{logger: zap.NewNop()}
 	s := newIdentityServer(f, h, nil)
@@ -86,8 +111,27 @@ func FuzzHandlerDPoP(f *testing.F) {
 		}
 		return p
 	}
+	proofAt := func(uri, token string, iat time.Time) string {
+		p, err := key.Proof(identity.DPoPProofOptions{Method: http.MethodGet, URI: uri, AccessToken: token, IssuedAt: iat})
+		if err != nil {
+			f.Fatal(err)
+		}
+		return p
+	}
+	other, err := identity.NewDPoPKey("ES256")
+	if err != nil {
+		f.Fatal(err)
+	}
+	otherProof, err := other.Proof(identity.DPoPProofOptions{Method: http.MethodGet, URI: "http://example.com/", AccessToken: bound})
+	if err != nil {
+		f.Fatal(err)
+	}
 	f.Add(bound, proof("http://example.com/", bound))
 	f.Add(bound, proof("http://example.com/", bound)+"x")
+	f.Add(bound, proofAt("http://example.com/", bound, time.Now().Add(-identity.DefaultDPoPMaxAge-time.Minute)))
+	f.Add(bound, proofAt("http://example.com/", bound, time.Now().Add(identity.DefaultDPoPClockSkew+time.Minute)))
+	f.Add(bound, otherProof)
+	f.Add(fg.Valid(f), proof("http://example.com/", fg.Valid(f)))
 	f.Add(bound, proof("http://other.example/", bound))
 	f.Add(bound, proof("http://example.com/", "another token"))
 	f.Add(bound, "")
@@ -100,8 +144,26 @@ func FuzzHandlerDPoP(f *testing.F) {
 		if dpopProof != "" {
 			r.Header["Dpop"] = []string{dpopProof}
 		}
-		if fuzzServe(t, s, r) == http.StatusOK && (r.Header.Get("Authorization") != "" || r.Header.Get("DPoP") != "") {
+		if fuzzServe(t, s, r) != http.StatusOK {
+			return
+		}
+		if r.Header.Get("Authorization") != "" || r.Header.Get("DPoP") != "" {
 			t.Errorf("accepted with Authorization %q, DPoP %q left for the upstream", r.Header.Get("Authorization"), r.Header.Get("DPoP"))
+		}
+		token = strings.Trim(token, " \t")
+		claims, err := fg.Oracle(t).Check(token)
+		if err != nil {
+			t.Fatalf("accepted a token the independent check refuses: %v", err)
+		}
+		cnf, _ := claims["cnf"].(map[string]any)
+		jkt, _ := cnf["jkt"].(string)
+		check := identitytest.ProofCheck{
+			Method: http.MethodGet, URI: "http://example.com/", AccessToken: token, JKT: jkt,
+			Algorithms: dpopAlgorithms, Now: time.Now(),
+			MaxAge: identity.DefaultDPoPMaxAge, ClockSkew: identity.DefaultDPoPClockSkew,
+		}
+		if err := check.Check(dpopProof); err != nil {
+			t.Fatalf("accepted a DPoP proof the independent check refuses: %v", err)
 		}
 	})
 }

@@ -69,7 +69,12 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 		w.Header().Set("WWW-Authenticate", e.challenge)
 		return rt.fail(w, r, e.denied, e.issuer, token)
 	}
+	up, rsn, err := rt.upstreamToken(r.Context(), e, token)
+	if rsn != reasonNone {
+		return rt.refuseUpstream(w, r, rsn, err, token)
+	}
 	rt.pass(r, e, src, token)
+	up.set(r)
 	return next.ServeHTTP(w, r)
 }
 
@@ -140,9 +145,19 @@ func (rt *runtime) authenticate(ctx context.Context, token string) (*cacheEntry,
 	if err != nil {
 		return nil, classify(err), err
 	}
+	until, merged, rsn, err := rt.enrich(ctx, t, token)
+	if rsn != reasonNone {
+		return nil, rsn, err
+	}
 	e, err := rt.newEntry(t, token)
 	if err != nil {
 		return nil, classify(err), err
+	}
+	if merged {
+		e.decoded.Store(t.Claims) // the placeholders see the merged claims
+	}
+	if !until.IsZero() && until.Before(e.expires) {
+		e.expires = until
 	}
 	if rt.cache != nil && !e.expires.IsZero() {
 		rt.cache.put(token, e)
@@ -563,6 +578,9 @@ const (
 	reasonDPoPRequired
 	reasonCertBinding
 	reasonInactive
+	reasonUpstreamToken
+	reasonExchangeRefused
+	reasonUserInfo
 	reasonTooEarly
 	reasonStoreUnavailable
 	numReasons
@@ -613,6 +631,13 @@ var reasons = [numReasons]reasonInfo{
 	// An opaque token its issuer's introspection endpoint calls inactive
 	// (revoked, expired, unknown: RFC 7662 §2.2 does not say which).
 	reasonInactive: {"inactive", http.StatusUnauthorized, "invalid_token", "The access token is not active", errors.New("identity: introspection: token not active")},
+	// No token for the upstream (upstream_token): the provider cannot
+	// issue one, which is no fault of the client.
+	reasonUpstreamToken: {"upstream_token", http.StatusServiceUnavailable, "", "", errors.New("identity: upstream token unavailable")},
+	// The userinfo endpoint could not complete the claims (on_error refuse).
+	reasonUserInfo: {"userinfo", http.StatusServiceUnavailable, "", "", errors.New("identity: userinfo unavailable")},
+	// The issuer refused to exchange the caller's token for the upstream.
+	reasonExchangeRefused: {"exchange_refused", http.StatusForbidden, "insufficient_scope", "The access token cannot be exchanged for the upstream", errors.New("identity: token exchange refused")},
 	// A token in TLS early data with an unsafe method (see inEarlyData):
 	// not an authentication failure, so no challenge.
 	reasonTooEarly: {"too_early", http.StatusTooEarly, "", "", errors.New("identity: credentials in TLS early data with an unsafe method")},

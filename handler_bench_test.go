@@ -109,3 +109,50 @@ func TestCacheHitAllocations(t *testing.T) {
 	}
 	t.Logf("cache hit: %.1f allocations on top of the chain", with-without)
 }
+
+// BenchmarkHandlerStagesCacheHit pairs a plain cache hit with hits that
+// also hand the upstream a token (upstream_token client_credentials, and
+// exchange with the exchanged token cached) or that carry claims merged
+// from userinfo, all warm, in one run: compare the sub-benchmarks' ns/op.
+func BenchmarkHandlerStagesCacheHit(b *testing.B) {
+	iss := identitytest.NewIssuer(b, identitytest.WithClient("caller", "pw"))
+	ui := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write([]byte(`{"sub":"caller","email":"caller@example.com"}`))
+	}))
+	b.Cleanup(ui.Close)
+	caller := callerToken(b, iss) // sub "caller", no aud: an issued token, for exchange
+	configs := []struct {
+		name  string
+		setup func(h *Handler)
+	}{
+		{"plain", func(*Handler) {}},
+		{"client_credentials", func(h *Handler) {
+			h.UpstreamToken = &UpstreamToken{Grant: "client_credentials", ClientID: identitytest.DefaultClientID, ClientSecret: identitytest.DefaultClientSecret}
+		}},
+		{"exchange", func(h *Handler) {
+			h.UpstreamToken = &UpstreamToken{Grant: "exchange", ClientID: identitytest.DefaultClientID, ClientSecret: identitytest.DefaultClientSecret, Audience: []string{"orders"}}
+		}},
+		{"userinfo", func(h *Handler) { h.Issuers[0].UserInfo = &UserInfoConfig{Endpoint: ui.URL} }},
+	}
+	for _, c := range configs {
+		b.Run(c.name, func(b *testing.B) {
+			h := &Handler{Issuers: []IssuerConfig{{Issuer: iss.URL}}, AnyAudience: true}
+			c.setup(h)
+			ctx, cancel := caddy.NewContext(caddy.Context{Context: context.Background()})
+			if err := h.Provision(ctx); err != nil {
+				b.Fatal(err)
+			}
+			b.Cleanup(func() {
+				_ = h.Cleanup()
+				cancel()
+			})
+			warm := httptest.NewRequest(http.MethodGet, "http://example.com/", nil)
+			warm.Header.Set("Authorization", "Bearer "+caller)
+			if err := h.ServeHTTP(httptest.NewRecorder(), warm, benchNext); err != nil {
+				b.Fatal(err)
+			}
+			benchServe(b, h, []string{caller})
+		})
+	}
+}

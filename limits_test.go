@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -111,7 +112,10 @@ func TestLimitsHangingProviderAtBoot(t *testing.T) {
 			ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
 			status, d := serveTimed(s, ctx, f.Valid(t))
 			cancel()
-			if d > 2*time.Second {
+			// Held until the outbound timeout (or the minute the provider
+			// hangs) is the failure; half of it is generous on a loaded
+			// machine.
+			if d >= identity.DefaultHTTPTimeout/2 {
 				t.Errorf("a request with a 300ms deadline was held %v by a hanging provider", d)
 			}
 			if status == http.StatusOK {
@@ -138,8 +142,14 @@ func TestLimitsHangingProviderAtBoot(t *testing.T) {
 
 // TestLimitsHangingProviderAfterKeysCached: once keys are cached, valid
 // tokens are served at once while random-kid refreshes hang on the
-// provider.
+// provider. No request is timed: the valid requests must all be answered
+// while every random-kid request is still held by the hanging refresh
+// (until the test cancels them; the fetch itself would hang until the
+// outbound timeout), which they could not be if they waited for it.
 func TestLimitsHangingProviderAfterKeysCached(t *testing.T) {
+	if testing.Short() {
+		t.Skip("waits for the key refresh cooldown and the outbound timeout")
+	}
 	iss := identitytest.NewIssuer(t)
 	f := issuerForger(t, iss, atkAudience)
 	h := attackHandler(iss)
@@ -147,51 +157,50 @@ func TestLimitsHangingProviderAfterKeysCached(t *testing.T) {
 	h.CacheSize = &zero // verify every token in full
 	s := newIdentityServer(t, h, nil)
 	expectServed(t, s, f)
-	if !testing.Short() {
-		// Past the refresh cooldown, so that a random kid really
-		// fetches (and hangs) instead of being rate-limited.
-		time.Sleep(identity.DefaultRefreshCooldown + 200*time.Millisecond)
-	}
+	// Past the refresh cooldown, so that a random kid really fetches (and
+	// hangs) instead of being rate-limited.
+	time.Sleep(identity.DefaultRefreshCooldown + 200*time.Millisecond)
 	iss.SetDelay(time.Minute)
 	iss.ResetCounters()
 
-	// Random kids force refreshes that hang on the provider; requests
-	// with known keys must not wait for them.
-	done := make(chan time.Duration, 4)
+	// Random kids force refreshes that hang on the provider; requests with
+	// known keys must not wait for them.
+	held, release := context.WithCancel(context.Background())
+	defer release()
+	done := make(chan int, 4)
 	for range 4 {
 		go func() {
-			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-			defer cancel()
-			_, d := serveTimed(s, ctx, f.RandomKID(t))
-			done <- d
+			status, _ := serveTimed(s, held, f.RandomKID(t))
+			done <- status
 		}()
 	}
-	if !testing.Short() {
-		deadline := time.Now().Add(5 * time.Second)
-		for iss.JWKSFetches() == 0 {
-			if time.Now().After(deadline) {
-				t.Fatal("no random kid forced a refresh")
-			}
-			time.Sleep(10 * time.Millisecond)
+	deadline := time.Now().Add(30 * time.Second)
+	for iss.JWKSFetches() == 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("no random kid forced a refresh")
 		}
+		time.Sleep(10 * time.Millisecond)
 	}
-	time.Sleep(100 * time.Millisecond)
 	for i := range 20 {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		ctx, cancel := context.WithTimeout(context.Background(), identity.DefaultHTTPTimeout)
 		status, d := serveTimed(s, ctx, f.Valid(t))
 		cancel()
-		if status != http.StatusOK || d > 500*time.Millisecond {
+		if status != http.StatusOK {
 			t.Fatalf("valid request %d while the provider hangs: %d after %v", i, status, d)
 		}
 	}
+	if n := len(done); n > 0 {
+		t.Fatalf("%d random-kid requests ended before the 20 valid ones did: the refresh did not hang, or the valid requests waited for it", n)
+	}
+	release()
 	for range 4 {
 		select {
-		case d := <-done:
-			if d > 4*time.Second {
-				t.Errorf("random-kid request with a 2s deadline took %v", d)
+		case status := <-done:
+			if status == http.StatusOK {
+				t.Error("a random-kid token was accepted")
 			}
-		case <-time.After(20 * time.Second):
-			t.Fatal("random-kid request still held after 20s")
+		case <-time.After(30 * time.Second):
+			t.Fatal("random-kid request still held 30s after its context ended")
 		}
 	}
 }
@@ -323,9 +332,12 @@ func TestLimitsOutageLoggedOncePerStateChange(t *testing.T) {
 			t.Fatalf("request %d: status %d, want 503", i, r.Status)
 		}
 	}
-	// The warm-up runs in the background: give its log line time to land.
-	time.Sleep(200 * time.Millisecond)
-	logs := atkReadLog(t, logFile)
+	// The outage may be reported by the background warm-up: wait for the
+	// report. (A line the warm-up writes later can only add to the count
+	// checked below.)
+	logs := waitForLog(t, func() string { return atkReadLog(t, logFile) }, func(logs string) bool {
+		return slices.ContainsFunc(parseAtkLog(logs), func(l atkLogLine) bool { return l.Level == "WARN" || l.Level == "ERROR" })
+	}, "the outage")
 	levels := map[string]int{}
 	for _, l := range parseAtkLog(logs) {
 		levels[l.Level]++

@@ -181,6 +181,10 @@ type Handler struct {
 	//     terminates TLS must check the binding instead.
 	CertBinding string `json:"cert_binding,omitempty"`
 
+	// UpstreamToken, when set, gives the upstream a token of its own
+	// audience: the handler's client-credentials token or the caller's
+	// token exchanged (RFC 8693). See UpstreamToken.
+	UpstreamToken *UpstreamToken `json:"upstream_token,omitempty"`
 	// Login, when set, signs browser users in at the proxy with OpenID
 	// Connect (see LoginConfig); bearer tokens keep working. With login,
 	// an audience is needed only if bearer tokens are to be accepted.
@@ -270,6 +274,9 @@ type IssuerConfig struct {
 	// an opaque token names no issuer to choose by. Not allowed with a
 	// template issuer.
 	Introspection *IntrospectionConfig `json:"introspection,omitempty"`
+	// UserInfo, when set, completes the claims of this issuer's JWT
+	// access tokens from its userinfo endpoint (see UserInfoConfig).
+	UserInfo *UserInfoConfig `json:"userinfo,omitempty"`
 }
 
 // TokenSource is one place where the token may be.
@@ -375,6 +382,9 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	}
 	rt.warnLoggedTokenSources(ctx)
 	rt.compileHeaders(h.ClaimHeaders, h.StripHeaders)
+	if u := h.UpstreamToken; u != nil && u.Header != "" && !strings.EqualFold(u.Header, "Authorization") {
+		rt.addStripName(u.Header)
+	}
 	rt.compileChallenges()
 
 	issuerCfgs := make([]identity.IssuerConfig, 0, len(h.Issuers))
@@ -402,6 +412,16 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 				return fmt.Errorf("issuer %q: introspection: %w", h.Issuers[i].Issuer, err)
 			}
 		}
+		if h.Issuers[i].UserInfo != nil {
+			u, err := newUserInfoSource(repl, &h.Issuers[i], ic, pol, rt)
+			if err != nil {
+				return fmt.Errorf("issuer %q: userinfo: %w", h.Issuers[i].Issuer, err)
+			}
+			if rt.userinfo == nil {
+				rt.userinfo = make(map[string]*userInfoSource)
+			}
+			rt.userinfo[pol.issuer] = u
+		}
 	}
 	if len(rt.issuerLabels) > 1 {
 		rt.issuerLabels = append(rt.issuerLabels, "")
@@ -415,6 +435,11 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		return err
 	}
 	rt.validator = v
+	if h.UpstreamToken != nil {
+		if rt.upstream, err = newUpstreamStage(repl, h.UpstreamToken, h, issuerCfgs); err != nil {
+			return fmt.Errorf("identity: upstream_token: %w", err)
+		}
+	}
 
 	size := DefaultCacheSize
 	if h.CacheSize != nil {
@@ -484,6 +509,9 @@ func (h *Handler) checkConfig() error {
 		if err := checkIntrospection(is); err != nil {
 			return fmt.Errorf("identity: issuer %q: introspection: %w", is.Issuer, err)
 		}
+		if err := checkUserInfo(is); err != nil {
+			return fmt.Errorf("identity: issuer %q: userinfo: %w", is.Issuer, err)
+		}
 	}
 	if err := checkOneIntrospector(h.Issuers); err != nil {
 		return err
@@ -530,6 +558,9 @@ func (h *Handler) checkConfig() error {
 		return err
 	}
 	if err := checkCertBinding(h.CertBinding); err != nil {
+		return err
+	}
+	if err := h.checkUpstreamToken(); err != nil {
 		return err
 	}
 	for _, s := range h.TokenSources {
@@ -1001,6 +1032,12 @@ func (h *Handler) Cleanup() error {
 	if h.rt.introspector != nil {
 		h.rt.introspector.close()
 	}
+	if h.rt.upstream != nil {
+		errs = append(errs, h.rt.upstream.close())
+	}
+	for _, u := range h.rt.userinfo {
+		u.close()
+	}
 	if h.rt.summary != nil {
 		h.rt.summary.stop()
 		h.rt.summary = nil
@@ -1065,6 +1102,12 @@ type runtime struct {
 	// with introspection; nil when none is.
 	introspector *introspector
 
+	// upstream obtains the upstream's token (upstream_token); nil when
+	// none is configured.
+	upstream *upstreamStage
+	// userinfo completes the claims of the tokens of the issuers (by
+	// their configured identifier) that have a userinfo block.
+	userinfo map[string]*userInfoSource
 	// login is the browser sign-in stage; nil without a login block.
 	// acquiredEnded is its key in endedPool, released by Cleanup.
 	login         *login

@@ -70,6 +70,9 @@ type cacheEntry struct {
 	weight    uint32
 	// dpopJKT is cnf.jkt when it is a non-empty string.
 	dpopJKT string
+	// exchanged is the token's exchanged token for the upstream
+	// (upstream_token exchange), once there is one.
+	exchanged atomic.Pointer[exchanged]
 }
 
 // headerValue is a claim header ready to set.

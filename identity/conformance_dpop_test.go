@@ -2,6 +2,7 @@ package identity_test
 
 import (
 	"context"
+	"crypto"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rsa"
@@ -98,11 +99,33 @@ func checkProofShape(t *testing.T, key *identity.DPoPKey, proof string, want dpo
 			t.Errorf("jwk header leaks private member %q", private)
 		}
 	}
-	if wantJWK, ok := want.Header["jwk"].(map[string]any); ok && key.Algorithm() == wantJWK["kty"].(string)+"256" {
-		for _, m := range []string{"kty", "crv", "x", "y"} {
-			if jwk[m] != wantJWK[m] {
-				t.Errorf("jwk %s = %v, want %v", m, jwk[m], wantJWK[m])
+	// The jwk must be the key's own public key: its RFC 7638 thumbprint,
+	// computed by go-jose from the header, is the key's thumbprint.
+	raw, err := json.Marshal(jwk)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var pub jose.JSONWebKey
+	if err := pub.UnmarshalJSON(raw); err != nil {
+		t.Fatalf("jwk header does not parse: %v", err)
+	}
+	if tp, err := pub.Thumbprint(crypto.SHA256); err != nil || base64.RawURLEncoding.EncodeToString(tp) != key.Thumbprint() {
+		t.Errorf("jwk header thumbprint %x (%v), want the key's %s", tp, err, key.Thumbprint())
+	}
+	// The fixture's decoded proof was made with the fixture key of its alg:
+	// a key of that alg must send exactly the fixture's jwk members.
+	wantJWK, ok := want.Header["jwk"].(map[string]any)
+	if !ok {
+		t.Fatalf("fixture header without jwk: %v", want.Header)
+	}
+	if want.Header["alg"] == key.Algorithm() {
+		for m, v := range wantJWK {
+			if jwk[m] != v {
+				t.Errorf("jwk %s = %v, want %v", m, jwk[m], v)
 			}
+		}
+		if len(jwk) != len(wantJWK) {
+			t.Errorf("jwk members %v, want those of %v", jwk, wantJWK)
 		}
 	}
 	if jti, _ := d.Payload["jti"].(string); jti == "" {

@@ -167,9 +167,26 @@ func (d *DiscoveryDocument) Members() []string {
 // list of the document (known or extension members), in order of first
 // appearance by sorted member name.
 func (d *DiscoveryDocument) SigningAlgorithms() []string {
+	return d.signingAlgorithms(func(string) bool { return true })
+}
+
+// IssuedSigningAlgorithms is [DiscoveryDocument.SigningAlgorithms] without
+// the lists of algorithms the provider accepts from others rather than
+// signs with: client authentication JWTs (*_endpoint_auth_signing_alg_…),
+// request objects, DPoP proofs and CIBA requests. What remains (ID tokens,
+// userinfo, introspection and authorization responses, extension members)
+// is what the provider may sign its own tokens with, the only algorithms an
+// access token of this provider can honestly carry.
+func (d *DiscoveryDocument) IssuedSigningAlgorithms() []string {
+	return d.signingAlgorithms(func(member string) bool { return !acceptedFromOthers(member) })
+}
+
+// signingAlgorithms is the union of the *_signing_alg_values_supported
+// members that keep accepts, in order of first appearance by sorted name.
+func (d *DiscoveryDocument) signingAlgorithms(keep func(member string) bool) []string {
 	var out []string
 	for _, name := range d.Members() {
-		if !strings.HasSuffix(name, "_signing_alg_values_supported") {
+		if !strings.HasSuffix(name, "_signing_alg_values_supported") || !keep(name) {
 			continue
 		}
 		var algs []string
@@ -183,6 +200,16 @@ func (d *DiscoveryDocument) SigningAlgorithms() []string {
 		}
 	}
 	return out
+}
+
+// acceptedFromOthers reports whether a *_signing_alg_values_supported
+// member lists algorithms the provider verifies (signed by clients) rather
+// than uses.
+func acceptedFromOthers(member string) bool {
+	return strings.Contains(member, "_endpoint_auth_signing_alg_") ||
+		strings.HasPrefix(member, "request_object_") ||
+		strings.HasPrefix(member, "dpop_") ||
+		strings.HasPrefix(member, "backchannel_authentication_request_")
 }
 
 // MetadataKind selects the well-known path of a metadata document.

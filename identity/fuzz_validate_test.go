@@ -6,8 +6,12 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/go-jose/go-jose/v4"
 
 	"github.com/caddy-identity/caddy-identity/identity"
+	"github.com/caddy-identity/caddy-identity/identity/identitytest"
 )
 
 // fuzzHMACSecret is the HS256 secret of the fuzz validator (seeds signed
@@ -25,11 +29,15 @@ func validateSentinels() []error {
 }
 
 // FuzzValidate feeds arbitrary tokens to a validator with the fixture RSA
-// key and an HMAC secret. It must never panic, every error must match a
-// documented sentinel, and an accepted token must be consistent with the
-// configuration. Seeds (valid RS256 and HS256 tokens from the fixture key,
-// alg none, duplicate members, JWE, oversized numbers, …) live in
-// testdata/fuzz/FuzzValidate.
+// key (published without "alg") and an HMAC secret. It must never panic,
+// every error must match a documented sentinel, and an accepted token must
+// pass the independent check of validateOracle: go-jose verifies it with
+// the fixture key or the secret, and its claims fit the configuration.
+// Seeds (valid RS256 and HS256 tokens from the fixture key, alg none,
+// duplicate members, JWE, oversized numbers, a bad signature, …) live in
+// testdata/fuzz/FuzzValidate; tokens the fixture key signs with algorithms
+// outside the allow-list, with another key or for another audience are
+// added here.
 func FuzzValidate(f *testing.F) {
 	fx := valFixtureKey(f)
 	cfg := valConfig(valKeySet(f, fx))
@@ -41,11 +49,26 @@ func FuzzValidate(f *testing.F) {
 	if err != nil {
 		f.Fatal(err)
 	}
+	oracle := validateOracle(fx, cfg)
 	seed := valMint(f, fx, map[string]any{"typ": "at+jwt"}, valClaims(map[string]any{"scope": "a b"}))
 	if _, err := v.Validate(f.Context(), seed); err != nil {
 		f.Fatalf("the valid seed is rejected: %v", err)
 	}
+	if _, err := oracle.Check(seed); err != nil {
+		f.Fatalf("the oracle refuses the valid seed: %v", err)
+	}
 	f.Add(seed)
+	at := map[string]any{"typ": "at+jwt"}
+	other := valNewKey(f, "RS256", fx.pub.KeyID, false)
+	for _, tok := range []string{
+		valMint(f, fx.as("RS512"), at, valClaims(nil)),
+		valMint(f, fx.as("PS384"), at, valClaims(nil)),
+		valMint(f, other, at, valClaims(nil)),
+		valMint(f, fx, at, valClaims(map[string]any{"aud": "other"})),
+		valMint(f, fx, at, valClaims(map[string]any{"exp": valNow.Add(-time.Hour).Unix()})),
+	} {
+		f.Add(tok)
+	}
 	f.Fuzz(func(t *testing.T, token string) {
 		tok, err := v.Validate(t.Context(), token)
 		if err != nil {
@@ -59,19 +82,33 @@ func FuzzValidate(f *testing.F) {
 			}
 			t.Fatalf("error %v matches no sentinel", err)
 		}
-		if tok.Issuer != valIssuer || tok.Claims.Issuer != valIssuer {
-			t.Fatalf("accepted issuer %q", tok.Issuer)
+		claims, err := oracle.Check(token)
+		if err != nil {
+			t.Fatalf("accepted a token the independent check refuses: %v", err)
 		}
-		if tok.Algorithm != "RS256" && tok.Algorithm != "PS256" && tok.Algorithm != "HS256" {
-			t.Fatalf("accepted alg %q", tok.Algorithm)
-		}
-		if tok.Claims.Expiry.IsZero() || tok.Claims.IssuedAt.IsZero() || !tok.Claims.Expiry.After(valNow.Add(-identity.DefaultLeeway)) {
-			t.Fatalf("accepted times exp %v iat %v", tok.Claims.Expiry, tok.Claims.IssuedAt)
+		if tok.Issuer != valIssuer || tok.Claims.Issuer != valIssuer || claims["sub"] == nil {
+			t.Fatalf("accepted issuer %q, sub %v", tok.Issuer, claims["sub"])
 		}
 		if len(token) > 4096 || strings.Count(token, ".") != 2 {
 			t.Fatalf("accepted a token of %d bytes with %d dots", len(token), strings.Count(token, "."))
 		}
 	})
+}
+
+// validateOracle is the independent check of a token the fuzz validator
+// accepted: the configuration's algorithms, the fixture key or the HMAC
+// secret, issuer, audience, types and time with the default leeway.
+func validateOracle(fx valKey, cfg identity.IssuerConfig) identitytest.TokenCheck {
+	return identitytest.TokenCheck{
+		Algorithms: cfg.Algorithms,
+		Keys:       jose.JSONWebKeySet{Keys: []jose.JSONWebKey{fx.pub}},
+		HMACSecret: cfg.HMACSecret,
+		Issuer:     cfg.Issuer,
+		Audience:   cfg.Audiences[0],
+		Types:      cfg.Types,
+		Now:        valNow,
+		Leeway:     identity.DefaultLeeway,
+	}
 }
 
 // FuzzParseClaims checks the strict JSON parser against encoding/json: it

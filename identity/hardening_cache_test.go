@@ -163,12 +163,19 @@ func TestHardeningUnknownKidFloodBounded(t *testing.T) {
 	}
 }
 
+// TestHardeningHangingProviderDoesNotBlockKnownKeys: while a refresh forced
+// by an unknown kid hangs on the provider, lookups of a known kid are
+// answered from the cache. No lookup is timed: the known-kid lookups must
+// all return while the refresh is still hanging (it hangs until the client
+// timeout, far longer than 50 cache lookups take even on a loaded machine),
+// which they could not do if they waited for it.
 func TestHardeningHangingProviderDoesNotBlockKnownKeys(t *testing.T) {
+	const clientTimeout = 5 * time.Second
 	iss := identitytest.NewIssuer(t)
 	kid := iss.CurrentKeyID("RS256")
 	clock := newHardClock()
 	r, err := identity.NewRemoteKeySet(iss.JWKSURL(), identity.RemoteKeySetOptions{
-		HTTPClient: &http.Client{Timeout: 2 * time.Second},
+		HTTPClient: &http.Client{Timeout: clientTimeout},
 		Now:        clock.Now,
 	})
 	if err != nil {
@@ -191,7 +198,7 @@ func TestHardeningHangingProviderDoesNotBlockKnownKeys(t *testing.T) {
 		_, _ = r.CandidateKeys(ctx, "unknown", "RS256")
 		done <- time.Since(start)
 	}()
-	deadline := time.Now().Add(5 * time.Second)
+	deadline := time.Now().Add(30 * time.Second)
 	for iss.JWKSFetches() == 0 {
 		if time.Now().After(deadline) {
 			t.Fatal("the unknown kid did not force a refresh")
@@ -199,37 +206,38 @@ func TestHardeningHangingProviderDoesNotBlockKnownKeys(t *testing.T) {
 		time.Sleep(10 * time.Millisecond)
 	}
 	for range 50 {
-		start := time.Now()
 		if _, err := r.CandidateKeys(ctx, kid, "RS256"); err != nil {
 			t.Fatalf("known kid while the provider hangs: %v", err)
-		}
-		if d := time.Since(start); d > 200*time.Millisecond {
-			t.Fatalf("known kid took %v while the provider hangs", d)
 		}
 	}
 	select {
 	case d := <-done:
-		if d < time.Second {
+		t.Fatalf("the refresh ended (after %v) before the known-kid lookups did: they may have waited for it", d)
+	default:
+	}
+	select {
+	case d := <-done:
+		// Only a lower bound is timed: a slow machine makes it longer.
+		if d < clientTimeout/2 {
 			t.Errorf("unknown-kid lookup returned after %v: the refresh did not hang", d)
 		}
-		if d > 5*time.Second {
-			t.Errorf("unknown-kid lookup took %v with a 2s client timeout", d)
-		}
-	case <-time.After(15 * time.Second):
-		t.Fatal("unknown-kid lookup still hanging after 15s with a 2s client timeout")
+	case <-time.After(clientTimeout + 30*time.Second):
+		t.Fatalf("unknown-kid lookup still hanging %v after the %v client timeout", 30*time.Second, clientTimeout)
 	}
 	if _, err := r.CandidateKeys(ctx, kid, "RS256"); err != nil {
 		t.Errorf("known kid after the timed-out refresh: %v", err)
 	}
 
 	t.Run("request context bounds the wait", func(t *testing.T) {
+		// The lookup returns when its context ends, not when the hanging
+		// refresh does: it must be done well before the client timeout.
 		clock.Advance(time.Minute)
 		c, cancel := context.WithTimeout(ctx, 200*time.Millisecond)
 		defer cancel()
 		start := time.Now()
 		_, _ = r.CandidateKeys(c, "other-unknown", "RS256")
-		if d := time.Since(start); d > time.Second {
-			t.Errorf("lookup with a 200ms context took %v", d)
+		if d := time.Since(start); d >= clientTimeout*3/4 {
+			t.Errorf("lookup with a 200ms context took %v (client timeout %v)", d, clientTimeout)
 		}
 	})
 }

@@ -263,16 +263,18 @@ func (p *Provider) Refresh(ctx context.Context) error {
 }
 
 // AdvertisedAlgorithms implements [AlgorithmAdvertiser] without I/O: the
-// asymmetric algorithms (RS*, PS*, ES*, EdDSA) among the union of every
-// *_signing_alg_values_supported list of the discovery document and the
-// "alg" values of the keys, in a fixed order; nil when none is known yet.
+// asymmetric algorithms (RS*, PS*, ES*, EdDSA) among the algorithms the
+// discovery document says the provider signs with
+// ([DiscoveryDocument.IssuedSigningAlgorithms]: not those it accepts from
+// clients, such as DPoP proofs or client assertions) and the "alg" values
+// of the keys, in a fixed order; nil when none is known yet.
 func (p *Provider) AdvertisedAlgorithms() []string {
 	if p.ready() != nil {
 		return nil
 	}
 	var algs []string
 	if e := p.disc.cur.Load(); e != nil {
-		algs = e.val.SigningAlgorithms()
+		algs = e.val.IssuedSigningAlgorithms()
 	}
 	if cur := p.keys.Load(); cur != nil {
 		if e := cur.set.c.cur.Load(); e != nil {

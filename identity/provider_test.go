@@ -239,6 +239,11 @@ func TestProviderAdvertisedAlgorithms(t *testing.T) {
 		m["userinfo_signing_alg_values_supported"] = []string{"ES256"}
 		m["x_custom_signing_alg_values_supported"] = []string{"PS384"}
 		m["id_token_encryption_alg_values_supported"] = []string{"RSA-OAEP"}
+		// What the provider accepts from clients, not what it signs with.
+		m["dpop_signing_alg_values_supported"] = []string{"PS512"}
+		m["token_endpoint_auth_signing_alg_values_supported"] = []string{"ES512"}
+		m["request_object_signing_alg_values_supported"] = []string{"RS384"}
+		m["backchannel_authentication_request_signing_alg_values_supported"] = []string{"PS256"}
 	})
 	p := newProvider(t, op.URL, identity.ProviderOptions{})
 	ctx := context.Background()

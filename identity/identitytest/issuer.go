@@ -80,6 +80,7 @@ type config struct {
 	overrides    []func(map[string]any)
 	jwksPath     string
 	issuerPath   string
+	noKeyAlg     bool
 	clients      map[string]string // client ID → secret ("" for public clients)
 }
 
@@ -95,6 +96,14 @@ type Option func(*config)
 // Mint or PublicJWKS), once per algorithm.
 func WithAlgorithms(algs ...string) Option {
 	return func(c *config) { c.algorithms = append([]string(nil), algs...) }
+}
+
+// WithoutKeyAlgorithms publishes the keys without their "alg" member, as
+// many providers do (the member is optional, RFC 7517 §4.4): a verifier
+// can then tell which algorithms a key may be used with only from its own
+// allow-list and the key type, so tests exercise that allow-list itself.
+func WithoutKeyAlgorithms() Option {
+	return func(c *config) { c.noKeyAlg = true }
 }
 
 // WithTLS serves over HTTPS with a self-signed certificate; use Client for an
@@ -517,12 +526,16 @@ func (i *Issuer) publicJWKS() ([]byte, error) {
 	set := jose.JSONWebKeySet{Keys: []jose.JSONWebKey{}}
 	for _, k := range i.keys {
 		if k.published {
-			set.Keys = append(set.Keys, jose.JSONWebKey{
+			jwk := jose.JSONWebKey{
 				Key:       k.signer.Public(),
 				KeyID:     k.kid,
 				Algorithm: k.alg,
 				Use:       "sig",
-			})
+			}
+			if i.cfg.noKeyAlg {
+				jwk.Algorithm = ""
+			}
+			set.Keys = append(set.Keys, jwk)
 		}
 	}
 	i.mu.Unlock()

@@ -1,0 +1,248 @@
+package caddyidentity
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
+	"go.uber.org/zap"
+	"golang.org/x/sync/singleflight"
+
+	"github.com/caddy-identity/caddy-identity/identity"
+)
+
+// UserInfoConfig completes the claims of an issuer's access tokens from
+// its OpenID Connect userinfo endpoint, for providers whose access tokens
+// carry little more than sub (see README, "My access token has only
+// sub"). When a claim named by a claim_header or require_claim is absent
+// from a verified token, the endpoint is asked once with the caller's
+// token; its claims are merged under the token's (the token's own claims
+// win), its sub must equal the token's, and claim_header, require_claim
+// and the {http.auth.user.*} placeholders see the merged claims. The
+// result lives in the token cache entry: once per token, for no longer
+// than the token nor CacheTTL.
+//
+// Claims that carry authorization or token metadata are never taken from
+// userinfo: iss, sub, aud, exp, nbf, iat, jti, scope, scp, cnf, azp,
+// client_id, act, may_act and tid.
+type UserInfoConfig struct {
+	// Endpoint is the userinfo endpoint URL. Default: the
+	// userinfo_endpoint of the issuer's discovery document (then required
+	// for an issuer with jwks_file). https unless loopback or the issuer's
+	// insecure_allow_http.
+	Endpoint string `json:"endpoint,omitempty"`
+	// OnError is what happens when the endpoint cannot answer (down, an
+	// error status, not JSON, larger than 64 KiB, another sub): "refuse"
+	// (default) answers 503, and the outage is logged once; "continue"
+	// goes on with the token's own claims (a claim rule that needed the
+	// missing claims then fails with 403) and asks again after 30s.
+	OnError string `json:"on_error,omitempty"`
+	// CacheTTL bounds how long fetched claims are reused (never past the
+	// token's exp): the delay before a change at the provider shows.
+	// Default 5m.
+	CacheTTL *caddy.Duration `json:"cache_ttl,omitempty"`
+}
+
+const (
+	// DefaultUserInfoCacheTTL is the default UserInfoConfig.CacheTTL.
+	DefaultUserInfoCacheTTL = 5 * time.Minute
+	// userInfoRetry is how long a token's own claims are used, with
+	// on_error continue, before the endpoint is asked again.
+	userInfoRetry = 30 * time.Second
+	// userInfoMaxBytes caps a userinfo response: claims of one user.
+	userInfoMaxBytes = 64 << 10
+	// userInfoTimeout bounds one request to the endpoint.
+	userInfoTimeout = 5 * time.Second
+)
+
+// userInfoExcluded are the claims never taken from userinfo.
+var userInfoExcluded = []string{"iss", "sub", "aud", "exp", "nbf", "iat", "jti", "scope", "scp", "cnf", "azp", "client_id", "act", "may_act", "tid"}
+
+// checkUserInfo checks an issuer's userinfo block.
+func checkUserInfo(is *IssuerConfig) error {
+	c := is.UserInfo
+	if c == nil {
+		return nil
+	}
+	switch c.OnError {
+	case "", "refuse", "continue":
+	default:
+		return fmt.Errorf("on_error must be refuse or continue, not %q", c.OnError)
+	}
+	if c.CacheTTL != nil && *c.CacheTTL <= 0 {
+		return errors.New("cache_ttl must be positive")
+	}
+	if c.Endpoint == "" && is.JWKSFile != "" {
+		return errors.New("an issuer with jwks_file has no discovery document: set endpoint")
+	}
+	if c.Endpoint != "" && !strings.Contains(c.Endpoint, "{") {
+		return checkEndpointURL(c.Endpoint, is.InsecureAllowHTTP)
+	}
+	return nil
+}
+
+// userInfoSource fetches the userinfo claims of one issuer's tokens.
+type userInfoSource struct {
+	endpoint  string // "" means discovery's, asked of provider
+	provider  *identity.Provider
+	allowHTTP bool
+	client    *http.Client
+	refuse    bool
+	ttl       time.Duration
+	// wanted are the claim paths whose absence from a token calls for
+	// userinfo.
+	wanted []string
+	calls  singleflight.Group
+	outage outageLog
+}
+
+// newUserInfoSource compiles the userinfo block of is.
+func newUserInfoSource(repl *caddy.Replacer, is *IssuerConfig, ic identity.IssuerConfig, pol *issuerPolicy, rt *runtime) (*userInfoSource, error) {
+	c := is.UserInfo
+	u := &userInfoSource{
+		endpoint:  repl.ReplaceKnown(c.Endpoint, ""),
+		allowHTTP: is.InsecureAllowHTTP,
+		client:    &http.Client{Timeout: userInfoTimeout, Transport: http.DefaultTransport.(*http.Transport).Clone()},
+		refuse:    c.OnError != "continue",
+		ttl:       DefaultUserInfoCacheTTL,
+		outage: outageLog{
+			logger:  rt.logger.With(zap.String("issuer", pol.issuer)),
+			downMsg: "userinfo endpoint unavailable: tokens needing its claims are refused",
+			upMsg:   "userinfo endpoint available again",
+		},
+	}
+	if !u.refuse {
+		u.outage.downMsg = "userinfo endpoint unavailable: going on with the tokens' own claims"
+	}
+	if c.CacheTTL != nil {
+		u.ttl = time.Duration(*c.CacheTTL)
+	}
+	if u.endpoint != "" {
+		if err := checkEndpointURL(u.endpoint, u.allowHTTP); err != nil {
+			return nil, err
+		}
+	} else if p, ok := ic.Keys.(*identity.Provider); ok {
+		u.provider = p
+	} else {
+		return nil, errors.New("no discovery document to find the endpoint in: set endpoint")
+	}
+	for _, ch := range rt.claimHeaders {
+		u.wanted = append(u.wanted, ch.path)
+	}
+	for _, r := range pol.claims {
+		u.wanted = append(u.wanted, r.path)
+	}
+	return u, nil
+}
+
+// close drops the idle connections to the endpoint.
+func (u *userInfoSource) close() {
+	u.client.CloseIdleConnections()
+}
+
+// enrich completes the claims of the verified token t from its issuer's
+// userinfo endpoint when one is configured and a wanted claim is missing.
+// It returns the time until which the entry may be cached (zero: no
+// limit) and whether t.Claims were replaced by the merged claims, or the
+// reason to refuse the request.
+func (rt *runtime) enrich(ctx context.Context, t *identity.Token, token string) (time.Time, bool, reason, error) {
+	u := rt.userinfo[t.Issuer]
+	if u == nil || !u.needed(t.Claims) {
+		return time.Time{}, false, reasonNone, nil
+	}
+	merged, err := u.fetchShared(ctx, t.Claims, token)
+	now := rt.now()
+	if err != nil {
+		if ctx.Err() != nil {
+			return time.Time{}, false, reasonUserInfo, err // the client went away
+		}
+		u.outage.set(true, err)
+		if u.refuse {
+			return time.Time{}, false, reasonUserInfo, err
+		}
+		return now.Add(userInfoRetry), false, reasonNone, nil
+	}
+	u.outage.set(false, nil)
+	t.Claims = merged
+	return now.Add(u.ttl), true, reasonNone, nil
+}
+
+// needed reports whether a wanted claim is absent from c.
+func (u *userInfoSource) needed(c *identity.Claims) bool {
+	for _, p := range u.wanted {
+		if _, ok := c.Get(p); !ok {
+			return true
+		}
+	}
+	return false
+}
+
+// fetchShared asks the endpoint once for all the requests that carry the
+// token at once; each caller stops waiting when its own request ends.
+func (u *userInfoSource) fetchShared(ctx context.Context, c *identity.Claims, token string) (*identity.Claims, error) {
+	key := hashToken(token)
+	ch := u.calls.DoChan(string(key[:]), func() (any, error) {
+		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), userInfoTimeout)
+		defer cancel()
+		return u.fetch(sctx, c, token)
+	})
+	select {
+	case r := <-ch:
+		if r.Err != nil {
+			return nil, r.Err
+		}
+		return r.Val.(*identity.Claims), nil
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+}
+
+// fetch asks the endpoint and merges its claims under the token's.
+func (u *userInfoSource) fetch(ctx context.Context, c *identity.Claims, token string) (*identity.Claims, error) {
+	if c.Subject == "" {
+		return nil, errors.New("identity: userinfo: the token has no sub to match the answer against")
+	}
+	endpoint := u.endpoint
+	if endpoint == "" {
+		doc, err := u.provider.Discovery(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("identity: userinfo: %w", err)
+		}
+		if endpoint = doc.UserInfoEndpoint; endpoint == "" {
+			return nil, errors.New("identity: userinfo: the discovery document has no userinfo_endpoint")
+		}
+	}
+	req := identity.UserInfoRequest{
+		ProtocolRequest: identity.ProtocolRequest{Address: endpoint, AllowHTTP: u.allowHTTP, MaxResponseBytes: userInfoMaxBytes},
+		Token:           token,
+		ExpectedSubject: c.Subject,
+	}
+	if u.provider != nil {
+		req.Keys = u.provider // verifies signed (application/jwt) answers
+	}
+	res, err := identity.RequestUserInfo(ctx, u.client, req)
+	if err != nil {
+		return nil, err
+	}
+	merged := res.Claims()
+	for _, name := range userInfoExcluded {
+		delete(merged, name)
+	}
+	for k, v := range c.Raw() {
+		merged[k] = v
+	}
+	raw, err := json.Marshal(merged)
+	if err != nil {
+		return nil, fmt.Errorf("identity: userinfo: %w", err)
+	}
+	out, err := identity.ParseClaims(raw)
+	if err != nil {
+		return nil, fmt.Errorf("identity: userinfo: %w", err)
+	}
+	return out, nil
+}
