@@ -111,6 +111,16 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //	        forward_access_token
 //	        userinfo
 //	    }
+//	    store redis {
+//	        address   <host:port>
+//	        username  <name>
+//	        password  <secret>
+//	        db        <n>
+//	        tls
+//	        key_prefix <prefix>
+//	        timeout   <duration>
+//	        failure   fail_closed | fail_open_local
+//	    }
 //	}
 //
 // issuer may be repeated; the block form gives an issuer its own keys,
@@ -132,7 +142,9 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 // token, or the caller's token exchanged (RFC 8693).
 // by asking its RFC 7662 introspection endpoint. login signs browser
 // users in with OpenID Connect; session_key and scopes may be repeated
-// and add up (the first key seals, all open).
+// and add up (the first key seals, all open). store keeps the DPoP
+// proofs already accepted and the sessions ended by back-channel logout
+// in Redis, shared by every instance behind a load balancer.
 func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	d.Next() // directive name
 	if d.NextArg() {
@@ -350,6 +362,15 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				return err
 			}
 			h.Login = l
+		case "store":
+			if h.Store != nil {
+				return d.Err("store given twice")
+			}
+			st, err := parseStore(d)
+			if err != nil {
+				return err
+			}
+			h.Store = st
 		default:
 			return unknownOption(d, "identity block", topOptions)
 		}

@@ -1,11 +1,13 @@
 package caddyidentity
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net/http"
 	"net/textproto"
 	"strings"
+	"time"
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
@@ -191,15 +193,27 @@ func (rt *runtime) serveDPoP(w http.ResponseWriter, r *http.Request, next caddyh
 		return rt.rejectDPoP(w, r, reasonCertBinding, nil, token)
 	}
 	method, uri := requestTarget(r)
-	if _, err := identity.VerifyDPoPProof(proof, identity.DPoPVerifyOptions{
+	replay := rt.replay
+	if rt.store != nil {
+		replay = nil // checked below, once every other check passed
+	}
+	now := rt.now()
+	p, err := identity.VerifyDPoPProof(proof, identity.DPoPVerifyOptions{
 		Method:      method,
 		URI:         uri,
 		AccessToken: token,
 		BoundJKT:    e.dpopJKT,
 		Algorithms:  dpopAlgorithms,
-		Now:         rt.now(),
-		Replay:      rt.replay,
-	}); err != nil {
+		Now:         now,
+		Replay:      replay,
+	})
+	if err == nil && rt.store != nil {
+		var rsn reason
+		if rsn, err = rt.admitShared(r.Context(), p, now); rsn != reasonNone {
+			return rt.rejectDPoP(w, r, rsn, err, token)
+		}
+	}
+	if err != nil {
 		return rt.rejectProof(w, r, err, token)
 	}
 	if e.denied != reasonNone {
@@ -297,4 +311,30 @@ func forwardedValue(hdr http.Header, name string) (string, bool) {
 		return "", false
 	}
 	return strings.ToLower(v), true
+}
+
+// errProofReplayed is the failed jti check of a proof the shared store
+// had already recorded.
+var errProofReplayed = &identity.DPoPProofError{Check: identity.DPoPCheckJTI, Reason: "jti was already used"}
+
+// admitShared checks a proof's jti against the shared store, where it
+// stays until the proof is too old to be accepted anywhere. While the
+// store is unreachable, fail_closed refuses the request (reason) and
+// fail_open_local uses the local cache; with fail_open_local the local
+// cache records every proof too, so that one accepted before an outage
+// is not accepted again here during it.
+func (rt *runtime) admitShared(ctx context.Context, p *identity.DPoPProof, now time.Time) (reason, error) {
+	ttl := p.IssuedAt.Add(identity.DefaultDPoPMaxAge).Sub(now)
+	fresh, err := rt.store.admitProof(ctx, identity.DPoPReplayKey(p), ttl)
+	if err != nil && !rt.store.failOpen {
+		return reasonStoreUnavailable, err
+	}
+	if rt.store.failOpen {
+		local := rt.replay.Admit(p, ttl)
+		fresh = local && (fresh || err != nil)
+	}
+	if !fresh {
+		return reasonNone, errProofReplayed
+	}
+	return reasonNone, nil
 }

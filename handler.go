@@ -582,6 +582,7 @@ const (
 	reasonExchangeRefused
 	reasonUserInfo
 	reasonTooEarly
+	reasonStoreUnavailable
 	numReasons
 )
 
@@ -640,6 +641,10 @@ var reasons = [numReasons]reasonInfo{
 	// A token in TLS early data with an unsafe method (see inEarlyData):
 	// not an authentication failure, so no challenge.
 	reasonTooEarly: {"too_early", http.StatusTooEarly, "", "", errors.New("identity: credentials in TLS early data with an unsafe method")},
+	// A request that needs the shared store (a DPoP proof's jti) while it
+	// is unreachable, with failure fail_closed: not the client's fault, so
+	// no challenge.
+	reasonStoreUnavailable: {"store_unavailable", http.StatusServiceUnavailable, "", "", errors.New("identity: shared store unreachable")},
 }
 
 // classify maps a validation error to a rejection reason.

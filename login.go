@@ -128,6 +128,8 @@ type login struct {
 	refreshes singleflight.Group
 	recent    *expiringSet[refreshResult]
 	ended     *expiringSet[time.Time]
+	// feed shares ended sessions through the store; nil without one.
+	feed      *endedFeed
 	states    *expiringSet[struct{}]
 	jtis      *expiringSet[struct{}]
 	crossOrig *http.CrossOriginProtection
@@ -267,19 +269,23 @@ func (h *Handler) provisionLogin(repl *caddy.Replacer, is *IssuerConfig, ic iden
 	}
 	l.recent = newExpiringSet[refreshResult](maxEnded, rt.now)
 	l.states = newExpiringSet[struct{}](maxEnded, rt.now)
-	key := l.issuer + "\x00" + clientID
+	key := l.issuer + "\x00" + clientID + "\x00" + rt.storeKey
 	val, _, err := endedPool.LoadOrNew(key, func() (caddy.Destructor, error) {
-		return &endedLists{
+		lists := &endedLists{
 			ended: newExpiringSet[time.Time](maxEnded, rt.now),
 			jtis:  newExpiringSet[struct{}](maxEnded, rt.now),
-		}, nil
+		}
+		if rt.store != nil {
+			lists.feed = rt.store.followEnded(l.issuer, clientID, lists.ended)
+		}
+		return lists, nil
 	})
 	if err != nil {
 		return err
 	}
 	rt.acquiredEnded = key
 	lists := val.(*endedLists)
-	l.ended, l.jtis = lists.ended, lists.jtis
+	l.ended, l.jtis, l.feed = lists.ended, lists.jtis, lists.feed
 	rt.login = l
 	return nil
 }
@@ -289,14 +295,22 @@ func (h *Handler) provisionLogin(repl *caddy.Replacer, is *IssuerConfig, ic iden
 // does not bring back the sessions a back-channel logout ended.
 var endedPool = caddy.NewUsagePool()
 
-// endedLists are the shared lists of one issuer and client.
+// endedLists are the shared lists of one issuer and client, and with a
+// shared store the feed that keeps the ended sessions current with the
+// other instances.
 type endedLists struct {
 	ended *expiringSet[time.Time]
 	jtis  *expiringSet[struct{}]
+	feed  *endedFeed
 }
 
 // Destruct lets the lists go with their last handler.
-func (*endedLists) Destruct() error { return nil }
+func (e *endedLists) Destruct() error {
+	if e.feed != nil {
+		e.feed.stop()
+	}
+	return nil
+}
 
 // orDefault returns s, or def when s is empty.
 func orDefault(s, def string) string {

@@ -56,8 +56,13 @@ func (l *login) logout(w http.ResponseWriter, r *http.Request) error {
 		return nil
 	}
 	now := l.rt.now()
-	if s.SID != "" && !l.ended.set("sid:"+s.SID, now, s.createdAt().Add(l.lifetime)) {
-		l.logger.Warn("ended-session list full: a copy of the signed-out session cookie stays valid until it expires")
+	if s.SID != "" {
+		until := s.createdAt().Add(l.lifetime)
+		if !l.ended.set("sid:"+s.SID, now, until) {
+			l.logger.Warn("ended-session list full: a copy of the signed-out session cookie stays valid until it expires")
+		}
+		// Best effort: the cookie is gone from this browser either way.
+		_ = l.shareEnded(r.Context(), "sid:"+s.SID, now, until)
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), loginTimeout)
 	defer cancel()
@@ -128,6 +133,11 @@ func (l *login) backchannelLogout(w http.ResponseWriter, r *http.Request) error 
 			l.logger.Warn("ended-session list full: back-channel logout not recorded")
 			return backchannelError(w, http.StatusServiceUnavailable, "too many ended sessions")
 		}
+		if err := l.shareEnded(r.Context(), k, now, now.Add(l.lifetime)); err != nil && !l.feed.store.failOpen {
+			// Ended here only: the provider learns that the logout did
+			// not reach every instance.
+			return backchannelError(w, http.StatusServiceUnavailable, "shared store unreachable")
+		}
 	}
 	l.rt.metrics.logouts.WithLabelValues("backchannel").Inc()
 	w.WriteHeader(http.StatusOK)
@@ -194,6 +204,15 @@ func backchannelError(w http.ResponseWriter, status int, desc string) error {
 		code = "temporarily_unavailable"
 	}
 	return json.NewEncoder(w).Encode(map[string]string{"error": code, "error_description": desc})
+}
+
+// shareEnded writes an ended sid or sub to the shared store, for the
+// other instances; nothing to do without one.
+func (l *login) shareEnded(ctx context.Context, key string, at, until time.Time) error {
+	if l.feed == nil {
+		return nil
+	}
+	return l.feed.publish(ctx, key, at, until)
 }
 
 // endedBy reports whether a back-channel (or local) logout ended the

@@ -190,6 +190,12 @@ type Handler struct {
 	// an audience is needed only if bearer tokens are to be accepted.
 	Login *LoginConfig `json:"login,omitempty"`
 
+	// Store, when set, keeps the state that several Caddy instances behind
+	// one load balancer must share: the DPoP proofs already accepted and
+	// the sessions ended by back-channel logout (see StoreConfig). The
+	// validated-token cache stays in each process.
+	Store *StoreConfig `json:"store,omitempty"`
+
 	rt *runtime
 }
 
@@ -349,6 +355,9 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	rt.metrics = processMetrics()
 	rt.metrics.register(ctx, rt.logger)
 	rt.counters = rt.metrics.resolve()
+	if err := rt.acquireStore(h.Store, rt.logger); err != nil {
+		return err
+	}
 
 	rt.realm = h.Realm
 	if rt.realm == "" {
@@ -1021,6 +1030,7 @@ func (h *Handler) Cleanup() error {
 		h.rt.cache.close()
 	}
 	errs = append(errs, h.rt.releaseReplayCache())
+	errs = append(errs, h.rt.releaseStore())
 	if h.rt.introspector != nil {
 		h.rt.introspector.close()
 	}
@@ -1075,6 +1085,10 @@ type runtime struct {
 	dpop       dpopMode
 	dpopSource tokenSource
 	replay     *identity.DPoPReplayCache
+	// store is the shared store, nil without one; storeKey its key in
+	// storePool.
+	store    *sharedStore
+	storeKey string
 	// dpopChallenges holds the DPoP-scheme WWW-Authenticate value of each
 	// rejection reason, for requests that used the DPoP scheme (and for a
 	// missing token, offered next to the Bearer one); proofChallenges

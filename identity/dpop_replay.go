@@ -26,6 +26,15 @@ const (
 // purpose would only get the attacker's own proof refused.
 type replayKey [16]byte
 
+// DPoPReplayKey is the fixed-size key under which an accepted proof is
+// remembered: the first 128 bits of the SHA-256 of its key's thumbprint
+// and its jti (see replayKey). A shared store (Redis) keys its entries by
+// it too, so that every instance refuses the same proofs and no store
+// holds anything the client chose.
+func DPoPReplayKey(p *DPoPProof) [16]byte {
+	return newReplayKey(p.Thumbprint, p.ID)
+}
+
 // newReplayKey hashes the thumbprint and the jti, separated by a byte
 // that occurs in neither a base64url thumbprint nor a JSON-decoded
 // thumbprint: the pair is encoded unambiguously.
@@ -79,6 +88,15 @@ func NewDPoPReplayCache(maxEntries int) (*DPoPReplayCache, error) {
 		return nil, fmt.Errorf("identity: DPoP replay cache: %w", err)
 	}
 	return &DPoPReplayCache{c: c}, nil
+}
+
+// Admit records the jti of a proof that passed every other check for ttl
+// (at least a second) and reports whether it was new: what
+// [VerifyDPoPProof] does with [DPoPVerifyOptions.Replay], for a caller
+// that checks the jti elsewhere first (a shared store) and falls back to
+// this cache.
+func (r *DPoPReplayCache) Admit(p *DPoPProof, ttl time.Duration) bool {
+	return r.admit(p, ttl)
 }
 
 // admit records the proof's jti for ttl and reports whether it was new.
