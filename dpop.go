@@ -122,17 +122,17 @@ func checkDPoP(mode string, sources []TokenSource) error {
 	switch mode {
 	case "", "allow", "require", "off":
 	default:
-		return fmt.Errorf("identity: dpop must be off, allow or require, not %q", mode)
+		return fmt.Errorf("dpop must be off, allow or require, not %q", mode)
 	}
 	if mode == "off" {
 		return nil
 	}
 	for _, s := range sources {
 		if s.From == "header" && strings.EqualFold(s.Scheme, identity.TokenTypeDPoP) {
-			return fmt.Errorf("identity: token source header %q: the DPoP scheme is set with the dpop option, which also checks the proof", s.Name)
+			return fmt.Errorf("token source header %q: the DPoP scheme is set with the dpop option, which also checks the proof", s.Name)
 		}
 		if mode == "require" && (s.From != "header" || textproto.CanonicalMIMEHeaderKey(s.Name) != "Authorization") {
-			return fmt.Errorf("identity: token source %s %q: with dpop require, tokens are accepted only in the Authorization header", s.From, s.Name)
+			return fmt.Errorf("token source %s %q: with dpop require, tokens are accepted only in the Authorization header", s.From, s.Name)
 		}
 	}
 	return nil
