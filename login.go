@@ -148,7 +148,7 @@ func (h *Handler) checkLogin() error {
 		return fmt.Errorf("login: issuer %q is not configured", l.Issuer)
 	}
 	if is.JWKSURL != "" || is.JWKSFile != "" || strings.Contains(is.Issuer, identity.TenantPlaceholder) {
-		return errors.New("login: the sign-in issuer needs discovery (no jwks_url, jwks_file or tenant template)")
+		return fmt.Errorf("login: the sign-in issuer %q needs its discovery document: remove its jwks_url or jwks_file (a tenant template cannot sign in)", is.Issuer)
 	}
 	paths := []string{l.CallbackPath, l.LogoutPath, l.BackchannelLogoutPath, l.UserinfoPath}
 	for _, p := range paths {

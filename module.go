@@ -458,20 +458,20 @@ func (h *Handler) checkConfig() error {
 	for i := range h.Issuers {
 		is := &h.Issuers[i]
 		if is.Issuer == "" {
-			return errors.New("issuer URL is empty")
+			return errors.New("issuer is empty: write the provider's issuer URL, as its tokens carry it in iss")
 		}
 		if seen[is.Issuer] {
-			return fmt.Errorf("issuer %q configured twice", is.Issuer)
+			return fmt.Errorf("issuer %q is configured twice: merge its settings into one issuer block", is.Issuer)
 		}
 		seen[is.Issuer] = true
 		if is.JWKSURL != "" && is.JWKSFile != "" {
-			return fmt.Errorf("issuer %q: jwks_url and jwks_file are exclusive", is.Issuer)
+			return fmt.Errorf("issuer %q: jwks_url and jwks_file are exclusive: keep one", is.Issuer)
 		}
 		if err := checkJWKSURIBases(is); err != nil {
 			return fmt.Errorf("issuer %q: %w", is.Issuer, err)
 		}
 		if len(is.Audiences) > 0 && is.AnyAudience {
-			return fmt.Errorf("issuer %q: audiences and any_audience are exclusive", is.Issuer)
+			return fmt.Errorf("issuer %q: a list of audiences and `audience any` (any_audience) are exclusive: keep one", is.Issuer)
 		}
 		if err := checkAudiences(is.Audiences); err != nil {
 			return fmt.Errorf("issuer %q: %w", is.Issuer, err)
@@ -513,7 +513,7 @@ func (h *Handler) checkConfig() error {
 		}
 	}
 	if len(h.Audiences) > 0 && h.AnyAudience {
-		return errors.New("audiences and any_audience are exclusive")
+		return errors.New("a list of audiences and `audience any` (any_audience) are exclusive: keep one")
 	}
 	if err := checkAlgorithms(h.Algorithms); err != nil {
 		return err
@@ -558,13 +558,13 @@ func (h *Handler) checkConfig() error {
 		switch s.From {
 		case "header", "cookie", "query":
 		default:
-			return fmt.Errorf("token source %q: from must be header, cookie or query", s.From)
+			return fmt.Errorf("token_from %s: the source must be header, cookie or query", s.From)
 		}
 		if s.Name == "" {
-			return fmt.Errorf("token source %q: name is required", s.From)
+			return fmt.Errorf("token_from %s: name is required (the header, cookie or query parameter that carries the token)", s.From)
 		}
 		if s.Scheme != "" && s.From != "header" {
-			return fmt.Errorf("token source %s %q: a scheme applies to headers only", s.From, s.Name)
+			return fmt.Errorf("token_from %s %s: a scheme applies to headers only: remove %q", s.From, s.Name, s.Scheme)
 		}
 		if err := checkTokenSource(s); err != nil {
 			return err
@@ -729,7 +729,7 @@ func checkIssuerMatch(is *IssuerConfig) error {
 			return fmt.Errorf("an issuer template with %s needs `tenants <tid...>` (or, at your own risk, `tenants any`)", identity.TenantPlaceholder)
 		}
 		if len(is.Tenants) > 0 && is.AnyTenant {
-			return errors.New("tenants and any_tenant are exclusive")
+			return errors.New("a list of tenants and `tenants any` (any_tenant) are exclusive: keep one")
 		}
 		if slices.Contains(is.Tenants, "") {
 			return errors.New("empty tenant ID")
@@ -1156,7 +1156,7 @@ func (rt *runtime) compileSources(in []TokenSource) error {
 		}
 		for _, prev := range rt.sources {
 			if prev.kind == ts.kind && strings.EqualFold(prev.name, ts.name) {
-				return fmt.Errorf("token source %s %q listed twice", s.From, s.Name)
+				return fmt.Errorf("token_from %s %s is listed twice: remove one", s.From, s.Name)
 			}
 		}
 		if ts.kind == fromHeader && ts.name == "Authorization" && rt.dpop != dpopOff {

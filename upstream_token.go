@@ -137,7 +137,7 @@ func (h *Handler) checkUpstreamToken() error {
 	if u.Header != "" && !strings.EqualFold(u.Header, "Authorization") {
 		for _, s := range h.TokenSources {
 			if s.From == "header" && strings.EqualFold(s.Name, u.Header) {
-				return fmt.Errorf("upstream_token: header %q is where the caller's token comes from", u.Header)
+				return fmt.Errorf("upstream_token: header %q is where the caller's token comes from: choose another header for the upstream", u.Header)
 			}
 		}
 	}
