@@ -278,7 +278,7 @@ func TestCheckConfigErrors(t *testing.T) {
 		{"negative max token", func(h *Handler) { h.MaxTokenSize = -1 }, "max_token_size"},
 		{"max token over 1 MiB", func(h *Handler) { h.MaxTokenSize = MaxMaxTokenSize + 1 }, "max_token_size"},
 		{"realm quote", func(h *Handler) { h.Realm = `a"b` }, "realm"},
-		{"bad source", func(h *Handler) { h.TokenSources = []TokenSource{{From: "body", Name: "x"}} }, "from must be"},
+		{"bad source", func(h *Handler) { h.TokenSources = []TokenSource{{From: "body", Name: "x"}} }, "must be header, cookie or query"},
 		{"source without name", func(h *Handler) { h.TokenSources = []TokenSource{{From: "cookie"}} }, "name is required"},
 		{"cookie scheme", func(h *Handler) { h.TokenSources = []TokenSource{{From: "cookie", Name: "a", Scheme: "Bearer"}} }, "headers only"},
 		{"bad header name", func(h *Handler) { h.ClaimHeaders = []ClaimHeader{{Claim: "sub", Header: "X User"}} }, "invalid header name"},

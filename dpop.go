@@ -124,17 +124,17 @@ func checkDPoP(mode string, sources []TokenSource) error {
 	switch mode {
 	case "", "allow", "require", "off":
 	default:
-		return fmt.Errorf("identity: dpop must be off, allow or require, not %q", mode)
+		return fmt.Errorf("dpop must be off, allow or require, not %q", mode)
 	}
 	if mode == "off" {
 		return nil
 	}
 	for _, s := range sources {
 		if s.From == "header" && strings.EqualFold(s.Scheme, identity.TokenTypeDPoP) {
-			return fmt.Errorf("identity: token source header %q: the DPoP scheme is set with the dpop option, which also checks the proof", s.Name)
+			return fmt.Errorf("token_from header %s %s: remove the DPoP scheme; `dpop allow` or `dpop require` accepts DPoP tokens and checks their proofs", s.Name, s.Scheme)
 		}
 		if mode == "require" && (s.From != "header" || textproto.CanonicalMIMEHeaderKey(s.Name) != "Authorization") {
-			return fmt.Errorf("identity: token source %s %q: with dpop require, tokens are accepted only in the Authorization header", s.From, s.Name)
+			return fmt.Errorf("token_from %s %s: with `dpop require`, tokens are accepted only in the Authorization header: remove this token_from, or use `dpop allow`", s.From, s.Name)
 		}
 	}
 	return nil

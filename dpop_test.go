@@ -518,7 +518,7 @@ func TestDPoPConfigErrors(t *testing.T) {
 		{"unknown mode", "maybe", nil, "dpop must be off, allow or require"},
 		{"require with a cookie source", "require", []TokenSource{{From: "cookie", Name: "at"}}, "only in the Authorization header"},
 		{"require with another header", "require", []TokenSource{{From: "header", Name: "X-Token"}}, "only in the Authorization header"},
-		{"DPoP scheme through token_from", "allow", []TokenSource{{From: "header", Name: "Authorization", Scheme: "dpop"}}, "dpop option"},
+		{"DPoP scheme through token_from", "allow", []TokenSource{{From: "header", Name: "Authorization", Scheme: "dpop"}}, "remove the DPoP scheme"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -127,7 +127,7 @@ func checkOneIntrospector(issuers []IssuerConfig) error {
 			continue
 		}
 		if first != "" {
-			return fmt.Errorf("identity: issuers %q and %q both have introspection; at most one may, since an opaque token names no issuer",
+			return fmt.Errorf("issuers %q and %q both have introspection; at most one may, since an opaque token names no issuer",
 				first, issuers[i].Issuer)
 		}
 		first = issuers[i].Issuer

@@ -140,35 +140,35 @@ type login struct {
 func (h *Handler) checkLogin() error {
 	l := h.Login
 	if l.ClientID == "" {
-		return errors.New("identity: login: client_id is required")
+		return errors.New("login: client_id is required")
 	}
 	if len(l.SessionKeys) == 0 {
-		return errors.New("identity: login: session_key is required")
+		return errors.New("login: session_key is required")
 	}
 	is := h.loginIssuer()
 	if is == nil {
-		return fmt.Errorf("identity: login: issuer %q is not configured", l.Issuer)
+		return fmt.Errorf("login: issuer %q is not configured", l.Issuer)
 	}
 	if is.JWKSURL != "" || is.JWKSFile != "" || strings.Contains(is.Issuer, identity.TenantPlaceholder) {
-		return errors.New("identity: login: the sign-in issuer needs discovery (no jwks_url, jwks_file or tenant template)")
+		return fmt.Errorf("login: the sign-in issuer %q needs its discovery document: remove its jwks_url or jwks_file (a tenant template cannot sign in)", is.Issuer)
 	}
 	paths := []string{l.CallbackPath, l.LogoutPath, l.BackchannelLogoutPath, l.UserinfoPath}
 	for _, p := range paths {
 		if p != "" && (!strings.HasPrefix(p, "/") || strings.HasPrefix(p, "//")) {
-			return fmt.Errorf("identity: login: path %q must start with a single /", p)
+			return fmt.Errorf("login: path %q must start with a single /", p)
 		}
 	}
 	if l.RedirectURI != "" {
 		if err := checkEndpointURL(l.RedirectURI, is.InsecureAllowHTTP); err != nil {
-			return fmt.Errorf("identity: login: redirect_uri: %w", err)
+			return fmt.Errorf("login: redirect_uri: %w", err)
 		}
 	}
 	if l.SessionLifetime < 0 {
-		return errors.New("identity: login: session_lifetime must not be negative")
+		return errors.New("login: session_lifetime must not be negative")
 	}
 	for _, s := range l.Scopes {
 		if s == "" || strings.ContainsAny(s, " \"\\") {
-			return fmt.Errorf("identity: login: invalid scope %q", s)
+			return fmt.Errorf("login: invalid scope %q", s)
 		}
 	}
 	return nil
@@ -191,7 +191,7 @@ func (h *Handler) provisionLogin(repl *caddy.Replacer, is *IssuerConfig, ic iden
 	rt, c := h.rt, h.Login
 	p, ok := ic.Keys.(*identity.Provider)
 	if !ok {
-		return errors.New("identity: login: the sign-in issuer needs discovery")
+		return errors.New("login: the sign-in issuer needs discovery")
 	}
 	l := &login{
 		rt:                 rt,
@@ -239,7 +239,7 @@ func (h *Handler) provisionLogin(repl *caddy.Replacer, is *IssuerConfig, ic iden
 	for _, s := range c.SessionKeys {
 		k, err := parseSessionKey(repl.ReplaceKnown(s, ""))
 		if err != nil {
-			return fmt.Errorf("identity: login: %w", err)
+			return fmt.Errorf("login: %w", err)
 		}
 		keys = append(keys, k)
 	}
@@ -258,14 +258,14 @@ func (h *Handler) provisionLogin(repl *caddy.Replacer, is *IssuerConfig, ic iden
 	idc.AuthorizedParties, idc.AuthorizedPartyClaim = nil, ""
 	idc.Types, idc.MaxAge, idc.RequiredClaims = nil, 0, []string{identity.ClaimSubject}
 	if l.idTokens, err = identity.NewValidator([]identity.IssuerConfig{idc}, identity.ValidatorOptions{Logger: rt.slog}); err != nil {
-		return fmt.Errorf("identity: login: %w", err)
+		return fmt.Errorf("login: %w", err)
 	}
 	// Logout tokens (Back-Channel Logout 1.0 §2.4): exp optional, iat
 	// required and recent, so that their jti need not be kept longer.
 	lc := idc
 	lc.RequiredClaims, lc.AllowMissingExp, lc.MaxAge = nil, true, logoutTokenMaxAge
 	if l.logouts, err = identity.NewValidator([]identity.IssuerConfig{lc}, identity.ValidatorOptions{Logger: rt.slog}); err != nil {
-		return fmt.Errorf("identity: login: %w", err)
+		return fmt.Errorf("login: %w", err)
 	}
 	l.recent = newExpiringSet[refreshResult](maxEnded, rt.now)
 	l.states = newExpiringSet[struct{}](maxEnded, rt.now)

@@ -146,3 +146,34 @@ func TestUnsetEnvPlaceholderNamed(t *testing.T) {
 		}
 	}
 }
+
+// TestProvisionErrorsSayOnce: a configuration that adapts but fails at
+// provisioning reaches the user through Caddy, which already names the
+// module ("provision http.handlers.identity: "); the handler's own message
+// follows without a second "identity:" and says which option to change.
+func TestProvisionErrorsSayOnce(t *testing.T) {
+	for _, tt := range []struct{ name, body, want string }{
+		{"unset env issuer", "issuer {env.CADDY_IDENTITY_TEST_UNSET}\n\t\taudience api", "issuer {env.CADDY_IDENTITY_TEST_UNSET} is empty"},
+		{"no audience", "issuer https://idp.example.com", "an audience is required"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			cfgJSON := adaptCaddyfileLenient(t, "{\n\tadmin off\n}\n:8080 {\n\tidentity {\n\t\t"+tt.body+"\n\t}\n\trespond ok\n}\n")
+			var cfg caddy.Config
+			if err := json.Unmarshal(cfgJSON, &cfg); err != nil {
+				t.Fatal(err)
+			}
+			err := caddy.Validate(&cfg)
+			wantErrorContaining(t, err, tt.want)
+			if err == nil {
+				return
+			}
+			msg := err.Error()
+			if !strings.Contains(msg, "http.handlers.identity: ") {
+				t.Errorf("error %q does not name the module", msg)
+			}
+			if strings.Contains(msg, "identity: identity:") {
+				t.Errorf("error %q repeats the prefix", msg)
+			}
+		})
+	}
+}

@@ -437,7 +437,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	rt.validator = v
 	if h.UpstreamToken != nil {
 		if rt.upstream, err = newUpstreamStage(repl, h.UpstreamToken, h, issuerCfgs); err != nil {
-			return fmt.Errorf("identity: upstream_token: %w", err)
+			return fmt.Errorf("upstream_token: %w", err)
 		}
 	}
 
@@ -462,56 +462,56 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 // checkConfig reports configuration errors that do not need provisioning.
 func (h *Handler) checkConfig() error {
 	if len(h.Issuers) == 0 {
-		return errors.New("identity: at least one issuer is required")
+		return errors.New("at least one issuer is required")
 	}
 	seen := make(map[string]bool, len(h.Issuers))
 	for i := range h.Issuers {
 		is := &h.Issuers[i]
 		if is.Issuer == "" {
-			return errors.New("identity: issuer URL is empty")
+			return errors.New("issuer is empty: write the provider's issuer URL, as its tokens carry it in iss")
 		}
 		if seen[is.Issuer] {
-			return fmt.Errorf("identity: issuer %q configured twice", is.Issuer)
+			return fmt.Errorf("issuer %q is configured twice: merge its settings into one issuer block", is.Issuer)
 		}
 		seen[is.Issuer] = true
 		if is.JWKSURL != "" && is.JWKSFile != "" {
-			return fmt.Errorf("identity: issuer %q: jwks_url and jwks_file are exclusive", is.Issuer)
+			return fmt.Errorf("issuer %q: jwks_url and jwks_file are exclusive: keep one", is.Issuer)
 		}
 		if err := checkJWKSURIBases(is); err != nil {
-			return fmt.Errorf("identity: issuer %q: %w", is.Issuer, err)
+			return fmt.Errorf("issuer %q: %w", is.Issuer, err)
 		}
 		if len(is.Audiences) > 0 && is.AnyAudience {
-			return fmt.Errorf("identity: issuer %q: audiences and any_audience are exclusive", is.Issuer)
+			return fmt.Errorf("issuer %q: a list of audiences and `audience any` (any_audience) are exclusive: keep one", is.Issuer)
 		}
 		if err := checkAudiences(is.Audiences); err != nil {
-			return fmt.Errorf("identity: issuer %q: %w", is.Issuer, err)
+			return fmt.Errorf("issuer %q: %w", is.Issuer, err)
 		}
 		if err := checkIssuerURL(is); err != nil {
-			return fmt.Errorf("identity: %w", err)
+			return err
 		}
 		if len(is.Audiences) == 0 && !is.AnyAudience && len(h.Audiences) == 0 && !h.AnyAudience && h.Login == nil {
-			return fmt.Errorf("identity: issuer %q: an audience is required (or, at your own risk, `audience any`)", is.Issuer)
+			return fmt.Errorf("issuer %q: an audience is required (or, at your own risk, `audience any`)", is.Issuer)
 		}
 		if err := checkAlgorithms(is.Algorithms); err != nil {
-			return fmt.Errorf("identity: issuer %q: %w", is.Issuer, err)
+			return fmt.Errorf("issuer %q: %w", is.Issuer, err)
 		}
 		if err := checkIssuerMatch(is); err != nil {
-			return fmt.Errorf("identity: issuer %q: %w", is.Issuer, err)
+			return fmt.Errorf("issuer %q: %w", is.Issuer, err)
 		}
 		if err := checkAuthorizedParties(is.AuthorizedParties, is.AuthorizedPartyClaim); err != nil {
-			return fmt.Errorf("identity: issuer %q: %w", is.Issuer, err)
+			return fmt.Errorf("issuer %q: %w", is.Issuer, err)
 		}
 		if err := checkClaimRules(is.RequireClaims); err != nil {
-			return fmt.Errorf("identity: issuer %q: %w", is.Issuer, err)
+			return fmt.Errorf("issuer %q: %w", is.Issuer, err)
 		}
 		if err := checkScopes(is.RequireScopes); err != nil {
-			return fmt.Errorf("identity: issuer %q: %w", is.Issuer, err)
+			return fmt.Errorf("issuer %q: %w", is.Issuer, err)
 		}
 		if err := checkIntrospection(is); err != nil {
-			return fmt.Errorf("identity: issuer %q: introspection: %w", is.Issuer, err)
+			return fmt.Errorf("issuer %q: introspection: %w", is.Issuer, err)
 		}
 		if err := checkUserInfo(is); err != nil {
-			return fmt.Errorf("identity: issuer %q: userinfo: %w", is.Issuer, err)
+			return fmt.Errorf("issuer %q: userinfo: %w", is.Issuer, err)
 		}
 	}
 	if err := checkOneIntrospector(h.Issuers); err != nil {
@@ -523,37 +523,37 @@ func (h *Handler) checkConfig() error {
 		}
 	}
 	if len(h.Audiences) > 0 && h.AnyAudience {
-		return errors.New("identity: audiences and any_audience are exclusive")
+		return errors.New("a list of audiences and `audience any` (any_audience) are exclusive: keep one")
 	}
 	if err := checkAlgorithms(h.Algorithms); err != nil {
-		return fmt.Errorf("identity: %w", err)
+		return err
 	}
 	if err := checkAuthorizedParties(h.AuthorizedParties, h.AuthorizedPartyClaim); err != nil {
-		return fmt.Errorf("identity: %w", err)
+		return err
 	}
 	if err := checkClaimRules(h.RequireClaims); err != nil {
-		return fmt.Errorf("identity: %w", err)
+		return err
 	}
 	if err := checkScopes(h.RequireScopes); err != nil {
-		return fmt.Errorf("identity: %w", err)
+		return err
 	}
 	if h.Leeway != nil && *h.Leeway < 0 {
-		return errors.New("identity: leeway must not be negative")
+		return errors.New("leeway must not be negative")
 	}
 	if h.MaxAge < 0 {
-		return errors.New("identity: max_age must not be negative")
+		return errors.New("max_age must not be negative")
 	}
 	if h.RefreshWait < 0 {
-		return errors.New("identity: refresh_wait must not be negative")
+		return errors.New("refresh_wait must not be negative")
 	}
 	if h.CacheSize != nil && *h.CacheSize < 0 {
-		return errors.New("identity: cache_size must not be negative")
+		return errors.New("cache_size must not be negative")
 	}
 	if h.MaxTokenSize < 0 || h.MaxTokenSize > MaxMaxTokenSize {
-		return errors.New("identity: max_token_size must be between 0 (the default) and 1 MiB")
+		return errors.New("max_token_size must be between 0 (the default) and 1 MiB")
 	}
 	if strings.ContainsAny(h.Realm, "\"\\\r\n") {
-		return errors.New("identity: realm must not contain quotes, backslashes or line breaks")
+		return errors.New("realm must not contain quotes, backslashes or line breaks")
 	}
 	if err := checkDPoP(h.DPoP, h.TokenSources); err != nil {
 		return err
@@ -568,33 +568,33 @@ func (h *Handler) checkConfig() error {
 		switch s.From {
 		case "header", "cookie", "query":
 		default:
-			return fmt.Errorf("identity: token source %q: from must be header, cookie or query", s.From)
+			return fmt.Errorf("token_from %s: the source must be header, cookie or query", s.From)
 		}
 		if s.Name == "" {
-			return fmt.Errorf("identity: token source %q: name is required", s.From)
+			return fmt.Errorf("token_from %s: name is required (the header, cookie or query parameter that carries the token)", s.From)
 		}
 		if s.Scheme != "" && s.From != "header" {
-			return fmt.Errorf("identity: token source %s %q: a scheme applies to headers only", s.From, s.Name)
+			return fmt.Errorf("token_from %s %s: a scheme applies to headers only: remove %q", s.From, s.Name, s.Scheme)
 		}
 		if err := checkTokenSource(s); err != nil {
-			return fmt.Errorf("identity: %w", err)
+			return err
 		}
 	}
 	for _, ch := range h.ClaimHeaders {
 		if ch.Claim == "" || ch.Header == "" {
-			return errors.New("identity: claim_header needs a claim and a header name")
+			return errors.New("claim_header needs a claim and a header name")
 		}
 		if err := checkClaimHeader(ch); err != nil {
-			return fmt.Errorf("identity: %w", err)
+			return err
 		}
 	}
 	for _, name := range h.StripHeaders {
 		if err := checkHeaderName("strip_header", name); err != nil {
-			return fmt.Errorf("identity: %w", err)
+			return err
 		}
 	}
 	if err := checkAudiences(h.Audiences); err != nil {
-		return fmt.Errorf("identity: %w", err)
+		return err
 	}
 	return nil
 }
@@ -739,7 +739,7 @@ func checkIssuerMatch(is *IssuerConfig) error {
 			return fmt.Errorf("an issuer template with %s needs `tenants <tid...>` (or, at your own risk, `tenants any`)", identity.TenantPlaceholder)
 		}
 		if len(is.Tenants) > 0 && is.AnyTenant {
-			return errors.New("tenants and any_tenant are exclusive")
+			return errors.New("a list of tenants and `tenants any` (any_tenant) are exclusive: keep one")
 		}
 		if slices.Contains(is.Tenants, "") {
 			return errors.New("empty tenant ID")
@@ -977,9 +977,9 @@ func (h *Handler) checkPlaceholders(repl *caddy.Replacer) error {
 			}
 		}
 		if name, ok := strings.CutPrefix(strings.Trim(ph, "{}"), "env."); ok {
-			return fmt.Errorf("identity: %s %s is empty: the environment variable %s is not set (or empty)", v.option, ph, name)
+			return fmt.Errorf("%s %s is empty: the environment variable %s is not set (or empty)", v.option, ph, name)
 		}
-		return fmt.Errorf("identity: %s %s is empty: its placeholder has no value when the configuration is loaded", v.option, ph)
+		return fmt.Errorf("%s %s is empty: its placeholder has no value when the configuration is loaded", v.option, ph)
 	}
 	return nil
 }
@@ -996,7 +996,7 @@ func replaceAll(repl *caddy.Replacer, in []string) []string {
 // Validate checks the provisioned handler.
 func (h *Handler) Validate() error {
 	if h.rt == nil || h.rt.validator == nil {
-		return errors.New("identity: handler not provisioned")
+		return errors.New("handler not provisioned")
 	}
 	return nil
 }
@@ -1172,7 +1172,7 @@ func (rt *runtime) compileSources(in []TokenSource) error {
 		}
 		for _, prev := range rt.sources {
 			if prev.kind == ts.kind && strings.EqualFold(prev.name, ts.name) {
-				return fmt.Errorf("identity: token source %s %q listed twice", s.From, s.Name)
+				return fmt.Errorf("token_from %s %s is listed twice: remove one", s.From, s.Name)
 			}
 		}
 		if ts.kind == fromHeader && ts.name == "Authorization" && rt.dpop != dpopOff {

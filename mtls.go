@@ -37,7 +37,7 @@ func checkCertBinding(mode string) error {
 	case "", "check", "off":
 		return nil
 	}
-	return fmt.Errorf("identity: cert_binding must be check or off, not %q", mode)
+	return fmt.Errorf("cert_binding must be check or off, not %q", mode)
 }
 
 // boundCertThumbprint returns the certificate binding of verified claims,

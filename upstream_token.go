@@ -113,39 +113,39 @@ func (h *Handler) checkUpstreamToken() error {
 	switch u.Grant {
 	case upstreamGrantClientCredentials:
 		if u.SubjectTokenType != "" || u.Actor != "" {
-			return errors.New("identity: upstream_token: subject_token_type and actor apply to exchange only")
+			return errors.New("upstream_token: subject_token_type and actor apply to exchange only")
 		}
 		if len(u.Audience) > 1 {
-			return errors.New("identity: upstream_token: client_credentials takes one audience at most")
+			return errors.New("upstream_token: client_credentials takes one audience at most")
 		}
 	case upstreamGrantExchange:
 		if u.Actor != "" && u.Actor != upstreamGrantClientCredentials {
-			return fmt.Errorf("identity: upstream_token: actor must be client_credentials, not %q", u.Actor)
+			return fmt.Errorf("upstream_token: actor must be client_credentials, not %q", u.Actor)
 		}
 	default:
-		return fmt.Errorf("identity: upstream_token: grant must be client_credentials or exchange, not %q", u.Grant)
+		return fmt.Errorf("upstream_token: grant must be client_credentials or exchange, not %q", u.Grant)
 	}
 	if u.ClientID == "" {
-		return errors.New("identity: upstream_token: client_id is required")
+		return errors.New("upstream_token: client_id is required")
 	}
 	if (u.ClientSecret == "") == (u.KeyFile == "") {
-		return errors.New("identity: upstream_token: exactly one of client_secret and key_file is required")
+		return errors.New("upstream_token: exactly one of client_secret and key_file is required")
 	}
 	if u.Header != "" && !validHeaderName(u.Header) {
-		return fmt.Errorf("identity: upstream_token: invalid header name %q", u.Header)
+		return fmt.Errorf("upstream_token: invalid header name %q", u.Header)
 	}
 	if u.Header != "" && !strings.EqualFold(u.Header, "Authorization") {
 		for _, s := range h.TokenSources {
 			if s.From == "header" && strings.EqualFold(s.Name, u.Header) {
-				return fmt.Errorf("identity: upstream_token: header %q is where the caller's token comes from", u.Header)
+				return fmt.Errorf("upstream_token: header %q is where the caller's token comes from: choose another header for the upstream", u.Header)
 			}
 		}
 	}
 	if u.Issuer == "" && u.TokenEndpoint == "" && len(h.Issuers) != 1 {
-		return errors.New("identity: upstream_token: with several issuers, name one (issuer) or set token_endpoint")
+		return errors.New("upstream_token: with several issuers, name one (issuer) or set token_endpoint")
 	}
 	if u.Issuer != "" && !slices.ContainsFunc(h.Issuers, func(is IssuerConfig) bool { return is.Issuer == u.Issuer }) {
-		return fmt.Errorf("identity: upstream_token: issuer %q is not a configured issuer", u.Issuer)
+		return fmt.Errorf("upstream_token: issuer %q is not a configured issuer", u.Issuer)
 	}
 	return nil
 }
