@@ -443,6 +443,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		}
 	}
 	rt.summary = newRejectionSummary(rt.logger, rt.issuerLabels)
+	trackRuntime(rt) // Caddy cleans up a handler whose Provision fails
 	if rt.dpop != dpopOff {
 		return rt.acquireReplayCache()
 	}
@@ -998,6 +999,7 @@ func (h *Handler) Cleanup() error {
 	if h.rt == nil {
 		return nil
 	}
+	untrackRuntime(h.rt)
 	var errs []error
 	for _, key := range h.rt.acquired {
 		if _, err := providerPool.Delete(key); err != nil {

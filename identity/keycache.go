@@ -185,7 +185,10 @@ type refreshCache[T any] struct {
 
 	cur atomic.Pointer[cacheEntry[T]]
 	seq atomic.Uint64 // the seq of the last entry stored
-	sf  singleflight.Group
+	// nextAt is when the background refresher fetches next, in Unix
+	// nanoseconds of the cache's clock; 0 when it waits for a kick.
+	nextAt atomic.Int64
+	sf     singleflight.Group
 
 	ctx    context.Context // cancelled by close; parent of every fetch
 	cancel context.CancelFunc
@@ -456,7 +459,9 @@ func (c *refreshCache[T]) loop() {
 	defer t.Stop()
 	for {
 		var tc <-chan time.Time
+		c.nextAt.Store(0)
 		if d, ok := c.nextDelay(); ok {
+			c.nextAt.Store(c.cfg.now().Add(d).UnixNano())
 			t.Reset(d)
 			tc = t.C
 		}

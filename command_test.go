@@ -1,0 +1,202 @@
+package caddyidentity
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/caddy-identity/caddy-identity/identity/identitytest"
+)
+
+// caddyBin is the caddy binary built by TestCommands for its subtests.
+var caddyBin string
+
+// TestCommands builds ./cmd/caddy and runs the caddy identity commands
+// against identitytest issuers.
+func TestCommands(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds the caddy binary")
+	}
+	caddyBin = filepath.Join(t.TempDir(), "caddy")
+	if out, err := exec.Command("go", "build", "-o", caddyBin, "./cmd/caddy").CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	t.Run("discover", testCommandDiscover)
+	t.Run("check", testCommandCheck)
+	t.Run("verify", testCommandVerify)
+	t.Run("token", testCommandToken)
+}
+
+// runCaddy runs the built binary and returns its standard output and exit
+// code.
+func runCaddy(t *testing.T, stdin string, args ...string) (string, int) {
+	t.Helper()
+	cmd := exec.Command(caddyBin, args...)
+	cmd.Stdin = strings.NewReader(stdin)
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	err := cmd.Run()
+	code := 0
+	if ee, ok := errors.AsType[*exec.ExitError](err); ok {
+		code = ee.ExitCode()
+	} else if err != nil {
+		t.Fatalf("caddy %v: %v", args, err)
+	}
+	t.Logf("caddy %s → %d\n%s%s", strings.Join(args, " "), code, stdout.String(), stderr.String())
+	return stdout.String(), code
+}
+
+// writeCaddyfile writes a Caddyfile protecting /api/* with iss.
+func writeCaddyfile(t *testing.T, iss *identitytest.Issuer) string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "Caddyfile")
+	cfg := fmt.Sprintf(`example.com {
+	handle /api/* {
+		identity {
+			issuer %s
+			audience api
+			claim_header sub X-User-Id
+		}
+		respond "ok"
+	}
+	respond "public"
+}
+`, iss.URL)
+	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+func testCommandDiscover(t *testing.T) {
+	iss := identitytest.NewIssuer(t)
+	out, code := runCaddy(t, "", "identity", "discover", iss.URL)
+	if code != exitOK || !strings.Contains(out, "jwks_uri:") || !strings.Contains(out, iss.JWKSURL()) {
+		t.Fatalf("discover: %d %s", code, out)
+	}
+	out, code = runCaddy(t, "", "identity", "discover", "--json", iss.URL)
+	var res discoverResult
+	if err := json.Unmarshal([]byte(out), &res); err != nil || code != exitOK || !res.OK || res.Document.JWKSURI != iss.JWKSURL() {
+		t.Fatalf("discover --json: %d %v %s", code, err, out)
+	}
+
+	bad := identitytest.NewIssuer(t, identitytest.WithMetadataOverride(func(m map[string]any) {
+		m["issuer"] = "https://elsewhere.example"
+	}))
+	if out, code := runCaddy(t, "", "identity", "discover", bad.URL); code != exitRefused || !strings.Contains(out, "issuer mismatch") {
+		t.Fatalf("issuer mismatch: %d %s", code, out)
+	}
+	iss.SetDown(true)
+	if out, code := runCaddy(t, "", "identity", "discover", iss.URL); code != exitUnavailable || !strings.Contains(out, "503") {
+		t.Fatalf("provider down: %d %s", code, out)
+	}
+}
+
+func testCommandCheck(t *testing.T) {
+	iss := identitytest.NewIssuer(t)
+	cfg := writeCaddyfile(t, iss)
+	out, code := runCaddy(t, "", "identity", "check", "--config", cfg)
+	if code != exitOK || !strings.Contains(out, fmt.Sprintf("kid=%q", iss.KeyIDs()[0])) || !strings.Contains(out, "path /api/*") {
+		t.Fatalf("check: %d %s", code, out)
+	}
+	out, code = runCaddy(t, "", "identity", "check", "--json", "--config", cfg)
+	var res []checkHandler
+	if err := json.Unmarshal([]byte(out), &res); err != nil || code != exitOK || len(res) != 1 ||
+		len(res[0].Issuers) != 1 || !res[0].Issuers[0].OK || len(res[0].Issuers[0].Keys) != len(iss.KeyIDs()) ||
+		res[0].Issuers[0].Keys[0].Size == 0 || res[0].Issuers[0].JWKSURI != iss.JWKSURL() {
+		t.Fatalf("check --json: %d %v %s", code, err, out)
+	}
+	iss.SetDown(true)
+	if out, code := runCaddy(t, "", "identity", "check", "--config", cfg); code != exitUnavailable || !strings.Contains(out, "UNAVAILABLE") {
+		t.Fatalf("provider down: %d %s", code, out)
+	}
+	if _, code := runCaddy(t, "", "identity", "check", "--config", filepath.Join(t.TempDir(), "missing")); code != exitUsage {
+		t.Fatalf("missing config: %d", code)
+	}
+}
+
+func testCommandVerify(t *testing.T) {
+	iss := identitytest.NewIssuer(t)
+	cfg := writeCaddyfile(t, iss)
+	verify := func(tok string, extra ...string) (verifyResult, string, int) {
+		t.Helper()
+		args := append([]string{"identity", "verify", "--config", cfg, "--site", "example.com", "--path", "/api/x"}, extra...)
+		out, code := runCaddy(t, tok, append(args, "-")...)
+		if strings.Contains(out, tok) {
+			t.Fatalf("token echoed: %s", out)
+		}
+		var res verifyResult
+		if len(extra) > 0 && extra[0] == "--json" {
+			if err := json.Unmarshal([]byte(out), &res); err != nil {
+				t.Fatalf("--json: %v %s", err, out)
+			}
+		}
+		return res, out, code
+	}
+
+	good := iss.Token(t, "alice", nil)
+	if _, out, code := verify(good); code != exitOK || !strings.Contains(out, "ACCEPTED") || !strings.Contains(out, "X-User-Id: alice") {
+		t.Fatalf("valid token: %d %s", code, out)
+	}
+	if res, _, code := verify(good, "--json"); code != exitOK || !res.Accepted || res.Headers["X-User-Id"] != "alice" {
+		t.Fatalf("valid token --json: %d %+v", code, res)
+	}
+
+	for _, c := range []struct {
+		name   string
+		token  string
+		reason string
+		detail string
+	}{
+		{"wrong audience", iss.Token(t, "alice", map[string]any{"aud": "other"}), "audience", "aud"},
+		{"expired", iss.Token(t, "alice", map[string]any{"exp": time.Now().Add(-time.Hour), "iat": time.Now().Add(-2 * time.Hour)}), "expired", "exp"},
+		{"unknown kid", iss.Mint(t, map[string]any{"sub": "alice"}, identitytest.KeyID("unknown-kid")), "unknown_key", "no matching key"},
+	} {
+		res, out, code := verify(c.token, "--json")
+		if code != exitRefused || res.Accepted || res.Status != 401 || len(res.Challenge) == 0 ||
+			!strings.Contains(res.Reason+" "+res.Detail, c.reason) || !strings.Contains(res.Detail, c.detail) {
+			t.Errorf("%s: %d %s", c.name, code, out)
+		}
+	}
+
+	iss.SetDown(true)
+	if res, out, code := verify(good, "--json"); code != exitUnavailable || res.Status != 503 || res.Reason != "provider_unavailable" {
+		t.Fatalf("provider down: %d %s", code, out)
+	}
+	if _, code := runCaddy(t, "", "identity", "verify", "--config", cfg, "--site", "other.example", "x"); code != exitUsage {
+		t.Fatalf("no handler for the site: %d", code)
+	}
+}
+
+func testCommandToken(t *testing.T) {
+	iss := identitytest.NewIssuer(t, identitytest.WithClient("svc", "s3cret"))
+	out, code := runCaddy(t, "", "identity", "token", "--issuer", iss.URL, "--client-id", "svc", "--client-secret", "s3cret", "--scope", "read")
+	tok := strings.TrimSpace(out)
+	if code != exitOK || strings.Count(tok, ".") != 2 {
+		t.Fatalf("client credentials: %d %s", code, out)
+	}
+	out, code = runCaddy(t, tok, "identity", "token", "--decode", "-")
+	if code != exitOK || !strings.Contains(out, "UNVERIFIED") || !strings.Contains(out, iss.URL) {
+		t.Fatalf("decode: %d %s", code, out)
+	}
+	out, code = runCaddy(t, "", "identity", "token", "--json", "--decode", "--issuer", iss.URL, "--client-id", "svc", "--client-secret", "s3cret")
+	var res tokenResult
+	if err := json.Unmarshal([]byte(out), &res); err != nil || code != exitOK || res.AccessToken == "" ||
+		res.Unverified == nil || res.Unverified.Claims["iss"] != iss.URL {
+		t.Fatalf("token --json --decode: %d %v %s", code, err, out)
+	}
+	if out, code := runCaddy(t, "", "identity", "token", "--issuer", iss.URL, "--client-id", "svc", "--client-secret", "wrong"); code != exitRefused || !strings.Contains(out, "invalid_client") {
+		t.Fatalf("wrong secret: %d %s", code, out)
+	}
+	iss.SetDown(true)
+	if out, code := runCaddy(t, "", "identity", "token", "--issuer", iss.URL, "--client-id", "svc", "--client-secret", "s3cret"); code != exitUnavailable {
+		t.Fatalf("provider down: %d %s", code, out)
+	}
+}
