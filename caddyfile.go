@@ -97,7 +97,7 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //	    login {
 //	        issuer        <url>
 //	        client_id     <id>
-//	        client_secret <secret>
+//	        client_secret <secret> | client_key_file <path>
 //	        scopes        <scope...>
 //	        session_key   <base64>
 //	        redirect_uri  <url>
@@ -569,6 +569,7 @@ func parseLogin(d *caddyfile.Dispenser) (*LoginConfig, error) {
 		"issuer":                   &l.Issuer,
 		"client_id":                &l.ClientID,
 		"client_secret":            &l.ClientSecret,
+		"client_key_file":          &l.ClientKeyFile,
 		"redirect_uri":             &l.RedirectURI,
 		"callback_path":            &l.CallbackPath,
 		"logout_path":              &l.LogoutPath,
@@ -632,6 +633,9 @@ func parseLogin(d *caddyfile.Dispenser) (*LoginConfig, error) {
 	}
 	if len(l.SessionKeys) == 0 {
 		return nil, d.Err("login needs session_key")
+	}
+	if l.ClientSecret != "" && l.ClientKeyFile != "" {
+		return nil, d.Err("login: client_secret and client_key_file are exclusive")
 	}
 	return l, nil
 }

@@ -68,9 +68,15 @@ type LoginConfig struct {
 	Issuer string `json:"issuer,omitempty"`
 	// ClientID is the client registered at the provider (required).
 	ClientID string `json:"client_id"`
-	// ClientSecret is the client's secret (client_secret_basic); empty
-	// makes a public client that proves itself with PKCE only.
+	// ClientSecret is the client's secret (client_secret_basic).
+	// Exclusive with ClientKeyFile; with neither, the client is public
+	// and proves itself with PKCE only.
 	ClientSecret string `json:"client_secret,omitempty"`
+	// ClientKeyFile is a private key (PEM: PKCS #8, PKCS #1 or SEC 1; or
+	// a private JWK) that authenticates the client with private_key_jwt
+	// (RFC 7523) at the token and pushed authorization request endpoints.
+	// Exclusive with ClientSecret.
+	ClientKeyFile string `json:"client_key_file,omitempty"`
 	// Scopes requested; default "openid profile email". "openid" is
 	// always sent; add offline_access for a refresh token.
 	Scopes []string `json:"scopes,omitempty"`
@@ -145,6 +151,9 @@ func (h *Handler) checkLogin() error {
 	if len(l.SessionKeys) == 0 {
 		return errors.New("login: session_key is required")
 	}
+	if l.ClientSecret != "" && l.ClientKeyFile != "" {
+		return errors.New("identity: login: client_secret and client_key_file are exclusive")
+	}
 	is := h.loginIssuer()
 	if is == nil {
 		return fmt.Errorf("login: issuer %q is not configured", l.Issuer)
@@ -217,6 +226,12 @@ func (h *Handler) provisionLogin(repl *caddy.Replacer, is *IssuerConfig, ic iden
 	clientID := repl.ReplaceKnown(c.ClientID, "")
 	if secret := repl.ReplaceKnown(c.ClientSecret, ""); secret != "" {
 		l.auth = identity.ClientSecretBasicAuth(clientID, secret)
+	} else if c.ClientKeyFile != "" {
+		key, err := loadPrivateKey(repl.ReplaceKnown(c.ClientKeyFile, ""))
+		if err != nil {
+			return fmt.Errorf("identity: login: client_key_file: %w", err)
+		}
+		l.auth = identity.PrivateKeyJWTAuth(clientID, key, "")
 	} else {
 		l.auth = identity.PublicClientAuth(clientID)
 	}

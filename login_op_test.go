@@ -1,6 +1,7 @@
 package caddyidentity
 
 import (
+	"crypto"
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
@@ -11,6 +12,9 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/go-jose/go-jose/v4"
+	"github.com/go-jose/go-jose/v4/jwt"
 
 	"github.com/caddy-identity/caddy-identity/identity"
 	"github.com/caddy-identity/caddy-identity/identity/identitytest"
@@ -39,13 +43,18 @@ type fakeOP struct {
 	grants   map[string]url.Values // code → authorization parameters
 	pushed   map[string]url.Values // request_uri → parameters
 	refresh  map[string]bool       // live refresh tokens (rotated on use)
+	jtis     map[string]bool       // client assertion IDs seen
 	accessN  int
 	idClaims func(c map[string]any) // changes the next ID tokens' claims
 	extra    map[string]any         // claims of every ID token
 
-	accessTTL    int  // expires_in of access tokens
-	tokenDown    bool // token endpoint answers 503
-	refreshDenY  bool // refresh answers invalid_grant
+	// clientKey, when set, is the public key the client signs its
+	// private_key_jwt assertions with; it replaces the secret.
+	clientKey    crypto.PublicKey
+	assertions   atomic.Int32 // valid client assertions received
+	accessTTL    int          // expires_in of access tokens
+	tokenDown    bool         // token endpoint answers 503
+	refreshDenY  bool         // refresh answers invalid_grant
 	refreshCalls atomic.Int32
 	tokenCalls   atomic.Int32 // every request to the token endpoint
 	pushedCalls  atomic.Int32
@@ -67,6 +76,7 @@ func newFakeOP(t testing.TB, o fakeOPOptions) *fakeOP {
 		grants:    map[string]url.Values{},
 		pushed:    map[string]url.Values{},
 		refresh:   map[string]bool{},
+		jtis:      map[string]bool{},
 		accessTTL: 300,
 	}
 	mux := http.NewServeMux()
@@ -128,11 +138,10 @@ func (op *fakeOP) authorize(w http.ResponseWriter, r *http.Request) {
 // par stores a pushed request (RFC 9126).
 func (op *fakeOP) par(w http.ResponseWriter, r *http.Request) {
 	op.pushedCalls.Add(1)
-	if u, p, ok := r.BasicAuth(); !ok || u != testClientID || p != testSecret {
+	if !op.clientAuthenticated(r) {
 		http.Error(w, `{"error":"invalid_client"}`, http.StatusUnauthorized)
 		return
 	}
-	_ = r.ParseForm()
 	ru := "urn:ietf:params:oauth:request_uri:" + identity.GenerateState()
 	op.mu.Lock()
 	op.pushed[ru] = r.PostForm
@@ -153,11 +162,10 @@ func (op *fakeOP) token(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "down", http.StatusServiceUnavailable)
 		return
 	}
-	if u, p, ok := r.BasicAuth(); !ok || u != testClientID || p != testSecret {
+	if !op.clientAuthenticated(r) {
 		tokenError(w, http.StatusUnauthorized, "invalid_client")
 		return
 	}
-	_ = r.ParseForm()
 	f := r.PostForm
 	var nonce string
 	switch f.Get("grant_type") {
@@ -215,6 +223,47 @@ func (op *fakeOP) token(w http.ResponseWriter, r *http.Request) {
 		"access_token": at, "token_type": "Bearer", "expires_in": ttl,
 		"refresh_token": rt, "id_token": op.iss.Mint(op.t, claims),
 	})
+}
+
+// clientAuthenticated parses r's form and checks the client's
+// credentials: the secret with HTTP Basic, or with clientKey a
+// private_key_jwt assertion (RFC 7523 §3) signed with it, for this
+// endpoint, fresh and not replayed.
+func (op *fakeOP) clientAuthenticated(r *http.Request) bool {
+	if r.ParseForm() != nil {
+		return false
+	}
+	if op.clientKey == nil {
+		u, p, ok := r.BasicAuth()
+		return ok && u == testClientID && p == testSecret
+	}
+	f := r.PostForm
+	if _, _, basic := r.BasicAuth(); basic || f.Get("client_secret") != "" ||
+		f.Get("client_assertion_type") != identity.ClientAssertionTypeJWTBearer {
+		return false
+	}
+	tok, err := jwt.ParseSigned(f.Get("client_assertion"), []jose.SignatureAlgorithm{jose.ES256})
+	if err != nil {
+		return false
+	}
+	var c jwt.Claims
+	if tok.Claims(op.clientKey, &c) != nil || c.ID == "" || c.IssuedAt == nil || c.Expiry == nil {
+		return false
+	}
+	err = c.ValidateWithLeeway(jwt.Expected{
+		Issuer: testClientID, Subject: testClientID, AnyAudience: jwt.Audience{op.srv.URL + r.URL.Path},
+	}, 0)
+	if err != nil || (f.Get("client_id") != "" && f.Get("client_id") != testClientID) {
+		return false
+	}
+	op.mu.Lock()
+	defer op.mu.Unlock()
+	if op.jtis[c.ID] {
+		return false
+	}
+	op.jtis[c.ID] = true
+	op.assertions.Add(1)
+	return true
 }
 
 // tokenError writes an OAuth error response.

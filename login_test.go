@@ -3,12 +3,19 @@ package caddyidentity
 import (
 	"bytes"
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
 	"encoding/base64"
 	"encoding/json"
+	"encoding/pem"
 	"errors"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -17,6 +24,7 @@ import (
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+	"github.com/go-jose/go-jose/v4"
 	"go.uber.org/zap"
 )
 
@@ -435,6 +443,70 @@ func TestLoginPushedAuthorizationRequest(t *testing.T) {
 	wantRedirect(t, res, http.StatusSeeOther, "/p")
 }
 
+func TestLoginPrivateKeyJWT(t *testing.T) {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	der, err := x509.MarshalPKCS8PrivateKey(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	jwk, err := json.Marshal(jose.JSONWebKey{Key: key, KeyID: "web-1", Algorithm: "ES256"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct{ name, content string }{
+		{"pem", string(pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}))},
+		{"jwk", string(jwk)},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "client.key")
+			if err := os.WriteFile(path, []byte(tc.content), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			op := newFakeOP(t, fakeOPOptions{par: true})
+			op.set(func(op *fakeOP) { op.clientKey = &key.PublicKey; op.accessTTL = 60 })
+			clock := newClock()
+			h := loginHandler(op)
+			h.Login.ClientSecret, h.Login.ClientKeyFile = "", path
+			b := newBrowser(t, op, h, clock)
+			b.signIn("/p")
+			// The PAR and the code exchange each carried an assertion.
+			if n := op.assertions.Load(); n != 2 {
+				t.Errorf("%d valid assertions after sign-in, want 2", n)
+			}
+			clock.Set(clock.Now().Add(45 * time.Second))
+			wantStatus(t, b.xhr("/p"), http.StatusOK)
+			if op.refreshCalls.Load() != 1 || op.assertions.Load() != 3 {
+				t.Errorf("%d refreshes, %d valid assertions; want 1 and 3", op.refreshCalls.Load(), op.assertions.Load())
+			}
+		})
+	}
+	t.Run("another key", func(t *testing.T) {
+		other, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+		if err != nil {
+			t.Fatal(err)
+		}
+		path := filepath.Join(t.TempDir(), "client.key")
+		if err := os.WriteFile(path, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		op := newFakeOP(t, fakeOPOptions{})
+		op.set(func(op *fakeOP) { op.clientKey = &other.PublicKey })
+		h := loginHandler(op)
+		h.Login.ClientSecret, h.Login.ClientKeyFile = "", path
+		b := newBrowser(t, op, h, newClock())
+		res := b.req(http.MethodGet, b.authorize(b.startLogin("/p")), nil)
+		if res.status < 500 || res.up.reached || b.sessionCookies() != 0 {
+			t.Errorf("code exchange with a foreign key: status %d, upstream reached %t, %d session cookies", res.status, res.up.reached, b.sessionCookies())
+		}
+		if op.tokenCalls.Load() != 1 || op.assertions.Load() != 0 {
+			t.Errorf("%d token calls, %d valid assertions; want 1 and 0", op.tokenCalls.Load(), op.assertions.Load())
+		}
+	})
+}
+
 func TestSafeReturn(t *testing.T) {
 	for in, want := range map[string]string{
 		"/":                             "/",
@@ -793,6 +865,10 @@ func TestLoginConfigErrors(t *testing.T) {
 		{"unknown issuer", func(h *Handler) { h.Login.Issuer = "https://nope" }, "not configured"},
 		{"bad path", func(h *Handler) { h.Login.CallbackPath = "//x" }, "single /"},
 		{"http redirect", func(h *Handler) { h.Login.RedirectURI = "http://example.com/cb" }, "https"},
+		{"secret and key", func(h *Handler) { h.Login.ClientKeyFile = "client.key" }, "exclusive"},
+		{"no key file", func(h *Handler) {
+			h.Login.ClientSecret, h.Login.ClientKeyFile = "", filepath.Join(t.TempDir(), "missing.key")
+		}, "client_key_file"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			h := loginHandler(op)
@@ -832,7 +908,27 @@ func TestLoginCaddyfile(t *testing.T) {
 		l.IdleTimeout != -1 || !l.ForwardAccessToken || !l.Userinfo || l.PostLogoutRedirectURI != "https://app.example.com/" {
 		t.Errorf("parsed %+v", l)
 	}
+	d = caddyfile.NewTestDispenser(`identity {
+		issuer https://auth.example.com
+		login {
+			client_id web-app
+			client_key_file /etc/caddy/web-app.jwk
+			session_key ` + testKey1 + `
+		}
+	}`)
+	var hk Handler
+	if err := hk.UnmarshalCaddyfile(d); err != nil {
+		t.Fatal(err)
+	}
+	if hk.Login.ClientKeyFile != "/etc/caddy/web-app.jwk" || hk.Login.ClientSecret != "" {
+		t.Errorf("parsed %+v", hk.Login)
+	}
 	for _, bad := range []string{
+		`identity { issuer x
+login { client_id a
+client_secret s
+client_key_file k
+session_key k } }`,
 		`identity { issuer x
 login { session_key k } }`,
 		`identity { issuer x

@@ -49,8 +49,10 @@ func TestDemoOnce(t *testing.T) {
 		"X-User-Id: alice\n",
 		"3. without a token: 401 Unauthorized, WWW-Authenticate: Bearer",
 		"Or sign in with a browser: open http://" + addr + "/app",
+		`user "alice" with password "wonderland"`,
+		"/authorize\n",
 		"/oauth2/callback\n",
-		"the upstream saw X-User-Id: user-1\n",
+		"X-User-Email: alice@example.test\n",
 	} {
 		if !strings.Contains(got, want) {
 			t.Errorf("output lacks %q:\n%s", want, got)

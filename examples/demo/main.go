@@ -2,9 +2,10 @@
 // nothing external: it starts a demo OpenID provider (identitytest), a small
 // upstream that echoes the identity headers it receives, and Caddy with the
 // identity handler in front of a reverse_proxy to that upstream. It then
-// prints a ready curl line with a fresh token, checks the setup itself (a
-// valid token, a spoofed identity header, no token) and shows what the
-// responses contain.
+// prints a ready curl line with a fresh token and a URL to sign in with a
+// browser (as alice, on the demo provider's login page), checks the setup
+// itself (a valid token, a spoofed identity header, no token, a browser
+// sign-in through the login form) and shows what the responses contain.
 //
 // Usage:
 //
@@ -21,10 +22,12 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"html"
 	"io"
 	"net"
 	"net/http"
 	"net/http/cookiejar"
+	"net/url"
 	"os"
 	"os/signal"
 	"sort"
@@ -57,8 +60,12 @@ type options struct {
 // demoAudience is the audience the demo site accepts and the token carries.
 const demoAudience = "demo-api"
 
-// demoUser is the subject of the demo token.
-const demoUser = "alice"
+// demoUser is the subject of the demo token and the user who signs in
+// with a browser, with demoPassword on the demo provider's login page.
+const (
+	demoUser     = "alice"
+	demoPassword = "wonderland"
+)
 
 // demoClientID and demoClientSecret are the web client the site signs
 // browsers in with.
@@ -115,6 +122,7 @@ http://:{{.Port}} {
 			client_id {{.ClientID}}
 			client_secret {{.ClientSecret}}
 			session_key {{.SessionKey}}
+			userinfo
 		}
 	}
 	reverse_proxy {{.Upstream}}
@@ -131,7 +139,8 @@ func run(ctx context.Context, o options, out io.Writer) error {
 		host = "127.0.0.1"
 	}
 
-	iss, err := identitytest.Start(identitytest.WithAlgorithms("ES256"), identitytest.WithClient(demoClientID, demoClientSecret))
+	iss, err := identitytest.Start(identitytest.WithAlgorithms("ES256"), identitytest.WithClient(demoClientID, demoClientSecret),
+		identitytest.WithLoginPage(map[string]string{demoUser: demoPassword}))
 	if err != nil {
 		return err
 	}
@@ -184,9 +193,9 @@ func run(ctx context.Context, o options, out io.Writer) error {
 	fmt.Fprintf(out, "Caddy with the identity handler: %s, running this Caddyfile:\n\n%s\n", site, indent(cf.String()))
 	fmt.Fprintf(out, "Try it (the token is valid for %s):\n\n  curl -sS -H 'Authorization: Bearer %s' %s/hello\n\n",
 		identitytest.DefaultLifetime, token, site)
-	fmt.Fprintf(out, "Or sign in with a browser: open %s/app (the demo provider has no password page: it signs you in\n"+
-		"at once as %s; the page shows the headers the upstream received; sign out with a POST to /oauth2/logout).\n\n",
-		site, identitytest.DefaultSubject)
+	fmt.Fprintf(out, "Or sign in with a browser: open %s/app and, on the demo provider's login page, sign in as\n"+
+		"user %q with password %q; the page shows the headers the upstream received (sign out with a POST\n"+
+		"to /oauth2/logout).\n\n", site, demoUser, demoPassword)
 	if err := selfCheck(ctx, site, token, out); err != nil {
 		return err
 	}
@@ -337,8 +346,10 @@ func selfCheck(ctx context.Context, site, token string, out io.Writer) error {
 }
 
 // browserCheck signs in the way a browser does: a navigation to /app
-// without a session goes to the provider and back through the callback,
-// with the cookies kept, and ends on the upstream's answer.
+// without a session goes to the provider's login page, the form is sent
+// (first with a wrong password, which shows the form again), and the
+// provider sends the browser back through the callback, with the cookies
+// kept, to the upstream's answer.
 func browserCheck(ctx context.Context, site string, out io.Writer) error {
 	ctx, cancel := context.WithTimeout(ctx, 15*time.Second)
 	defer cancel()
@@ -346,36 +357,81 @@ func browserCheck(ctx context.Context, site string, out io.Writer) error {
 	if err != nil {
 		return err
 	}
+	var hops []string
+	client := &http.Client{Jar: jar, CheckRedirect: func(r *http.Request, _ []*http.Request) error {
+		hops = append(hops, r.URL.Scheme+"://"+r.URL.Host+r.URL.Path)
+		return nil
+	}}
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, site+"/app", nil)
 	if err != nil {
 		return err
 	}
 	req.Header.Set("Sec-Fetch-Mode", "navigate")
 	req.Header.Set("Accept", "text/html")
-	var hops []string
-	client := &http.Client{Jar: jar, CheckRedirect: func(r *http.Request, _ []*http.Request) error {
-		hops = append(hops, r.URL.Scheme+"://"+r.URL.Host+r.URL.Path)
-		return nil
-	}}
-	resp, err := client.Do(req)
+	status, page, err := browse(client, req)
 	if err != nil {
-		return fmt.Errorf("browser sign-in: %w", err)
+		return err
 	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	if status != http.StatusOK || !strings.Contains(string(page), `name="`+identitytest.LoginFieldPassword+`"`) {
+		return fmt.Errorf("a navigation to /app did not end on the login page: %d %s", status, page)
+	}
+	toLogin := hops
+	hops = nil
+	action, request := formValue(page, "action"), formValue(page, `name="`+identitytest.LoginFieldRequest+`" value`)
+	signIn := func(password string) (int, []byte, error) {
+		form := url.Values{identitytest.LoginFieldRequest: {request}, identitytest.LoginFieldUsername: {demoUser},
+			identitytest.LoginFieldPassword: {password}}
+		req, err := http.NewRequestWithContext(ctx, http.MethodPost, action, strings.NewReader(form.Encode()))
+		if err != nil {
+			return 0, nil, err
+		}
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		return browse(client, req)
+	}
+	status, page, err = signIn("not-" + demoPassword)
+	if err != nil {
+		return err
+	}
+	if status != http.StatusOK || !strings.Contains(string(page), identitytest.LoginFailedMessage) {
+		return fmt.Errorf("a wrong password got %d: %s", status, page)
+	}
+	status, body, err := signIn(demoPassword)
 	if err != nil {
 		return err
 	}
 	var e echo
-	if resp.StatusCode != http.StatusOK || json.Unmarshal(body, &e) != nil {
-		return fmt.Errorf("browser sign-in ended with %d: %s", resp.StatusCode, body)
+	if status != http.StatusOK || json.Unmarshal(body, &e) != nil {
+		return fmt.Errorf("browser sign-in ended with %d: %s", status, body)
 	}
-	fmt.Fprintf(out, "4. a browser opening %s/app: redirected through\n%s  and shown the page; the upstream saw X-User-Id: %s\n",
-		site, indent(strings.Join(hops, "\n")), strings.Join(e.Headers["X-User-Id"], ", "))
-	if got := e.Headers["X-User-Id"]; len(got) != 1 || got[0] != identitytest.DefaultSubject {
+	fmt.Fprintf(out, "4. a browser opening %s/app is sent to the demo provider's login page:\n%s"+
+		"   a wrong password shows the form again (%q); %s's password leads through\n%s"+
+		"   back to the page; the upstream saw:\n%s",
+		site, indent(strings.Join(toLogin, "\n")), identitytest.LoginFailedMessage, demoUser,
+		indent(strings.Join(hops, "\n")), indent(headerLines(e.Headers)))
+	if got := e.Headers["X-User-Id"]; len(got) != 1 || got[0] != demoUser {
 		return fmt.Errorf("after signing in the upstream saw X-User-Id %q", got)
 	}
 	return nil
+}
+
+// browse sends req with client, following redirects, and returns the
+// final status and body.
+func browse(client *http.Client, req *http.Request) (int, []byte, error) {
+	resp, err := client.Do(req)
+	if err != nil {
+		return 0, nil, fmt.Errorf("browser sign-in: %w", err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	return resp.StatusCode, body, err
+}
+
+// formValue returns the quoted HTML attribute value after prefix="
+// in page (the login page's own markup), unescaped.
+func formValue(page []byte, prefix string) string {
+	_, rest, _ := strings.Cut(string(page), prefix+`="`)
+	v, _, _ := strings.Cut(rest, `"`)
+	return html.UnescapeString(v)
 }
 
 // headerLines formats headers one per line, sorted by name.

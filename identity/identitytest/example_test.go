@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
+	"strings"
 
 	jose "github.com/go-jose/go-jose/v4"
 
@@ -73,4 +75,31 @@ func ExampleIssuer_RotateKey() {
 	// Output:
 	// eddsa-1 -> eddsa-2 [eddsa-1 eddsa-2]
 	// [eddsa-2]
+}
+
+// ExampleWithLoginPage makes the authorization endpoint show a login form
+// instead of signing in at once; the form is POSTed back to it.
+func ExampleWithLoginPage() {
+	iss, err := identitytest.Start(identitytest.WithLoginPage(map[string]string{"alice": "wonderland"}))
+	if err != nil {
+		panic(err)
+	}
+	defer iss.Close()
+
+	q := url.Values{
+		"response_type": {"code"}, "client_id": {identitytest.DefaultClientID},
+		"redirect_uri": {"https://app.example/callback"}, "scope": {"openid"}, "state": {"xyz"},
+		"code_challenge": {"E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM"}, "code_challenge_method": {"S256"},
+	}
+	resp, err := http.Get(iss.URL + identitytest.AuthorizePath + "?" + q.Encode())
+	if err != nil {
+		panic(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	fmt.Println(resp.StatusCode, resp.Header.Get("Content-Type"))
+	fmt.Println(strings.Contains(string(body), `name="`+identitytest.LoginFieldPassword+`"`))
+	// Output:
+	// 200 text/html; charset=utf-8
+	// true
 }

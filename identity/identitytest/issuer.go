@@ -22,6 +22,7 @@
 //	GET  /.well-known/oauth-authorization-server{path}  RFC 8414 (same document, at the server root)
 //	GET  /jwks        the key set (see WithJWKSPath)
 //	GET  /authorize   response_type=code with PKCE S256 (or a PAR request_uri): 302 to redirect_uri with code, state and iss
+//	                  (WithLoginPage: a login form first, POSTed back here, then 303 to redirect_uri)
 //	POST /par         RFC 9126 pushed authorization request
 //	POST /device_authorization  RFC 8628; ApproveDevice plays the user
 //	POST /token       client_credentials, authorization_code (+ code_verifier), refresh_token (rotated),
@@ -82,6 +83,7 @@ type config struct {
 	issuerPath   string
 	noKeyAlg     bool
 	clients      map[string]string // client ID → secret ("" for public clients)
+	users        map[string]string // WithLoginPage: user name → password
 }
 
 // Option configures an Issuer at Start or NewIssuer.
@@ -557,7 +559,11 @@ func (i *Issuer) serveHTTP(w http.ResponseWriter, r *http.Request) {
 		i.jwksCount.Add(1)
 		i.serveJWKS(w, r)
 	case p + AuthorizePath:
-		if !i.wait(w, r, false) && allowMethods(w, r, http.MethodGet) {
+		methods := []string{http.MethodGet}
+		if i.cfg.users != nil {
+			methods = append(methods, http.MethodPost)
+		}
+		if !i.wait(w, r, false) && allowMethods(w, r, methods...) {
 			i.serveAuthorize(w, r)
 		}
 	case p + UserInfoPath:

@@ -63,6 +63,7 @@ type oauthState struct {
 	tokens  map[string]*issued
 	devices map[string]*deviceGrant // by device code
 	pushed  map[string]url.Values   // PAR request_uri → authorization parameters
+	logins  map[string]url.Values   // login form's pending request → authorization parameters
 	// clients are the configured and registered clients (ID → secret);
 	// registered holds the metadata of dynamically registered ones.
 	clients    map[string]string
@@ -111,6 +112,7 @@ func (s *oauthState) init(configured map[string]string) {
 	if s.codes == nil {
 		s.codes, s.tokens = map[string]*grant{}, map[string]*issued{}
 		s.devices, s.pushed = map[string]*deviceGrant{}, map[string]url.Values{}
+		s.logins = map[string]url.Values{}
 		s.clients, s.registered = maps.Clone(configured), map[string]*registration{}
 	}
 }
@@ -183,8 +185,31 @@ func (i *Issuer) clientAuth(r *http.Request) (id string, public, ok bool) {
 // serveAuthorize answers an authorization request at once, as if the user
 // (login_hint, else DefaultSubject) had signed in and consented: a 302 to
 // redirect_uri with code, state and iss. Only response_type code with
-// PKCE S256 is served.
+// PKCE S256 is served. With WithLoginPage it shows the login form instead.
 func (i *Issuer) serveAuthorize(w http.ResponseWriter, r *http.Request) {
+	if r.Method == http.MethodPost {
+		i.serveLoginForm(w, r)
+		return
+	}
+	q, ok := i.authorizationRequest(w, r)
+	if !ok {
+		return
+	}
+	if i.cfg.users != nil {
+		i.showLoginForm(w, i.pendingLogin(q), q.Get("login_hint"), "")
+		return
+	}
+	sub := q.Get("login_hint")
+	if sub == "" {
+		sub = DefaultSubject
+	}
+	i.grantCode(w, r, q, sub, http.StatusFound)
+}
+
+// authorizationRequest returns the parameters of the authorization
+// request r (those pushed before for a PAR request_uri), or answers 400
+// when they are not served.
+func (i *Issuer) authorizationRequest(w http.ResponseWriter, r *http.Request) (url.Values, bool) {
 	q := r.URL.Query()
 	if uri := q.Get("request_uri"); uri != "" {
 		i.lockOAuth()
@@ -197,7 +222,7 @@ func (i *Issuer) serveAuthorize(w http.ResponseWriter, r *http.Request) {
 		i.oauth.mu.Unlock()
 		if pushed == nil {
 			http.Error(w, "identitytest: unknown request_uri or another client", http.StatusBadRequest)
-			return
+			return nil, false
 		}
 		q = pushed
 	}
@@ -205,21 +230,22 @@ func (i *Issuer) serveAuthorize(w http.ResponseWriter, r *http.Request) {
 	switch {
 	case q.Get("response_type") != "code":
 		http.Error(w, "identitytest: response_type must be code", http.StatusBadRequest)
-		return
 	case !i.knownClient(q.Get("client_id")):
 		http.Error(w, "identitytest: unknown client_id", http.StatusBadRequest)
-		return
 	case err != nil || !redirect.IsAbs():
 		http.Error(w, "identitytest: redirect_uri must be an absolute URL", http.StatusBadRequest)
-		return
 	case q.Get("code_challenge") == "" || q.Get("code_challenge_method") != "S256":
 		http.Error(w, "identitytest: PKCE with S256 is required", http.StatusBadRequest)
-		return
+	default:
+		return q, true
 	}
-	sub := q.Get("login_hint")
-	if sub == "" {
-		sub = DefaultSubject
-	}
+	return nil, false
+}
+
+// grantCode authorizes the request q for sub and redirects (with status)
+// to its redirect_uri with code, state and iss.
+func (i *Issuer) grantCode(w http.ResponseWriter, r *http.Request, q url.Values, sub string, status int) {
+	redirect, _ := url.Parse(q.Get("redirect_uri")) // checked by authorizationRequest
 	code := randomValue()
 	i.lockOAuth()
 	i.oauth.codes[code] = &grant{
@@ -234,7 +260,7 @@ func (i *Issuer) serveAuthorize(w http.ResponseWriter, r *http.Request) {
 		back.Set("state", s)
 	}
 	redirect.RawQuery = back.Encode()
-	http.Redirect(w, r, redirect.String(), http.StatusFound)
+	http.Redirect(w, r, redirect.String(), status)
 }
 
 func (i *Issuer) knownClient(id string) bool {
