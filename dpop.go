@@ -165,32 +165,33 @@ func hasBearer(hdr http.Header) bool {
 	return ok
 }
 
-// serveDPoP authenticates a request whose token came with the DPoP scheme
-// (RFC 9449 §7.1): the token must be valid and bound to a key (cnf.jkt),
-// and the request must carry exactly one DPoP proof signed by that key for
-// this method, URI and token, not seen before. A token that is also bound
-// to a client certificate (cnf.x5t#S256) needs that certificate as well:
-// both bindings must hold. The token's validation may come from the cache;
-// the proof and the certificate are checked on every request.
-func (rt *runtime) serveDPoP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler, token string) error {
+// authenticateDPoP authenticates a request whose token came with the DPoP
+// scheme (RFC 9449 §7.1): the token must be valid and bound to a key
+// (cnf.jkt), and the request must carry exactly one DPoP proof signed by
+// that key for this method, URI and token, not seen before. A token that
+// is also bound to a client certificate (cnf.x5t#S256) needs that
+// certificate as well: both bindings must hold. The token's validation may
+// come from the cache; the proof and the certificate are checked on every
+// request. Every rejection is in the DPoP scheme.
+func (rt *runtime) authenticateDPoP(r *http.Request, token string) (*cacheEntry, rejection) {
 	if len(token) > rt.maxTokenSize {
-		return rt.rejectDPoP(w, r, reasonTooLarge, nil, "")
+		return nil, rejection{reason: reasonTooLarge, dpop: true}
 	}
 	proof, err := identity.DPoPProofFromHeader(r.Header)
 	if err != nil {
-		return rt.rejectProof(w, r, err, token)
+		return nil, rt.proofRejection(err, token)
 	}
 	e, rsn, err := rt.verify(r.Context(), token)
 	if rsn != reasonNone {
-		return rt.rejectDPoP(w, r, rsn, err, token)
+		return nil, rejection{reason: rsn, dpop: true, err: err, token: token}
 	}
 	if e.dpopJKT == "" {
-		return rt.rejectDPoP(w, r, reasonDPoPUnbound, nil, token)
+		return nil, rejection{reason: reasonDPoPUnbound, dpop: true, token: token}
 	}
 	if e.certThumbprint != "" && !certPresented(r, e.certThumbprint) {
 		// Checked before the proof, whose jti would otherwise be spent on
 		// a request that is refused anyway.
-		return rt.rejectDPoP(w, r, reasonCertBinding, nil, token)
+		return nil, rejection{reason: reasonCertBinding, dpop: true, token: token}
 	}
 	method, uri := requestTarget(r)
 	replay := rt.replay
@@ -210,48 +211,33 @@ func (rt *runtime) serveDPoP(w http.ResponseWriter, r *http.Request, next caddyh
 	if err == nil && rt.store != nil {
 		var rsn reason
 		if rsn, err = rt.admitShared(r.Context(), p, now); rsn != reasonNone {
-			return rt.rejectDPoP(w, r, rsn, err, token)
+			return nil, rejection{reason: rsn, dpop: true, err: err, token: token}
 		}
 	}
 	if err != nil {
-		return rt.rejectProof(w, r, err, token)
+		return nil, rt.proofRejection(err, token)
 	}
-	if e.denied != reasonNone {
-		// The issuer policy's challenge, in the scheme the client used.
-		w.Header().Set("WWW-Authenticate", identity.TokenTypeDPoP+strings.TrimPrefix(e.challenge, "Bearer")+
-			`, algs="`+strings.Join(dpopAlgorithms, " ")+`"`)
-		return rt.fail(w, r, e.denied, e.issuer, token)
-	}
-	up, rsn, err := rt.upstreamToken(r.Context(), e, token)
-	if rsn != reasonNone {
-		return rt.refuseUpstream(w, r, rsn, err, token)
-	}
-	rt.pass(r, e, &rt.dpopSource, token)
-	up.set(r)
+	return e, rejection{}
+}
+
+// passDPoP completes the hand-on of a request accepted with the DPoP
+// scheme: the proof goes with the token, and the key's thumbprint is a
+// placeholder.
+func (rt *runtime) passDPoP(r *http.Request, e *cacheEntry) {
 	if !rt.forwardToken {
-		// The proof goes with the token: without it the upstream has
-		// nothing to replay, with it (forward_token) it can verify both.
+		// Without the token the upstream has nothing to replay, with it
+		// (forward_token) it can verify both.
 		delete(r.Header, textproto.CanonicalMIMEHeaderKey(identity.HTTPHeaderDPoP))
 	}
 	if repl, ok := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer); ok {
 		repl.Set(placeholderDPoPJKT, e.dpopJKT)
 	}
-	return next.ServeHTTP(w, r)
 }
 
-// rejectDPoP is reject for a request that used the DPoP scheme: the
-// challenge is in that scheme.
-func (rt *runtime) rejectDPoP(w http.ResponseWriter, r *http.Request, rsn reason, err error, token string) error {
-	if c := rt.dpopChallenges[rsn]; c != "" {
-		w.Header().Set("WWW-Authenticate", c)
-	}
-	return rt.rejectWith(w, r, rsn, err, token)
-}
-
-// rejectProof refuses a request whose DPoP proof failed a check, with an
-// invalid_dpop_proof challenge naming the check. Only the check is logged:
-// the proof's contents, like the token, stay out of the logs.
-func (rt *runtime) rejectProof(w http.ResponseWriter, r *http.Request, err error, token string) error {
+// proofRejection refuses a request whose DPoP proof failed a check, with
+// an invalid_dpop_proof challenge naming the check. Only the check is
+// logged: the proof's contents, like the token, stay out of the logs.
+func (rt *runtime) proofRejection(err error, token string) rejection {
 	c := rt.dpopChallenges[reasonDPoPProof]
 	check := identity.DPoPCheck("unknown")
 	var pe *identity.DPoPProofError
@@ -261,8 +247,8 @@ func (rt *runtime) rejectProof(w http.ResponseWriter, r *http.Request, err error
 			c = pc
 		}
 	}
-	w.Header().Set("WWW-Authenticate", c)
-	return rt.rejectWith(w, r, reasonDPoPProof, fmt.Errorf("%w: check %s", identity.ErrDPoPProof, check), token)
+	return rejection{reason: reasonDPoPProof, dpop: true, challenge: c, token: token,
+		err: fmt.Errorf("%w: check %s", identity.ErrDPoPProof, check)}
 }
 
 // requestTarget returns the method and the absolute URI, without query,

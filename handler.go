@@ -2,8 +2,6 @@ package caddyidentity
 
 import (
 	"context"
-	"encoding/hex"
-	"errors"
 	"io"
 	"net/http"
 	"net/url"
@@ -12,13 +10,13 @@ import (
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"go.uber.org/zap"
-	"go.uber.org/zap/zapcore"
 
 	"github.com/caddy-identity/caddy-identity/identity"
 )
 
 // ServeHTTP authenticates the request. Identity headers sent by the client
-// are removed first, whatever the outcome.
+// are removed first, whatever the outcome. Every refusal is a rejection
+// value, answered by refuse (rejection.go).
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
 	rt := h.rt
 	rt.stripIdentityHeaders(r)
@@ -30,52 +28,71 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 		}
 	}
 	if rsn != reasonNone {
-		return rt.reject(w, r, rsn, nil, "")
+		return rt.refuse(w, r, rejection{reason: rsn})
 	}
 	if src == nil {
 		if at, ok := caddyhttp.GetVar(r.Context(), stackedVar).(*stackedToken); ok {
 			return rt.serveStacked(w, r, next, at)
 		}
 		if rt.dpop == dpopRequire && hasBearer(r.Header) {
-			return rt.reject(w, r, reasonDPoPRequired, nil, "")
+			return rt.refuse(w, r, rejection{reason: reasonDPoPRequired})
 		}
 		if rt.optional {
 			rt.requestCounters(r).anonymous.Inc()
 			return next.ServeHTTP(w, r)
 		}
-		return rt.reject(w, r, reasonMissing, nil, "")
+		return rt.refuse(w, r, rejection{reason: reasonMissing})
 	}
 	if inEarlyData(r) {
-		return rt.reject(w, r, reasonTooEarly, nil, "")
-	}
-	if src.dpop {
-		return rt.serveDPoP(w, r, next, token)
-	}
-	if len(token) > rt.maxTokenSize {
-		return rt.reject(w, r, reasonTooLarge, nil, "")
+		return rt.refuse(w, r, rejection{reason: reasonTooEarly})
 	}
 
-	e, rsn, err := rt.verify(r.Context(), token)
-	if rsn != reasonNone {
-		return rt.reject(w, r, rsn, err, token)
+	var (
+		e   *cacheEntry
+		rej rejection
+	)
+	if src.dpop {
+		e, rej = rt.authenticateDPoP(r, token)
+	} else {
+		e, rej = rt.authenticateBearer(r, token)
 	}
-	if e.dpopBound {
-		return rt.reject(w, r, reasonDPoPBoundAsBearer, nil, token)
+	if rej.reason == reasonNone && e.denied != reasonNone {
+		rej = denial(e, token, src.dpop)
 	}
-	if e.certThumbprint != "" && !certPresented(r, e.certThumbprint) {
-		return rt.reject(w, r, reasonCertBinding, nil, token)
+	if rej.reason != reasonNone {
+		return rt.refuse(w, r, rej)
 	}
-	if e.denied != reasonNone {
-		w.Header().Set("WWW-Authenticate", e.challenge)
-		return rt.fail(w, r, e.denied, e.issuer, token)
-	}
-	up, rsn, err := rt.upstreamToken(r.Context(), e, token)
-	if rsn != reasonNone {
-		return rt.refuseUpstream(w, r, rsn, err, token)
+	up, rej := rt.upstreamToken(r.Context(), e, token)
+	if rej.reason != reasonNone {
+		return rt.refuse(w, r, rej)
 	}
 	rt.pass(r, e, src, token)
 	up.set(r)
+	if src.dpop {
+		rt.passDPoP(r, e)
+	}
 	return next.ServeHTTP(w, r)
+}
+
+// authenticateBearer verifies a token that came with the Bearer scheme (or
+// from a cookie or query parameter) and checks its bindings: a DPoP-bound
+// token cannot be used this way, a certificate-bound one needs its
+// certificate.
+func (rt *runtime) authenticateBearer(r *http.Request, token string) (*cacheEntry, rejection) {
+	if len(token) > rt.maxTokenSize {
+		return nil, rejection{reason: reasonTooLarge}
+	}
+	e, rsn, err := rt.verify(r.Context(), token)
+	if rsn != reasonNone {
+		return nil, rejection{reason: rsn, err: err, token: token}
+	}
+	if e.dpopBound {
+		return nil, rejection{reason: reasonDPoPBoundAsBearer, token: token}
+	}
+	if e.certThumbprint != "" && !certPresented(r, e.certThumbprint) {
+		return nil, rejection{reason: reasonCertBinding, token: token}
+	}
+	return e, rejection{}
 }
 
 // inEarlyData reports whether r carries a token in TLS 1.3 early data
@@ -467,263 +484,4 @@ func removeQueryParam(raw, name string) string {
 		b.WriteString(part)
 	}
 	return b.String()
-}
-
-// reject answers a request that carries no acceptable token: it sets the
-// challenge and returns the handler error.
-func (rt *runtime) reject(w http.ResponseWriter, r *http.Request, rsn reason, err error, token string) error {
-	if c := rt.challenges[rsn]; c != "" {
-		w.Header().Set("WWW-Authenticate", c)
-	}
-	if rsn == reasonDPoPBoundAsBearer {
-		// A DPoP-bound token sent as a bearer token: point the client to
-		// the scheme it must use, on a field line of its own (RFC 9110
-		// §11.6.1) after the Bearer one. A request without a token gets
-		// the plain Bearer challenge of RFC 6750 §3 only, which is what
-		// bearer clients and tests expect; DPoP clients learn that DPoP
-		// is accepted from their authorization server's metadata.
-		w.Header().Add("WWW-Authenticate", rt.dpopChallenges[reasonMissing])
-	}
-	return rt.rejectWith(w, r, rsn, err, token)
-}
-
-// rejectWith logs and fails a rejection whose challenges are already set.
-func (rt *runtime) rejectWith(w http.ResponseWriter, r *http.Request, rsn reason, err error, token string) error {
-	if ce := rt.logger.Check(zapcore.DebugLevel, "request rejected"); ce != nil {
-		fields := []zap.Field{zap.String("reason", reasons[rsn].label), zap.String("host", r.Host), zap.String("uri", logURI(r))}
-		if token != "" {
-			fields = append(fields, zap.String("token_sha256_prefix", tokenHashPrefix(token)))
-		}
-		if err != nil {
-			fields = append(fields, zap.Error(err))
-		}
-		ce.Write(fields...)
-	}
-	return rt.fail(w, r, rsn, "", "")
-}
-
-// fail records a rejection (metric, placeholder) and returns the error
-// Caddy turns into the response, so that handle_errors can customise it.
-//
-// The one exception is a 5xx (the provider is unavailable) on a server
-// without handle_errors routes: Caddy would log that error at ERROR for
-// every request, while the outage is already logged once per state change,
-// so the handler answers it itself. With handle_errors routes the error is
-// returned as usual (and Caddy logs it at DEBUG).
-func (rt *runtime) fail(w http.ResponseWriter, r *http.Request, rsn reason, issuer, token string) error {
-	idx := rt.issuerIndex(issuer)
-	rt.requestCounters(r).rejected[idx][rsn].Inc()
-	rt.summary.add(idx, rsn)
-	if repl, ok := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer); ok {
-		repl.Set("http.auth.identity.error", reasons[rsn].label)
-	}
-	if extra, ok := r.Context().Value(caddyhttp.ExtraLogFieldsCtxKey).(*caddyhttp.ExtraLogFields); ok {
-		extra.Set(zap.String(accessLogField, reasons[rsn].label))
-	}
-	if token != "" {
-		if ce := rt.logger.Check(zapcore.DebugLevel, "request forbidden"); ce != nil {
-			ce.Write(zap.String("reason", reasons[rsn].label), zap.String("issuer", issuer),
-				zap.String("host", r.Host), zap.String("uri", logURI(r)),
-				zap.String("token_sha256_prefix", tokenHashPrefix(token)))
-		}
-	}
-	if status := reasons[rsn].status; status >= 500 && !hasErrorRoutes(r) {
-		w.WriteHeader(status)
-		return nil
-	}
-	return caddyhttp.Error(reasons[rsn].status, reasons[rsn].err)
-}
-
-// hasErrorRoutes reports whether the request's server has handle_errors
-// routes that may want to customise an error response.
-func hasErrorRoutes(r *http.Request) bool {
-	srv, ok := r.Context().Value(caddyhttp.ServerCtxKey).(*caddyhttp.Server)
-	return !ok || srv == nil || (srv.Errors != nil && len(srv.Errors.Routes) > 0)
-}
-
-// tokenHashPrefix identifies a token in logs without revealing it: the
-// first 8 hex digits of its SHA-256.
-func tokenHashPrefix(token string) string {
-	sum := hashToken(token)
-	return hex.EncodeToString(sum[:4])
-}
-
-// reason is why a request was refused.
-type reason uint8
-
-// Rejection reasons; reasonNone means accepted.
-const (
-	reasonNone reason = iota
-	reasonMissing
-	reasonInvalidRequest
-	reasonTooLarge
-	reasonMalformed
-	reasonAlgorithm
-	reasonUnknownKey
-	reasonSignature
-	reasonIssuer
-	reasonAudience
-	reasonExpired
-	reasonNotYetValid
-	reasonIssuedAt
-	reasonType
-	reasonClaims
-	reasonInvalid
-	reasonInsufficientScope
-	reasonClaimMismatch
-	reasonProviderUnavailable
-	reasonDPoPProof
-	reasonDPoPBoundAsBearer
-	reasonDPoPUnbound
-	reasonDPoPRequired
-	reasonCertBinding
-	reasonInactive
-	reasonUpstreamToken
-	reasonExchangeRefused
-	reasonUserInfo
-	reasonTooEarly
-	reasonStoreUnavailable
-	numReasons
-)
-
-// reasonInfo describes a rejection reason: its label (metrics, logs and the
-// {http.auth.identity.error} placeholder), HTTP status, RFC 6750 error code
-// and safe description, and the error handed to Caddy.
-type reasonInfo struct {
-	label       string
-	status      int
-	code        string
-	description string
-	err         error
-}
-
-// reasons is indexed by reason.
-var reasons = [numReasons]reasonInfo{
-	reasonNone:              {label: "none"},
-	reasonMissing:           {"missing", http.StatusUnauthorized, "", "", errors.New("identity: no bearer token")},
-	reasonInvalidRequest:    {"invalid_request", http.StatusBadRequest, "invalid_request", "The request must carry exactly one access token", errors.New("identity: ambiguous or empty token")},
-	reasonTooLarge:          {"too_large", http.StatusUnauthorized, "invalid_token", "The access token is too large", errors.New("identity: token too large")},
-	reasonMalformed:         {"malformed", http.StatusUnauthorized, "invalid_token", "The access token is malformed", errors.New("identity: malformed token")},
-	reasonAlgorithm:         {"algorithm", http.StatusUnauthorized, "invalid_token", "The access token signature algorithm is not accepted", errors.New("identity: algorithm not accepted")},
-	reasonUnknownKey:        {"unknown_key", http.StatusUnauthorized, "invalid_token", "The access token was signed by an unknown key", errors.New("identity: unknown signing key")},
-	reasonSignature:         {"signature", http.StatusUnauthorized, "invalid_token", "The access token signature is invalid", errors.New("identity: invalid signature")},
-	reasonIssuer:            {"issuer", http.StatusUnauthorized, "invalid_token", "The access token issuer is not accepted", errors.New("identity: issuer not accepted")},
-	reasonAudience:          {"audience", http.StatusUnauthorized, "invalid_token", "The access token audience is not accepted", errors.New("identity: audience not accepted")},
-	reasonExpired:           {"expired", http.StatusUnauthorized, "invalid_token", "The access token expired", errors.New("identity: token expired")},
-	reasonNotYetValid:       {"not_yet_valid", http.StatusUnauthorized, "invalid_token", "The access token is not valid yet", errors.New("identity: token not valid yet")},
-	reasonIssuedAt:          {"issued_at", http.StatusUnauthorized, "invalid_token", "The access token issue time is invalid", errors.New("identity: invalid issue time")},
-	reasonType:              {"type", http.StatusUnauthorized, "invalid_token", "The access token type is not accepted", errors.New("identity: token type not accepted")},
-	reasonClaims:            {"claims", http.StatusUnauthorized, "invalid_token", "The access token claims are invalid", errors.New("identity: invalid claims")},
-	reasonInvalid:           {"invalid", http.StatusUnauthorized, "invalid_token", "The access token is invalid", errors.New("identity: invalid token")},
-	reasonInsufficientScope: {"insufficient_scope", http.StatusForbidden, "insufficient_scope", "The access token lacks a required scope", errors.New("identity: insufficient scope")},
-	reasonClaimMismatch:     {"forbidden_claims", http.StatusForbidden, "insufficient_scope", "The access token does not satisfy the access policy", errors.New("identity: claim requirements not met")},
-	reasonProviderUnavailable: {"provider_unavailable", http.StatusServiceUnavailable, "", "",
-		errors.New("identity: identity provider unavailable, no keys to verify tokens")},
-	// The description of a failed proof names the check (see
-	// dpopCheckDescriptions); this one is the fallback.
-	reasonDPoPProof:         {"dpop_proof", http.StatusUnauthorized, identity.ErrorInvalidDPoPProof, "The DPoP proof is invalid", errors.New("identity: invalid DPoP proof")},
-	reasonDPoPBoundAsBearer: {"dpop_bound_as_bearer", http.StatusUnauthorized, "invalid_token", "The access token is DPoP-bound: send it with the DPoP scheme and a DPoP proof", errors.New("identity: DPoP-bound token used as a bearer token")},
-	reasonDPoPUnbound:       {"dpop_unbound", http.StatusUnauthorized, "invalid_token", "The access token is not bound to a DPoP key", errors.New("identity: DPoP scheme with a token that has no cnf.jkt")},
-	// RFC 6750 §3.1: a request using an unsupported authentication method
-	// gets no error code, just the challenge of the accepted scheme.
-	reasonDPoPRequired: {"dpop_required", http.StatusUnauthorized, "", "", errors.New("identity: bearer token where DPoP is required")},
-	reasonCertBinding:  {"cert_binding", http.StatusUnauthorized, "invalid_token", "The access token is bound to a client certificate that was not presented", errors.New("identity: certificate-bound token without its client certificate")},
-	// An opaque token its issuer's introspection endpoint calls inactive
-	// (revoked, expired, unknown: RFC 7662 §2.2 does not say which).
-	reasonInactive: {"inactive", http.StatusUnauthorized, "invalid_token", "The access token is not active", errors.New("identity: introspection: token not active")},
-	// No token for the upstream (upstream_token): the provider cannot
-	// issue one, which is no fault of the client.
-	reasonUpstreamToken: {"upstream_token", http.StatusServiceUnavailable, "", "", errors.New("identity: upstream token unavailable")},
-	// The userinfo endpoint could not complete the claims (on_error refuse).
-	reasonUserInfo: {"userinfo", http.StatusServiceUnavailable, "", "", errors.New("identity: userinfo unavailable")},
-	// The issuer refused to exchange the caller's token for the upstream.
-	reasonExchangeRefused: {"exchange_refused", http.StatusForbidden, "insufficient_scope", "The access token cannot be exchanged for the upstream", errors.New("identity: token exchange refused")},
-	// A token in TLS early data with an unsafe method (see inEarlyData):
-	// not an authentication failure, so no challenge.
-	reasonTooEarly: {"too_early", http.StatusTooEarly, "", "", errors.New("identity: credentials in TLS early data with an unsafe method")},
-	// A request that needs the shared store (a DPoP proof's jti) while it
-	// is unreachable, with failure fail_closed: not the client's fault, so
-	// no challenge.
-	reasonStoreUnavailable: {"store_unavailable", http.StatusServiceUnavailable, "", "", errors.New("identity: shared store unreachable")},
-}
-
-// classify maps a validation error to a rejection reason.
-func classify(err error) reason {
-	var ce *identity.ClaimError
-	switch {
-	case errors.Is(err, identity.ErrProviderUnavailable):
-		return reasonProviderUnavailable
-	case errors.Is(err, identity.ErrTokenTooLarge):
-		return reasonTooLarge
-	case errors.Is(err, identity.ErrAlgNone), errors.Is(err, identity.ErrUnsupportedAlg):
-		return reasonAlgorithm
-	case errors.Is(err, identity.ErrKeyNotFound):
-		return reasonUnknownKey
-	case errors.Is(err, identity.ErrSignature), errors.Is(err, identity.ErrKeyConversion):
-		return reasonSignature
-	case errors.Is(err, identity.ErrUnknownIssuer):
-		return reasonIssuer
-	case errors.As(err, &ce):
-		if ce.Claim == identity.ClaimTenantID {
-			// The tenant of an issuer template: part of which issuers are
-			// accepted, whatever is wrong with it.
-			return reasonIssuer
-		}
-		if ce.Reason == "missing" || ce.Reason == "malformed" {
-			if ce.Claim == "aud" {
-				return reasonAudience
-			}
-			return reasonClaims
-		}
-		switch ce.Claim {
-		case "exp":
-			return reasonExpired
-		case "nbf":
-			return reasonNotYetValid
-		case "iat":
-			return reasonIssuedAt
-		case "iss":
-			return reasonIssuer
-		case "aud":
-			return reasonAudience
-		case "typ":
-			return reasonType
-		}
-		return reasonClaims
-	case errors.Is(err, identity.ErrClaimValidation):
-		return reasonClaims
-	case errors.Is(err, identity.ErrMalformed), errors.Is(err, identity.ErrUnsupportedHeader):
-		return reasonMalformed
-	}
-	return reasonInvalid
-}
-
-// compileChallenges precomputes the WWW-Authenticate value of every
-// rejection reason that has one (RFC 6750 §3), in the Bearer scheme and,
-// unless DPoP is off, in the DPoP scheme with the accepted proof
-// algorithms (RFC 9449 §7.1). With DPoP required, Bearer is never
-// offered.
-func (rt *runtime) compileChallenges() {
-	bearer := `Bearer realm="` + rt.realm + `"`
-	dpop := identity.TokenTypeDPoP + ` realm="` + rt.realm + `"`
-	algs := `, algs="` + strings.Join(dpopAlgorithms, " ") + `"`
-	for i := range reasons {
-		ri := &reasons[i]
-		switch {
-		case reason(i) == reasonMissing || reason(i) == reasonDPoPRequired:
-			rt.challenges[i] = bearer
-			rt.dpopChallenges[i] = dpop + algs
-		case ri.code == "invalid_token" || ri.code == "invalid_request" || ri.code == identity.ErrorInvalidDPoPProof:
-			errPart := `, error="` + ri.code + `", error_description="` + ri.description + `"`
-			rt.challenges[i] = bearer + errPart
-			rt.dpopChallenges[i] = dpop + errPart + algs
-		}
-	}
-	rt.proofChallenges = make(map[identity.DPoPCheck]string, len(dpopCheckDescriptions))
-	for check, desc := range dpopCheckDescriptions {
-		rt.proofChallenges[check] = dpop + `, error="` + identity.ErrorInvalidDPoPProof + `", error_description="` + desc + `"` + algs
-	}
-	if rt.dpop == dpopRequire {
-		rt.challenges = rt.dpopChallenges
-	}
 }

@@ -534,8 +534,7 @@ func (l *login) pass(w http.ResponseWriter, r *http.Request, next caddyhttp.Hand
 	}
 	e.decoded.Store(c)
 	if e.denied != reasonNone {
-		w.Header().Set("WWW-Authenticate", e.challenge)
-		return rt.fail(w, r, e.denied, e.issuer, "")
+		return rt.refuse(w, r, denial(e, "", false))
 	}
 	rt.setIdentity(r, e)
 	if l.forwardAccessToken && s.AccessToken != "" {

@@ -31,29 +31,38 @@ func (*stackedToken) String() string { return "(token accepted by an identity ha
 // the earlier handler verified is not verified again (its jti is spent):
 // the token it bound is the one checked here.
 func (rt *runtime) serveStacked(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler, at *stackedToken) error {
+	e, rej := rt.authenticateStacked(r, at)
+	if rej.reason == reasonNone && e.denied != reasonNone {
+		rej = denial(e, at.token, false)
+	}
+	if rej.reason != reasonNone {
+		return rt.refuse(w, r, rej)
+	}
+	rt.pass(r, e, nil, at.token)
+	return next.ServeHTTP(w, r)
+}
+
+// authenticateStacked verifies the token an earlier identity handler
+// accepted, and its bindings as far as this handler can still check them.
+func (rt *runtime) authenticateStacked(r *http.Request, at *stackedToken) (*cacheEntry, rejection) {
 	token := at.token
 	if len(token) > rt.maxTokenSize {
-		return rt.reject(w, r, reasonTooLarge, nil, "")
+		return nil, rejection{reason: reasonTooLarge}
 	}
 	e, rsn, err := rt.verify(r.Context(), token)
 	if rsn != reasonNone {
-		return rt.reject(w, r, rsn, err, token)
+		return nil, rejection{reason: rsn, err: err, token: token}
 	}
 	if at.dpopJKT == "" {
 		if e.dpopBound {
-			return rt.reject(w, r, reasonDPoPBoundAsBearer, nil, token)
+			return nil, rejection{reason: reasonDPoPBoundAsBearer, token: token}
 		}
 		if rt.dpop == dpopRequire {
-			return rt.reject(w, r, reasonDPoPRequired, nil, token)
+			return nil, rejection{reason: reasonDPoPRequired, token: token}
 		}
 	}
 	if e.certThumbprint != "" && !certPresented(r, e.certThumbprint) {
-		return rt.reject(w, r, reasonCertBinding, nil, token)
+		return nil, rejection{reason: reasonCertBinding, token: token}
 	}
-	if e.denied != reasonNone {
-		w.Header().Set("WWW-Authenticate", e.challenge)
-		return rt.fail(w, r, e.denied, e.issuer, token)
-	}
-	rt.pass(r, e, nil, token)
-	return next.ServeHTTP(w, r)
+	return e, rejection{}
 }

@@ -397,11 +397,11 @@ func (uh upstreamHeader) set(r *http.Request) {
 }
 
 // upstreamToken returns the upstream header for the accepted request with
-// the caller's token and its entry e, or why the request is refused.
-func (rt *runtime) upstreamToken(ctx context.Context, e *cacheEntry, token string) (upstreamHeader, reason, error) {
+// the caller's token and its entry e, or the rejection of the request.
+func (rt *runtime) upstreamToken(ctx context.Context, e *cacheEntry, token string) (upstreamHeader, rejection) {
 	st := rt.upstream
 	if st == nil {
-		return upstreamHeader{}, reasonNone, nil
+		return upstreamHeader{}, rejection{}
 	}
 	var (
 		v   string
@@ -414,15 +414,15 @@ func (rt *runtime) upstreamToken(ctx context.Context, e *cacheEntry, token strin
 	}
 	if err != nil {
 		if isRefusal(err) {
-			return upstreamHeader{}, reasonExchangeRefused, err
+			return upstreamHeader{}, rejection{reason: reasonExchangeRefused, challenge: st.refusal, err: err, token: token}
 		}
 		if ctx.Err() == nil { // not a client that went away
 			st.outage.set(true, err)
 		}
-		return upstreamHeader{}, reasonUpstreamToken, err
+		return upstreamHeader{}, rejection{reason: reasonUpstreamToken, err: err, token: token}
 	}
 	st.outage.set(false, nil)
-	return upstreamHeader{name: st.header, value: v}, reasonNone, nil
+	return upstreamHeader{name: st.header, value: v}, rejection{}
 }
 
 // clientCredentials returns the header value of the manager's token.
@@ -440,14 +440,6 @@ func (st *upstreamStage) clientCredentials(ctx context.Context) (string, error) 
 	}
 	st.lastCC.Store(&ccValue{tok: tok, value: v})
 	return v, nil
-}
-
-// refuseUpstream refuses a request for which no upstream token was had.
-func (rt *runtime) refuseUpstream(w http.ResponseWriter, r *http.Request, rsn reason, err error, token string) error {
-	if rsn == reasonExchangeRefused {
-		w.Header().Set("WWW-Authenticate", rt.upstream.refusal)
-	}
-	return rt.rejectWith(w, r, rsn, err, token)
 }
 
 // headerValue is the header value of an issued token: only bearer tokens

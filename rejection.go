@@ -1,0 +1,324 @@
+package caddyidentity
+
+import (
+	"encoding/hex"
+	"errors"
+	"net/http"
+	"strings"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+
+	"github.com/caddy-identity/caddy-identity/identity"
+)
+
+// rejection is a refused request as the code that refused it describes
+// it: a value, so that every stage decides and only refuse answers. The
+// zero value (reasonNone) means the request was not refused.
+type rejection struct {
+	reason reason
+	// dpop is set when the client used the DPoP scheme: the challenge is
+	// in that scheme (RFC 9449 §7.1).
+	dpop bool
+	// challenge, when set, replaces the reason's precomputed challenge:
+	// an issuer policy's 403, the failed check of a DPoP proof, a refused
+	// token exchange.
+	challenge string
+	// policy is set when the issuer's policy refused a verified token:
+	// the refusal is counted under issuer and logged as forbidden.
+	policy bool
+	issuer string
+	// token is the refused token, logged only by its hash prefix.
+	token string
+	// err is what went wrong, for the log only.
+	err error
+}
+
+// refuse renders a rejection, the only place that does: the
+// WWW-Authenticate challenge(s), the log line, the metrics and summary,
+// the {http.auth.identity.error} placeholder and access log field, and
+// the status, as the error Caddy turns into the response so that
+// handle_errors can customise it.
+//
+// The one exception is a 5xx (the provider is unavailable) on a server
+// without handle_errors routes: Caddy would log that error at ERROR for
+// every request, while the outage is already logged once per state change,
+// so the handler answers it itself. With handle_errors routes the error is
+// returned as usual (and Caddy logs it at DEBUG).
+func (rt *runtime) refuse(w http.ResponseWriter, r *http.Request, rej rejection) error {
+	rsn := rej.reason
+	c := rej.challenge
+	if c == "" {
+		if rej.dpop {
+			c = rt.dpopChallenges[rsn]
+		} else {
+			c = rt.challenges[rsn]
+		}
+	}
+	if c != "" {
+		w.Header().Set("WWW-Authenticate", c)
+	}
+	if rsn == reasonDPoPBoundAsBearer {
+		// A DPoP-bound token sent as a bearer token: point the client to
+		// the scheme it must use, on a field line of its own (RFC 9110
+		// §11.6.1) after the Bearer one. A request without a token gets
+		// the plain Bearer challenge of RFC 6750 §3 only, which is what
+		// bearer clients and tests expect; DPoP clients learn that DPoP
+		// is accepted from their authorization server's metadata.
+		w.Header().Add("WWW-Authenticate", rt.dpopChallenges[reasonMissing])
+	}
+	issuer := ""
+	if rej.policy {
+		issuer = rej.issuer
+	}
+	rt.logRejection(r, &rej)
+	idx := rt.issuerIndex(issuer)
+	rt.requestCounters(r).rejected[idx][rsn].Inc()
+	rt.summary.add(idx, rsn)
+	if repl, ok := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer); ok {
+		repl.Set("http.auth.identity.error", reasons[rsn].label)
+	}
+	if extra, ok := r.Context().Value(caddyhttp.ExtraLogFieldsCtxKey).(*caddyhttp.ExtraLogFields); ok {
+		extra.Set(zap.String(accessLogField, reasons[rsn].label))
+	}
+	if status := reasons[rsn].status; status >= 500 && !hasErrorRoutes(r) {
+		w.WriteHeader(status)
+		return nil
+	}
+	return caddyhttp.Error(reasons[rsn].status, reasons[rsn].err)
+}
+
+// logRejection writes the DEBUG line of a rejection: "request rejected"
+// with the error for a token or request that failed a check, "request
+// forbidden" with the issuer for a token its issuer's policy refused
+// (none when no token was refused: a browser session). The token appears
+// only as its hash prefix.
+func (rt *runtime) logRejection(r *http.Request, rej *rejection) {
+	if rej.policy {
+		if rej.token == "" {
+			return
+		}
+		if ce := rt.logger.Check(zapcore.DebugLevel, "request forbidden"); ce != nil {
+			ce.Write(zap.String("reason", reasons[rej.reason].label), zap.String("issuer", rej.issuer),
+				zap.String("host", r.Host), zap.String("uri", logURI(r)),
+				zap.String("token_sha256_prefix", tokenHashPrefix(rej.token)))
+		}
+		return
+	}
+	if ce := rt.logger.Check(zapcore.DebugLevel, "request rejected"); ce != nil {
+		fields := []zap.Field{zap.String("reason", reasons[rej.reason].label), zap.String("host", r.Host), zap.String("uri", logURI(r))}
+		if rej.token != "" {
+			fields = append(fields, zap.String("token_sha256_prefix", tokenHashPrefix(rej.token)))
+		}
+		if rej.err != nil {
+			fields = append(fields, zap.Error(rej.err))
+		}
+		ce.Write(fields...)
+	}
+}
+
+// denial is the rejection of a token that e's issuer policy refused
+// (e.denied), with the policy's challenge in the scheme the client used.
+func denial(e *cacheEntry, token string, dpop bool) rejection {
+	c := e.challenge
+	if dpop {
+		c = identity.TokenTypeDPoP + strings.TrimPrefix(e.challenge, "Bearer") + `, algs="` + strings.Join(dpopAlgorithms, " ") + `"`
+	}
+	return rejection{reason: e.denied, challenge: c, policy: true, issuer: e.issuer, token: token}
+}
+
+// hasErrorRoutes reports whether the request's server has handle_errors
+// routes that may want to customise an error response.
+func hasErrorRoutes(r *http.Request) bool {
+	srv, ok := r.Context().Value(caddyhttp.ServerCtxKey).(*caddyhttp.Server)
+	return !ok || srv == nil || (srv.Errors != nil && len(srv.Errors.Routes) > 0)
+}
+
+// tokenHashPrefix identifies a token in logs without revealing it: the
+// first 8 hex digits of its SHA-256.
+func tokenHashPrefix(token string) string {
+	sum := hashToken(token)
+	return hex.EncodeToString(sum[:4])
+}
+
+// reason is why a request was refused.
+type reason uint8
+
+// Rejection reasons; reasonNone means accepted.
+const (
+	reasonNone reason = iota
+	reasonMissing
+	reasonInvalidRequest
+	reasonTooLarge
+	reasonMalformed
+	reasonAlgorithm
+	reasonUnknownKey
+	reasonSignature
+	reasonIssuer
+	reasonAudience
+	reasonExpired
+	reasonNotYetValid
+	reasonIssuedAt
+	reasonType
+	reasonClaims
+	reasonInvalid
+	reasonInsufficientScope
+	reasonClaimMismatch
+	reasonProviderUnavailable
+	reasonDPoPProof
+	reasonDPoPBoundAsBearer
+	reasonDPoPUnbound
+	reasonDPoPRequired
+	reasonCertBinding
+	reasonInactive
+	reasonUpstreamToken
+	reasonExchangeRefused
+	reasonUserInfo
+	reasonTooEarly
+	reasonStoreUnavailable
+	numReasons
+)
+
+// reasonInfo describes a rejection reason: its label (metrics, logs and the
+// {http.auth.identity.error} placeholder), HTTP status, RFC 6750 error code
+// and safe description, and the error handed to Caddy.
+type reasonInfo struct {
+	label       string
+	status      int
+	code        string
+	description string
+	err         error
+}
+
+// reasons is indexed by reason.
+var reasons = [numReasons]reasonInfo{
+	reasonNone:              {label: "none"},
+	reasonMissing:           {"missing", http.StatusUnauthorized, "", "", errors.New("identity: no bearer token")},
+	reasonInvalidRequest:    {"invalid_request", http.StatusBadRequest, "invalid_request", "The request must carry exactly one access token", errors.New("identity: ambiguous or empty token")},
+	reasonTooLarge:          {"too_large", http.StatusUnauthorized, "invalid_token", "The access token is too large", errors.New("identity: token too large")},
+	reasonMalformed:         {"malformed", http.StatusUnauthorized, "invalid_token", "The access token is malformed", errors.New("identity: malformed token")},
+	reasonAlgorithm:         {"algorithm", http.StatusUnauthorized, "invalid_token", "The access token signature algorithm is not accepted", errors.New("identity: algorithm not accepted")},
+	reasonUnknownKey:        {"unknown_key", http.StatusUnauthorized, "invalid_token", "The access token was signed by an unknown key", errors.New("identity: unknown signing key")},
+	reasonSignature:         {"signature", http.StatusUnauthorized, "invalid_token", "The access token signature is invalid", errors.New("identity: invalid signature")},
+	reasonIssuer:            {"issuer", http.StatusUnauthorized, "invalid_token", "The access token issuer is not accepted", errors.New("identity: issuer not accepted")},
+	reasonAudience:          {"audience", http.StatusUnauthorized, "invalid_token", "The access token audience is not accepted", errors.New("identity: audience not accepted")},
+	reasonExpired:           {"expired", http.StatusUnauthorized, "invalid_token", "The access token expired", errors.New("identity: token expired")},
+	reasonNotYetValid:       {"not_yet_valid", http.StatusUnauthorized, "invalid_token", "The access token is not valid yet", errors.New("identity: token not valid yet")},
+	reasonIssuedAt:          {"issued_at", http.StatusUnauthorized, "invalid_token", "The access token issue time is invalid", errors.New("identity: invalid issue time")},
+	reasonType:              {"type", http.StatusUnauthorized, "invalid_token", "The access token type is not accepted", errors.New("identity: token type not accepted")},
+	reasonClaims:            {"claims", http.StatusUnauthorized, "invalid_token", "The access token claims are invalid", errors.New("identity: invalid claims")},
+	reasonInvalid:           {"invalid", http.StatusUnauthorized, "invalid_token", "The access token is invalid", errors.New("identity: invalid token")},
+	reasonInsufficientScope: {"insufficient_scope", http.StatusForbidden, "insufficient_scope", "The access token lacks a required scope", errors.New("identity: insufficient scope")},
+	reasonClaimMismatch:     {"forbidden_claims", http.StatusForbidden, "insufficient_scope", "The access token does not satisfy the access policy", errors.New("identity: claim requirements not met")},
+	reasonProviderUnavailable: {"provider_unavailable", http.StatusServiceUnavailable, "", "",
+		errors.New("identity: identity provider unavailable, no keys to verify tokens")},
+	// The description of a failed proof names the check (see
+	// dpopCheckDescriptions); this one is the fallback.
+	reasonDPoPProof:         {"dpop_proof", http.StatusUnauthorized, identity.ErrorInvalidDPoPProof, "The DPoP proof is invalid", errors.New("identity: invalid DPoP proof")},
+	reasonDPoPBoundAsBearer: {"dpop_bound_as_bearer", http.StatusUnauthorized, "invalid_token", "The access token is DPoP-bound: send it with the DPoP scheme and a DPoP proof", errors.New("identity: DPoP-bound token used as a bearer token")},
+	reasonDPoPUnbound:       {"dpop_unbound", http.StatusUnauthorized, "invalid_token", "The access token is not bound to a DPoP key", errors.New("identity: DPoP scheme with a token that has no cnf.jkt")},
+	// RFC 6750 §3.1: a request using an unsupported authentication method
+	// gets no error code, just the challenge of the accepted scheme.
+	reasonDPoPRequired: {"dpop_required", http.StatusUnauthorized, "", "", errors.New("identity: bearer token where DPoP is required")},
+	reasonCertBinding:  {"cert_binding", http.StatusUnauthorized, "invalid_token", "The access token is bound to a client certificate that was not presented", errors.New("identity: certificate-bound token without its client certificate")},
+	// An opaque token its issuer's introspection endpoint calls inactive
+	// (revoked, expired, unknown: RFC 7662 §2.2 does not say which).
+	reasonInactive: {"inactive", http.StatusUnauthorized, "invalid_token", "The access token is not active", errors.New("identity: introspection: token not active")},
+	// No token for the upstream (upstream_token): the provider cannot
+	// issue one, which is no fault of the client.
+	reasonUpstreamToken: {"upstream_token", http.StatusServiceUnavailable, "", "", errors.New("identity: upstream token unavailable")},
+	// The userinfo endpoint could not complete the claims (on_error refuse).
+	reasonUserInfo: {"userinfo", http.StatusServiceUnavailable, "", "", errors.New("identity: userinfo unavailable")},
+	// The issuer refused to exchange the caller's token for the upstream.
+	reasonExchangeRefused: {"exchange_refused", http.StatusForbidden, "insufficient_scope", "The access token cannot be exchanged for the upstream", errors.New("identity: token exchange refused")},
+	// A token in TLS early data with an unsafe method (see inEarlyData):
+	// not an authentication failure, so no challenge.
+	reasonTooEarly: {"too_early", http.StatusTooEarly, "", "", errors.New("identity: credentials in TLS early data with an unsafe method")},
+	// A request that needs the shared store (a DPoP proof's jti) while it
+	// is unreachable, with failure fail_closed: not the client's fault, so
+	// no challenge.
+	reasonStoreUnavailable: {"store_unavailable", http.StatusServiceUnavailable, "", "", errors.New("identity: shared store unreachable")},
+}
+
+// classify maps a validation error to a rejection reason.
+func classify(err error) reason {
+	var ce *identity.ClaimError
+	switch {
+	case errors.Is(err, identity.ErrProviderUnavailable):
+		return reasonProviderUnavailable
+	case errors.Is(err, identity.ErrTokenTooLarge):
+		return reasonTooLarge
+	case errors.Is(err, identity.ErrAlgNone), errors.Is(err, identity.ErrUnsupportedAlg):
+		return reasonAlgorithm
+	case errors.Is(err, identity.ErrKeyNotFound):
+		return reasonUnknownKey
+	case errors.Is(err, identity.ErrSignature), errors.Is(err, identity.ErrKeyConversion):
+		return reasonSignature
+	case errors.Is(err, identity.ErrUnknownIssuer):
+		return reasonIssuer
+	case errors.As(err, &ce):
+		if ce.Claim == identity.ClaimTenantID {
+			// The tenant of an issuer template: part of which issuers are
+			// accepted, whatever is wrong with it.
+			return reasonIssuer
+		}
+		if ce.Reason == "missing" || ce.Reason == "malformed" {
+			if ce.Claim == "aud" {
+				return reasonAudience
+			}
+			return reasonClaims
+		}
+		switch ce.Claim {
+		case "exp":
+			return reasonExpired
+		case "nbf":
+			return reasonNotYetValid
+		case "iat":
+			return reasonIssuedAt
+		case "iss":
+			return reasonIssuer
+		case "aud":
+			return reasonAudience
+		case "typ":
+			return reasonType
+		}
+		return reasonClaims
+	case errors.Is(err, identity.ErrClaimValidation):
+		return reasonClaims
+	case errors.Is(err, identity.ErrMalformed), errors.Is(err, identity.ErrUnsupportedHeader):
+		return reasonMalformed
+	}
+	return reasonInvalid
+}
+
+// compileChallenges precomputes the WWW-Authenticate value of every
+// rejection reason that has one (RFC 6750 §3), in the Bearer scheme and,
+// unless DPoP is off, in the DPoP scheme with the accepted proof
+// algorithms (RFC 9449 §7.1). With DPoP required, Bearer is never
+// offered.
+func (rt *runtime) compileChallenges() {
+	bearer := `Bearer realm="` + rt.realm + `"`
+	dpop := identity.TokenTypeDPoP + ` realm="` + rt.realm + `"`
+	algs := `, algs="` + strings.Join(dpopAlgorithms, " ") + `"`
+	for i := range reasons {
+		ri := &reasons[i]
+		switch {
+		case reason(i) == reasonMissing || reason(i) == reasonDPoPRequired:
+			rt.challenges[i] = bearer
+			rt.dpopChallenges[i] = dpop + algs
+		case ri.code == "invalid_token" || ri.code == "invalid_request" || ri.code == identity.ErrorInvalidDPoPProof:
+			errPart := `, error="` + ri.code + `", error_description="` + ri.description + `"`
+			rt.challenges[i] = bearer + errPart
+			rt.dpopChallenges[i] = dpop + errPart + algs
+		}
+	}
+	rt.proofChallenges = make(map[identity.DPoPCheck]string, len(dpopCheckDescriptions))
+	for check, desc := range dpopCheckDescriptions {
+		rt.proofChallenges[check] = dpop + `, error="` + identity.ErrorInvalidDPoPProof + `", error_description="` + desc + `"` + algs
+	}
+	if rt.dpop == dpopRequire {
+		rt.challenges = rt.dpopChallenges
+	}
+}
