@@ -1,10 +1,3 @@
-// Package caddyidentity is the Caddy v2 HTTP handler "identity": it protects
-// any upstream with OAuth 2.0 / OpenID Connect bearer tokens (JWT access
-// tokens verified against the issuer's published keys, opaque ones by the
-// issuer's RFC 7662 introspection endpoint) and forwards the
-// verified identity to the upstream as request headers and placeholders.
-//
-// Module ID: http.handlers.identity. Caddyfile directive: identity.
 package caddyidentity
 
 import (
