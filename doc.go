@@ -42,7 +42,7 @@
 //     policy's verdict.
 //  5. Bindings: for the Bearer scheme (handler.go authenticateBearer) a
 //     DPoP-bound token is refused and a certificate-bound one needs its
-//     client certificate (mtls.go certPresented); for the DPoP scheme
+//     client certificate (mtls.go certBinding); for the DPoP scheme
 //     (dpop.go authenticateDPoP) the token must be key-bound, the
 //     certificate present when bound too, and the proof valid and unseen
 //     (in-process replay cache, or the shared store: store.go).

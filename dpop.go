@@ -188,7 +188,7 @@ func (rt *runtime) authenticateDPoP(r *http.Request, token string) (*cacheEntry,
 	if e.dpopJKT == "" {
 		return nil, rejection{reason: reasonDPoPUnbound, dpop: true, token: token}
 	}
-	if e.certThumbprint != "" && !certPresented(r, e.certThumbprint) {
+	if !rt.certs.holds(r, e) {
 		// Checked before the proof, whose jti would otherwise be spent on
 		// a request that is refused anyway.
 		return nil, rejection{reason: reasonCertBinding, dpop: true, token: token}

@@ -89,7 +89,7 @@ func (rt *runtime) authenticateBearer(r *http.Request, token string) (*cacheEntr
 	if e.dpopBound {
 		return nil, rejection{reason: reasonDPoPBoundAsBearer, token: token}
 	}
-	if e.certThumbprint != "" && !certPresented(r, e.certThumbprint) {
+	if !rt.certs.holds(r, e) {
 		return nil, rejection{reason: reasonCertBinding, token: token}
 	}
 	return e, rejection{}

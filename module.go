@@ -369,7 +369,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	rt.maxAge = time.Duration(h.MaxAge)
 
 	rt.dpop = parseDPoPMode(h.DPoP)
-	rt.certBinding = parseCertBindingMode(h.CertBinding)
+	rt.certs = newCertBinding(h.CertBinding)
 	if err := rt.compileSources(h.TokenSources); err != nil {
 		return err
 	}
@@ -1089,9 +1089,9 @@ type runtime struct {
 	dpopChallenges  [numReasons]string
 	proofChallenges map[identity.DPoPCheck]string
 
-	// certBinding is the cert_binding mode: whether cnf.x5t#S256 is
-	// checked against the client certificate.
-	certBinding certBindingMode
+	// certs is the certificate-binding stage (mtls.go): whether and how
+	// cnf.x5t#S256 is checked against the client certificate.
+	certs certBinding
 
 	// introspector accepts opaque tokens of the one issuer configured
 	// with introspection; nil when none is.

@@ -14,21 +14,20 @@ import (
 // token was issued to.
 const cnfCertThumbprint = "x5t#S256"
 
-// certBindingMode is the compiled Handler.CertBinding.
-type certBindingMode uint8
+// certBinding is the certificate-binding stage (RFC 8705 §3): it reads the
+// binding of verified claims when their cache entry is built, and checks
+// it against the request's client certificate on every request, whatever
+// the scheme. It holds no state beyond its mode, so it has nothing to
+// clean up.
+type certBinding struct {
+	// off is cert_binding off: cnf.x5t#S256 is not read.
+	off bool
+}
 
-const (
-	certBindingCheck certBindingMode = iota
-	certBindingOff
-)
-
-// parseCertBindingMode maps the checked configuration value to its mode;
-// empty is the default, check.
-func parseCertBindingMode(s string) certBindingMode {
-	if s == "off" {
-		return certBindingOff
-	}
-	return certBindingCheck
+// newCertBinding compiles the checked cert_binding option; empty is the
+// default, check.
+func newCertBinding(mode string) certBinding {
+	return certBinding{off: mode == "off"}
 }
 
 // checkCertBinding checks the cert_binding option.
@@ -40,13 +39,13 @@ func checkCertBinding(mode string) error {
 	return fmt.Errorf("cert_binding must be check or off, not %q", mode)
 }
 
-// boundCertThumbprint returns the certificate binding of verified claims,
+// thumbprint returns the certificate binding of verified claims,
 // cnf.x5t#S256, or "" when the token is not bound or the check is off.
 // A member that is not a non-empty string is a malformed claim: it names
 // no certificate, and accepting the token as unbound would drop a binding
 // its issuer meant to set.
-func (rt *runtime) boundCertThumbprint(c *identity.Claims) (string, error) {
-	if rt.certBinding == certBindingOff {
+func (cb certBinding) thumbprint(c *identity.Claims) (string, error) {
+	if cb.off {
 		return "", nil
 	}
 	cnf, ok := c.Raw()[identity.ClaimConfirmation].(map[string]any)
@@ -61,6 +60,12 @@ func (rt *runtime) boundCertThumbprint(c *identity.Claims) (string, error) {
 		return s, nil
 	}
 	return "", &identity.ClaimError{Claim: identity.ClaimConfirmation + "." + cnfCertThumbprint, Reason: "malformed"}
+}
+
+// holds reports whether the request satisfies the certificate binding of
+// the token of entry e: unbound, or its certificate presented.
+func (certBinding) holds(r *http.Request, e *cacheEntry) bool {
+	return e.certThumbprint == "" || certPresented(r, e.certThumbprint)
 }
 
 // certPresented reports whether the TLS connection of r presented a client

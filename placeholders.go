@@ -53,7 +53,7 @@ type cacheEntry struct {
 	dpopBound bool
 	// certThumbprint is cnf.x5t#S256, unless cert_binding is off: the
 	// request must come over a TLS connection with that client
-	// certificate (see certPresented). Every hit reads it (for unbound
+	// certificate (see certBinding.holds). Every hit reads it (for unbound
 	// tokens, the common case, it is empty).
 	certThumbprint string
 	headers        []headerValue
@@ -114,7 +114,7 @@ func (rt *runtime) newEntry(t *identity.Token, token string) (*cacheEntry, error
 // verdict, the claim headers and the placeholders. The error is a
 // malformed certificate binding, which makes the token unacceptable.
 func (rt *runtime) claimsEntry(issuer string, c *identity.Claims) (*cacheEntry, error) {
-	certThumbprint, err := rt.boundCertThumbprint(c)
+	certThumbprint, err := rt.certs.thumbprint(c)
 	if err != nil {
 		return nil, err
 	}

@@ -61,7 +61,7 @@ func (rt *runtime) authenticateStacked(r *http.Request, at *stackedToken) (*cach
 			return nil, rejection{reason: reasonDPoPRequired, token: token}
 		}
 	}
-	if e.certThumbprint != "" && !certPresented(r, e.certThumbprint) {
+	if !rt.certs.holds(r, e) {
 		return nil, rejection{reason: reasonCertBinding, token: token}
 	}
 	return e, rejection{}
