@@ -42,10 +42,12 @@
 //     policy's verdict.
 //  5. Bindings: for the Bearer scheme (handler.go authenticateBearer) a
 //     DPoP-bound token is refused and a certificate-bound one needs its
-//     client certificate (mtls.go certBinding); for the DPoP scheme
-//     (dpop.go authenticateDPoP) the token must be key-bound, the
-//     certificate present when bound too, and the proof valid and unseen
-//     (in-process replay cache, or the shared store: store.go).
+//     client certificate (mtls.go, the certBinding stage); for the DPoP
+//     scheme (dpop.go authenticateDPoP, with the dpopStage that owns the
+//     scheme's source, replay cache and challenges) the token must be
+//     key-bound, the certificate present when bound too, and the proof
+//     valid and unseen (in-process replay cache, or the shared store:
+//     store.go).
 //  6. Policy (policy.go authorize): require_scope / require_claim of the
 //     token's issuer, evaluated when the entry is built and cached with it
 //     (e.denied); ServeHTTP turns a refusal into a 403 (rejection.go

@@ -44,9 +44,31 @@ func (p pooledReplayCache) Destruct() error {
 	return p.Close()
 }
 
-// acquireReplayCache sets rt.replay to the shared replay cache, created
-// on first use; releaseReplayCache gives it back.
-func (rt *runtime) acquireReplayCache() error {
+// dpopStage is the DPoP stage (RFC 9449): the scheme's token source, the
+// proofs already accepted (the process's replay cache and, with a store,
+// the shared one) and the DPoP-scheme challenges. Its replay cache is
+// taken by acquire in Provision and given back by cleanup.
+type dpopStage struct {
+	mode dpopMode
+	// source is the Authorization header source as matched with the DPoP
+	// scheme: extractToken returns it for a DPoP token.
+	source tokenSource
+	// replay is the cache of the proofs already accepted in this process.
+	replay *identity.DPoPReplayCache
+	// store is the runtime's shared store, nil without one; the runtime
+	// owns it (introspection and sign-in share it).
+	store *sharedStore
+	// challenges holds the DPoP-scheme WWW-Authenticate value of each
+	// rejection reason, for requests that used the DPoP scheme (and for a
+	// missing token, offered next to the Bearer one); proofChallenges
+	// those of each failed proof check.
+	challenges      [numReasons]string
+	proofChallenges map[identity.DPoPCheck]string
+}
+
+// acquire sets the stage's replay cache to the shared one, created on
+// first use; cleanup gives it back.
+func (st *dpopStage) acquire() error {
 	val, _, err := replayPool.LoadOrNew(replayPoolKey, func() (caddy.Destructor, error) {
 		c, err := identity.NewDPoPReplayCache(0)
 		if err != nil {
@@ -57,16 +79,16 @@ func (rt *runtime) acquireReplayCache() error {
 	if err != nil {
 		return err
 	}
-	rt.replay = val.(pooledReplayCache).DPoPReplayCache
+	st.replay = val.(pooledReplayCache).DPoPReplayCache
 	return nil
 }
 
-// releaseReplayCache releases the shared replay cache, once.
-func (rt *runtime) releaseReplayCache() error {
-	if rt.replay == nil {
+// cleanup releases the shared replay cache, once.
+func (st *dpopStage) cleanup() error {
+	if st.replay == nil {
 		return nil
 	}
-	rt.replay = nil
+	st.replay = nil
 	_, err := replayPool.Delete(replayPoolKey)
 	return err
 }
@@ -114,6 +136,23 @@ var dpopCheckDescriptions = map[identity.DPoPCheck]string{
 	identity.DPoPCheckNonce:           "The DPoP proof nonce is invalid",
 	identity.DPoPCheckAccessTokenHash: "The DPoP proof is for another access token",
 	identity.DPoPCheckJKT:             "The DPoP proof key is not the key the access token is bound to",
+}
+
+// compileChallenges precomputes the DPoP-scheme challenge of every
+// rejection reason that has one and of every failed proof check, with the
+// accepted proof algorithms (RFC 9449 §7.1).
+func (st *dpopStage) compileChallenges(realm string) {
+	dpop := identity.TokenTypeDPoP + ` realm="` + realm + `"`
+	algs := `, algs="` + strings.Join(dpopAlgorithms, " ") + `"`
+	for i := range reasons {
+		if part, ok := challengeError(reason(i)); ok {
+			st.challenges[i] = dpop + part + algs
+		}
+	}
+	st.proofChallenges = make(map[identity.DPoPCheck]string, len(dpopCheckDescriptions))
+	for check, desc := range dpopCheckDescriptions {
+		st.proofChallenges[check] = dpop + `, error="` + identity.ErrorInvalidDPoPProof + `", error_description="` + desc + `"` + algs
+	}
 }
 
 // checkDPoP checks the dpop option and its fit with the token sources.
@@ -179,7 +218,7 @@ func (rt *runtime) authenticateDPoP(r *http.Request, token string) (*cacheEntry,
 	}
 	proof, err := identity.DPoPProofFromHeader(r.Header)
 	if err != nil {
-		return nil, rt.proofRejection(err, token)
+		return nil, rt.dpop.proofRejection(err, token)
 	}
 	e, rsn, err := rt.verify(r.Context(), token)
 	if rsn != reasonNone {
@@ -194,8 +233,8 @@ func (rt *runtime) authenticateDPoP(r *http.Request, token string) (*cacheEntry,
 		return nil, rejection{reason: reasonCertBinding, dpop: true, token: token}
 	}
 	method, uri := requestTarget(r)
-	replay := rt.replay
-	if rt.store != nil {
+	replay := rt.dpop.replay
+	if rt.dpop.store != nil {
 		replay = nil // checked below, once every other check passed
 	}
 	now := rt.now()
@@ -208,14 +247,14 @@ func (rt *runtime) authenticateDPoP(r *http.Request, token string) (*cacheEntry,
 		Now:         now,
 		Replay:      replay,
 	})
-	if err == nil && rt.store != nil {
+	if err == nil && rt.dpop.store != nil {
 		var rsn reason
-		if rsn, err = rt.admitShared(r.Context(), p, now); rsn != reasonNone {
+		if rsn, err = rt.dpop.admitShared(r.Context(), p, now); rsn != reasonNone {
 			return nil, rejection{reason: rsn, dpop: true, err: err, token: token}
 		}
 	}
 	if err != nil {
-		return nil, rt.proofRejection(err, token)
+		return nil, rt.dpop.proofRejection(err, token)
 	}
 	return e, rejection{}
 }
@@ -237,13 +276,13 @@ func (rt *runtime) passDPoP(r *http.Request, e *cacheEntry) {
 // proofRejection refuses a request whose DPoP proof failed a check, with
 // an invalid_dpop_proof challenge naming the check. Only the check is
 // logged: the proof's contents, like the token, stay out of the logs.
-func (rt *runtime) proofRejection(err error, token string) rejection {
-	c := rt.dpopChallenges[reasonDPoPProof]
+func (st *dpopStage) proofRejection(err error, token string) rejection {
+	c := st.challenges[reasonDPoPProof]
 	check := identity.DPoPCheck("unknown")
 	var pe *identity.DPoPProofError
 	if errors.As(err, &pe) {
 		check = pe.Check
-		if pc, ok := rt.proofChallenges[pe.Check]; ok {
+		if pc, ok := st.proofChallenges[pe.Check]; ok {
 			c = pc
 		}
 	}
@@ -309,14 +348,14 @@ var errProofReplayed = &identity.DPoPProofError{Check: identity.DPoPCheckJTI, Re
 // fail_open_local uses the local cache; with fail_open_local the local
 // cache records every proof too, so that one accepted before an outage
 // is not accepted again here during it.
-func (rt *runtime) admitShared(ctx context.Context, p *identity.DPoPProof, now time.Time) (reason, error) {
+func (st *dpopStage) admitShared(ctx context.Context, p *identity.DPoPProof, now time.Time) (reason, error) {
 	ttl := p.IssuedAt.Add(identity.DefaultDPoPMaxAge).Sub(now)
-	fresh, err := rt.store.admitProof(ctx, identity.DPoPReplayKey(p), ttl)
-	if err != nil && !rt.store.failOpen {
+	fresh, err := st.store.admitProof(ctx, identity.DPoPReplayKey(p), ttl)
+	if err != nil && !st.store.failOpen {
 		return reasonStoreUnavailable, err
 	}
-	if rt.store.failOpen {
-		local := rt.replay.Admit(p, ttl)
+	if st.store.failOpen {
+		local := st.replay.Admit(p, ttl)
 		fresh = local && (fresh || err != nil)
 	}
 	if !fresh {

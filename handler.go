@@ -34,7 +34,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 		if at, ok := caddyhttp.GetVar(r.Context(), stackedVar).(*stackedToken); ok {
 			return rt.serveStacked(w, r, next, at)
 		}
-		if rt.dpop == dpopRequire && hasBearer(r.Header) {
+		if rt.dpop.mode == dpopRequire && hasBearer(r.Header) {
 			return rt.refuse(w, r, rejection{reason: reasonDPoPRequired})
 		}
 		if rt.optional {
@@ -273,7 +273,7 @@ func (rt *runtime) cleanConnection(hdr http.Header, vals []string) {
 // isTokenHeader reports whether name is, normalized, that of a header a
 // token or DPoP proof is taken from.
 func (rt *runtime) isTokenHeader(name string) bool {
-	if rt.dpop != dpopOff && headerNameMatches(name, "dpop") {
+	if rt.dpop.mode != dpopOff && headerNameMatches(name, "dpop") {
 		return true
 	}
 	for i := range rt.sources {
@@ -332,7 +332,7 @@ func (rt *runtime) extractToken(r *http.Request) (string, *tokenSource, reason) 
 			t, ok = cutScheme(vals[0], s.scheme)
 			if !ok && s.dpopAlt {
 				if t, ok = cutScheme(vals[0], identity.TokenTypeDPoP); ok {
-					s = &rt.dpopSource
+					s = &rt.dpop.source
 				}
 			}
 			if ok && t == "" {

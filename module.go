@@ -368,7 +368,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	}
 	rt.maxAge = time.Duration(h.MaxAge)
 
-	rt.dpop = parseDPoPMode(h.DPoP)
+	rt.dpop = dpopStage{mode: parseDPoPMode(h.DPoP), store: rt.store}
 	rt.certs = newCertBinding(h.CertBinding)
 	if err := rt.compileSources(h.TokenSources); err != nil {
 		return err
@@ -446,8 +446,8 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	}
 	rt.summary = newRejectionSummary(rt.logger, rt.issuerLabels)
 	trackRuntime(rt) // Caddy cleans up a handler whose Provision fails
-	if rt.dpop != dpopOff {
-		return rt.acquireReplayCache()
+	if rt.dpop.mode != dpopOff {
+		return rt.dpop.acquire()
 	}
 	return nil
 }
@@ -1022,7 +1022,7 @@ func (h *Handler) Cleanup() error {
 	if h.rt.cache != nil {
 		h.rt.cache.close()
 	}
-	errs = append(errs, h.rt.releaseReplayCache())
+	errs = append(errs, h.rt.dpop.cleanup())
 	errs = append(errs, h.rt.releaseStore())
 	if h.rt.introspector != nil {
 		h.rt.introspector.close()
@@ -1072,22 +1072,13 @@ type runtime struct {
 	// that has one, for requests that did not use the DPoP scheme.
 	challenges [numReasons]string
 
-	// dpop is the DPoP mode; dpopSource is the Authorization header source
-	// as matched with the DPoP scheme (extractToken returns it for a DPoP
-	// token), and replay the cache of the proofs already accepted.
-	dpop       dpopMode
-	dpopSource tokenSource
-	replay     *identity.DPoPReplayCache
+	// dpop is the DPoP stage (dpop.go): its mode, source, replay cache
+	// and challenges.
+	dpop dpopStage
 	// store is the shared store, nil without one; storeKey its key in
 	// storePool.
 	store    *sharedStore
 	storeKey string
-	// dpopChallenges holds the DPoP-scheme WWW-Authenticate value of each
-	// rejection reason, for requests that used the DPoP scheme (and for a
-	// missing token, offered next to the Bearer one); proofChallenges
-	// those of each failed proof check.
-	dpopChallenges  [numReasons]string
-	proofChallenges map[identity.DPoPCheck]string
 
 	// certs is the certificate-binding stage (mtls.go): whether and how
 	// cnf.x5t#S256 is checked against the client certificate.
@@ -1123,7 +1114,7 @@ type tokenSource struct {
 	kind   sourceKind
 	name   string // canonical header name, cookie name or parameter name
 	scheme string
-	// dpop marks the source a DPoP token came from (rt.dpopSource);
+	// dpop marks the source a DPoP token came from (dpopStage.source);
 	// dpopAlt the Authorization header source, whose values may also be
 	// of the DPoP scheme.
 	dpop, dpopAlt bool
@@ -1168,10 +1159,10 @@ func (rt *runtime) compileSources(in []TokenSource) error {
 				return fmt.Errorf("token_from %s %s is listed twice: remove one", s.From, s.Name)
 			}
 		}
-		if ts.kind == fromHeader && ts.name == "Authorization" && rt.dpop != dpopOff {
-			rt.dpopSource = tokenSource{kind: fromHeader, name: ts.name, scheme: identity.TokenTypeDPoP, dpop: true}
-			if rt.dpop == dpopRequire {
-				ts = rt.dpopSource
+		if ts.kind == fromHeader && ts.name == "Authorization" && rt.dpop.mode != dpopOff {
+			rt.dpop.source = tokenSource{kind: fromHeader, name: ts.name, scheme: identity.TokenTypeDPoP, dpop: true}
+			if rt.dpop.mode == dpopRequire {
+				ts = rt.dpop.source
 			} else {
 				ts.dpopAlt = true
 			}

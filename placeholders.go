@@ -134,7 +134,7 @@ func (rt *runtime) claimsEntry(issuer string, c *identity.Claims) (*cacheEntry, 
 		e.headers = append(e.headers, headerValue{name: ch.header, value: sanitizeHeaderValue(v)})
 	}
 	e.repl = e.replace
-	if rt.dpop != dpopOff {
+	if rt.dpop.mode != dpopOff {
 		e.dpopJKT, e.dpopBound = cnfJKT(c)
 	}
 	return e, nil

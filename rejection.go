@@ -52,7 +52,7 @@ func (rt *runtime) refuse(w http.ResponseWriter, r *http.Request, rej rejection)
 	c := rej.challenge
 	if c == "" {
 		if rej.dpop {
-			c = rt.dpopChallenges[rsn]
+			c = rt.dpop.challenges[rsn]
 		} else {
 			c = rt.challenges[rsn]
 		}
@@ -67,7 +67,7 @@ func (rt *runtime) refuse(w http.ResponseWriter, r *http.Request, rej rejection)
 		// the plain Bearer challenge of RFC 6750 §3 only, which is what
 		// bearer clients and tests expect; DPoP clients learn that DPoP
 		// is accepted from their authorization server's metadata.
-		w.Header().Add("WWW-Authenticate", rt.dpopChallenges[reasonMissing])
+		w.Header().Add("WWW-Authenticate", rt.dpop.challenges[reasonMissing])
 	}
 	issuer := ""
 	if rej.policy {
@@ -294,31 +294,32 @@ func classify(err error) reason {
 }
 
 // compileChallenges precomputes the WWW-Authenticate value of every
-// rejection reason that has one (RFC 6750 §3), in the Bearer scheme and,
-// unless DPoP is off, in the DPoP scheme with the accepted proof
-// algorithms (RFC 9449 §7.1). With DPoP required, Bearer is never
+// rejection reason that has one (RFC 6750 §3) in the Bearer scheme, and
+// has the DPoP stage compile its own. With DPoP required, Bearer is never
 // offered.
 func (rt *runtime) compileChallenges() {
 	bearer := `Bearer realm="` + rt.realm + `"`
-	dpop := identity.TokenTypeDPoP + ` realm="` + rt.realm + `"`
-	algs := `, algs="` + strings.Join(dpopAlgorithms, " ") + `"`
 	for i := range reasons {
-		ri := &reasons[i]
-		switch {
-		case reason(i) == reasonMissing || reason(i) == reasonDPoPRequired:
-			rt.challenges[i] = bearer
-			rt.dpopChallenges[i] = dpop + algs
-		case ri.code == "invalid_token" || ri.code == "invalid_request" || ri.code == identity.ErrorInvalidDPoPProof:
-			errPart := `, error="` + ri.code + `", error_description="` + ri.description + `"`
-			rt.challenges[i] = bearer + errPart
-			rt.dpopChallenges[i] = dpop + errPart + algs
+		if part, ok := challengeError(reason(i)); ok {
+			rt.challenges[i] = bearer + part
 		}
 	}
-	rt.proofChallenges = make(map[identity.DPoPCheck]string, len(dpopCheckDescriptions))
-	for check, desc := range dpopCheckDescriptions {
-		rt.proofChallenges[check] = dpop + `, error="` + identity.ErrorInvalidDPoPProof + `", error_description="` + desc + `"` + algs
+	rt.dpop.compileChallenges(rt.realm)
+	if rt.dpop.mode == dpopRequire {
+		rt.challenges = rt.dpop.challenges
 	}
-	if rt.dpop == dpopRequire {
-		rt.challenges = rt.dpopChallenges
+}
+
+// challengeError returns the error part of the challenge of a rejection
+// reason (empty for a missing token or an unsupported scheme), and false
+// when the reason has no challenge.
+func challengeError(rsn reason) (string, bool) {
+	ri := &reasons[rsn]
+	switch {
+	case rsn == reasonMissing || rsn == reasonDPoPRequired:
+		return "", true
+	case ri.code == "invalid_token" || ri.code == "invalid_request" || ri.code == identity.ErrorInvalidDPoPProof:
+		return `, error="` + ri.code + `", error_description="` + ri.description + `"`, true
 	}
+	return "", false
 }

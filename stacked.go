@@ -57,7 +57,7 @@ func (rt *runtime) authenticateStacked(r *http.Request, at *stackedToken) (*cach
 		if e.dpopBound {
 			return nil, rejection{reason: reasonDPoPBoundAsBearer, token: token}
 		}
-		if rt.dpop == dpopRequire {
+		if rt.dpop.mode == dpopRequire {
 			return nil, rejection{reason: reasonDPoPRequired, token: token}
 		}
 	}
