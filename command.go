@@ -6,17 +6,14 @@ import (
 	"crypto/ed25519"
 	"crypto/rsa"
 	"crypto/sha256"
-	"crypto/x509"
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
-	"encoding/pem"
 	"errors"
 	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
-	"os"
 	"slices"
 	"strings"
 	"time"
@@ -681,7 +678,7 @@ func tokenCommand() *cobra.Command {
 		Short: "Obtains a token with the client credentials grant, or decodes one",
 		Long: `With --issuer and --client-id, finds the token endpoint by discovery and
 asks it for a token with the client credentials grant (client_secret_basic
-with --client-secret, private_key_jwt with --key-file, a PEM private key),
+with --client-secret, private_key_jwt with --key-file, a PEM or JWK private key),
 then prints the access token alone on a line, for scripts:
   TOKEN=$(caddy identity token --issuer ... --client-id ... --client-secret ...)
 With --decode, also prints the token's header and claims, UNVERIFIED. With
@@ -693,7 +690,7 @@ reached.`,
 	c.Flags().String("issuer", "", "issuer URL (its discovery document gives the token endpoint)")
 	c.Flags().String("client-id", "", "client ID")
 	c.Flags().String("client-secret", "", "client secret (client_secret_basic)")
-	c.Flags().String("key-file", "", "PEM private key of the client (private_key_jwt)")
+	c.Flags().String("key-file", "", "private key of the client, PEM or JWK (private_key_jwt)")
 	c.Flags().String("key-id", "", "kid of the client key (with --key-file)")
 	c.Flags().StringSlice("scope", nil, "scope to request (repeatable)")
 	c.Flags().String("audience", "", "audience parameter (some providers, e.g. Auth0)")
@@ -756,7 +753,7 @@ func runToken(cmd *cobra.Command, args []string, out io.Writer) (int, error) {
 	case secret != "" && keyFile != "":
 		return exitUsage, errors.New("--client-secret and --key-file are exclusive")
 	case keyFile != "":
-		key, err := readPrivateKey(keyFile)
+		key, err := loadPrivateKey(keyFile)
 		if err != nil {
 			return exitUsage, err
 		}
@@ -844,26 +841,4 @@ func printDecoded(out io.Writer, d *decodedToken, asJSON bool) error {
 		fmt.Fprintf(out, "exp:    %s\n", time.Unix(int64(exp), 0).UTC().Format(time.RFC3339))
 	}
 	return nil
-}
-
-// readPrivateKey reads a PEM private key (PKCS#8, PKCS#1 or SEC 1).
-func readPrivateKey(path string) (any, error) {
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return nil, err
-	}
-	block, _ := pem.Decode(data)
-	if block == nil {
-		return nil, fmt.Errorf("%s: no PEM block", path)
-	}
-	if k, err := x509.ParsePKCS8PrivateKey(block.Bytes); err == nil {
-		return k, nil
-	}
-	if k, err := x509.ParsePKCS1PrivateKey(block.Bytes); err == nil {
-		return k, nil
-	}
-	if k, err := x509.ParseECPrivateKey(block.Bytes); err == nil {
-		return k, nil
-	}
-	return nil, fmt.Errorf("%s: unsupported private key", path)
 }

@@ -229,7 +229,7 @@ func (h *Handler) provisionLogin(repl *caddy.Replacer, is *IssuerConfig, ic iden
 	} else if c.ClientKeyFile != "" {
 		key, err := loadPrivateKey(repl.ReplaceKnown(c.ClientKeyFile, ""))
 		if err != nil {
-			return fmt.Errorf("identity: login: client_key_file: %w", err)
+			return fmt.Errorf("login: client_key_file: %w", err)
 		}
 		l.auth = identity.PrivateKeyJWTAuth(clientID, key, "")
 	} else {

@@ -99,26 +99,26 @@ func (c RedisStoreConfig) resolved() (RedisStoreConfig, error) {
 		c.Address = defaultStoreAddress
 	}
 	if _, _, err := net.SplitHostPort(c.Address); err != nil {
-		return c, fmt.Errorf("identity: store redis: address %q: %v", c.Address, err)
+		return c, fmt.Errorf("store redis: address %q: %v", c.Address, err)
 	}
 	if c.KeyPrefix == "" {
 		c.KeyPrefix = defaultStorePrefix
 	}
 	if c.Timeout < 0 {
-		return c, fmt.Errorf("identity: store redis: timeout %v is negative", time.Duration(c.Timeout))
+		return c, fmt.Errorf("store redis: timeout %v is negative", time.Duration(c.Timeout))
 	}
 	if c.Timeout == 0 {
 		c.Timeout = caddy.Duration(defaultStoreTimeout)
 	}
 	if c.DB < 0 {
-		return c, fmt.Errorf("identity: store redis: db %d is negative", c.DB)
+		return c, fmt.Errorf("store redis: db %d is negative", c.DB)
 	}
 	switch c.Failure {
 	case "":
 		c.Failure = "fail_closed"
 	case "fail_closed", "fail_open_local":
 	default:
-		return c, fmt.Errorf("identity: store redis: failure must be fail_closed or fail_open_local, not %q", c.Failure)
+		return c, fmt.Errorf("store redis: failure must be fail_closed or fail_open_local, not %q", c.Failure)
 	}
 	return c, nil
 }

@@ -218,13 +218,20 @@ func Start(opts ...Option) (*Issuer, error) {
 		current: make(map[string]*signingKey),
 		seq:     make(map[string]int),
 	}
-	h := http.HandlerFunc(i.serveHTTP)
+	// The URL is set before the server serves: a client that already knows
+	// the port (a process left from an earlier test, polling an issuer whose
+	// port was reused) must not see the Issuer half made.
+	i.srv = httptest.NewUnstartedServer(http.HandlerFunc(i.serveHTTP))
+	scheme := "http://"
 	if cfg.tls {
-		i.srv = httptest.NewTLSServer(h)
-	} else {
-		i.srv = httptest.NewServer(h)
+		scheme = "https://"
 	}
-	i.URL = i.srv.URL + cfg.issuerPath
+	i.URL = scheme + i.srv.Listener.Addr().String() + cfg.issuerPath
+	if cfg.tls {
+		i.srv.StartTLS()
+	} else {
+		i.srv.Start()
+	}
 	return i, nil
 }
 
