@@ -170,8 +170,10 @@ func (rt *runtime) authenticate(ctx context.Context, token string) (*cacheEntry,
 	if err != nil {
 		return nil, classify(err), err
 	}
-	if merged {
-		e.decoded.Store(t.Claims) // the placeholders see the merged claims
+	if merged || rt.cache == nil {
+		// The placeholders see the merged claims; without a cache, they
+		// read the token's claims, decoding what they ask for lazily.
+		e.decoded.Store(t.Claims)
 	}
 	if !until.IsZero() && until.Before(e.expires) {
 		e.expires = until

@@ -423,6 +423,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		MaxTokenBytes: rt.maxTokenSize,
 		Logger:        rt.slog,
 		RefreshWait:   time.Duration(h.RefreshWait),
+		DecodeClaims:  decodedClaims(rt.claimHeaders, rt.policies, rt.dpop.mode != dpopOff || !rt.certs.off),
 	})
 	if err != nil {
 		return err

@@ -1,22 +1,15 @@
 package identity
 
 import (
-	"bytes"
 	"crypto/x509"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
-	"unicode/utf16"
-	"unicode/utf8"
 
 	"github.com/go-jose/go-jose/v4"
 )
-
-// maxJSONDepth bounds the nesting of arrays and objects in a token header
-// or payload; real claims nest two or three levels.
-const maxJSONDepth = 32
 
 // compactJWS is a compact JWS whose structure and protected header have been
 // checked; nothing in it is trusted until the signature is verified.
@@ -73,7 +66,7 @@ func parseCompact(token string, maxBytes int) (*compactJWS, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w: header: %v", ErrMalformed, err)
 	}
-	m, err := parseJSONObject(raw)
+	m, err := parseJSONText(bytesText(raw))
 	if err != nil {
 		return nil, fmt.Errorf("%w: header: %v", ErrMalformed, err)
 	}
@@ -205,18 +198,19 @@ func (h *jwsHeader) checkCritical() error {
 	return nil
 }
 
-// claims decodes the payload: base64url, then a JSON object without
-// duplicate member names.
-func (j *compactJWS) claims() (map[string]any, error) {
+// claims decodes the payload (see decodeClaims): base64url, then a JSON
+// object without duplicate member names, of which the members named in
+// names are decoded.
+func (j *compactJWS) claims(names claimNames) (*Claims, error) {
 	raw, err := decodeSegment(j.payload)
 	if err != nil {
 		return nil, fmt.Errorf("%w: payload: %v", ErrMalformed, err)
 	}
-	m, err := parseJSONObject(raw)
+	c, err := decodeClaims(bytesText(raw), names)
 	if err != nil {
 		return nil, fmt.Errorf("%w: payload: %v", ErrMalformed, err)
 	}
-	return m, nil
+	return c, nil
 }
 
 // isBase64URL reports whether s uses only the unpadded base64url alphabet
@@ -235,393 +229,11 @@ func isBase64URL(s string) bool {
 func decodeSegment(s string) ([]byte, error) {
 	enc := base64.RawURLEncoding.Strict()
 	buf := make([]byte, enc.DecodedLen(len(s)))
-	n, err := enc.Decode(buf, []byte(s))
+	n, err := enc.Decode(buf, textBytes(s))
 	if err != nil {
 		return nil, errors.New("invalid base64url")
 	}
 	return buf[:n], nil
-}
-
-// parseJSONObject parses data, which must be one JSON object, into a map
-// as encoding/json would with UseNumber (numbers as [json.Number]), but
-// refuses duplicate member names at any depth, invalid UTF-8, nesting deeper
-// than maxJSONDepth and trailing data. Duplicate names are how two parsers
-// are made to disagree about a claim, so they are never resolved silently.
-func parseJSONObject(data []byte) (map[string]any, error) {
-	p := jsonParser{data: data}
-	p.skipSpace()
-	if p.pos >= len(data) || data[p.pos] != '{' {
-		return nil, errors.New("not a JSON object")
-	}
-	v, err := p.value(0)
-	if err != nil {
-		return nil, err
-	}
-	p.skipSpace()
-	if p.pos != len(data) {
-		return nil, errors.New("trailing data after JSON object")
-	}
-	return v.(map[string]any), nil
-}
-
-// jsonParser is a small strict recursive-descent JSON parser.
-type jsonParser struct {
-	data []byte
-	pos  int
-}
-
-var errJSONSyntax = errors.New("invalid JSON")
-
-func (p *jsonParser) skipSpace() {
-	for p.pos < len(p.data) {
-		switch p.data[p.pos] {
-		case ' ', '\t', '\n', '\r':
-			p.pos++
-		default:
-			return
-		}
-	}
-}
-
-func (p *jsonParser) value(depth int) (any, error) {
-	p.skipSpace()
-	if p.pos >= len(p.data) {
-		return nil, errJSONSyntax
-	}
-	switch c := p.data[p.pos]; {
-	case c == '{':
-		return p.object(depth + 1)
-	case c == '[':
-		return p.array(depth + 1)
-	case c == '"':
-		return p.str()
-	case c == 't':
-		return true, p.literal("true")
-	case c == 'f':
-		return false, p.literal("false")
-	case c == 'n':
-		return nil, p.literal("null")
-	case c == '-' || '0' <= c && c <= '9':
-		return p.number()
-	}
-	return nil, errJSONSyntax
-}
-
-func (p *jsonParser) literal(lit string) error {
-	if !bytes.HasPrefix(p.data[p.pos:], []byte(lit)) {
-		return errJSONSyntax
-	}
-	p.pos += len(lit)
-	return nil
-}
-
-func (p *jsonParser) object(depth int) (any, error) {
-	if depth > maxJSONDepth {
-		return nil, errors.New("JSON nested too deeply")
-	}
-	p.pos++ // '{'
-	m := make(map[string]any, 8)
-	p.skipSpace()
-	if p.pos < len(p.data) && p.data[p.pos] == '}' {
-		p.pos++
-		return m, nil
-	}
-	for {
-		p.skipSpace()
-		if p.pos >= len(p.data) || p.data[p.pos] != '"' {
-			return nil, errJSONSyntax
-		}
-		k, err := p.key()
-		if err != nil {
-			return nil, err
-		}
-		p.skipSpace()
-		if p.pos >= len(p.data) || p.data[p.pos] != ':' {
-			return nil, errJSONSyntax
-		}
-		p.pos++
-		v, err := p.value(depth)
-		if err != nil {
-			return nil, err
-		}
-		if _, dup := m[k]; dup {
-			return nil, fmt.Errorf("duplicate member %q", truncate(k, 64))
-		}
-		m[k] = v
-		p.skipSpace()
-		if p.pos >= len(p.data) {
-			return nil, errJSONSyntax
-		}
-		switch p.data[p.pos] {
-		case ',':
-			p.pos++
-		case '}':
-			p.pos++
-			return m, nil
-		default:
-			return nil, errJSONSyntax
-		}
-	}
-}
-
-func (p *jsonParser) array(depth int) (any, error) {
-	if depth > maxJSONDepth {
-		return nil, errors.New("JSON nested too deeply")
-	}
-	p.pos++ // '['
-	a := []any{}
-	p.skipSpace()
-	if p.pos < len(p.data) && p.data[p.pos] == ']' {
-		p.pos++
-		return a, nil
-	}
-	for {
-		v, err := p.value(depth)
-		if err != nil {
-			return nil, err
-		}
-		a = append(a, v)
-		p.skipSpace()
-		if p.pos >= len(p.data) {
-			return nil, errJSONSyntax
-		}
-		switch p.data[p.pos] {
-		case ',':
-			p.pos++
-		case ']':
-			p.pos++
-			return a, nil
-		default:
-			return nil, errJSONSyntax
-		}
-	}
-}
-
-// key parses a member name, returning the registered header and claim
-// names as constants so that decoding them does not allocate.
-func (p *jsonParser) key() (string, error) {
-	start := p.pos + 1
-	end := bytes.IndexByte(p.data[start:], '"')
-	if end > 0 && bytes.IndexByte(p.data[start:start+end], '\\') < 0 {
-		if k, ok := internedName(p.data[start : start+end]); ok {
-			p.pos = start + end + 1
-			return k, nil
-		}
-	}
-	return p.str()
-}
-
-// internedName maps the common header and claim names to constants.
-func internedName(b []byte) (string, bool) {
-	switch string(b) {
-	case HeaderAlgorithm:
-		return HeaderAlgorithm, true
-	case HeaderKeyID:
-		return HeaderKeyID, true
-	case HeaderType:
-		return HeaderType, true
-	case ClaimIssuer:
-		return ClaimIssuer, true
-	case ClaimSubject:
-		return ClaimSubject, true
-	case ClaimAudience:
-		return ClaimAudience, true
-	case ClaimExpiration:
-		return ClaimExpiration, true
-	case ClaimNotBefore:
-		return ClaimNotBefore, true
-	case ClaimIssuedAt:
-		return ClaimIssuedAt, true
-	case ClaimJWTID:
-		return ClaimJWTID, true
-	case ClaimScope:
-		return ClaimScope, true
-	case ClaimScp:
-		return ClaimScp, true
-	case ClaimClientID:
-		return ClaimClientID, true
-	case ClaimAuthorizedParty:
-		return ClaimAuthorizedParty, true
-	case ClaimNonce:
-		return ClaimNonce, true
-	case ClaimAuthTime:
-		return ClaimAuthTime, true
-	case ClaimSessionID:
-		return ClaimSessionID, true
-	case ClaimRoles:
-		return ClaimRoles, true
-	case ClaimGroups:
-		return ClaimGroups, true
-	case ClaimEmail:
-		return ClaimEmail, true
-	case ClaimName:
-		return ClaimName, true
-	case ClaimPreferredUsername:
-		return ClaimPreferredUsername, true
-	}
-	return "", false
-}
-
-// str parses a string starting at the opening quote.
-func (p *jsonParser) str() (string, error) {
-	p.pos++ // '"'
-	start := p.pos
-	ascii := true
-	for p.pos < len(p.data) {
-		c := p.data[p.pos]
-		switch {
-		case c == '"':
-			raw := p.data[start:p.pos]
-			p.pos++
-			if !ascii && !utf8.Valid(raw) {
-				return "", errors.New("invalid UTF-8 in JSON string")
-			}
-			return string(raw), nil
-		case c == '\\':
-			return p.escapedStr(start)
-		case c < 0x20:
-			return "", errJSONSyntax
-		case c >= utf8.RuneSelf:
-			ascii = false
-		}
-		p.pos++
-	}
-	return "", errJSONSyntax
-}
-
-// escapedStr continues parsing a string that contains escapes; p.pos is at
-// the first backslash.
-func (p *jsonParser) escapedStr(start int) (string, error) {
-	buf := make([]byte, 0, p.pos-start+16)
-	buf = append(buf, p.data[start:p.pos]...)
-	for p.pos < len(p.data) {
-		c := p.data[p.pos]
-		switch {
-		case c == '"':
-			p.pos++
-			if !utf8.Valid(buf) {
-				return "", errors.New("invalid UTF-8 in JSON string")
-			}
-			return string(buf), nil
-		case c < 0x20:
-			return "", errJSONSyntax
-		case c != '\\':
-			buf = append(buf, c)
-			p.pos++
-			continue
-		}
-		// Escape sequence.
-		if p.pos+1 >= len(p.data) {
-			return "", errJSONSyntax
-		}
-		e := p.data[p.pos+1]
-		p.pos += 2
-		switch e {
-		case '"', '\\', '/':
-			buf = append(buf, e)
-		case 'b':
-			buf = append(buf, '\b')
-		case 'f':
-			buf = append(buf, '\f')
-		case 'n':
-			buf = append(buf, '\n')
-		case 'r':
-			buf = append(buf, '\r')
-		case 't':
-			buf = append(buf, '\t')
-		case 'u':
-			r, ok := p.hex4()
-			if !ok {
-				return "", errJSONSyntax
-			}
-			if utf16.IsSurrogate(r) {
-				// A valid pair becomes one rune; anything else is
-				// replaced, as encoding/json does.
-				r2 := rune(-1)
-				if p.pos+1 < len(p.data) && p.data[p.pos] == '\\' && p.data[p.pos+1] == 'u' {
-					save := p.pos
-					p.pos += 2
-					var ok2 bool
-					if r2, ok2 = p.hex4(); !ok2 {
-						return "", errJSONSyntax
-					}
-					if dec := utf16.DecodeRune(r, r2); dec != utf8.RuneError {
-						r = dec
-					} else {
-						p.pos = save
-						r = utf8.RuneError
-					}
-				} else {
-					r = utf8.RuneError
-				}
-			}
-			buf = utf8.AppendRune(buf, r)
-		default:
-			return "", errJSONSyntax
-		}
-	}
-	return "", errJSONSyntax
-}
-
-// hex4 reads four hex digits.
-func (p *jsonParser) hex4() (rune, bool) {
-	if p.pos+4 > len(p.data) {
-		return 0, false
-	}
-	var r rune
-	for _, c := range p.data[p.pos : p.pos+4] {
-		r <<= 4
-		switch {
-		case '0' <= c && c <= '9':
-			r |= rune(c - '0')
-		case 'a' <= c && c <= 'f':
-			r |= rune(c - 'a' + 10)
-		case 'A' <= c && c <= 'F':
-			r |= rune(c - 'A' + 10)
-		default:
-			return 0, false
-		}
-	}
-	p.pos += 4
-	return r, true
-}
-
-// number parses a JSON number per RFC 8259 §6 and keeps its text.
-func (p *jsonParser) number() (any, error) {
-	start := p.pos
-	d := p.data
-	if d[p.pos] == '-' {
-		p.pos++
-	}
-	digits := func() int {
-		n := 0
-		for p.pos < len(d) && '0' <= d[p.pos] && d[p.pos] <= '9' {
-			p.pos++
-			n++
-		}
-		return n
-	}
-	if p.pos < len(d) && d[p.pos] == '0' {
-		p.pos++
-	} else if digits() == 0 {
-		return nil, errJSONSyntax
-	}
-	if p.pos < len(d) && d[p.pos] == '.' {
-		p.pos++
-		if digits() == 0 {
-			return nil, errJSONSyntax
-		}
-	}
-	if p.pos < len(d) && (d[p.pos] == 'e' || d[p.pos] == 'E') {
-		p.pos++
-		if p.pos < len(d) && (d[p.pos] == '+' || d[p.pos] == '-') {
-			p.pos++
-		}
-		if digits() == 0 {
-			return nil, errJSONSyntax
-		}
-	}
-	return json.Number(d[start:p.pos]), nil
 }
 
 // truncate shortens untrusted text for error messages.
