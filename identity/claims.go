@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math"
 	"math/bits"
+	"slices"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -66,6 +67,12 @@ type lazyClaims struct {
 	payload string     // the JSON object, checked in full
 	names   claimNames // the top-level names decoded into Claims.raw
 	all     atomic.Pointer[map[string]any]
+}
+
+// lazyBlock allocates a Claims and its lazyClaims at once.
+type lazyBlock struct {
+	c    Claims
+	lazy lazyClaims
 }
 
 // claimNames is a set of top-level member names.
@@ -153,7 +160,7 @@ func typedClaim(name string) int {
 // "exp", "nbf", "iat" not numbers (a string "exp" is malformed, not absent);
 // "scope", "scp", "roles", "groups" not a string or an array of strings.
 func ParseClaims(payload []byte) (*Claims, error) {
-	c, err := decodeClaims(string(payload), nil)
+	c, err := decodeClaims(string(payload), nil, nil)
 	if err != nil {
 		return nil, fmt.Errorf("%w: claims: %v", ErrMalformed, err)
 	}
@@ -167,15 +174,18 @@ func ParseClaims(payload []byte) (*Claims, error) {
 // member names at any depth and decodes it in one pass: the registered
 // claims into the fields of Claims, and into raw every member when names
 // is nil, else only the members named in names (the others are decoded
-// on first use). The error is malformed JSON; a registered claim of the
+// on first use); keys is scratch space for the parser, or nil. The error
+// is malformed JSON; a registered claim of the
 // wrong type is recorded for typeError, so that the caller can report it
 // after what it must check first.
-func decodeClaims(payload string, names claimNames) (*Claims, error) {
-	d := claimsDecoder{p: jsonParser{data: payload}, c: &Claims{}, names: names}
+func decodeClaims(payload string, names claimNames, keys []string) (*Claims, error) {
+	d := claimsDecoder{p: jsonParser{data: payload, keys: keys[:0]}, names: names}
 	if names == nil {
-		d.c.raw = make(map[string]any, 8)
+		d.c = &Claims{raw: make(map[string]any, 8)}
 	} else {
-		d.c.lazy = &lazyClaims{payload: payload, names: names}
+		b := &lazyBlock{lazy: lazyClaims{payload: payload, names: names}}
+		b.c.lazy = &b.lazy
+		d.c = &b.c
 	}
 	if err := d.p.start(); err != nil {
 		return nil, err
@@ -186,12 +196,21 @@ func decodeClaims(payload string, names claimNames) (*Claims, error) {
 	if err := d.p.end(); err != nil {
 		return nil, err
 	}
-	for _, scopes := range [...][]string{d.scope, d.scp} {
-		for _, s := range scopes {
-			if s != "" && !d.c.HasScope(s) {
-				d.c.Scopes = append(d.c.Scopes, s)
-			}
+	// Scopes are kept in the slices decoded, which belong to no one else.
+	scopes := d.scope
+	if scopes == nil {
+		scopes = d.scp
+	} else {
+		scopes = append(scopes, d.scp...)
+	}
+	kept := scopes[:0]
+	for _, s := range scopes {
+		if s != "" && !slices.Contains(kept, s) {
+			kept = append(kept, s)
 		}
+	}
+	if len(kept) > 0 {
+		d.c.Scopes = kept
 	}
 	return d.c, nil
 }

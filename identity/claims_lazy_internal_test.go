@@ -46,12 +46,12 @@ var lazyPaths = []string{
 // error, and the same value for every path and for Raw.
 func checkLazySame(t *testing.T, payload string, names []string) {
 	t.Helper()
-	full, errFull := decodeClaims(payload, nil)
+	full, errFull := decodeClaims(payload, nil, nil)
 	set := claimNames{}
 	for _, n := range names {
 		set.add(n)
 	}
-	lazy, errLazy := decodeClaims(payload, set)
+	lazy, errLazy := decodeClaims(payload, set, nil)
 	if (errFull == nil) != (errLazy == nil) || errFull != nil && errFull.Error() != errLazy.Error() {
 		t.Fatalf("names %q: full decoding says %v, lazy %v", names, errFull, errLazy)
 	}
@@ -141,7 +141,7 @@ func TestDecodeClaims_LazyVerdicts(t *testing.T) {
 		`{"x":1`,
 		`[]`,
 	} {
-		if _, err := decodeClaims(payload, nil); err == nil {
+		if _, err := decodeClaims(payload, nil, nil); err == nil {
 			t.Fatalf("%q accepted", payload)
 		}
 		for _, names := range [][]string{nil, {"x"}, {"sub"}, {"other"}} {

@@ -20,6 +20,10 @@ type compactJWS struct {
 	// between them, as received: the bytes the signature covers.
 	signingInput string
 	signature    []byte // decoded signature, empty when the segment is
+	// payloadBuf is where claims decodes the payload: the header, the
+	// signature and the payload share one allocation.
+	payloadBuf []byte
+	keys       []string // the parser's scratch space, for the payload's turn
 }
 
 // jwsHeader holds the protected header members the validator looks at.
@@ -62,72 +66,142 @@ func parseCompact(token string, maxBytes int) (*compactJWS, error) {
 	if !isBase64URL(h) || !isBase64URL(p) || !isBase64URL(s) {
 		return nil, fmt.Errorf("%w: invalid base64url", ErrMalformed)
 	}
-	raw, err := decodeSegment(h)
+	enc := base64.RawURLEncoding
+	hn, pn := enc.DecodedLen(len(h)), enc.DecodedLen(len(p))
+	buf := make([]byte, hn+pn+enc.DecodedLen(len(s)))
+	raw, err := decodeSegmentInto(buf[:hn:hn], h)
 	if err != nil {
 		return nil, fmt.Errorf("%w: header: %v", ErrMalformed, err)
 	}
-	m, err := parseJSONText(bytesText(raw))
+	hdr, keys, err := readHeader(bytesText(raw), nil)
 	if err != nil {
 		return nil, fmt.Errorf("%w: header: %v", ErrMalformed, err)
 	}
-	hdr, err := readHeader(m)
-	if err != nil {
-		return nil, fmt.Errorf("%w: header: %v", ErrMalformed, err)
-	}
-	sig, err := decodeSegment(s)
+	sig, err := decodeSegmentInto(buf[hn+pn:], s)
 	if err != nil {
 		return nil, fmt.Errorf("%w: signature: %v", ErrMalformed, err)
 	}
-	return &compactJWS{header: hdr, payload: p, signingInput: token[:len(h)+1+len(p)], signature: sig}, nil
+	return &compactJWS{
+		header: hdr, payload: p, signingInput: token[:len(h)+1+len(p)], signature: sig,
+		payloadBuf: buf[hn : hn+pn : hn+pn], keys: keys,
+	}, nil
 }
 
-// readHeader extracts and type-checks the members of a decoded header.
-func readHeader(m map[string]any) (jwsHeader, error) {
-	var h jwsHeader
-	alg, ok := m["alg"].(string)
-	if !ok || alg == "" {
-		return h, errors.New(`"alg" missing or not a string`)
-	}
-	h.alg = alg
+// headerDecoder decodes the members of a protected header that readHeader
+// checks and only checks the others.
+type headerDecoder struct {
+	p                  jsonParser
+	alg, kid, typ, cty headerString
+	crit, b64          any
+	hasCrit, hasB64    bool
+	// jose holds "jwk", "x5c" and "nonce" when present.
+	jose map[string]any
+}
+
+// headerString is a header member that must be a string.
+type headerString struct {
+	s                 string
+	present, isString bool
+}
+
+func (d *headerDecoder) member(name string) error {
 	var err error
-	if h.kid, err = optionalString(m, "kid"); err != nil {
-		return h, err
+	switch name {
+	case HeaderAlgorithm:
+		return d.str(&d.alg)
+	case HeaderKeyID:
+		return d.str(&d.kid)
+	case HeaderType:
+		return d.str(&d.typ)
+	case "cty":
+		return d.str(&d.cty)
+	case "crit":
+		d.hasCrit = true
+		d.crit, err = d.p.value(1)
+	case "b64":
+		d.hasB64 = true
+		d.b64, err = d.p.value(1)
+	case HeaderJSONWebKey, "x5c", ClaimNonce:
+		var v any
+		v, err = d.p.value(1)
+		if d.jose == nil {
+			d.jose = make(map[string]any, 3)
+		}
+		d.jose[name] = v
+	default:
+		err = d.p.skip(1)
 	}
-	if h.typ, err = optionalString(m, "typ"); err != nil {
-		return h, err
+	return err
+}
+
+func (d *headerDecoder) str(m *headerString) error {
+	m.present = true
+	if d.p.peek() != '"' {
+		return d.p.skip(1)
 	}
-	cty, err := optionalString(m, "cty")
-	if err != nil {
-		return h, err
+	m.isString = true
+	var err error
+	m.s, err = d.p.str()
+	return err
+}
+
+// readHeader decodes the protected header: a JSON object without duplicate
+// member names, with a string "alg" and well-typed "kid", "typ", "cty",
+// "crit" and "b64" when present. keys is the parser's scratch space, which
+// it returns for the payload's turn.
+func readHeader(text string, keys []string) (jwsHeader, []string, error) {
+	d := headerDecoder{p: jsonParser{data: text, keys: keys}}
+	var h jwsHeader
+	if err := d.p.start(); err != nil {
+		return h, nil, err
 	}
-	if strings.EqualFold(strings.TrimPrefix(strings.ToLower(cty), "application/"), "jwt") {
-		return h, errors.New("nested JWT (cty JWT) not accepted")
+	if err := d.p.members(1, d.member); err != nil {
+		return h, nil, err
 	}
-	if v, present := m["crit"]; present {
-		arr, ok := v.([]any)
+	if err := d.p.end(); err != nil {
+		return h, nil, err
+	}
+	if !d.alg.isString || d.alg.s == "" {
+		return h, nil, errors.New(`"alg" missing or not a string`)
+	}
+	h.alg = d.alg.s
+	for _, m := range [...]struct {
+		name string
+		v    headerString
+	}{{HeaderKeyID, d.kid}, {HeaderType, d.typ}, {"cty", d.cty}} {
+		if m.v.present && !m.v.isString {
+			return h, nil, fmt.Errorf("%q is not a string", m.name)
+		}
+	}
+	h.kid, h.typ = d.kid.s, d.typ.s
+	if strings.EqualFold(strings.TrimPrefix(strings.ToLower(d.cty.s), "application/"), "jwt") {
+		return h, nil, errors.New("nested JWT (cty JWT) not accepted")
+	}
+	if d.hasCrit {
+		arr, ok := d.crit.([]any)
 		if !ok || len(arr) == 0 {
-			return h, errors.New(`"crit" must be a non-empty array of strings`)
+			return h, nil, errors.New(`"crit" must be a non-empty array of strings`)
 		}
 		for _, e := range arr {
 			s, ok := e.(string)
 			if !ok || s == "" {
-				return h, errors.New(`"crit" must be a non-empty array of strings`)
+				return h, nil, errors.New(`"crit" must be a non-empty array of strings`)
 			}
 			h.crit = append(h.crit, s)
 		}
 		h.hasCrit = true
 	}
-	if m["jwk"] != nil || m["x5c"] != nil || m["nonce"] != nil {
-		h.joseMembers = m
+	if d.jose[HeaderJSONWebKey] != nil || d.jose["x5c"] != nil || d.jose[ClaimNonce] != nil {
+		h.joseMembers = d.jose
 	}
-	if v, present := m["b64"]; present {
-		b, ok := v.(bool)
+	if d.hasB64 {
+		b, ok := d.b64.(bool)
 		if !ok {
-			return h, errors.New(`"b64" is not a boolean`)
+			return h, nil, errors.New(`"b64" is not a boolean`)
 		}
 		h.b64False = !b
 	}
-	return h, nil
+	return h, d.p.keys, nil
 }
 
 // checkJOSEMembers applies go-jose's rules to the header members it
@@ -171,20 +245,6 @@ func (h *jwsHeader) checkJOSEMembers() error {
 	return nil
 }
 
-// optionalString returns member name of m, "" when absent, and an error
-// when it is present but not a string.
-func optionalString(m map[string]any, name string) (string, error) {
-	v, present := m[name]
-	if !present {
-		return "", nil
-	}
-	s, ok := v.(string)
-	if !ok {
-		return "", fmt.Errorf("%q is not a string", name)
-	}
-	return s, nil
-}
-
 // checkCritical refuses critical extensions: this package understands none
 // (RFC 7515 §4.1.11), and it never accepts unencoded payloads (RFC 7797
 // b64=false), listed in crit or not.
@@ -202,11 +262,11 @@ func (h *jwsHeader) checkCritical() error {
 // object without duplicate member names, of which the members named in
 // names are decoded.
 func (j *compactJWS) claims(names claimNames) (*Claims, error) {
-	raw, err := decodeSegment(j.payload)
+	raw, err := decodeSegmentInto(j.payloadBuf, j.payload)
 	if err != nil {
 		return nil, fmt.Errorf("%w: payload: %v", ErrMalformed, err)
 	}
-	c, err := decodeClaims(bytesText(raw), names)
+	c, err := decodeClaims(bytesText(raw), names, j.keys)
 	if err != nil {
 		return nil, fmt.Errorf("%w: payload: %v", ErrMalformed, err)
 	}
@@ -227,9 +287,12 @@ func isBase64URL(s string) bool {
 
 // decodeSegment decodes canonical unpadded base64url.
 func decodeSegment(s string) ([]byte, error) {
-	enc := base64.RawURLEncoding.Strict()
-	buf := make([]byte, enc.DecodedLen(len(s)))
-	n, err := enc.Decode(buf, textBytes(s))
+	return decodeSegmentInto(make([]byte, base64.RawURLEncoding.DecodedLen(len(s))), s)
+}
+
+// decodeSegmentInto is decodeSegment into buf, which must be long enough.
+func decodeSegmentInto(buf []byte, s string) ([]byte, error) {
+	n, err := base64.RawURLEncoding.Strict().Decode(buf, textBytes(s))
 	if err != nil {
 		return nil, errors.New("invalid base64url")
 	}
