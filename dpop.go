@@ -176,11 +176,17 @@ func cnfJKT(c *identity.Claims) (jkt string, bound bool) {
 // credential stage) must be signed by that key for this method, URI and
 // token, and not seen before. The proof is checked on every request,
 // whether the token's validation came from the cache or not, and last, so
-// that its jti is not spent on a request refused anyway.
+// that its jti is not spent on a request refused anyway. A request
+// without the DPoP scheme has nothing to check here (this inlines).
 func (st *dpopStage) check(r *http.Request, c *credential, e *cacheEntry) rejection {
 	if !c.dpop() {
 		return rejection{}
 	}
+	return st.verifyProof(r, c, e)
+}
+
+// verifyProof is check for a request with the DPoP scheme.
+func (st *dpopStage) verifyProof(r *http.Request, c *credential, e *cacheEntry) rejection {
 	method, uri := requestTarget(r)
 	replay := st.replay
 	if st.store != nil {

@@ -66,8 +66,17 @@ func (cb certBinding) thumbprint(c *identity.Claims) (string, error) {
 // of the token of entry e: a bound token needs its certificate, whatever
 // the scheme (with DPoP both bindings must hold). The entry has no
 // thumbprint when the binding is off.
-func (certBinding) check(r *http.Request, c *credential, e *cacheEntry) rejection {
-	if e.certThumbprint == "" || certPresented(r, e.certThumbprint) {
+// thumbprint when the binding is off. The unbound case inlines.
+func (*certBinding) check(r *http.Request, c *credential, e *cacheEntry) rejection {
+	if e.certThumbprint == "" {
+		return rejection{}
+	}
+	return checkPresented(r, c, e)
+}
+
+// checkPresented is check for a bound token.
+func checkPresented(r *http.Request, c *credential, e *cacheEntry) rejection {
+	if certPresented(r, e.certThumbprint) {
 		return rejection{}
 	}
 	return rejection{reason: reasonCertBinding, dpop: c.dpop(), token: c.token}
