@@ -2,6 +2,7 @@ package caddyidentity
 
 import (
 	"context"
+	"net/http"
 	"time"
 
 	"go.uber.org/zap"
@@ -49,6 +50,19 @@ type authenticator struct {
 type claimHeader struct {
 	path   string
 	header string // canonical form
+}
+
+// compileClaimHeaders compiles the claim headers to set, the defaults
+// when none are configured.
+func compileClaimHeaders(claims []ClaimHeader) []claimHeader {
+	if len(claims) == 0 {
+		claims = defaultClaimHeaders
+	}
+	out := make([]claimHeader, 0, len(claims))
+	for _, c := range claims {
+		out = append(out, claimHeader{path: c.Claim, header: http.CanonicalHeaderKey(c.Header)})
+	}
+	return out
 }
 
 // authenticate returns the cache entry of the credential's token, or the

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
-	"net/http"
 	"net/url"
 	"os"
 	"slices"
@@ -1055,19 +1054,6 @@ func (h *Handler) Cleanup() error {
 		h.refuser.cleanup()
 	}
 	return errors.Join(errs...)
-}
-
-// compileClaimHeaders compiles the claim headers to set, the defaults
-// when none are configured.
-func compileClaimHeaders(claims []ClaimHeader) []claimHeader {
-	if len(claims) == 0 {
-		claims = defaultClaimHeaders
-	}
-	out := make([]claimHeader, 0, len(claims))
-	for _, c := range claims {
-		out = append(out, claimHeader{path: c.Claim, header: http.CanonicalHeaderKey(c.Header)})
-	}
-	return out
 }
 
 // Interface guards.
