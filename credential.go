@@ -74,8 +74,8 @@ const (
 
 // newCredentialStage compiles the token sources, defaulting to the
 // Authorization header with the Bearer scheme.
-func newCredentialStage(in []TokenSource, dpop dpopMode, optional bool, maxTokenSize int) (*credentialStage, error) {
-	cs := &credentialStage{dpopRequired: dpop == dpopRequire, optional: optional, maxTokenSize: maxTokenSize}
+func newCredentialStage(in []TokenSource, dpop dpopMode, optional bool, maxTokenSize int) (credentialStage, error) {
+	cs := credentialStage{dpopRequired: dpop == dpopRequire, optional: optional, maxTokenSize: maxTokenSize}
 	if len(in) == 0 {
 		in = []TokenSource{{From: "header", Name: "Authorization", Scheme: "Bearer"}}
 	}
@@ -95,7 +95,7 @@ func newCredentialStage(in []TokenSource, dpop dpopMode, optional bool, maxToken
 		}
 		for _, prev := range cs.sources {
 			if prev.kind == ts.kind && strings.EqualFold(prev.name, ts.name) {
-				return nil, fmt.Errorf("token_from %s %s is listed twice: remove one", s.From, s.Name)
+				return cs, fmt.Errorf("token_from %s %s is listed twice: remove one", s.From, s.Name)
 			}
 		}
 		if ts.kind == fromHeader && ts.name == "Authorization" && dpop != dpopOff {

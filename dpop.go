@@ -50,7 +50,6 @@ func (p pooledReplayCache) Destruct() error {
 // cleanup. The scheme's token source is the credential stage's, its
 // challenges are the refuser's.
 type dpopStage struct {
-	mode dpopMode
 	// replay is the cache of the proofs already accepted in this process.
 	replay *identity.DPoPReplayCache
 	// store is the handler's shared store, nil without one; the handler

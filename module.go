@@ -194,16 +194,19 @@ type Handler struct {
 	// The stages Provision builds, in the order a request meets them
 	// (see doc.go). Each owns its configuration and state; Cleanup
 	// releases what they took.
-	strip      *stripStage
-	credential *credentialStage
+	// They are values, next to each other, so that a request follows no
+	// pointer to reach them; the optional ones are pointers, nil when not
+	// configured.
+	strip      stripStage
+	credential credentialStage
 	login      *login // nil without a login block
-	auth       *authenticator
-	certs      *certBinding
-	dpop       *dpopStage
-	policy     *policyStage
+	auth       authenticator
+	certs      certBinding
+	dpop       dpopStage
+	policy     policyStage
 	upstream   *upstreamStage // nil without upstream_token
-	handOn     *handOn
-	refuser    *refuser
+	handOn     handOn
+	refuser    refuser
 
 	// store is the shared store, nil without one, which the DPoP and
 	// login stages use; storeKey is its key in storePool.
@@ -389,20 +392,20 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	}
 	dpop := parseDPoPMode(h.DPoP)
 	m := &meter{metrics: su.metrics}
-	h.policy = &policyStage{byIssuer: make(map[string]*issuerPolicy, len(h.Issuers))}
+	h.policy = policyStage{byIssuer: make(map[string]*issuerPolicy, len(h.Issuers))}
 	h.certs = newCertBinding(h.CertBinding)
-	h.auth = &authenticator{
+	h.auth = authenticator{
 		logger:       su.logger,
 		now:          su.now,
 		counters:     su.metrics.resolve(),
-		policy:       h.policy,
-		certs:        h.certs,
+		policy:       &h.policy,
+		certs:        &h.certs,
 		dpopOn:       dpop != dpopOff,
 		dpopRequired: dpop == dpopRequire,
 		leeway:       su.leeway,
 		maxAge:       time.Duration(h.MaxAge),
 	}
-	h.dpop = &dpopStage{mode: dpop, store: h.store, now: su.now}
+	h.dpop = dpopStage{store: h.store, now: su.now}
 	var err error
 	if h.credential, err = newCredentialStage(h.TokenSources, dpop, h.Optional, maxTokenSize); err != nil {
 		return err
@@ -415,7 +418,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	h.strip = newStripStage(h.ClaimHeaders, h.StripHeaders, upstreamHeader, h.credential.sources, dpop != dpopOff)
 	h.auth.claimHeaders = compileClaimHeaders(h.ClaimHeaders)
 	h.refuser = newRefuser(su.logger, m, su.realm, dpop)
-	h.handOn = &handOn{forwardToken: h.ForwardToken, meter: m}
+	h.handOn = handOn{forwardToken: h.ForwardToken, meter: m}
 
 	issuerCfgs := make([]identity.IssuerConfig, 0, len(h.Issuers))
 	repl := caddy.NewReplacer()
@@ -436,13 +439,13 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		}
 		m.issuerLabels = append(m.issuerLabels, pol.issuer)
 		if h.Issuers[i].Introspection != nil {
-			h.auth.introspector, err = newIntrospector(repl, &h.Issuers[i], ic, pol, h.auth)
+			h.auth.introspector, err = newIntrospector(repl, &h.Issuers[i], ic, pol, &h.auth)
 			if err != nil {
 				return fmt.Errorf("issuer %q: introspection: %w", h.Issuers[i].Issuer, err)
 			}
 		}
 		if h.Issuers[i].UserInfo != nil {
-			u, err := newUserInfoSource(repl, &h.Issuers[i], ic, pol, h.auth)
+			u, err := newUserInfoSource(repl, &h.Issuers[i], ic, pol, &h.auth)
 			if err != nil {
 				return fmt.Errorf("issuer %q: userinfo: %w", h.Issuers[i].Issuer, err)
 			}
@@ -481,7 +484,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		}
 	}
 	h.refuser.summary = newRejectionSummary(su.logger, m.issuerLabels)
-	trackHandler(h.auth) // Caddy cleans up a handler whose Provision fails
+	trackHandler(&h.auth) // Caddy cleans up a handler whose Provision fails
 	if dpop != dpopOff {
 		return h.dpop.acquire()
 	}
@@ -1023,7 +1026,7 @@ func replaceAll(repl *caddy.Replacer, in []string) []string {
 
 // Validate checks the provisioned handler.
 func (h *Handler) Validate() error {
-	if h.auth == nil || h.auth.validator == nil {
+	if h.auth.validator == nil {
 		return errors.New("handler not provisioned")
 	}
 	return nil
@@ -1033,26 +1036,18 @@ func (h *Handler) Validate() error {
 // caches, the token and introspection caches and clients, the DPoP
 // replay cache, the store, the sign-in stage's ended lists, the upstream
 // token clients and the rejection summary. A stage Provision did not get
-// to is nil.
+// to has nothing to release.
 func (h *Handler) Cleanup() error {
-	var errs []error
-	if h.auth != nil {
-		untrackHandler(h.auth)
-		errs = append(errs, h.auth.cleanup())
-	}
+	untrackHandler(&h.auth)
+	errs := []error{h.auth.cleanup()}
 	if h.login != nil {
 		errs = append(errs, h.login.cleanup())
 	}
-	if h.dpop != nil {
-		errs = append(errs, h.dpop.cleanup())
-	}
-	errs = append(errs, h.releaseStore())
+	errs = append(errs, h.dpop.cleanup(), h.releaseStore())
 	if h.upstream != nil {
 		errs = append(errs, h.upstream.close())
 	}
-	if h.refuser != nil {
-		h.refuser.cleanup()
-	}
+	h.refuser.cleanup()
 	return errors.Join(errs...)
 }
 

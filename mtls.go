@@ -26,8 +26,8 @@ type certBinding struct {
 
 // newCertBinding compiles the checked cert_binding option; empty is the
 // default, check.
-func newCertBinding(mode string) *certBinding {
-	return &certBinding{off: mode == "off"}
+func newCertBinding(mode string) certBinding {
+	return certBinding{off: mode == "off"}
 }
 
 // checkCertBinding checks the cert_binding option.

@@ -59,8 +59,8 @@ type refuser struct {
 // newRefuser compiles the challenges of a handler with realm and DPoP
 // mode dpop. Provision adds the summary once the issuer labels of m are
 // known.
-func newRefuser(logger *zap.Logger, m *meter, realm string, dpop dpopMode) *refuser {
-	rf := &refuser{logger: logger, meter: m}
+func newRefuser(logger *zap.Logger, m *meter, realm string, dpop dpopMode) refuser {
+	rf := refuser{logger: logger, meter: m}
 	rf.compileChallenges(realm, dpop)
 	return rf
 }

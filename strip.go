@@ -24,8 +24,8 @@ type stripStage struct {
 // claims (the defaults when empty), strip and upstreamHeader (unless
 // empty or Authorization, which the upstream token replaces), and the
 // token headers of sources.
-func newStripStage(claims []ClaimHeader, strip []string, upstreamHeader string, sources []tokenSource, dpop bool) *stripStage {
-	st := &stripStage{}
+func newStripStage(claims []ClaimHeader, strip []string, upstreamHeader string, sources []tokenSource, dpop bool) stripStage {
+	var st stripStage
 	if len(claims) == 0 {
 		claims = defaultClaimHeaders
 	}
