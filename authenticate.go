@@ -70,23 +70,23 @@ func compileClaimHeaders(claims []ClaimHeader) []claimHeader {
 // came with: a DPoP-bound token must come with the DPoP scheme (RFC 9449
 // §7.1; a stacked token whose proof an earlier handler verified counts),
 // a token with the DPoP scheme must be DPoP-bound.
-func (a *authenticator) authenticate(ctx context.Context, c *credential) (*cacheEntry, rejection) {
+func (a *authenticator) authenticate(ctx context.Context, c *credential) (*cacheEntry, *rejection) {
 	e, rsn, err := a.verify(ctx, c.token)
 	if rsn != reasonNone {
-		return nil, rejection{reason: rsn, dpop: c.dpop(), err: err, token: c.token}
+		return nil, &rejection{reason: rsn, dpop: c.dpop(), err: err, token: c.token}
 	}
 	switch {
 	case c.dpop():
 		if e.dpopJKT == "" {
-			return nil, rejection{reason: reasonDPoPUnbound, dpop: true, token: c.token}
+			return nil, &rejection{reason: reasonDPoPUnbound, dpop: true, token: c.token}
 		}
 	case c.stacked != nil && c.stacked.dpopJKT != "":
 	case e.dpopBound:
-		return nil, rejection{reason: reasonDPoPBoundAsBearer, token: c.token}
+		return nil, &rejection{reason: reasonDPoPBoundAsBearer, token: c.token}
 	case c.stacked != nil && a.dpopRequired:
-		return nil, rejection{reason: reasonDPoPRequired, token: c.token}
+		return nil, &rejection{reason: reasonDPoPRequired, token: c.token}
 	}
-	return e, rejection{}
+	return e, nil
 }
 
 // verify authenticates a token by its form: an opaque token by

@@ -114,32 +114,32 @@ func newCredentialStage(in []TokenSource, dpop dpopMode, optional bool, maxToken
 // find returns the request's credential, or why the request is refused
 // before any token is looked at. Every check reads the request only: the
 // login stage, which runs after it, may still take the request over.
-func (cs *credentialStage) find(r *http.Request) (credential, rejection) {
+func (cs *credentialStage) find(r *http.Request) (credential, *rejection) {
 	token, src, rsn := cs.extract(r)
 	c := credential{token: token, src: src, offered: src != nil || rsn != reasonNone}
 	switch {
 	case rsn != reasonNone:
-		return c, rejection{reason: rsn}
+		return c, &rejection{reason: rsn}
 	case src == nil:
 		if at, ok := caddyhttp.GetVar(r.Context(), stackedVar).(*stackedToken); ok {
 			c.stacked, c.token = at, at.token
 			if len(c.token) > cs.maxTokenSize {
-				return c, rejection{reason: reasonTooLarge}
+				return c, &rejection{reason: reasonTooLarge}
 			}
-			return c, rejection{}
+			return c, nil
 		}
 		if cs.dpopRequired && hasBearer(r.Header) {
-			return c, rejection{reason: reasonDPoPRequired}
+			return c, &rejection{reason: reasonDPoPRequired}
 		}
 		if cs.optional {
 			c.anonymous = true
-			return c, rejection{}
+			return c, nil
 		}
-		return c, rejection{reason: reasonMissing}
+		return c, &rejection{reason: reasonMissing}
 	case inEarlyData(r):
-		return c, rejection{reason: reasonTooEarly}
+		return c, &rejection{reason: reasonTooEarly}
 	case len(token) > cs.maxTokenSize:
-		return c, rejection{reason: reasonTooLarge, dpop: src.dpop}
+		return c, &rejection{reason: reasonTooLarge, dpop: src.dpop}
 	case src.dpop:
 		proof, err := identity.DPoPProofFromHeader(r.Header)
 		if err != nil {
@@ -147,7 +147,7 @@ func (cs *credentialStage) find(r *http.Request) (credential, rejection) {
 		}
 		c.proof = proof
 	}
-	return c, rejection{}
+	return c, nil
 }
 
 // extract finds the token in the configured places. It returns the

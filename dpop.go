@@ -177,15 +177,15 @@ func cnfJKT(c *identity.Claims) (jkt string, bound bool) {
 // whether the token's validation came from the cache or not, and last, so
 // that its jti is not spent on a request refused anyway. A request
 // without the DPoP scheme has nothing to check here (this inlines).
-func (st *dpopStage) check(r *http.Request, c *credential, e *cacheEntry) rejection {
+func (st *dpopStage) check(r *http.Request, c *credential, e *cacheEntry) *rejection {
 	if !c.dpop() {
-		return rejection{}
+		return nil
 	}
 	return st.verifyProof(r, c, e)
 }
 
 // verifyProof is check for a request with the DPoP scheme.
-func (st *dpopStage) verifyProof(r *http.Request, c *credential, e *cacheEntry) rejection {
+func (st *dpopStage) verifyProof(r *http.Request, c *credential, e *cacheEntry) *rejection {
 	method, uri := requestTarget(r)
 	replay := st.replay
 	if st.store != nil {
@@ -204,13 +204,13 @@ func (st *dpopStage) verifyProof(r *http.Request, c *credential, e *cacheEntry) 
 	if err == nil && st.store != nil {
 		var rsn reason
 		if rsn, err = st.admitShared(r.Context(), p, now); rsn != reasonNone {
-			return rejection{reason: rsn, dpop: true, err: err, token: c.token}
+			return &rejection{reason: rsn, dpop: true, err: err, token: c.token}
 		}
 	}
 	if err != nil {
 		return proofRejection(err, c.token)
 	}
-	return rejection{}
+	return nil
 }
 
 // requestTarget returns the method and the absolute URI, without query,

@@ -18,7 +18,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 			return err
 		}
 	}
-	if rej.reason != reasonNone {
+	if rej != nil {
 		return h.refuser.refuse(w, r, rej)
 	}
 	if c.anonymous {
@@ -26,20 +26,20 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 		return next.ServeHTTP(w, r)
 	}
 	e, rej := h.auth.authenticate(r.Context(), &c)
-	if rej.reason == reasonNone {
+	if rej == nil {
 		rej = h.certs.check(r, &c, e)
 	}
-	if rej.reason == reasonNone {
+	if rej == nil {
 		rej = h.dpop.check(r, &c, e)
 	}
-	if rej.reason == reasonNone {
+	if rej == nil {
 		rej = h.policy.check(&c, e)
 	}
 	var up upstreamHeader
-	if rej.reason == reasonNone {
+	if rej == nil {
 		up, rej = h.upstream.token(r.Context(), &c, e)
 	}
-	if rej.reason != reasonNone {
+	if rej != nil {
 		return h.refuser.refuse(w, r, rej)
 	}
 	h.handOn.run(r, &c, e, up)

@@ -67,19 +67,19 @@ func (cb certBinding) thumbprint(c *identity.Claims) (string, error) {
 // the scheme (with DPoP both bindings must hold). The entry has no
 // thumbprint when the binding is off.
 // thumbprint when the binding is off. The unbound case inlines.
-func (*certBinding) check(r *http.Request, c *credential, e *cacheEntry) rejection {
+func (*certBinding) check(r *http.Request, c *credential, e *cacheEntry) *rejection {
 	if e.certThumbprint == "" {
-		return rejection{}
+		return nil
 	}
 	return checkPresented(r, c, e)
 }
 
 // checkPresented is check for a bound token.
-func checkPresented(r *http.Request, c *credential, e *cacheEntry) rejection {
+func checkPresented(r *http.Request, c *credential, e *cacheEntry) *rejection {
 	if certPresented(r, e.certThumbprint) {
-		return rejection{}
+		return nil
 	}
-	return rejection{reason: reasonCertBinding, dpop: c.dpop(), token: c.token}
+	return &rejection{reason: reasonCertBinding, dpop: c.dpop(), token: c.token}
 }
 
 // certPresented reports whether the TLS connection of r presented a client

@@ -20,9 +20,9 @@ type policyStage struct {
 
 // check returns the rejection of a token its issuer's policy refused,
 // with the policy's challenge in the scheme the client used.
-func (ps *policyStage) check(c *credential, e *cacheEntry) rejection {
+func (ps *policyStage) check(c *credential, e *cacheEntry) *rejection {
 	if e.denied == reasonNone {
-		return rejection{}
+		return nil
 	}
 	return denial(e, c.token, c.dpop())
 }

@@ -16,8 +16,10 @@ import (
 )
 
 // rejection is a refused request as the code that refused it describes
-// it: a value, so that every stage decides and only refuse answers. The
-// zero value (reasonNone) means the request was not refused.
+// it: a value every stage returns, so that every stage decides and only
+// refuse answers. Stages return nil when they let the request on: an
+// accepted request carries no rejection from stage to stage, only a
+// refused one pays for making it.
 type rejection struct {
 	reason reason
 	// dpop is set when the client used the DPoP scheme: the challenge is
@@ -84,7 +86,7 @@ func (rf *refuser) cleanup() {
 // every request, while the outage is already logged once per state change,
 // so the handler answers it itself. With handle_errors routes the error is
 // returned as usual (and Caddy logs it at DEBUG).
-func (rf *refuser) refuse(w http.ResponseWriter, r *http.Request, rej rejection) error {
+func (rf *refuser) refuse(w http.ResponseWriter, r *http.Request, rej *rejection) error {
 	rsn := rej.reason
 	c := rej.challenge
 	if c == "" && rej.check != "" {
@@ -113,7 +115,7 @@ func (rf *refuser) refuse(w http.ResponseWriter, r *http.Request, rej rejection)
 	if rej.policy {
 		issuer = rej.issuer
 	}
-	rf.logRejection(r, &rej)
+	rf.logRejection(r, rej)
 	idx := rf.meter.issuerIndex(issuer)
 	rf.meter.requestCounters(r).rejected[idx][rsn].Inc()
 	rf.summary.add(idx, rsn)
@@ -163,9 +165,9 @@ func (rf *refuser) logRejection(r *http.Request, rej *rejection) {
 // an invalid_dpop_proof challenge naming the check (the reason's own
 // when the check has no description). Only the check is logged: the
 // proof's contents, like the token, stay out of the logs.
-func proofRejection(err error, token string) rejection {
+func proofRejection(err error, token string) *rejection {
 	check := identity.DPoPCheck("unknown")
-	rej := rejection{reason: reasonDPoPProof, dpop: true, token: token}
+	rej := &rejection{reason: reasonDPoPProof, dpop: true, token: token}
 	var pe *identity.DPoPProofError
 	if errors.As(err, &pe) {
 		check = pe.Check
@@ -177,12 +179,12 @@ func proofRejection(err error, token string) rejection {
 
 // denial is the rejection of a token that e's issuer policy refused
 // (e.denied), with the policy's challenge in the scheme the client used.
-func denial(e *cacheEntry, token string, dpop bool) rejection {
+func denial(e *cacheEntry, token string, dpop bool) *rejection {
 	c := e.challenge
 	if dpop {
 		c = identity.TokenTypeDPoP + strings.TrimPrefix(e.challenge, "Bearer") + `, algs="` + strings.Join(dpopAlgorithms, " ") + `"`
 	}
-	return rejection{reason: e.denied, challenge: c, policy: true, issuer: e.issuer, token: token}
+	return &rejection{reason: e.denied, challenge: c, policy: true, issuer: e.issuer, token: token}
 }
 
 // hasErrorRoutes reports whether the request's server has handle_errors

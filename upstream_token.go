@@ -399,9 +399,9 @@ func (uh upstreamHeader) set(r *http.Request) {
 // credential c and entry e, or the rejection of the request. Without
 // upstream_token (a nil stage), and for a token an earlier identity
 // handler of the route accepted (stacked.go), none is obtained.
-func (st *upstreamStage) token(ctx context.Context, c *credential, e *cacheEntry) (upstreamHeader, rejection) {
+func (st *upstreamStage) token(ctx context.Context, c *credential, e *cacheEntry) (upstreamHeader, *rejection) {
 	if st == nil || c.stacked != nil {
-		return upstreamHeader{}, rejection{}
+		return upstreamHeader{}, nil
 	}
 	token := c.token
 	var (
@@ -415,15 +415,15 @@ func (st *upstreamStage) token(ctx context.Context, c *credential, e *cacheEntry
 	}
 	if err != nil {
 		if isRefusal(err) {
-			return upstreamHeader{}, rejection{reason: reasonExchangeRefused, challenge: st.refusal, err: err, token: token}
+			return upstreamHeader{}, &rejection{reason: reasonExchangeRefused, challenge: st.refusal, err: err, token: token}
 		}
 		if ctx.Err() == nil { // not a client that went away
 			st.outage.set(true, err)
 		}
-		return upstreamHeader{}, rejection{reason: reasonUpstreamToken, err: err, token: token}
+		return upstreamHeader{}, &rejection{reason: reasonUpstreamToken, err: err, token: token}
 	}
 	st.outage.set(false, nil)
-	return upstreamHeader{name: st.header, value: v}, rejection{}
+	return upstreamHeader{name: st.header, value: v}, nil
 }
 
 // clientCredentials returns the header value of the manager's token.
