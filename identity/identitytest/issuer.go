@@ -34,7 +34,8 @@
 //
 // Clients authenticate with client_secret_basic or client_secret_post;
 // DefaultClientID with DefaultClientSecret is registered, WithClient adds
-// more (public ones too). Access tokens are JWTs (typ at+jwt, aud
+// more (public ones too), WithClientKey clients that authenticate with
+// private_key_jwt. Access tokens are JWTs (typ at+jwt, aud
 // DefaultAudience, client_id, scope); a code or refresh grant with scope
 // "openid" also returns an ID token (aud the client, nonce, at_hash,
 // auth_time). A token request with a valid DPoP proof gets a DPoP-bound
@@ -82,8 +83,9 @@ type config struct {
 	jwksPath     string
 	issuerPath   string
 	noKeyAlg     bool
-	clients      map[string]string // client ID → secret ("" for public clients)
-	users        map[string]string // WithLoginPage: user name → password
+	clients      map[string]string           // client ID → secret ("" for public clients)
+	clientKeys   map[string]crypto.PublicKey // WithClientKey: client ID → assertion key
+	users        map[string]string           // WithLoginPage: user name → password
 }
 
 // Option configures an Issuer at Start or NewIssuer.
