@@ -174,6 +174,15 @@ type Handler struct {
 	//     terminates TLS must check the binding instead.
 	CertBinding string `json:"cert_binding,omitempty"`
 
+	// IntrospectionOrder lists the issuers with introspection in the
+	// order they are asked about an opaque token, which names no issuer:
+	// required when more than one issuer has introspection, naming each
+	// once. On a cache miss the first issuer is asked, and the next only
+	// when the one before answered inactive or could not answer: each
+	// issuer asked costs a round trip and receives the token. The first
+	// active answer decides; none active with one unavailable is a 503.
+	IntrospectionOrder []string `json:"introspection_order,omitempty"`
+
 	// UpstreamToken, when set, gives the upstream a token of its own
 	// audience: the handler's client-credentials token or the caller's
 	// token exchanged (RFC 8693). See UpstreamToken.
@@ -263,9 +272,9 @@ type IssuerConfig struct {
 	InsecureAllowHTTP bool `json:"insecure_allow_http,omitempty"`
 	// Introspection, when set, accepts opaque access tokens (anything that
 	// is not a compact JWS) of this issuer by asking its RFC 7662
-	// introspection endpoint. At most one issuer of a handler may have it:
-	// an opaque token names no issuer to choose by. Not allowed with a
-	// template issuer.
+	// introspection endpoint. With several issuers that have it, the
+	// handler's IntrospectionOrder says which is asked first. Not allowed
+	// with a template issuer.
 	Introspection *IntrospectionConfig `json:"introspection,omitempty"`
 	// UserInfo, when set, completes the claims of this issuer's JWT
 	// access tokens from its userinfo endpoint (see UserInfoConfig).
@@ -400,10 +409,11 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		}
 		rt.issuerLabels = append(rt.issuerLabels, pol.issuer)
 		if h.Issuers[i].Introspection != nil {
-			rt.introspector, err = newIntrospector(repl, &h.Issuers[i], ic, pol, rt)
+			in, err := newIntrospector(repl, &h.Issuers[i], ic, pol, rt)
 			if err != nil {
 				return fmt.Errorf("issuer %q: introspection: %w", h.Issuers[i].Issuer, err)
 			}
+			rt.introspectors = append(rt.introspectors, in)
 		}
 		if h.Issuers[i].UserInfo != nil {
 			u, err := newUserInfoSource(repl, &h.Issuers[i], ic, pol, rt)
@@ -416,6 +426,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 			rt.userinfo[pol.issuer] = u
 		}
 	}
+	rt.orderIntrospectors(repl, h.IntrospectionOrder)
 	if len(rt.issuerLabels) > 1 {
 		rt.issuerLabels = append(rt.issuerLabels, "")
 	}
@@ -507,7 +518,7 @@ func (h *Handler) checkConfig() error {
 			return fmt.Errorf("issuer %q: userinfo: %w", is.Issuer, err)
 		}
 	}
-	if err := checkOneIntrospector(h.Issuers); err != nil {
+	if err := checkIntrospectionOrder(h.Issuers, h.IntrospectionOrder); err != nil {
 		return err
 	}
 	if h.Login != nil {
@@ -957,8 +968,10 @@ func (h *Handler) checkPlaceholders(repl *caddy.Replacer) error {
 			add("introspection endpoint", c.Endpoint)
 			add("introspection client_id", c.ClientID)
 			add("introspection client_secret", c.ClientSecret)
+			add("introspection key_file", c.KeyFile)
 		}
 	}
+	add("introspection_order", h.IntrospectionOrder...)
 	for _, v := range vals {
 		if v.raw == "" || !strings.Contains(v.raw, "{") || repl.ReplaceKnown(v.raw, "") != "" {
 			continue
@@ -1024,8 +1037,8 @@ func (h *Handler) Cleanup() error {
 	}
 	errs = append(errs, h.rt.dpop.cleanup())
 	errs = append(errs, h.rt.releaseStore())
-	if h.rt.introspector != nil {
-		h.rt.introspector.close()
+	for _, in := range h.rt.introspectors {
+		in.close()
 	}
 	if h.rt.upstream != nil {
 		errs = append(errs, h.rt.upstream.close())
@@ -1084,9 +1097,9 @@ type runtime struct {
 	// cnf.x5t#S256 is checked against the client certificate.
 	certs certBinding
 
-	// introspector accepts opaque tokens of the one issuer configured
-	// with introspection; nil when none is.
-	introspector *introspector
+	// introspectors accept opaque tokens of the issuers configured with
+	// introspection, in introspection_order; empty when none is.
+	introspectors []*introspector
 
 	// upstream obtains the upstream's token (upstream_token); nil when
 	// none is configured.
