@@ -88,10 +88,13 @@ func TestClientKeyAuthentication(t *testing.T) {
 }
 
 func TestSignedIntrospection(t *testing.T) {
-	iss := identitytest.NewIssuer(t, identitytest.WithAlgorithms("ES256"))
+	iss := identitytest.NewIssuer(t, identitytest.WithAlgorithms("ES256"), identitytest.WithOpaqueAccessTokens())
 	_, issued := oauthClient{t, iss}.post(identitytest.TokenPath, identitytest.DefaultClientID, identitytest.DefaultClientSecret,
 		url.Values{"grant_type": {"client_credentials"}, "scope": {"read"}})
 	tok, _ := issued["access_token"].(string)
+	if tok == "" || strings.Contains(tok, ".") {
+		t.Fatalf("access token %q is not opaque", tok)
+	}
 	for _, accept := range []string{"", "application/json", identitytest.IntrospectionJWTMediaType} {
 		req, _ := http.NewRequest(http.MethodPost, iss.URL+identitytest.IntrospectionPath, strings.NewReader(url.Values{"token": {tok}}.Encode()))
 		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")

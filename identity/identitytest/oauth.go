@@ -367,9 +367,11 @@ func (i *Issuer) issueTokens(g *grant, grantType, jkt string) (map[string]any, e
 	if jkt != "" {
 		claims["cnf"], tokenType = map[string]any{"jkt": jkt}, "DPoP"
 	}
-	at, err := i.MintToken(claims, Header("typ", "at+jwt"))
-	if err != nil {
-		return nil, err
+	at, err := randomValue(), error(nil)
+	if !i.cfg.opaqueTokens {
+		if at, err = i.MintToken(claims, Header("typ", "at+jwt")); err != nil {
+			return nil, err
+		}
 	}
 	resp := map[string]any{"access_token": at, "token_type": tokenType, "expires_in": int(DefaultLifetime / time.Second)}
 	if g.scope != "" {
