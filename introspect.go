@@ -161,8 +161,8 @@ type introspector struct {
 	auth          identity.ClientAuth
 	client        *http.Client
 	transport     *http.Transport
-	// requireJWT, with accept jwt, takes only RFC 9701 signed answers,
-	// verified with keys under algorithms (see signedAnswers).
+	// keys and algorithms verify RFC 9701 signed answers; requireJWT,
+	// with accept jwt, takes no other (see signedAnswers).
 	requireJWT bool
 	keys       identity.KeySource
 	algorithms []string

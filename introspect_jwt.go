@@ -62,15 +62,12 @@ func introspectionClientAuth(repl *caddy.Replacer, c *IntrospectionConfig) (iden
 	return identity.ClientAuth{Method: method, ClientID: id, ClientSecret: repl.ReplaceKnown(c.ClientSecret, "")}, nil
 }
 
-// signedAnswers makes in require RFC 9701 signed answers when c asks for
-// them, verified like the issuer's JWTs: with its key source (discovery's
-// JWKS or jwks_file) under its algorithm allow-list, iss the issuer, aud
-// the handler's client_id.
+// signedAnswers makes in verify RFC 9701 signed answers like the issuer's
+// JWTs, with its key source (discovery's JWKS or jwks_file) under its
+// algorithm allow-list, iss the issuer, aud the handler's client_id:
+// whenever the endpoint sends one, and with accept jwt, taking no other.
 func (in *introspector) signedAnswers(c *IntrospectionConfig, ic identity.IssuerConfig) {
-	if c.Accept != introspectionAcceptJWT {
-		return
-	}
-	in.requireJWT = true
+	in.requireJWT = c.Accept == introspectionAcceptJWT
 	in.keys = ic.Keys
 	in.algorithms = ic.Algorithms
 }
@@ -89,13 +86,15 @@ func (in *introspector) request(endpoint, token string) identity.IntrospectionRe
 }
 
 // unusableAnswer reports whether err is an answer the endpoint gave that
-// cannot be trusted (a signed answer that fails verification, or an
-// unsigned one where a signed one is required), as opposed to an endpoint
-// that does not answer: both refuse opaque tokens with 503, but the log
+// cannot be used (a signed answer that fails verification, an unsigned
+// one where a signed one is required, or not the document RFC 7662 or
+// RFC 9701 describes), as opposed to an endpoint that does not answer or
+// refuses the handler: both refuse opaque tokens with 503, but the log
 // line says which, since the fix differs.
 func unusableAnswer(err error) bool {
 	for _, e := range []error{identity.ErrContentType, identity.ErrSignature, identity.ErrKeyNotFound,
-		identity.ErrUnsupportedAlg, identity.ErrAlgNone, identity.ErrMalformed, identity.ErrClaimValidation} {
+		identity.ErrUnsupportedAlg, identity.ErrAlgNone, identity.ErrMalformed, identity.ErrClaimValidation,
+		identity.ErrMissingMember, identity.ErrNotJSON} {
 		if errors.Is(err, e) {
 			return true
 		}
