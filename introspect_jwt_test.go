@@ -117,7 +117,9 @@ func newSignedEndpoint(t *testing.T) *signedEndpoint {
 	return ep
 }
 
-func (ep *signedEndpoint) set(contentType, body string) { ep.answer.Store(&[2]string{contentType, body}) }
+func (ep *signedEndpoint) set(contentType, body string) {
+	ep.answer.Store(&[2]string{contentType, body})
+}
 
 func TestIntrospectSignedAnswers(t *testing.T) {
 	iss := identitytest.NewIssuer(t, identitytest.WithAlgorithms("RS256"))
