@@ -227,3 +227,29 @@ func TestUnmarshalCaddyfileIntrospectionCompleted(t *testing.T) {
 		})
 	}
 }
+
+func TestIntrospectionCompletedJSON(t *testing.T) {
+	var h Handler
+	err := json.Unmarshal([]byte(`{
+		"issuers": [
+			{"issuer": "https://a.example.com", "introspection": {"client_id": "caddy", "key_file": "/k.pem", "accept": "jwt"}},
+			{"issuer": "https://b.example.com", "introspection": {"client_id": "caddy", "client_secret": "s", "auth_method": "client_secret_post"}}
+		],
+		"introspection_order": ["https://a.example.com", "https://b.example.com"],
+		"audiences": ["api"]
+	}`), &h)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c := h.Issuers[0].Introspection; c.KeyFile != "/k.pem" || c.Accept != "jwt" {
+		t.Errorf("introspection = %+v", c)
+	}
+	if len(h.IntrospectionOrder) != 2 {
+		t.Errorf("introspection_order = %q", h.IntrospectionOrder)
+	}
+	if err := h.checkConfig(); err != nil {
+		t.Errorf("checkConfig: %v", err)
+	}
+	h.IntrospectionOrder = nil
+	wantErrorContaining(t, h.checkConfig(), "introspection_order must list")
+}
