@@ -76,3 +76,34 @@ func TestE2EIntrospectionPrivateKeyJWTThroughCaddy(t *testing.T) {
 		})
 	}
 }
+
+// TestE2EIntrospectionOrderThroughCaddy: two oidc-providers, both
+// introspecting, asked in introspection_order. Each one's opaque token is
+// accepted for its own issuer (the first provider says inactive to the
+// second one's token, which then goes on), and a token neither issued is
+// inactive at both.
+func TestE2EIntrospectionOrderThroughCaddy(t *testing.T) {
+	first, second := startProvider(t, providerOptions{}), startProvider(t, providerOptions{})
+	t.Setenv("CADDY_IDENTITY_E2E_INTROSPECTION_SECRET", testPostClientSecret)
+	issuer := func(p *oidcProvider) string {
+		return fmt.Sprintf(`		issuer %s {
+			introspection {
+				client_id %s
+				client_secret {env.CADDY_IDENTITY_E2E_INTROSPECTION_SECRET}
+				auth_method client_secret_post
+			}
+		}
+`, p.URL(), testPostClientID)
+	}
+	c := startCaddy(t, issuer(first)+issuer(second)+fmt.Sprintf(`		introspection_order %s %s
+		audience %s
+		claim_header iss X-Token-Issuer`, first.URL(), second.URL(), resourceOpaque))
+	for _, p := range []*oidcProvider{first, second, first} {
+		tok := p.accessToken(t, resourceOpaque)
+		r := c.expectStatus(tok, http.StatusOK)
+		if got := r.Upstream.Get("X-Token-Issuer"); got != p.URL() {
+			t.Errorf("accepted with iss %q, want %q", got, p.URL())
+		}
+	}
+	expectRefused(t, c.get("not-a-token-of-either-provider", nil), `error="invalid_token"`, "not active")
+}
