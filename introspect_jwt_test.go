@@ -42,7 +42,7 @@ func writeClientKey(t *testing.T) (*ecdsa.PrivateKey, string) {
 
 // serviceToken is a client-credentials access token of iss's default
 // client (opaque with WithOpaqueAccessTokens; its sub is the client).
-func serviceToken(t *testing.T, iss *identitytest.Issuer) string {
+func serviceToken(t testing.TB, iss *identitytest.Issuer) string {
 	t.Helper()
 	tok, err := identity.RequestClientCredentialsToken(context.Background(), nil, identity.ClientCredentialsTokenRequest{
 		ProtocolRequest: identity.ProtocolRequest{
