@@ -196,7 +196,7 @@ type introspector struct {
 
 // newIntrospector compiles the introspection block of is, whose validator
 // configuration (placeholders resolved, handler defaults applied) is ic.
-func newIntrospector(repl *caddy.Replacer, is *IssuerConfig, ic identity.IssuerConfig, pol *issuerPolicy, rt *runtime) (*introspector, error) {
+func newIntrospector(repl *caddy.Replacer, is *IssuerConfig, ic identity.IssuerConfig, pol *issuerPolicy, a *authenticator) (*introspector, error) {
 	c := is.Introspection
 	in := &introspector{
 		issuer:        pol.issuer,
@@ -209,7 +209,7 @@ func newIntrospector(repl *caddy.Replacer, is *IssuerConfig, ic identity.IssuerC
 		parties:       ic.AuthorizedParties,
 		partyClaim:    ic.AuthorizedPartyClaim,
 		ttl:           DefaultIntrospectionCacheTTL,
-		logger:        rt.logger.With(zap.String("issuer", pol.issuer)),
+		logger:        a.logger.With(zap.String("issuer", pol.issuer)),
 		slots:         make(chan struct{}, maxIntrospections),
 	}
 	if in.endpoint != "" {
@@ -288,16 +288,6 @@ func isCompactJWS(token string) bool {
 	return len(raw) > 0 && raw[0] == '{' && json.Valid(raw)
 }
 
-// verify authenticates a token by its form: an opaque token by
-// introspection when an issuer has it, anything else as a JWT (which
-// refuses an opaque token as malformed).
-func (rt *runtime) verify(ctx context.Context, token string) (*cacheEntry, reason, error) {
-	if len(rt.introspectors) > 0 && !isCompactJWS(token) {
-		return rt.introspect(ctx, token)
-	}
-	return rt.authenticate(ctx, token)
-}
-
 // cached returns the live entry of the active token whose hash is key.
 func (in *introspector) cached(key tokenKey, now time.Time) (*cacheEntry, bool) {
 	if in.cache == nil {
@@ -324,7 +314,7 @@ func (in *introspector) knownInactive(key tokenKey, now time.Time) bool {
 // returns the entry of an active token, or the rejection reason: an
 // endpoint that cannot answer makes it provider_unavailable (503), since
 // the client did nothing wrong.
-func (rt *runtime) introspectAt(ctx context.Context, in *introspector, key tokenKey, token string) (*cacheEntry, reason, error) {
+func (a *authenticator) introspectAt(ctx context.Context, in *introspector, key tokenKey, token string) (*cacheEntry, reason, error) {
 	res, err := in.askShared(ctx, key, token)
 	if err != nil {
 		if ctx.Err() == nil { // not a client that went away
@@ -333,8 +323,8 @@ func (rt *runtime) introspectAt(ctx context.Context, in *introspector, key token
 		return nil, reasonProviderUnavailable, err
 	}
 	in.setDown(false, nil)
-	now := rt.now()
-	e, rsn, err := rt.admitIntrospection(in, res, now)
+	now := a.now()
+	e, rsn, err := a.admitIntrospection(in, res, now)
 	if rsn == reasonInactive && in.inactive != nil {
 		in.inactive.Set(key, now.Add(min(inactiveCacheTTL, in.ttl)))
 	}
@@ -463,7 +453,7 @@ func (in *introspector) setDown(down bool, err error) {
 // answer), valid already, of this issuer and audience, an access token,
 // issued to an authorized party and, with max_age, young enough. The
 // policy's verdict (scopes, claim rules) is in the entry, as for JWTs.
-func (rt *runtime) admitIntrospection(in *introspector, res *identity.IntrospectionResponse, now time.Time) (*cacheEntry, reason, error) {
+func (a *authenticator) admitIntrospection(in *introspector, res *identity.IntrospectionResponse, now time.Time) (*cacheEntry, reason, error) {
 	if !res.Active {
 		return nil, reasonInactive, nil
 	}
@@ -474,11 +464,11 @@ func (rt *runtime) admitIntrospection(in *introspector, res *identity.Introspect
 	switch {
 	case res.Expiry.IsZero():
 		return nil, reasonClaims, &identity.ClaimError{Claim: identity.ClaimExpiration, Reason: "missing"}
-	case !now.Before(res.Expiry.Add(rt.leeway)):
+	case !now.Before(res.Expiry.Add(a.leeway)):
 		return nil, reasonExpired, &identity.ClaimError{Claim: identity.ClaimExpiration, Reason: "token expired"}
-	case !res.NotBefore.IsZero() && now.Add(rt.leeway).Before(res.NotBefore):
+	case !res.NotBefore.IsZero() && now.Add(a.leeway).Before(res.NotBefore):
 		return nil, reasonNotYetValid, &identity.ClaimError{Claim: identity.ClaimNotBefore, Reason: "token not valid yet"}
-	case !res.IssuedAt.IsZero() && now.Add(rt.leeway).Before(res.IssuedAt):
+	case !res.IssuedAt.IsZero() && now.Add(a.leeway).Before(res.IssuedAt):
 		// As for a JWT: a token from the future is a server whose clock
 		// or data is wrong, and its lifetime cannot be trusted.
 		return nil, reasonIssuedAt, &identity.ClaimError{Claim: identity.ClaimIssuedAt, Reason: "issued in the future"}
@@ -501,19 +491,19 @@ func (rt *runtime) admitIntrospection(in *introspector, res *identity.Introspect
 			return nil, reasonClaims, &identity.ClaimError{Claim: in.partyClaim, Reason: "authorized party not accepted"}
 		}
 	}
-	expires := res.Expiry.Add(rt.leeway)
-	if rt.maxAge > 0 {
+	expires := res.Expiry.Add(a.leeway)
+	if a.maxAge > 0 {
 		if res.IssuedAt.IsZero() {
 			return nil, reasonClaims, &identity.ClaimError{Claim: identity.ClaimIssuedAt, Reason: "missing"}
 		}
-		if now.Sub(res.IssuedAt) > rt.maxAge+rt.leeway {
+		if now.Sub(res.IssuedAt) > a.maxAge+a.leeway {
 			return nil, reasonIssuedAt, &identity.ClaimError{Claim: identity.ClaimIssuedAt, Reason: "token too old"}
 		}
-		if limit := res.IssuedAt.Add(rt.maxAge); limit.Before(expires) {
+		if limit := res.IssuedAt.Add(a.maxAge); limit.Before(expires) {
 			expires = limit
 		}
 	}
-	e, err := rt.claimsEntry(in.issuer, c)
+	e, err := a.claimsEntry(in.issuer, c)
 	if err != nil {
 		return nil, classify(err), err
 	}

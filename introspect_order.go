@@ -46,20 +46,20 @@ func checkIntrospectionOrder(issuers []IssuerConfig, order []string) error {
 	return nil
 }
 
-// orderIntrospectors puts rt.introspectors in the order of
+// orderIntrospectors puts a.introspectors in the order of
 // introspection_order (issuer identifiers, placeholders resolved with
 // repl; checkIntrospectionOrder made sure it names each one), and logs
 // where opaque tokens go when that is more than one place.
-func (rt *runtime) orderIntrospectors(repl *caddy.Replacer, order []string) {
+func (a *authenticator) orderIntrospectors(repl *caddy.Replacer, order []string) {
 	if len(order) == 0 {
 		return
 	}
 	resolved := replaceAll(repl, order)
-	slices.SortStableFunc(rt.introspectors, func(a, b *introspector) int {
-		return slices.Index(resolved, a.issuer) - slices.Index(resolved, b.issuer)
+	slices.SortStableFunc(a.introspectors, func(x, y *introspector) int {
+		return slices.Index(resolved, x.issuer) - slices.Index(resolved, y.issuer)
 	})
-	if len(rt.introspectors) > 1 {
-		rt.logger.Info("opaque tokens are introspected by several issuers, in this order, until one answers active",
+	if len(a.introspectors) > 1 {
+		a.logger.Info("opaque tokens are introspected by several issuers, in this order, until one answers active",
 			zap.Strings("introspection_order", resolved))
 	}
 }
@@ -73,33 +73,33 @@ func (rt *runtime) orderIntrospectors(repl *caddy.Replacer, order []string) {
 // active and one could not answer, the verdict is provider_unavailable
 // (503): that issuer may have issued the token. Else the token is
 // inactive (401).
-func (rt *runtime) introspect(ctx context.Context, token string) (*cacheEntry, reason, error) {
+func (a *authenticator) introspect(ctx context.Context, token string) (*cacheEntry, reason, error) {
 	key := hashToken(token)
-	now := rt.now()
+	now := a.now()
 	caching := false
-	for _, in := range rt.introspectors {
+	for _, in := range a.introspectors {
 		if e, ok := in.cached(key, now); ok {
-			rt.counters.cacheHits.Inc()
+			a.counters.cacheHits.Inc()
 			return e, reasonNone, nil
 		}
 		caching = caching || in.cache != nil
 	}
 	var unavailable error
 	asked := false
-	for _, in := range rt.introspectors {
+	for _, in := range a.introspectors {
 		if in.knownInactive(key, now) {
 			continue
 		}
 		if caching && !asked {
-			rt.counters.cacheMisses.Inc()
+			a.counters.cacheMisses.Inc()
 		}
 		asked = true
-		e, rsn, err := rt.introspectAt(ctx, in, key, token)
+		e, rsn, err := a.introspectAt(ctx, in, key, token)
 		switch {
 		case rsn == reasonInactive:
 			continue
 		case rsn == reasonProviderUnavailable && ctx.Err() == nil:
-			if len(rt.introspectors) > 1 {
+			if len(a.introspectors) > 1 {
 				err = fmt.Errorf("%s: %w", in.issuer, err)
 			}
 			unavailable = errors.Join(unavailable, err)
@@ -108,7 +108,7 @@ func (rt *runtime) introspect(ctx context.Context, token string) (*cacheEntry, r
 		return e, rsn, err
 	}
 	if caching && !asked {
-		rt.counters.cacheHits.Inc()
+		a.counters.cacheHits.Inc()
 	}
 	if unavailable != nil {
 		return nil, reasonProviderUnavailable, unavailable
