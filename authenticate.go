@@ -15,9 +15,9 @@ import (
 // claims completed from the userinfo endpoint when configured
 // (userinfo.go), or an opaque token by introspection (introspect.go, with
 // its own cache; introspect_jwt.go for client keys and signed answers,
-// introspect_order.go for several introspecting issuers). Its result is a cache entry (placeholders.go) holding
-// everything a cache hit needs: identity headers, placeholders, bindings
-// and the policy's verdict. It owns the issuers' shared key sources
+// introspect_order.go for several introspecting issuers). Its result is a
+// cache entry (placeholders.go) holding everything a cache hit needs:
+// identity headers, placeholders, bindings and the policy's verdict. It owns the issuers' shared key sources
 // (providers.go), released by its cleanup with the caches and clients.
 type authenticator struct {
 	logger *zap.Logger
