@@ -17,6 +17,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/caddyserver/caddy/v2"
+
 	"github.com/caddy-identity/caddy-identity/identity"
 	"github.com/caddy-identity/caddy-identity/identity/identitytest"
 )
@@ -184,5 +186,26 @@ func TestIntrospectSignedAnswers(t *testing.T) {
 				t.Errorf("X-User-Id = %q", got)
 			}
 		})
+	}
+}
+
+func TestIntrospectKeyFileUnreadable(t *testing.T) {
+	iss := identitytest.NewIssuer(t)
+	garbage := filepath.Join(t.TempDir(), "garbage.key")
+	if err := os.WriteFile(garbage, []byte("not a key"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for path, want := range map[string]string{
+		filepath.Join(t.TempDir(), "missing.key"): "no such file",
+		garbage: "neither PEM nor a JWK",
+	} {
+		h := introHandler(iss, "")
+		h.Issuers[0].Introspection = &IntrospectionConfig{ClientID: "caddy", KeyFile: path}
+		ctx, cancel := caddy.NewContext(caddy.Context{Context: context.Background()})
+		err := h.Provision(ctx)
+		_ = h.Cleanup()
+		cancel()
+		wantErrorContaining(t, err, "introspection: key_file")
+		wantErrorContaining(t, err, want)
 	}
 }
