@@ -548,8 +548,9 @@ func TestStoreNoGoroutineLeak(t *testing.T) {
 
 // TestStoreEndedOutage: while Redis is down a back-channel logout is
 // applied where it was received and answered 503 (fail_closed); when Redis
-// is back the instances use it again without restart: a logout at one
-// reaches the other.
+// is back the instances use it again without restart: the provider's
+// retry of the same logout token (not taken for a replay) reaches the
+// other instance, and a second retry after the 200 is a replay.
 func TestStoreEndedOutage(t *testing.T) {
 	srv := startRedis(t)
 	op := newFakeOP(t, fakeOPOptions{})
@@ -565,8 +566,9 @@ func TestStoreEndedOutage(t *testing.T) {
 	b.jar = maps.Clone(a.jar) // the same browser, sent to B by the load balancer
 
 	srv.stop()
+	logoutToken := op.logoutToken(nil)
 	r := httptest.NewRequest(http.MethodPost, "https://example.com/oauth2/backchannel_logout",
-		strings.NewReader(url.Values{"logout_token": {op.logoutToken(nil)}}.Encode()))
+		strings.NewReader(url.Values{"logout_token": {logoutToken}}.Encode()))
 	r.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 	if res := a.x.do(r); res.status != http.StatusServiceUnavailable {
 		t.Errorf("back-channel logout with Redis down: %d, want 503", res.status)
@@ -575,13 +577,14 @@ func TestStoreEndedOutage(t *testing.T) {
 	wantStatus(t, b.xhr("/"), http.StatusOK)           // not shared: Redis is down
 
 	srv.start()
-	// A logout by sub once Redis is back: A's client redials in the
-	// background (about once a second after failed dials), so it may be
-	// refused with 503 a few times first; B gets it by message or, if it
-	// resubscribes later, by the reload that follows.
+	// The provider retries the same logout token once Redis is back (a
+	// 503 did not record its jti): A's client redials in the background
+	// (about once a second after failed dials), so it may be refused with
+	// 503 a few times first; B gets it by message or, if it resubscribes
+	// later, by the reload that follows.
 	for i := 0; ; i++ {
 		r := httptest.NewRequest(http.MethodPost, "https://example.com/oauth2/backchannel_logout",
-			strings.NewReader(url.Values{"logout_token": {op.logoutToken(map[string]any{"sid": nil})}}.Encode()))
+			strings.NewReader(url.Values{"logout_token": {logoutToken}}.Encode()))
 		r.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 		res := a.x.do(r)
 		if res.status == http.StatusOK {
@@ -594,4 +597,10 @@ func TestStoreEndedOutage(t *testing.T) {
 	}
 	waitEnded(t, b)
 	wantStatus(t, b.xhr("/"), http.StatusUnauthorized)
+	r = httptest.NewRequest(http.MethodPost, "https://example.com/oauth2/backchannel_logout",
+		strings.NewReader(url.Values{"logout_token": {logoutToken}}.Encode()))
+	r.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	if res := a.x.do(r); res.status != http.StatusBadRequest {
+		t.Errorf("logout token replayed after it was processed: %d, want 400", res.status)
+	}
 }
