@@ -47,8 +47,13 @@ func (l *login) logout(w http.ResponseWriter, r *http.Request) error {
 		return l.fail(w, r, failMethod, nil)
 	}
 	jar := l.jar(r)
-	s := l.readSession(r, jar)
-	jar.deleteChunked(w, r, jar.sessionName())
+	s, err := l.readSession(r, jar)
+	if err != nil {
+		// Signing out must end the stored session: the cookie stays
+		// until it can, so that the user can try again.
+		return l.fail(w, r, failStore, err)
+	}
+	l.endSession(w, r, jar, s)
 	w.Header().Set("Cache-Control", "no-store")
 	l.rt.metrics.logouts.WithLabelValues("rp").Inc()
 	if s == nil {
@@ -247,7 +252,10 @@ func (l *login) serveUserinfo(w http.ResponseWriter, r *http.Request) error {
 		w.WriteHeader(http.StatusMethodNotAllowed)
 		return nil
 	}
-	s := l.loadSession(w, r)
+	s, err := l.loadSession(w, r)
+	if err != nil {
+		return l.fail(w, r, failStore, err)
+	}
 	if s == nil {
 		w.WriteHeader(http.StatusUnauthorized)
 		_, err := w.Write([]byte(`{"error":"unauthenticated"}` + "\n"))

@@ -224,6 +224,11 @@ type session struct {
 	AccessToken  string `json:"at,omitempty"`
 	RefreshToken string `json:"rt,omitempty"`
 	IDToken      string `json:"it,omitempty"`
+
+	// id is a stored session's id (session_store redis), from the cookie;
+	// stored says that this version is already in the store.
+	id     string
+	stored bool
 }
 
 // createdAt is the sign-in time.
