@@ -121,6 +121,7 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //	        key_prefix <prefix>
 //	        timeout   <duration>
 //	        failure   fail_closed | fail_open_local
+//	        caches    introspection userinfo
 //	    }
 //	}
 //

@@ -324,7 +324,7 @@ func (rt *runtime) introspect(ctx context.Context, token string) (*cacheEntry, r
 		}
 		rt.counters.cacheMisses.Inc()
 	}
-	res, err := in.askShared(ctx, key, token)
+	res, err := rt.introspectShared(ctx, key, token)
 	if err != nil {
 		if ctx.Err() == nil { // not a client that went away
 			in.setDown(true, err)

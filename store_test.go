@@ -10,6 +10,7 @@ import (
 	"net/url"
 	"os"
 	"os/exec"
+	"reflect"
 	"strconv"
 	"strings"
 	"testing"
@@ -361,6 +362,7 @@ func TestStoreConfigErrors(t *testing.T) {
 		{"negative timeout", RedisStoreConfig{Timeout: -1}, "timeout"},
 		{"negative db", RedisStoreConfig{DB: -1}, "db"},
 		{"unknown failure", RedisStoreConfig{Failure: "fail_open"}, "failure"},
+		{"unknown cache", RedisStoreConfig{Caches: []string{"jwks"}}, "caches"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			if _, err := tc.cfg.resolved(); err == nil || !strings.Contains(err.Error(), tc.want) {
@@ -479,6 +481,7 @@ func TestStoreCaddyfile(t *testing.T) {
 			key_prefix fleet-a:
 			timeout 100ms
 			failure fail_open_local
+			caches introspection userinfo
 		}
 	}`)
 	var h Handler
@@ -486,8 +489,9 @@ func TestStoreCaddyfile(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := RedisStoreConfig{Address: "redis.internal:6380", Username: "caddy", Password: "{env.REDIS_PASSWORD}", DB: 2,
-		TLS: true, KeyPrefix: "fleet-a:", Timeout: caddy.Duration(100 * time.Millisecond), Failure: "fail_open_local"}
-	if h.Store == nil || h.Store.Redis == nil || *h.Store.Redis != want {
+		TLS: true, KeyPrefix: "fleet-a:", Timeout: caddy.Duration(100 * time.Millisecond), Failure: "fail_open_local",
+		Caches: []string{"introspection", "userinfo"}}
+	if h.Store == nil || h.Store.Redis == nil || !reflect.DeepEqual(*h.Store.Redis, want) {
 		t.Fatalf("store = %+v, want %+v", h.Store, want)
 	}
 	for _, bad := range []string{
@@ -502,6 +506,12 @@ func TestStoreCaddyfile(t *testing.T) {
 		}`,
 		`store redis {
 			adress x:1
+		}`,
+		`store redis {
+			caches tokens
+		}`,
+		`store redis {
+			caches
 		}`,
 	} {
 		d := caddyfile.NewTestDispenser("identity {\nissuer https://op.example.com\n" + bad + "\n}")

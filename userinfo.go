@@ -155,7 +155,7 @@ func (rt *runtime) enrich(ctx context.Context, t *identity.Token, token string) 
 	if u == nil || !u.needed(t.Claims) {
 		return time.Time{}, false, reasonNone, nil
 	}
-	merged, err := u.fetchShared(ctx, t.Claims, token)
+	merged, err := rt.userinfoShared(ctx, u, t, token)
 	now := rt.now()
 	if err != nil {
 		if ctx.Err() != nil {

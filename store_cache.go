@@ -1,0 +1,155 @@
+package caddyidentity
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/caddy-identity/caddy-identity/identity"
+)
+
+// The caches the store may share (store redis { caches ... }).
+const (
+	cacheIntrospection = "introspection"
+	cacheUserinfo      = "userinfo"
+)
+
+// storeCacheProbe is how often a shared cache tries the store while it is
+// known to be down: in between, the cache is skipped (a miss without a
+// round trip), so an outage does not add the store's timeout to every
+// request that only wanted a cache.
+const storeCacheProbe = time.Second
+
+// sharedCache is one answer cache shared by the instances through the
+// store: the introspection answers or the userinfo claims of tokens. Keys
+// are the SHA-256 of the token under a scope (issuer, client), never a
+// token; values are the endpoint's answer (the userinfo claims merged
+// under the token's own), which holds no token; each entry lives no longer
+// than its token nor the configured cache TTL. The cache is an
+// optimization only: a store that cannot answer is a miss, whatever the
+// failure policy.
+type sharedCache struct {
+	store *sharedStore
+	kind  string
+}
+
+// sharedCacheOf returns the store's cache of kind, nil when the store does
+// not share it (or there is no store).
+func (rt *runtime) sharedCacheOf(kind string) *sharedCache {
+	if rt.store == nil || !slices.Contains(rt.store.caches, kind) {
+		return nil
+	}
+	return &sharedCache{store: rt.store, kind: kind}
+}
+
+// key is the store key of a token's entry in scope.
+func (c *sharedCache) key(scope string, token tokenKey) string {
+	sum := sha256.Sum256([]byte(scope))
+	return c.store.prefix + c.kind + ":" + hex.EncodeToString(sum[:16]) + ":" + hex.EncodeToString(token[:])
+}
+
+// get returns the entry under key, nil on a miss or when the store does
+// not answer.
+func (c *sharedCache) get(ctx context.Context, key string) []byte {
+	if !c.store.usable() {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, c.store.timeout)
+	defer cancel()
+	val, err := c.store.client.Get(ctx, key).Bytes()
+	if errors.Is(err, redis.Nil) {
+		err = nil
+	}
+	c.store.note(err)
+	return val
+}
+
+// put stores val under key until the given time (nothing when it is past).
+func (c *sharedCache) put(ctx context.Context, key string, val []byte, until time.Time, now time.Time) {
+	ttl := until.Sub(now)
+	if ttl < time.Millisecond || !c.store.usable() {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), c.store.timeout)
+	defer cancel()
+	c.store.note(c.store.client.Set(ctx, key, val, ttl).Err())
+}
+
+// usable reports whether the store may be tried: it is not known to be
+// down, or the last try during the outage is storeCacheProbe old.
+func (s *sharedStore) usable() bool {
+	if !s.down.Load() {
+		return true
+	}
+	now := time.Now().UnixNano()
+	last := s.probed.Load()
+	return now-last >= int64(storeCacheProbe) && s.probed.CompareAndSwap(last, now)
+}
+
+// introspectShared is the introspection of a token the local cache does
+// not know: from the shared cache when another instance asked already,
+// else from the endpoint, whose active answer is shared until the token's
+// exp or the cache TTL, whichever is first. The answer is checked by
+// admitIntrospection either way, under this handler's own policy.
+func (rt *runtime) introspectShared(ctx context.Context, key tokenKey, token string) (*identity.IntrospectionResponse, error) {
+	in := rt.introspector
+	c := rt.sharedCacheOf(cacheIntrospection)
+	if c == nil || in.ttl <= 0 {
+		return in.askShared(ctx, key, token)
+	}
+	skey := c.key(in.issuer+"\x00"+in.auth.ClientID, key)
+	if raw := c.get(ctx, skey); raw != nil {
+		if res, err := identity.ParseIntrospectionResponse(raw); err == nil && res.Active {
+			return res, nil
+		}
+	}
+	res, err := in.askShared(ctx, key, token)
+	if err == nil && res.Active && !res.Expiry.IsZero() {
+		now := rt.now()
+		until := now.Add(in.ttl)
+		if res.Expiry.Before(until) {
+			until = res.Expiry
+		}
+		c.put(ctx, skey, res.Raw, until, now)
+	}
+	return res, err
+}
+
+// userinfoShared returns the claims of token t merged with its userinfo
+// answer: from the shared cache when another instance fetched them
+// already, else from the endpoint, shared until the token's exp or the
+// userinfo cache TTL, whichever is first.
+func (rt *runtime) userinfoShared(ctx context.Context, u *userInfoSource, t *identity.Token, token string) (*identity.Claims, error) {
+	c := rt.sharedCacheOf(cacheUserinfo)
+	if c == nil {
+		return u.fetchShared(ctx, t.Claims, token)
+	}
+	skey := c.key(t.Issuer, hashToken(token))
+	if raw := c.get(ctx, skey); raw != nil {
+		if merged, err := identity.ParseClaims(raw); err == nil && merged.Subject == t.Claims.Subject {
+			return merged, nil
+		}
+	}
+	merged, err := u.fetchShared(ctx, t.Claims, token)
+	if err != nil {
+		return nil, err
+	}
+	now := rt.now()
+	until := now.Add(u.ttl)
+	if exp := t.Claims.Expiry; !exp.IsZero() && exp.Before(until) {
+		until = exp
+	}
+	raw, err := json.Marshal(merged.Raw())
+	if err != nil {
+		return nil, fmt.Errorf("identity: userinfo: %w", err)
+	}
+	c.put(ctx, skey, raw, until, now)
+	return merged, nil
+}
