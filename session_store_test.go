@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 )
 
@@ -259,5 +260,105 @@ func TestServerSessionConfig(t *testing.T) {
 	}
 	if hc.Login.SessionStore != sessionStoreRedis {
 		t.Errorf("session_store = %q", hc.Login.SessionStore)
+	}
+}
+
+// TestServerSessionRoundTrips counts the commands each kind of request
+// sends to the store: one per session request (GETEX, which also slides
+// the idle expiry), one per sign-in (SET), three per logout (GETEX, DEL,
+// and the pipelined SET and PUBLISH that list the session's sid as ended
+// for the other instances), four per refresh (GETEX, SET NX of the lock,
+// SET XX, DEL of the lock).
+func TestServerSessionRoundTrips(t *testing.T) {
+	srv := startRedis(t)
+	op := newFakeOP(t, fakeOPOptions{})
+	op.set(func(op *fakeOP) { op.accessTTL = 60 })
+	clock := newClock()
+	b := newBrowser(t, op, serverSessionHandler(op, srv, 0, ""), clock)
+	count := b.x.h.rt.store.commands.Load
+	wantStatus(t, b.xhr("/"), http.StatusUnauthorized) // no cookie: no round trip
+	b.signIn("/")                                       // dials: handshake commands
+	for _, step := range []struct {
+		name string
+		do   func()
+		want int64
+	}{
+		{"session request", func() { wantStatus(t, b.xhr("/"), http.StatusOK) }, 1},
+		{"refresh", func() {
+			clock.Set(clock.Now().Add(45 * time.Second))
+			wantStatus(t, b.xhr("/"), http.StatusOK)
+		}, 4},
+		{"sign-in", func() {
+			delete(b.jar, "__Host-identity_session") // another browser
+			b.signIn("/")
+		}, 1},
+		{"logout", func() {
+			if res := b.req(http.MethodPost, "/oauth2/logout", map[string]string{"Sec-Fetch-Site": "same-origin"}); res.status != http.StatusSeeOther {
+				t.Fatalf("logout: %d", res.status)
+			}
+		}, 3},
+	} {
+		before := count()
+		step.do()
+		if n := count() - before; n != step.want {
+			t.Errorf("%s: %d round trips, want %d", step.name, n, step.want)
+		}
+	}
+}
+
+// BenchmarkStoreSession pairs a request with a cookie session against the
+// same request with a session in Redis on loopback, in one run: the
+// difference is the cost of session_store redis per session request.
+func BenchmarkStoreSession(b *testing.B) {
+	srv := startRedis(b)
+	op := newFakeOP(b, fakeOPOptions{})
+	for _, tc := range []struct {
+		name  string
+		store bool
+	}{
+		{"cookie", false},
+		{"redis-loopback", true},
+	} {
+		b.Run(tc.name, func(b *testing.B) {
+			h := loginHandler(op)
+			if tc.store {
+				h.Store = srv.storeOf(0, "")
+				h.Login.SessionStore = sessionStoreRedis
+			}
+			ctx, cancel := caddy.NewContext(caddy.Context{Context: context.Background()})
+			defer cancel()
+			if err := h.Provision(ctx); err != nil {
+				b.Fatal(err)
+			}
+			defer h.Cleanup()
+			l := h.rt.login
+			now := time.Now()
+			s := &session{Issuer: l.issuer, Subject: testUser, Claims: map[string]any{"email": "alice@example.com", "name": "Alice"},
+				Created: now.Unix(), Seen: now.Unix(), AccessExpiry: now.Add(time.Hour).Unix(), RefreshToken: "rt", IDToken: "id"}
+			first := httptest.NewRequest(http.MethodGet, "https://example.com/", nil)
+			rec := httptest.NewRecorder()
+			jar := l.jar(first)
+			if err := l.writeSession(rec, first, jar, s); err != nil {
+				b.Fatal(err)
+			}
+			cookies := rec.Result().Cookies()
+			w := httptest.NewRecorder()
+			b.ReportAllocs()
+			b.ResetTimer()
+			for range b.N {
+				r := httptest.NewRequest(http.MethodGet, "https://example.com/", nil)
+				r.Header.Set("Sec-Fetch-Mode", "cors")
+				for _, c := range cookies {
+					r.AddCookie(c)
+				}
+				r = r.WithContext(context.WithValue(r.Context(), caddy.ReplacerCtxKey, caddy.NewReplacer()))
+				if err := h.ServeHTTP(w, r, benchNext); err != nil {
+					b.Fatal(err)
+				}
+				if w.Code != http.StatusOK {
+					b.Fatalf("status %d", w.Code)
+				}
+			}
+		})
 	}
 }

@@ -262,14 +262,18 @@ func (r redisDebugLog) Printf(_ context.Context, format string, v ...any) {
 	}
 }
 
-// commandCounter counts the commands a client sends.
+// commandCounter counts the commands a client sends, but for the
+// handshake of each new connection (HELLO, CLIENT): the round trips that
+// requests make.
 type commandCounter struct{ n *atomic.Int64 }
 
 func (commandCounter) DialHook(next redis.DialHook) redis.DialHook { return next }
 
 func (h commandCounter) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
 	return func(ctx context.Context, cmd redis.Cmder) error {
-		h.n.Add(1)
+		if name := cmd.Name(); name != "hello" && name != "client" {
+			h.n.Add(1)
+		}
 		return next(ctx, cmd)
 	}
 }

@@ -62,8 +62,22 @@ func TestStoreSharedIntrospectionCache(t *testing.T) {
 	b := newInstance(2, withCaches(srv, 2, cacheIntrospection))
 	ep.set(200, activeResponse(iss.URL, time.Now(), nil))
 	tok := opaqueToken(t)
-	wantStatus(t, a.get("/", bearer(tok)), 200)
-	wantStatus(t, b.get("/", bearer(tok)), 200)
+	roundTrips := func(x *hx, do func()) int64 {
+		before := x.h.rt.store.commands.Load()
+		do()
+		return x.h.rt.store.commands.Load() - before
+	}
+	// A miss everywhere: GET, then SET of the answer; a miss here that
+	// another instance answered: GET; a hit in the local cache: none.
+	if n := roundTrips(a, func() { wantStatus(t, a.get("/", bearer(tok)), 200) }); n != 2 {
+		t.Errorf("first introspection: %d round trips, want 2", n)
+	}
+	if n := roundTrips(b, func() { wantStatus(t, b.get("/", bearer(tok)), 200) }); n != 1 {
+		t.Errorf("introspection answered by the shared cache: %d round trips, want 1", n)
+	}
+	if n := roundTrips(b, func() { wantStatus(t, b.get("/", bearer(tok)), 200) }); n != 0 {
+		t.Errorf("local cache hit: %d round trips, want 0", n)
+	}
 	if n := ep.callCount(); n != 1 {
 		t.Errorf("endpoint called %d times by two instances sharing the cache, want 1", n)
 	}

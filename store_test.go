@@ -160,8 +160,7 @@ func TestStoreRoundTrips(t *testing.T) {
 	plain := env.iss.Token(t, "bob", nil)
 	count := func() int64 { return x.h.rt.store.commands.Load() }
 
-	// A first DPoP request opens the connection (its handshake commands
-	// are counted too, once per connection).
+	// A first DPoP request opens the connection.
 	wantStatus(t, x.do(dpopRequest("GET", "/", env.token, proofFor(t, env.key, "GET", "http://example.com/", env.token))), 200)
 	before := count()
 	for range 3 {
