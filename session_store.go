@@ -273,6 +273,7 @@ func (l *login) awaitRefresh(ctx context.Context, s *session) (*session, error) 
 		return nil, errRefreshElsewhere
 	}
 	ss := l.server
+	key := ss.key(s.id)
 	ctx, cancel := context.WithTimeout(ctx, loginTimeout)
 	defer cancel()
 	t := time.NewTicker(refreshWaitPoll)
@@ -283,20 +284,32 @@ func (l *login) awaitRefresh(ctx context.Context, s *session) (*session, error) 
 			return nil, fmt.Errorf("waiting for another instance's refresh: %w", ctx.Err())
 		case <-t.C:
 		}
+		// The record and whether the lock is still held, in one round
+		// trip: a lock gone with the record unchanged is a refresh that
+		// failed elsewhere.
 		gctx, gcancel := context.WithTimeout(ctx, ss.store.timeout)
-		val, err := ss.store.client.Get(gctx, ss.key(s.id)).Result()
+		var get *redis.StringCmd
+		var locked *redis.IntCmd
+		_, err := ss.store.client.Pipelined(gctx, func(p redis.Pipeliner) error {
+			get, locked = p.Get(gctx, key), p.Exists(gctx, key+":refresh")
+			return nil
+		})
 		gcancel()
+		val, gerr := get.Result()
 		switch {
-		case errors.Is(err, redis.Nil):
+		case errors.Is(gerr, redis.Nil):
 			return nil, errSessionGone
 		case err != nil:
 			ss.store.note(err)
 			return nil, fmt.Errorf("%w: %w", errStoreUnavailable, err)
 		}
 		var ns session
-		if plain, ok := l.sessions.open(ss.key(s.id), val); ok && json.Unmarshal(plain, &ns) == nil && ns.AccessExpiry != s.AccessExpiry {
+		if plain, ok := l.sessions.open(key, val); ok && json.Unmarshal(plain, &ns) == nil && ns.AccessExpiry != s.AccessExpiry {
 			ns.id, ns.Seen, ns.stored = s.id, s.Seen, true
 			return &ns, nil
+		}
+		if locked.Val() == 0 {
+			return nil, errors.New("the refresh by another instance failed")
 		}
 	}
 }

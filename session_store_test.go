@@ -136,41 +136,61 @@ func TestServerSessionSharedBetweenInstances(t *testing.T) {
 
 // TestServerSessionConcurrentRefresh: twenty requests at two instances,
 // all due for a refresh at once, make one refresh at the provider; nobody
-// is signed out.
+// is signed out. Before the access token expires the others go on with
+// the session they have; after it (forward_access_token, which needs a
+// live token) they wait for the refresh and forward its new token.
 func TestServerSessionConcurrentRefresh(t *testing.T) {
-	srv := startRedis(t)
-	op := newFakeOP(t, fakeOPOptions{})
-	op.set(func(op *fakeOP) { op.accessTTL = 60 })
-	clock := newClock()
-	a := newBrowser(t, op, serverSessionHandler(op, srv, 1, ""), clock)
-	hb := serverSessionHandler(op, srv, 2, "")
-	hb.rt = &runtime{now: clock.Now}
-	xb := newHX(t, hb)
-	a.signIn("/")
+	for _, tc := range []struct {
+		name    string
+		forward bool
+		after   time.Duration
+	}{
+		{"before expiry", false, 45 * time.Second},
+		{"after expiry", true, 61 * time.Second},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			srv := startRedis(t)
+			op := newFakeOP(t, fakeOPOptions{})
+			op.set(func(op *fakeOP) { op.accessTTL = 60 })
+			clock := newClock()
+			ha, hb := serverSessionHandler(op, srv, 1, ""), serverSessionHandler(op, srv, 2, "")
+			ha.Login.ForwardAccessToken, hb.Login.ForwardAccessToken = tc.forward, tc.forward
+			a := newBrowser(t, op, ha, clock)
+			hb.rt = &runtime{now: clock.Now}
+			xb := newHX(t, hb)
+			a.signIn("/")
 
-	clock.Set(clock.Now().Add(45 * time.Second))
-	var wg sync.WaitGroup
-	results := make([]hxResult, 20)
-	for i := range results {
-		wg.Go(func() {
-			x := a.x
-			if i%2 == 1 {
-				x = xb
+			clock.Set(clock.Now().Add(tc.after))
+			var wg sync.WaitGroup
+			results := make([]hxResult, 20)
+			for i := range results {
+				wg.Go(func() {
+					x := a.x
+					if i%2 == 1 {
+						x = xb
+					}
+					c := &browser{t: t, x: x, op: op, jar: maps.Clone(a.jar)}
+					results[i] = c.xhr("/")
+				})
 			}
-			c := &browser{t: t, x: x, op: op, jar: maps.Clone(a.jar)}
-			results[i] = c.xhr("/")
+			wg.Wait()
+			tokens := map[string]bool{}
+			for i, res := range results {
+				if res.status != http.StatusOK {
+					t.Errorf("request %d: %d", i, res.status)
+					continue
+				}
+				tokens[res.up.header.Get("Authorization")] = true
+			}
+			if n := op.refreshCalls.Load(); n != 1 {
+				t.Errorf("%d refreshes, want 1", n)
+			}
+			if tc.forward && len(tokens) != 1 {
+				t.Errorf("%d different access tokens forwarded after expiry, want the refreshed one only", len(tokens))
+			}
+			wantStatus(t, a.xhr("/"), http.StatusOK)
 		})
 	}
-	wg.Wait()
-	for i, res := range results {
-		if res.status != http.StatusOK {
-			t.Errorf("request %d: %d", i, res.status)
-		}
-	}
-	if n := op.refreshCalls.Load(); n != 1 {
-		t.Errorf("%d refreshes, want 1", n)
-	}
-	wantStatus(t, a.xhr("/"), http.StatusOK)
 }
 
 // TestServerSessionStoreOutage: with Redis stopped, a request with a
