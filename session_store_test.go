@@ -298,7 +298,7 @@ func TestServerSessionRoundTrips(t *testing.T) {
 	b := newBrowser(t, op, serverSessionHandler(op, srv, 0, ""), clock)
 	count := b.x.h.rt.store.commands.Load
 	wantStatus(t, b.xhr("/"), http.StatusUnauthorized) // no cookie: no round trip
-	b.signIn("/")                                      // dials: handshake commands
+	b.signIn("/")                                      // opens the connections
 	for _, step := range []struct {
 		name string
 		do   func()
