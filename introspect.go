@@ -324,14 +324,16 @@ func (rt *runtime) introspect(ctx context.Context, token string) (*cacheEntry, r
 		}
 		rt.counters.cacheMisses.Inc()
 	}
-	res, err := rt.introspectShared(ctx, key, token)
+	res, fromStore, err := rt.introspectShared(ctx, key, token)
 	if err != nil {
 		if ctx.Err() == nil { // not a client that went away
 			in.setDown(true, err)
 		}
 		return nil, reasonProviderUnavailable, err
 	}
-	in.setDown(false, nil)
+	if !fromStore { // the endpoint answered
+		in.setDown(false, nil)
+	}
 	now := rt.now()
 	e, rsn, err := rt.admitIntrospection(res, now)
 	if rsn == reasonInactive && in.inactive != nil {

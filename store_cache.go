@@ -1,6 +1,7 @@
 package caddyidentity
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -8,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strconv"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -97,49 +99,57 @@ func (s *sharedStore) usable() bool {
 // not know: from the shared cache when another instance asked already,
 // else from the endpoint, whose active answer is shared until the token's
 // exp or the cache TTL, whichever is first. The answer is checked by
-// admitIntrospection either way, under this handler's own policy.
-func (rt *runtime) introspectShared(ctx context.Context, key tokenKey, token string) (*identity.IntrospectionResponse, error) {
+// admitIntrospection either way, under this handler's own policy; one
+// from the store has its exp moved back so that the local entry made of
+// it dies with the shared one. fromStore says that the endpoint was not
+// asked (so says nothing about its health).
+func (rt *runtime) introspectShared(ctx context.Context, key tokenKey, token string) (res *identity.IntrospectionResponse, fromStore bool, err error) {
 	in := rt.introspector
 	c := rt.sharedCacheOf(cacheIntrospection)
 	if c == nil || in.ttl <= 0 {
-		return in.askShared(ctx, key, token)
+		res, err = in.askShared(ctx, key, token)
+		return res, false, err
 	}
 	skey := c.key(in.issuer+"\x00"+in.auth.ClientID, key)
-	if raw := c.get(ctx, skey); raw != nil {
-		if res, err := identity.ParseIntrospectionResponse(raw); err == nil && res.Active {
-			return res, nil
+	if until, raw, ok := c.getEntry(ctx, skey); ok {
+		if res, err := identity.ParseIntrospectionResponse(raw); err == nil && res.Active && !res.Expiry.IsZero() {
+			if until.Before(res.Expiry.Add(rt.leeway)) {
+				res.Expiry = until.Add(-rt.leeway) // admitIntrospection adds the leeway
+			}
+			return res, true, nil
 		}
 	}
-	res, err := in.askShared(ctx, key, token)
+	res, err = in.askShared(ctx, key, token)
 	if err == nil && res.Active && !res.Expiry.IsZero() {
 		now := rt.now()
 		until := now.Add(in.ttl)
 		if res.Expiry.Before(until) {
 			until = res.Expiry
 		}
-		c.put(ctx, skey, res.Raw, until, now)
+		c.putEntry(ctx, skey, res.Raw, until, now)
 	}
-	return res, err
+	return res, false, err
 }
 
 // userinfoShared returns the claims of token t merged with its userinfo
 // answer: from the shared cache when another instance fetched them
-// already, else from the endpoint, shared until the token's exp or the
+// already (with the time that entry dies, for the local one), else from
+// the endpoint (sharedUntil zero), shared until the token's exp or the
 // userinfo cache TTL, whichever is first.
-func (rt *runtime) userinfoShared(ctx context.Context, u *userInfoSource, t *identity.Token, token string) (*identity.Claims, error) {
+func (rt *runtime) userinfoShared(ctx context.Context, u *userInfoSource, t *identity.Token, token string) (merged *identity.Claims, sharedUntil time.Time, err error) {
 	c := rt.sharedCacheOf(cacheUserinfo)
 	if c == nil {
-		return u.fetchShared(ctx, t.Claims, token)
+		merged, err = u.fetchShared(ctx, t.Claims, token)
+		return merged, time.Time{}, err
 	}
 	skey := c.key(t.Issuer, hashToken(token))
-	if raw := c.get(ctx, skey); raw != nil {
+	if until, raw, ok := c.getEntry(ctx, skey); ok {
 		if merged, err := identity.ParseClaims(raw); err == nil && merged.Subject == t.Claims.Subject {
-			return merged, nil
+			return merged, until, nil
 		}
 	}
-	merged, err := u.fetchShared(ctx, t.Claims, token)
-	if err != nil {
-		return nil, err
+	if merged, err = u.fetchShared(ctx, t.Claims, token); err != nil {
+		return nil, time.Time{}, err
 	}
 	now := rt.now()
 	until := now.Add(u.ttl)
@@ -148,8 +158,28 @@ func (rt *runtime) userinfoShared(ctx context.Context, u *userInfoSource, t *ide
 	}
 	raw, err := json.Marshal(merged.Raw())
 	if err != nil {
-		return nil, fmt.Errorf("identity: userinfo: %w", err)
+		return nil, time.Time{}, fmt.Errorf("identity: userinfo: %w", err)
 	}
-	c.put(ctx, skey, raw, until, now)
-	return merged, nil
+	c.putEntry(ctx, skey, raw, until, now)
+	return merged, time.Time{}, nil
+}
+
+// getEntry reads an entry written by putEntry: the time it dies and the
+// answer. A malformed or dead entry is a miss.
+func (c *sharedCache) getEntry(ctx context.Context, key string) (time.Time, []byte, bool) {
+	val := c.get(ctx, key)
+	untilS, raw, ok := bytes.Cut(val, []byte(" "))
+	ms, err := strconv.ParseInt(string(untilS), 10, 64)
+	until := time.UnixMilli(ms)
+	if !ok || err != nil || !time.Now().Before(until) {
+		return time.Time{}, nil, false
+	}
+	return until, raw, true
+}
+
+// putEntry stores val until the given time, which it writes first: an
+// instance that reads the entry keeps what it made of it no longer.
+func (c *sharedCache) putEntry(ctx context.Context, key string, val []byte, until, now time.Time) {
+	entry := append([]byte(strconv.FormatInt(until.UnixMilli(), 10)+" "), val...)
+	c.put(ctx, key, entry, until, now)
 }

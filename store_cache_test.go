@@ -52,14 +52,16 @@ func TestStoreSharedIntrospectionCache(t *testing.T) {
 	srv := startRedis(t)
 	iss := identitytest.NewIssuer(t)
 	ep := newIntroEndpoint(t)
-	newInstance := func(i int, store *StoreConfig) *hx {
+	newInstance := func(i int, store *StoreConfig, ttl time.Duration) *hx {
 		h := introHandler(iss, ep.srv.URL)
-		h.Issuers[0].Introspection.CacheTTL = durPtr(time.Minute)
+		h.Issuers[0].Introspection.CacheTTL = durPtr(ttl)
 		h.Store = store
 		return newHX(t, h)
 	}
-	a := newInstance(1, withCaches(srv, 1, cacheIntrospection))
-	b := newInstance(2, withCaches(srv, 2, cacheIntrospection))
+	// B would keep answers longer than A: what it gets from A's entry it
+	// keeps no longer than that entry.
+	a := newInstance(1, withCaches(srv, 1, cacheIntrospection), time.Minute)
+	b := newInstance(2, withCaches(srv, 2, cacheIntrospection), 10*time.Minute)
 	ep.set(200, activeResponse(iss.URL, time.Now(), nil))
 	tok := opaqueToken(t)
 	roundTrips := func(x *hx, do func()) int64 {
@@ -77,6 +79,9 @@ func TestStoreSharedIntrospectionCache(t *testing.T) {
 	}
 	if n := roundTrips(b, func() { wantStatus(t, b.get("/", bearer(tok)), 200) }); n != 0 {
 		t.Errorf("local cache hit: %d round trips, want 0", n)
+	}
+	if _, ok := b.h.rt.introspector.cache.get(hashToken(tok), time.Now().Add(time.Minute+time.Second)); ok {
+		t.Error("B keeps the answer it read from A's entry longer than that entry lives")
 	}
 	if n := ep.callCount(); n != 1 {
 		t.Errorf("endpoint called %d times by two instances sharing the cache, want 1", n)
@@ -104,7 +109,7 @@ func TestStoreSharedIntrospectionCache(t *testing.T) {
 	}
 
 	// Without the shared cache an instance asks itself.
-	c := newInstance(3, srv.storeOf(3, ""))
+	c := newInstance(3, srv.storeOf(3, ""), time.Minute)
 	ep.set(200, activeResponse(iss.URL, time.Now(), nil))
 	calls = ep.callCount()
 	wantStatus(t, c.get("/", bearer(tok)), 200)
