@@ -166,7 +166,8 @@ func (l *login) readServerSession(ctx context.Context, r *http.Request, jar cook
 	id, expS, _ := strings.Cut(string(ref), " ")
 	exp, err := strconv.ParseInt(expS, 10, 64)
 	now := l.rt.now()
-	if err != nil || id == "" || !now.Before(time.Unix(exp, 0)) {
+	left := time.Unix(exp, 0).Sub(now)
+	if err != nil || id == "" || left < time.Millisecond { // Redis TTLs are in ms
 		return nil, nil
 	}
 	key := ss.key(id)
@@ -174,7 +175,7 @@ func (l *login) readServerSession(ctx context.Context, r *http.Request, jar cook
 	defer cancel()
 	var val string
 	if l.idle > 0 {
-		val, err = ss.store.client.GetEx(ctx, key, min(l.idle, time.Unix(exp, 0).Sub(now))).Result()
+		val, err = ss.store.client.GetEx(ctx, key, min(l.idle, left)).Result()
 	} else {
 		val, err = ss.store.client.Get(ctx, key).Result()
 	}
