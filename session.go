@@ -226,9 +226,10 @@ type session struct {
 	IDToken      string `json:"it,omitempty"`
 
 	// id is a stored session's id (session_store redis), from the cookie;
-	// stored says that this version is already in the store.
-	id     string
-	stored bool
+	// raw its record as read from the store; stored says that this
+	// version is already in the store.
+	id, raw string
+	stored  bool
 }
 
 // createdAt is the sign-in time.

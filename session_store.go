@@ -196,7 +196,7 @@ func (l *login) readServerSession(ctx context.Context, r *http.Request, jar cook
 		return nil, nil
 	}
 	// The store's TTL keeps the idle timeout: the session was seen now.
-	s.id, s.Seen = id, now.Unix()
+	s.id, s.raw, s.Seen = id, val, now.Unix()
 	return &s, nil
 }
 
@@ -242,17 +242,23 @@ func (l *login) endSession(w http.ResponseWriter, r *http.Request, jar cookieJar
 // request's life, for the refreshed session to appear in the store.
 func (l *login) refreshServerSession(ctx context.Context, s *session) (*session, error) {
 	ss := l.server
-	lock := ss.key(s.id) + ":refresh"
+	key := ss.key(s.id)
 	lctx, cancel := context.WithTimeout(ctx, ss.store.timeout)
-	won, err := ss.store.client.SetNX(lctx, lock, "", loginTimeout).Result()
+	won, err := lockRefresh.Eval(lctx, ss.store.client, []string{key, key + ":refresh"}, s.raw, loginTimeout.Milliseconds()).Int()
 	cancel()
+	if errors.Is(err, redis.Nil) {
+		err = nil // the lock is held
+	}
 	ss.store.note(err)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", errStoreUnavailable, err)
 	}
-	if !won {
+	if won != 1 {
+		// Another instance refreshes it, or did since this request read
+		// it: the session it has is not to be refreshed again.
 		return l.awaitRefresh(ctx, s)
 	}
+	lock := key + ":refresh"
 	ns, err := l.refresh(ctx, s)
 	if err == nil {
 		ns.id = s.id
@@ -267,6 +273,18 @@ func (l *login) refreshServerSession(ctx context.Context, s *session) (*session,
 	ns.stored = true
 	return ns, nil
 }
+
+// lockRefresh takes a session's refresh lock (KEYS[2], for ARGV[2] ms) only
+// if the session's record (KEYS[1]) is still the one the request read
+// (ARGV[1]), in one round trip: 1 when taken, 0 when the record changed
+// (refreshed or deleted since), nil when another instance holds the lock.
+// Without the comparison, a request that read the record just before
+// another instance's refresh wrote it, and asked for the lock just after
+// that instance let it go, would redeem the spent refresh token again.
+var lockRefresh = redis.NewScript(`
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+if redis.call('SET', KEYS[2], '', 'NX', 'PX', ARGV[2]) then return 1 end
+return false`)
 
 // awaitRefresh waits for another instance's refresh of s.
 func (l *login) awaitRefresh(ctx context.Context, s *session) (*session, error) {
