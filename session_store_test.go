@@ -298,7 +298,7 @@ func TestServerSessionConfig(t *testing.T) {
 // sends to the store: one per session request (GETEX, which also slides
 // the idle expiry), one per sign-in (SET), three per logout (GETEX, DEL,
 // and the pipelined SET and PUBLISH that list the session's sid as ended
-// for the other instances), four per refresh (GETEX, SET NX of the lock,
+// for the other instances), four per refresh (GETEX, the lock script,
 // SET XX, DEL of the lock).
 func TestServerSessionRoundTrips(t *testing.T) {
 	srv := startRedis(t)
