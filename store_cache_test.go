@@ -135,12 +135,15 @@ func TestStoreSharedUserinfoCache(t *testing.T) {
 	iss := identitytest.NewIssuer(t)
 	ui := newFakeUserInfo(t)
 	ui.set(200, "application/json", `{"sub":"alice","email":"alice@example.com","groups":["ops","dev"]}`)
-	newInstance := func(i int) *hx {
+	newInstance := func(i int, ttl time.Duration) *hx {
 		h := userInfoHandler(iss, ui.srv.URL, "")
+		h.Issuers[0].UserInfo.CacheTTL = durPtr(ttl)
 		h.Store = withCaches(srv, i, cacheUserinfo)
 		return newHX(t, h)
 	}
-	a, b := newInstance(1), newInstance(2)
+	// B would keep claims longer than A: what it gets from A's entry it
+	// keeps no longer than that entry.
+	a, b := newInstance(1, time.Minute), newInstance(2, 10*time.Minute)
 	tok := iss.Token(t, "alice", nil)
 	wantStatus(t, a.get("/", bearer(tok)), 200)
 	res := b.get("/", bearer(tok))
@@ -151,8 +154,13 @@ func TestStoreSharedUserinfoCache(t *testing.T) {
 	if n := ui.calls.Load(); n != 1 {
 		t.Errorf("userinfo asked %d times by two instances sharing the cache, want 1", n)
 	}
-	if keys := storeEntries(t, srv, cacheUserinfo, tok, DefaultUserInfoCacheTTL); len(keys) != 1 {
+	if keys := storeEntries(t, srv, cacheUserinfo, tok, time.Minute); len(keys) != 1 {
 		t.Errorf("shared entries %v, want 1", keys)
+	}
+	if e, ok := b.h.rt.cache.get(tok); !ok {
+		t.Error("B did not cache the token")
+	} else if e.expires.After(time.Now().Add(time.Minute)) {
+		t.Errorf("B's entry made of A's claims lives until %v, past A's entry (a minute)", e.expires)
 	}
 	// Another subject's token does not read alice's entry.
 	bob := iss.Token(t, "bob", nil)
