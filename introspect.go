@@ -41,10 +41,27 @@ type IntrospectionConfig struct {
 	ClientID string `json:"client_id"`
 	// ClientSecret is the client's secret; placeholders such as
 	// {env.INTROSPECTION_SECRET} are resolved when the config is loaded,
-	// so that the secret need not be written in the config.
+	// so that the secret need not be written in the config. Exclusive
+	// with KeyFile.
 	ClientSecret string `json:"client_secret,omitempty"`
-	// AuthMethod is client_secret_basic (default) or client_secret_post.
+	// KeyFile is a private key (PEM: PKCS #8, PKCS #1 or SEC 1; or a
+	// private JWK) that authenticates the client with private_key_jwt
+	// (RFC 7523): no shared secret, a short-lived assertion signed for
+	// each request, its aud the endpoint URL. Exclusive with ClientSecret.
+	KeyFile string `json:"key_file,omitempty"`
+	// AuthMethod is client_secret_basic (default) or client_secret_post
+	// with ClientSecret; private_key_jwt, the only one with KeyFile, may
+	// be given or left out.
 	AuthMethod string `json:"auth_method,omitempty"`
+	// Accept is "json" (default: RFC 7662 answers, signed ones verified
+	// when the server sends them) or "jwt": only RFC 9701 signed answers
+	// (Accept: application/token-introspection+jwt), verified with the
+	// issuer's keys under its algorithm allow-list, typ
+	// token-introspection+jwt, iss the issuer, aud client_id, iat present
+	// and at most 5 minutes old. Any other answer, plain JSON included,
+	// makes opaque tokens fail with 503: the handler does not fall back to
+	// what it did not ask for.
+	Accept string `json:"accept,omitempty"`
 	// CacheTTL is how long an active result may be reused without asking
 	// again (never past the token's exp): the delay before a token
 	// revoked at the server is refused here. Default 1m; 0 asks on every
@@ -99,11 +116,8 @@ func checkIntrospection(is *IssuerConfig) error {
 	if c.ClientID == "" {
 		return errors.New("client_id is required")
 	}
-	switch c.AuthMethod {
-	case "", identity.AuthMethodClientSecretBasic, identity.AuthMethodClientSecretPost:
-	default:
-		return fmt.Errorf("auth_method must be %s or %s, not %q",
-			identity.AuthMethodClientSecretBasic, identity.AuthMethodClientSecretPost, c.AuthMethod)
+	if err := checkIntrospectionClient(c); err != nil {
+		return err
 	}
 	if c.CacheTTL != nil && *c.CacheTTL < 0 {
 		return errors.New("cache_ttl must not be negative")
@@ -113,24 +127,6 @@ func checkIntrospection(is *IssuerConfig) error {
 	}
 	if c.Endpoint != "" && !strings.Contains(c.Endpoint, "{") { // a placeholder is checked once replaced
 		return checkEndpointURL(c.Endpoint, is.InsecureAllowHTTP)
-	}
-	return nil
-}
-
-// checkOneIntrospector refuses more than one introspecting issuer: an
-// opaque token carries no issuer, so the handler could only try each
-// endpoint in turn, handing every token to servers that did not issue it.
-func checkOneIntrospector(issuers []IssuerConfig) error {
-	var first string
-	for i := range issuers {
-		if issuers[i].Introspection == nil {
-			continue
-		}
-		if first != "" {
-			return fmt.Errorf("issuers %q and %q both have introspection; at most one may, since an opaque token names no issuer",
-				first, issuers[i].Issuer)
-		}
-		first = issuers[i].Issuer
 	}
 	return nil
 }
@@ -165,6 +161,11 @@ type introspector struct {
 	auth          identity.ClientAuth
 	client        *http.Client
 	transport     *http.Transport
+	// keys and algorithms verify RFC 9701 signed answers; requireJWT,
+	// with accept jwt, takes no other (see signedAnswers).
+	requireJWT bool
+	keys       identity.KeySource
+	algorithms []string
 
 	// audiences, unless anyAudience, must meet the response's aud.
 	audiences   []string
@@ -195,7 +196,7 @@ type introspector struct {
 
 // newIntrospector compiles the introspection block of is, whose validator
 // configuration (placeholders resolved, handler defaults applied) is ic.
-func newIntrospector(repl *caddy.Replacer, is *IssuerConfig, ic identity.IssuerConfig, pol *issuerPolicy, rt *runtime) (*introspector, error) {
+func newIntrospector(repl *caddy.Replacer, is *IssuerConfig, ic identity.IssuerConfig, pol *issuerPolicy, a *authenticator) (*introspector, error) {
 	c := is.Introspection
 	in := &introspector{
 		issuer:        pol.issuer,
@@ -208,7 +209,7 @@ func newIntrospector(repl *caddy.Replacer, is *IssuerConfig, ic identity.IssuerC
 		parties:       ic.AuthorizedParties,
 		partyClaim:    ic.AuthorizedPartyClaim,
 		ttl:           DefaultIntrospectionCacheTTL,
-		logger:        rt.logger.With(zap.String("issuer", pol.issuer)),
+		logger:        a.logger.With(zap.String("issuer", pol.issuer)),
 		slots:         make(chan struct{}, maxIntrospections),
 	}
 	if in.endpoint != "" {
@@ -225,15 +226,11 @@ func newIntrospector(repl *caddy.Replacer, is *IssuerConfig, ic identity.IssuerC
 		// default, is rarely in a response.
 		in.partyClaim = "client_id"
 	}
-	method := c.AuthMethod
-	if method == "" {
-		method = identity.AuthMethodClientSecretBasic
+	var err error
+	if in.auth, err = introspectionClientAuth(repl, c); err != nil {
+		return nil, err
 	}
-	in.auth = identity.ClientAuth{
-		Method:       method,
-		ClientID:     repl.ReplaceKnown(c.ClientID, ""),
-		ClientSecret: repl.ReplaceKnown(c.ClientSecret, ""),
-	}
+	in.signedAnswers(c, ic)
 	if c.CacheTTL != nil {
 		in.ttl = time.Duration(*c.CacheTTL)
 	}
@@ -242,7 +239,6 @@ func newIntrospector(repl *caddy.Replacer, is *IssuerConfig, ic identity.IssuerC
 	in.transport = http.DefaultTransport.(*http.Transport).Clone()
 	in.client = &http.Client{Timeout: introspectionTimeout, Transport: in.transport}
 	if in.ttl > 0 {
-		var err error
 		if in.cache, err = newIntrospectionCache(introspectionCacheEntries); err != nil {
 			return nil, err
 		}
@@ -292,39 +288,34 @@ func isCompactJWS(token string) bool {
 	return len(raw) > 0 && raw[0] == '{' && json.Valid(raw)
 }
 
-// verify authenticates a token by its form: an opaque token by
-// introspection when an issuer has it, anything else as a JWT (which
-// refuses an opaque token as malformed).
-func (rt *runtime) verify(ctx context.Context, token string) (*cacheEntry, reason, error) {
-	if rt.introspector != nil && !isCompactJWS(token) {
-		return rt.introspect(ctx, token)
+// cached returns the live entry of the active token whose hash is key.
+func (in *introspector) cached(key tokenKey, now time.Time) (*cacheEntry, bool) {
+	if in.cache == nil {
+		return nil, false
 	}
-	return rt.authenticate(ctx, token)
+	return in.cache.get(key, now)
 }
 
-// introspect returns the entry of an active opaque token, from the cache
-// or by asking the endpoint, or the rejection reason: an endpoint that
-// cannot answer makes it provider_unavailable (503), since the client did
-// nothing wrong.
-func (rt *runtime) introspect(ctx context.Context, token string) (*cacheEntry, reason, error) {
-	in := rt.introspector
-	key := hashToken(token)
-	if in.cache != nil {
-		now := rt.now()
-		if e, ok := in.cache.get(key, now); ok {
-			rt.counters.cacheHits.Inc()
-			return e, reasonNone, nil
-		}
-		if until, ok := in.inactive.GetIfPresent(key); ok {
-			if now.Before(until) {
-				rt.counters.cacheHits.Inc()
-				return nil, reasonInactive, nil
-			}
-			in.inactive.Invalidate(key)
-		}
-		rt.counters.cacheMisses.Inc()
+// knownInactive reports whether the endpoint answered inactive for the
+// token whose hash is key less than inactiveCacheTTL ago.
+func (in *introspector) knownInactive(key tokenKey, now time.Time) bool {
+	if in.inactive == nil {
+		return false
 	}
-	res, fromStore, err := rt.introspectShared(ctx, key, token)
+	until, ok := in.inactive.GetIfPresent(key)
+	if ok && !now.Before(until) {
+		in.inactive.Invalidate(key)
+		return false
+	}
+	return ok
+}
+
+// introspectAt asks in's endpoint about token (whose hash is key) and
+// returns the entry of an active token, or the rejection reason: an
+// endpoint that cannot answer makes it provider_unavailable (503), since
+// the client did nothing wrong.
+func (a *authenticator) introspectAt(ctx context.Context, in *introspector, key tokenKey, token string) (*cacheEntry, reason, error) {
+	res, fromStore, err := a.introspectShared(ctx, in, key, token)
 	if err != nil {
 		if ctx.Err() == nil { // not a client that went away
 			in.setDown(true, err)
@@ -334,8 +325,8 @@ func (rt *runtime) introspect(ctx context.Context, token string) (*cacheEntry, r
 	if !fromStore { // the endpoint answered
 		in.setDown(false, nil)
 	}
-	now := rt.now()
-	e, rsn, err := rt.admitIntrospection(res, now)
+	now := a.now()
+	e, rsn, err := a.admitIntrospection(in, res, now)
 	if rsn == reasonInactive && in.inactive != nil {
 		in.inactive.Set(key, now.Add(min(inactiveCacheTTL, in.ttl)))
 	}
@@ -398,11 +389,7 @@ func (in *introspector) ask(ctx context.Context, token string) (*identity.Intros
 			return nil, err
 		}
 	}
-	res, err := identity.IntrospectToken(ctx, in.client, identity.IntrospectionRequest{
-		ProtocolRequest: identity.ProtocolRequest{Address: endpoint, ClientAuth: in.auth, AllowHTTP: in.allowHTTP},
-		Token:           token,
-		TokenTypeHint:   "access_token",
-	})
+	res, err := identity.IntrospectToken(ctx, in.client, in.request(endpoint, token))
 	if err != nil {
 		return nil, fmt.Errorf("identity: introspection: %w", err)
 	}
@@ -450,9 +437,12 @@ func (in *introspector) discoveredEndpoint(doc *identity.DiscoveryDocument) (str
 // at INFO, as for the issuers' keys.
 func (in *introspector) setDown(down bool, err error) {
 	if in.down.CompareAndSwap(!down, down) {
-		if down {
+		switch {
+		case down && unusableAnswer(err):
+			in.logger.Error("introspection answer unusable (provider answer refused): opaque tokens cannot be checked", zap.Error(err))
+		case down:
 			in.logger.Error("introspection endpoint unavailable: opaque tokens cannot be checked", zap.Error(err))
-		} else {
+		default:
 			in.logger.Info("introspection endpoint available again")
 		}
 	}
@@ -465,8 +455,7 @@ func (in *introspector) setDown(down bool, err error) {
 // answer), valid already, of this issuer and audience, an access token,
 // issued to an authorized party and, with max_age, young enough. The
 // policy's verdict (scopes, claim rules) is in the entry, as for JWTs.
-func (rt *runtime) admitIntrospection(res *identity.IntrospectionResponse, now time.Time) (*cacheEntry, reason, error) {
-	in := rt.introspector
+func (a *authenticator) admitIntrospection(in *introspector, res *identity.IntrospectionResponse, now time.Time) (*cacheEntry, reason, error) {
 	if !res.Active {
 		return nil, reasonInactive, nil
 	}
@@ -477,11 +466,11 @@ func (rt *runtime) admitIntrospection(res *identity.IntrospectionResponse, now t
 	switch {
 	case res.Expiry.IsZero():
 		return nil, reasonClaims, &identity.ClaimError{Claim: identity.ClaimExpiration, Reason: "missing"}
-	case !now.Before(res.Expiry.Add(rt.leeway)):
+	case !now.Before(res.Expiry.Add(a.leeway)):
 		return nil, reasonExpired, &identity.ClaimError{Claim: identity.ClaimExpiration, Reason: "token expired"}
-	case !res.NotBefore.IsZero() && now.Add(rt.leeway).Before(res.NotBefore):
+	case !res.NotBefore.IsZero() && now.Add(a.leeway).Before(res.NotBefore):
 		return nil, reasonNotYetValid, &identity.ClaimError{Claim: identity.ClaimNotBefore, Reason: "token not valid yet"}
-	case !res.IssuedAt.IsZero() && now.Add(rt.leeway).Before(res.IssuedAt):
+	case !res.IssuedAt.IsZero() && now.Add(a.leeway).Before(res.IssuedAt):
 		// As for a JWT: a token from the future is a server whose clock
 		// or data is wrong, and its lifetime cannot be trusted.
 		return nil, reasonIssuedAt, &identity.ClaimError{Claim: identity.ClaimIssuedAt, Reason: "issued in the future"}
@@ -504,19 +493,19 @@ func (rt *runtime) admitIntrospection(res *identity.IntrospectionResponse, now t
 			return nil, reasonClaims, &identity.ClaimError{Claim: in.partyClaim, Reason: "authorized party not accepted"}
 		}
 	}
-	expires := res.Expiry.Add(rt.leeway)
-	if rt.maxAge > 0 {
+	expires := res.Expiry.Add(a.leeway)
+	if a.maxAge > 0 {
 		if res.IssuedAt.IsZero() {
 			return nil, reasonClaims, &identity.ClaimError{Claim: identity.ClaimIssuedAt, Reason: "missing"}
 		}
-		if now.Sub(res.IssuedAt) > rt.maxAge+rt.leeway {
+		if now.Sub(res.IssuedAt) > a.maxAge+a.leeway {
 			return nil, reasonIssuedAt, &identity.ClaimError{Claim: identity.ClaimIssuedAt, Reason: "token too old"}
 		}
-		if limit := res.IssuedAt.Add(rt.maxAge); limit.Before(expires) {
+		if limit := res.IssuedAt.Add(a.maxAge); limit.Before(expires) {
 			expires = limit
 		}
 	}
-	e, err := rt.claimsEntry(in.issuer, c)
+	e, err := a.claimsEntry(in.issuer, c)
 	if err != nil {
 		return nil, classify(err), err
 	}

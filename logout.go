@@ -55,12 +55,12 @@ func (l *login) logout(w http.ResponseWriter, r *http.Request) error {
 	}
 	l.endSession(w, r, jar, s)
 	w.Header().Set("Cache-Control", "no-store")
-	l.rt.metrics.logouts.WithLabelValues("rp").Inc()
+	l.metrics.logouts.WithLabelValues("rp").Inc()
 	if s == nil {
 		http.Redirect(w, r, l.localPostLogout(), http.StatusSeeOther)
 		return nil
 	}
-	now := l.rt.now()
+	now := l.now()
 	if s.SID != "" {
 		until := s.createdAt().Add(l.lifetime)
 		if !l.ended.set("sid:"+s.SID, now, until) {
@@ -128,11 +128,11 @@ func (l *login) backchannelLogout(w http.ResponseWriter, r *http.Request) error 
 	}
 	keys, jtiKey, err := l.checkLogoutToken(r.Context(), tokens[0])
 	if err != nil {
-		l.rt.metrics.loginFailures.WithLabelValues("logout_token_invalid").Inc()
+		l.metrics.loginFailures.WithLabelValues("logout_token_invalid").Inc()
 		l.logger.Debug("logout token refused", zap.Error(err))
 		return backchannelError(w, http.StatusBadRequest, "invalid logout token")
 	}
-	now := l.rt.now()
+	now := l.now()
 	for _, k := range keys {
 		if !l.ended.set(k, now, now.Add(l.lifetime)) {
 			l.logger.Warn("ended-session list full: back-channel logout not recorded")
@@ -146,8 +146,8 @@ func (l *login) backchannelLogout(w http.ResponseWriter, r *http.Request) error 
 	}
 	// The jti is recorded once the logout is processed: a logout refused
 	// above may be retried by the provider with the same token.
-	l.jtis.add(jtiKey, struct{}{}, now.Add(2*(logoutTokenMaxAge+l.rt.leeway)))
-	l.rt.metrics.logouts.WithLabelValues("backchannel").Inc()
+	l.jtis.add(jtiKey, struct{}{}, now.Add(2*(logoutTokenMaxAge+l.leeway)))
+	l.metrics.logouts.WithLabelValues("backchannel").Inc()
 	w.WriteHeader(http.StatusOK)
 	return nil
 }

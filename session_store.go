@@ -90,7 +90,7 @@ func newSessionID() string {
 // ttl is how long the store keeps a session from now: until its absolute
 // expiry, or its idle timeout if that comes first.
 func (l *login) sessionTTL(s *session) time.Duration {
-	ttl := s.createdAt().Add(l.lifetime).Sub(l.rt.now())
+	ttl := s.createdAt().Add(l.lifetime).Sub(l.now())
 	if l.idle > 0 {
 		ttl = min(ttl, l.idle)
 	}
@@ -116,7 +116,7 @@ func (l *login) writeServerSession(ctx context.Context, w http.ResponseWriter, r
 	expires := s.createdAt().Add(l.lifetime)
 	name := jar.sessionName()
 	ref := l.server.refs.seal(name, []byte(s.id+" "+strconv.FormatInt(expires.Unix(), 10)))
-	maxAge := max(1, int(expires.Sub(l.rt.now())/time.Second))
+	maxAge := max(1, int(expires.Sub(l.now())/time.Second))
 	return jar.writeChunked(w, r, name, ref, maxAge)
 }
 
@@ -165,7 +165,7 @@ func (l *login) readServerSession(ctx context.Context, r *http.Request, jar cook
 	}
 	id, expS, _ := strings.Cut(string(ref), " ")
 	exp, err := strconv.ParseInt(expS, 10, 64)
-	now := l.rt.now()
+	now := l.now()
 	left := time.Unix(exp, 0).Sub(now)
 	if err != nil || id == "" || left < time.Millisecond { // Redis TTLs are in ms
 		return nil, nil
@@ -288,7 +288,7 @@ return false`)
 
 // awaitRefresh waits for another instance's refresh of s.
 func (l *login) awaitRefresh(ctx context.Context, s *session) (*session, error) {
-	if l.rt.now().Before(time.Unix(s.AccessExpiry, 0)) {
+	if l.now().Before(time.Unix(s.AccessExpiry, 0)) {
 		return nil, errRefreshElsewhere
 	}
 	ss := l.server

@@ -57,9 +57,9 @@ func TestServerSessionSharedBetweenInstances(t *testing.T) {
 	a := newBrowser(t, op, ha, clock)
 	hb := serverSessionHandler(op, srv, 2, "")
 	hb.Login.IdleTimeout = caddy30m()
-	hb.rt = &runtime{now: clock.Now}
+	hb.now = clock.Now
 	b := &browser{t: t, x: newHX(t, hb), op: op}
-	if a.x.h.rt.store == b.x.h.rt.store {
+	if a.x.h.store == b.x.h.store {
 		t.Fatal("the two instances share one client: the test would not show that Redis is shared")
 	}
 
@@ -166,7 +166,7 @@ func TestServerSessionConcurrentRefresh(t *testing.T) {
 			ha, hb := serverSessionHandler(op, srv, 1, ""), serverSessionHandler(op, srv, 2, "")
 			ha.Login.ForwardAccessToken, hb.Login.ForwardAccessToken = tc.forward, tc.forward
 			a := newBrowser(t, op, ha, clock)
-			hb.rt = &runtime{now: clock.Now}
+			hb.now = clock.Now
 			xb := newHX(t, hb)
 			a.signIn("/")
 
@@ -257,9 +257,9 @@ func TestServerSessionMadeUpCookie(t *testing.T) {
 	b := newBrowser(t, op, serverSessionHandler(op, srv, 0, ""), newClock())
 	b.signIn("/")
 	b.jar["__Host-identity_session"] = "1." + flipLast(b.jar["__Host-identity_session"][2:])
-	before := b.x.h.rt.store.commands.Load()
+	before := b.x.h.store.commands.Load()
 	wantStatus(t, b.xhr("/"), http.StatusUnauthorized)
-	if n := b.x.h.rt.store.commands.Load() - before; n != 0 {
+	if n := b.x.h.store.commands.Load() - before; n != 0 {
 		t.Errorf("a made-up cookie cost %d round trips", n)
 	}
 }
@@ -306,7 +306,7 @@ func TestServerSessionRoundTrips(t *testing.T) {
 	op.set(func(op *fakeOP) { op.accessTTL = 60 })
 	clock := newClock()
 	b := newBrowser(t, op, serverSessionHandler(op, srv, 0, ""), clock)
-	count := b.x.h.rt.store.commands.Load
+	count := b.x.h.store.commands.Load
 	wantStatus(t, b.xhr("/"), http.StatusUnauthorized) // no cookie: no round trip
 	b.signIn("/")                                      // opens the connections
 	for _, step := range []struct {
@@ -363,7 +363,7 @@ func BenchmarkStoreSession(b *testing.B) {
 			b.Fatal(err)
 		}
 		b.Cleanup(func() { _ = h.Cleanup() })
-		l := h.rt.login
+		l := h.login
 		now := time.Now()
 		s := &session{Issuer: l.issuer, Subject: testUser, Claims: map[string]any{"email": "alice@example.com", "name": "Alice"},
 			Created: now.Unix(), Seen: now.Unix(), AccessExpiry: now.Add(time.Hour).Unix(), RefreshToken: "rt", IDToken: "id"}

@@ -44,11 +44,11 @@ type sharedCache struct {
 
 // sharedCacheOf returns the store's cache of kind, nil when the store does
 // not share it (or there is no store).
-func (rt *runtime) sharedCacheOf(kind string) *sharedCache {
-	if rt.store == nil || !slices.Contains(rt.store.caches, kind) {
+func (a *authenticator) sharedCacheOf(kind string) *sharedCache {
+	if a.store == nil || !slices.Contains(a.store.caches, kind) {
 		return nil
 	}
-	return &sharedCache{store: rt.store, kind: kind}
+	return &sharedCache{store: a.store, kind: kind}
 }
 
 // key is the store key of a token's entry in scope.
@@ -103,9 +103,8 @@ func (s *sharedStore) usable() bool {
 // from the store has its exp moved back so that the local entry made of
 // it dies with the shared one. fromStore says that the endpoint was not
 // asked (so says nothing about its health).
-func (rt *runtime) introspectShared(ctx context.Context, key tokenKey, token string) (res *identity.IntrospectionResponse, fromStore bool, err error) {
-	in := rt.introspector
-	c := rt.sharedCacheOf(cacheIntrospection)
+func (a *authenticator) introspectShared(ctx context.Context, in *introspector, key tokenKey, token string) (res *identity.IntrospectionResponse, fromStore bool, err error) {
+	c := a.sharedCacheOf(cacheIntrospection)
 	if c == nil || in.ttl <= 0 {
 		res, err = in.askShared(ctx, key, token)
 		return res, false, err
@@ -113,15 +112,15 @@ func (rt *runtime) introspectShared(ctx context.Context, key tokenKey, token str
 	skey := c.key(in.issuer+"\x00"+in.auth.ClientID, key)
 	if until, raw, ok := c.getEntry(ctx, skey); ok {
 		if res, err := identity.ParseIntrospectionResponse(raw); err == nil && res.Active && !res.Expiry.IsZero() {
-			if until.Before(res.Expiry.Add(rt.leeway)) {
-				res.Expiry = until.Add(-rt.leeway) // admitIntrospection adds the leeway
+			if until.Before(res.Expiry.Add(a.leeway)) {
+				res.Expiry = until.Add(-a.leeway) // admitIntrospection adds the leeway
 			}
 			return res, true, nil
 		}
 	}
 	res, err = in.askShared(ctx, key, token)
 	if err == nil && res.Active && !res.Expiry.IsZero() {
-		now := rt.now()
+		now := a.now()
 		until := now.Add(in.ttl)
 		if res.Expiry.Before(until) {
 			until = res.Expiry
@@ -136,8 +135,8 @@ func (rt *runtime) introspectShared(ctx context.Context, key tokenKey, token str
 // already (with the time that entry dies, for the local one), else from
 // the endpoint (sharedUntil zero), shared until the token's exp or the
 // userinfo cache TTL, whichever is first.
-func (rt *runtime) userinfoShared(ctx context.Context, u *userInfoSource, t *identity.Token, token string) (merged *identity.Claims, sharedUntil time.Time, err error) {
-	c := rt.sharedCacheOf(cacheUserinfo)
+func (a *authenticator) userinfoShared(ctx context.Context, u *userInfoSource, t *identity.Token, token string) (merged *identity.Claims, sharedUntil time.Time, err error) {
+	c := a.sharedCacheOf(cacheUserinfo)
 	if c == nil {
 		merged, err = u.fetchShared(ctx, t.Claims, token)
 		return merged, time.Time{}, err
@@ -151,7 +150,7 @@ func (rt *runtime) userinfoShared(ctx context.Context, u *userInfoSource, t *ide
 	if merged, err = u.fetchShared(ctx, t.Claims, token); err != nil {
 		return nil, time.Time{}, err
 	}
-	now := rt.now()
+	now := a.now()
 	until := now.Add(u.ttl)
 	if exp := t.Claims.Expiry; !exp.IsZero() && exp.Before(until) {
 		until = exp

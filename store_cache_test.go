@@ -65,9 +65,9 @@ func TestStoreSharedIntrospectionCache(t *testing.T) {
 	ep.set(200, activeResponse(iss.URL, time.Now(), nil))
 	tok := opaqueToken(t)
 	roundTrips := func(x *hx, do func()) int64 {
-		before := x.h.rt.store.commands.Load()
+		before := x.h.store.commands.Load()
 		do()
-		return x.h.rt.store.commands.Load() - before
+		return x.h.store.commands.Load() - before
 	}
 	// A miss everywhere: GET, then SET of the answer; a miss here that
 	// another instance answered: GET; a hit in the local cache: none.
@@ -80,7 +80,7 @@ func TestStoreSharedIntrospectionCache(t *testing.T) {
 	if n := roundTrips(b, func() { wantStatus(t, b.get("/", bearer(tok)), 200) }); n != 0 {
 		t.Errorf("local cache hit: %d round trips, want 0", n)
 	}
-	if _, ok := b.h.rt.introspector.cache.get(hashToken(tok), time.Now().Add(time.Minute+time.Second)); ok {
+	if _, ok := b.h.auth.introspectors[0].cache.get(hashToken(tok), time.Now().Add(time.Minute+time.Second)); ok {
 		t.Error("B keeps the answer it read from A's entry longer than that entry lives")
 	}
 	if n := ep.callCount(); n != 1 {
@@ -157,7 +157,7 @@ func TestStoreSharedUserinfoCache(t *testing.T) {
 	if keys := storeEntries(t, srv, cacheUserinfo, tok, time.Minute); len(keys) != 1 {
 		t.Errorf("shared entries %v, want 1", keys)
 	}
-	if e, ok := b.h.rt.cache.get(tok); !ok {
+	if e, ok := b.h.auth.cache.get(tok); !ok {
 		t.Error("B did not cache the token")
 	} else if e.expires.After(time.Now().Add(time.Minute)) {
 		t.Errorf("B's entry made of A's claims lives until %v, past A's entry (a minute)", e.expires)
