@@ -46,6 +46,9 @@ type authenticator struct {
 	dpopRequired bool
 	leeway       time.Duration
 	maxAge       time.Duration
+	// store shares introspection and userinfo answers between instances
+	// when its caches say so (store_cache.go); nil without a store.
+	store *sharedStore
 }
 
 // claimHeader is a compiled ClaimHeader.

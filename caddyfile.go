@@ -112,6 +112,7 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //	        idle_timeout  <duration> | off
 //	        forward_access_token
 //	        userinfo
+//	        session_store cookie | redis
 //	    }
 //	    store redis {
 //	        address   <host:port>
@@ -122,6 +123,7 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //	        key_prefix <prefix>
 //	        timeout   <duration>
 //	        failure   fail_closed | fail_open_local
+//	        caches    introspection userinfo
 //	    }
 //	}
 //
@@ -600,6 +602,7 @@ func parseLogin(d *caddyfile.Dispenser) (*LoginConfig, error) {
 		"backchannel_logout_path":  &l.BackchannelLogoutPath,
 		"userinfo_path":            &l.UserinfoPath,
 		"post_logout_redirect_uri": &l.PostLogoutRedirectURI,
+		"session_store":            &l.SessionStore,
 	}
 	for nesting := d.Nesting(); d.NextBlock(nesting); {
 		opt := d.Val()

@@ -35,14 +35,17 @@
 //     no token but has a valid session cookie is let through from the
 //     session (login_flow.go pass, which applies the same policy and
 //     identity headers); a browser navigation without either is sent to
-//     sign in. Everything else goes on below.
+//     sign in. Everything else goes on below. With session_store redis
+//     the session itself is in the shared store and the cookie holds its
+//     id (session_store.go).
 //  4. Authenticate (authenticate.go, authenticator): a JWT through the
 //     token cache (tokencache.go) and the identity.Validator, its claims
 //     completed from the userinfo endpoint when configured (userinfo.go),
 //     or an opaque token by introspection (introspect.go, with its own
 //     cache; introspect_jwt.go: private_key_jwt and RFC 9701 signed
 //     answers; introspect_order.go: several introspecting issuers, asked
-//     in introspection_order). The result is a cache entry (placeholders.go) that holds
+//     in introspection_order; store_cache.go: introspection and userinfo
+//     answers shared through the store). The result is a cache entry (placeholders.go) that holds
 //     everything a cache hit needs: identity headers, placeholders,
 //     bindings and the policy's verdict. The token must fit its scheme: a
 //     DPoP-bound token is refused as a bearer token, a DPoP-scheme token

@@ -315,14 +315,16 @@ func (in *introspector) knownInactive(key tokenKey, now time.Time) bool {
 // endpoint that cannot answer makes it provider_unavailable (503), since
 // the client did nothing wrong.
 func (a *authenticator) introspectAt(ctx context.Context, in *introspector, key tokenKey, token string) (*cacheEntry, reason, error) {
-	res, err := in.askShared(ctx, key, token)
+	res, fromStore, err := a.introspectShared(ctx, in, key, token)
 	if err != nil {
 		if ctx.Err() == nil { // not a client that went away
 			in.setDown(true, err)
 		}
 		return nil, reasonProviderUnavailable, err
 	}
-	in.setDown(false, nil)
+	if !fromStore { // the endpoint answered
+		in.setDown(false, nil)
+	}
 	now := a.now()
 	e, rsn, err := a.admitIntrospection(in, res, now)
 	if rsn == reasonInactive && in.inactive != nil {

@@ -413,6 +413,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		dpopRequired: dpop == dpopRequire,
 		leeway:       su.leeway,
 		maxAge:       time.Duration(h.MaxAge),
+		store:        h.store,
 	}
 	h.dpop = dpopStage{store: h.store, now: su.now}
 	var err error

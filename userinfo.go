@@ -155,7 +155,7 @@ func (a *authenticator) enrich(ctx context.Context, t *identity.Token, token str
 	if u == nil || !u.needed(t.Claims) {
 		return time.Time{}, false, reasonNone, nil
 	}
-	merged, err := u.fetchShared(ctx, t.Claims, token)
+	merged, sharedUntil, err := a.userinfoShared(ctx, u, t, token)
 	now := a.now()
 	if err != nil {
 		if ctx.Err() != nil {
@@ -167,8 +167,11 @@ func (a *authenticator) enrich(ctx context.Context, t *identity.Token, token str
 		}
 		return now.Add(userInfoRetry), false, reasonNone, nil
 	}
-	u.outage.set(false, nil)
 	t.Claims = merged
+	if !sharedUntil.IsZero() { // from another instance: its entry's life
+		return sharedUntil, true, reasonNone, nil
+	}
+	u.outage.set(false, nil)
 	return now.Add(u.ttl), true, reasonNone, nil
 }
 
