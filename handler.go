@@ -162,15 +162,17 @@ func (rt *runtime) authenticate(ctx context.Context, token string) (*cacheEntry,
 	if err != nil {
 		return nil, classify(err), err
 	}
-	until, merged, rsn, err := rt.enrich(ctx, t, token)
+	own := t.Claims
+	c, until, rsn, err := rt.enrich(ctx, t.Issuer, own, token)
 	if rsn != reasonNone {
 		return nil, rsn, err
 	}
+	t.Claims = c
 	e, err := rt.newEntry(t, token)
 	if err != nil {
 		return nil, classify(err), err
 	}
-	if merged {
+	if t.Claims != own {
 		e.decoded.Store(t.Claims) // the placeholders see the merged claims
 	}
 	if !until.IsZero() && until.Before(e.expires) {

@@ -333,7 +333,7 @@ func (rt *runtime) introspect(ctx context.Context, token string) (*cacheEntry, r
 	}
 	in.setDown(false, nil)
 	now := rt.now()
-	e, rsn, err := rt.admitIntrospection(res, now)
+	e, rsn, err := rt.admitIntrospection(ctx, res, token, now)
 	if rsn == reasonInactive && in.inactive != nil {
 		in.inactive.Set(key, now.Add(min(inactiveCacheTTL, in.ttl)))
 	}
@@ -462,8 +462,9 @@ func (in *introspector) setDown(down bool, err error) {
 // required: without it the handler could not bound how long it trusts the
 // answer), valid already, of this issuer and audience, an access token,
 // issued to an authorized party and, with max_age, young enough. The
-// policy's verdict (scopes, claim rules) is in the entry, as for JWTs.
-func (rt *runtime) admitIntrospection(res *identity.IntrospectionResponse, now time.Time) (*cacheEntry, reason, error) {
+// policy's verdict (scopes, claim rules) is in the entry, as for JWTs,
+// on the claims completed from userinfo when the issuer has it.
+func (rt *runtime) admitIntrospection(ctx context.Context, res *identity.IntrospectionResponse, token string, now time.Time) (*cacheEntry, reason, error) {
 	in := rt.introspector
 	if !res.Active {
 		return nil, reasonInactive, nil
@@ -513,6 +514,13 @@ func (rt *runtime) admitIntrospection(res *identity.IntrospectionResponse, now t
 		if limit := res.IssuedAt.Add(rt.maxAge); limit.Before(expires) {
 			expires = limit
 		}
+	}
+	c, until, rsn, err := rt.enrich(ctx, in.issuer, c, token)
+	if rsn != reasonNone {
+		return nil, rsn, err
+	}
+	if !until.IsZero() && until.Before(expires) {
+		expires = until
 	}
 	e, err := rt.claimsEntry(in.issuer, c)
 	if err != nil {

@@ -267,8 +267,9 @@ type IssuerConfig struct {
 	// an opaque token names no issuer to choose by. Not allowed with a
 	// template issuer.
 	Introspection *IntrospectionConfig `json:"introspection,omitempty"`
-	// UserInfo, when set, completes the claims of this issuer's JWT
-	// access tokens from its userinfo endpoint (see UserInfoConfig).
+	// UserInfo, when set, completes the claims of this issuer's access
+	// tokens, JWTs and introspected opaque tokens alike, from its userinfo
+	// endpoint (see UserInfoConfig).
 	UserInfo *UserInfoConfig `json:"userinfo,omitempty"`
 }
 

@@ -56,6 +56,14 @@ func WithClient(id, secret string) Option {
 	}
 }
 
+// WithOpaqueAccessTokens makes the token endpoint issue opaque access
+// tokens (random strings the issuer remembers) instead of JWTs, as many
+// providers do: only the introspection and userinfo endpoints can tell
+// what such a token stands for.
+func WithOpaqueAccessTokens() Option {
+	return func(c *config) { c.opaque = true }
+}
+
 // oauthState holds the codes and tokens the issuer has handed out.
 type oauthState struct {
 	mu      sync.Mutex
@@ -361,9 +369,12 @@ func (i *Issuer) issueTokens(g *grant, grantType, jkt string) (map[string]any, e
 	if jkt != "" {
 		claims["cnf"], tokenType = map[string]any{"jkt": jkt}, "DPoP"
 	}
-	at, err := i.MintToken(claims, Header("typ", "at+jwt"))
-	if err != nil {
-		return nil, err
+	at := randomValue()
+	if !i.cfg.opaque {
+		var err error
+		if at, err = i.MintToken(claims, Header("typ", "at+jwt")); err != nil {
+			return nil, err
+		}
 	}
 	resp := map[string]any{"access_token": at, "token_type": tokenType, "expires_in": int(DefaultLifetime / time.Second)}
 	if g.scope != "" {
@@ -391,9 +402,11 @@ func (i *Issuer) issueTokens(g *grant, grantType, jkt string) (map[string]any, e
 	if g.nonce != "" && grantType == "authorization_code" {
 		idClaims["nonce"] = g.nonce
 	}
-	if resp["id_token"], err = i.MintToken(idClaims); err != nil {
+	idToken, err := i.MintToken(idClaims)
+	if err != nil {
 		return nil, err
 	}
+	resp["id_token"] = idToken
 	return resp, nil
 }
 
