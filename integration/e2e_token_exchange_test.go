@@ -252,7 +252,7 @@ func TestE2EUpstreamTokenExchange(t *testing.T) {
 
 	narrow := userJWT(t, p, "grace", resourceRS256, "api:read")
 	refused := c.expectStatus(narrow, http.StatusForbidden)
-	if !strings.Contains(refused.WWWAuthenticate, `error="insufficient_scope"`) {
+	if !strings.Contains(refused.WWWAuthenticate, `error="insufficient_scope"`) || !strings.Contains(refused.WWWAuthenticate, "cannot be exchanged") {
 		t.Errorf("refused exchange: WWW-Authenticate %q, want insufficient_scope", refused.WWWAuthenticate)
 	}
 }
