@@ -43,6 +43,13 @@ func userJWT(t *testing.T, p *oidcProvider, account, resource, scope string) str
 	return tr.AccessToken
 }
 
+// exchangeClientToken is a client-credentials token of test-client-exchange
+// (opaque without resource), as Caddy's actor token.
+func exchangeClientToken(t *testing.T, p *oidcProvider, resource string) string {
+	t.Helper()
+	return p.clientCredentials(t, clientAuth{ID: testExchangeClientID, Secret: testExchangeClientSecret, Method: "basic"}, resource, "").AccessToken
+}
+
 // exchangeRequest is a token exchange by test-client-exchange of subject
 // for resourceUpstream.
 func exchangeRequest(p *oidcProvider, subject string) identity.TokenExchangeTokenRequest {
@@ -119,6 +126,21 @@ func TestTokenExchangeGrantAgainstProvider(t *testing.T) {
 		}
 	})
 
+	t.Run("delegation: the actor is the exchanging client", func(t *testing.T) {
+		for _, resource := range []string{"", resourceRS256} { // opaque and JWT actor tokens
+			req := exchangeRequest(p, subject)
+			req.ActorToken, req.ActorTokenType = exchangeClientToken(t, p, resource), identity.TokenTypeAccessToken
+			tok, err := identity.RequestTokenExchangeToken(ctx, nil, req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			_, claims := verifyJWT(t, tok.AccessToken, p.fetchJWKS(t))
+			if act, _ := claims["act"].(map[string]any); claims["sub"] != "dora" || act["sub"] != testExchangeClientID {
+				t.Errorf("actor token for %q: exchanged token claims %v, want sub dora and act.sub %s", resource, claims, testExchangeClientID)
+			}
+		}
+	})
+
 	now := time.Now()
 	valid := map[string]any{
 		"iss": p.URL(), "sub": "dora", "aud": resourceRS256, "scope": "api:read", "client_id": testClientID,
@@ -183,9 +205,15 @@ func TestTokenExchangeGrantAgainstProvider(t *testing.T) {
 		}, identity.ErrorInvalidScope, "beyond the subject token"},
 		{"no target", func(r *identity.TokenExchangeTokenRequest) { r.Resource = nil }, identity.ErrorInvalidTarget, "exactly one"},
 		{"two targets", func(r *identity.TokenExchangeTokenRequest) { r.Audience = []string{resourceES256} }, identity.ErrorInvalidTarget, "exactly one"},
-		{"actor token", func(r *identity.TokenExchangeTokenRequest) {
+		{"actor token of a user", func(r *identity.TokenExchangeTokenRequest) {
 			r.ActorToken, r.ActorTokenType = subject, identity.TokenTypeAccessToken
-		}, identity.ErrorInvalidRequest, "actor"},
+		}, identity.ErrorInvalidGrant, "actor_token refused"},
+		{"actor token of another client", func(r *identity.TokenExchangeTokenRequest) {
+			r.ActorToken, r.ActorTokenType = p.clientCredentials(t, basicClient(), "", "").AccessToken, identity.TokenTypeAccessToken
+		}, identity.ErrorInvalidGrant, "actor_token refused"},
+		{"actor token of another type", func(r *identity.TokenExchangeTokenRequest) {
+			r.ActorToken, r.ActorTokenType = exchangeClientToken(t, p, ""), "urn:ietf:params:oauth:token-type:id_token"
+		}, identity.ErrorInvalidRequest, "actor_token_type"},
 		{"subject token type of an ID token", func(r *identity.TokenExchangeTokenRequest) {
 			r.SubjectTokenType = "urn:ietf:params:oauth:token-type:id_token"
 		}, identity.ErrorInvalidRequest, "subject_token_type"},
@@ -254,5 +282,30 @@ func TestE2EUpstreamTokenExchange(t *testing.T) {
 	refused := c.expectStatus(narrow, http.StatusForbidden)
 	if !strings.Contains(refused.WWWAuthenticate, `error="insufficient_scope"`) || !strings.Contains(refused.WWWAuthenticate, "cannot be exchanged") {
 		t.Errorf("refused exchange: WWW-Authenticate %q, want insufficient_scope", refused.WWWAuthenticate)
+	}
+}
+
+// TestE2EUpstreamTokenExchangeActor: with actor client_credentials, Caddy
+// sends its own client-credentials token as the actor token, and the
+// upstream's token names the caller as sub and Caddy's client in act.
+func TestE2EUpstreamTokenExchangeActor(t *testing.T) {
+	p := startProvider(t, providerOptions{})
+	c := startCaddy(t, identityBlockFor(p)+fmt.Sprintf(`
+		upstream_token exchange {
+			client_id %s
+			client_secret %s
+			resource %s
+			actor client_credentials
+		}`, testExchangeClientID, testExchangeClientSecret, resourceUpstream))
+
+	caller := userJWT(t, p, "ivan", resourceRS256, "api:read")
+	r := c.expectStatus(caller, http.StatusOK)
+	up, ok := strings.CutPrefix(r.Upstream.Get("Authorization"), "Bearer ")
+	if !ok {
+		t.Fatalf("upstream Authorization %q, want the exchanged bearer token", r.Upstream.Get("Authorization"))
+	}
+	_, claims := verifyJWT(t, up, p.fetchJWKS(t))
+	if act, _ := claims["act"].(map[string]any); claims["sub"] != "ivan" || claims["aud"] != resourceUpstream || act["sub"] != testExchangeClientID {
+		t.Errorf("exchanged token claims %v, want sub ivan, aud %s and act.sub %s", claims, resourceUpstream, testExchangeClientID)
 	}
 }

@@ -137,6 +137,8 @@ clients.push(
 // trades an access token of this provider for one of another resource, for the same subject.
 const TOKEN_EXCHANGE_GRANT = 'urn:ietf:params:oauth:grant-type:token-exchange';
 const EXCHANGE_CLIENT = 'test-client-exchange';
+// exchangeClaims holds the claims an exchanged access token adds (act), until extraTokenClaims puts them in it.
+const exchangeClaims = new WeakMap();
 clients.push({
   client_id: EXCHANGE_CLIENT,
   client_secret: 'test-secret-exchange',
@@ -279,6 +281,9 @@ const configuration = {
     if (!client.grantTypeAllowed('refresh_token')) return false;
     return client.clientId === WEB_CLIENT || code.scopes.has('offline_access');
   },
+  extraTokenClaims(ctx, token) {
+    return exchangeClaims.get(token);
+  },
   renderError(ctx, out) {
     ctx.type = 'html';
     ctx.body = page('Error', `<pre>${JSON.stringify(out).replace(/</g, '&lt;')}</pre>`);
@@ -289,8 +294,10 @@ const configuration = {
 // signed (typ at+jwt, this issuer, not expired; opaque tokens are not taken); the new token is for exactly one target,
 // the resource or audience parameter (an absolute URI, as a resource indicator), has the subject token's sub, and its
 // scopes are those asked for (default: the subject token's), none beyond the subject token's and the target's. The
-// requested_token_type, when given, must be an access token; actor tokens are refused (impersonation only). Anything
-// else is the error RFC 8693 §2.2.2 names: invalid_request, invalid_grant, invalid_scope or invalid_target.
+// requested_token_type, when given, must be an access token. An actor token (delegation, RFC 8693 §4.1) must be a live
+// client-credentials token of the exchanging client itself, opaque or JWT: the new token then names that client in
+// act (over the subject token's own act, if any). Anything else is the error RFC 8693 §2.2.2 names:
+// invalid_request, invalid_grant, invalid_scope or invalid_target.
 function registerTokenExchange(provider) {
   const { InvalidGrant, InvalidRequest, InvalidScope, InvalidTarget } = oidcErrors;
   const ACCESS_TOKEN_TYPE = 'urn:ietf:params:oauth:token-type:access_token';
@@ -300,6 +307,33 @@ function registerTokenExchange(provider) {
     keys: cfg.jwks.keys.map((k) => Object.fromEntries(publicMembers.filter((m) => m in k).map((m) => [m, k[m]]))),
   });
   const list = (v) => (v === undefined ? [] : [].concat(v));
+  const refused = (description) => Object.assign(new InvalidGrant(), { error_description: description });
+  // verifyAccessToken returns the claims of a JWT access token this provider signed, or refuses it as what.
+  async function verifyAccessToken(value, what) {
+    try {
+      const { payload } = await jwtVerify(value, publicKeys, {
+        issuer: provider.issuer, typ: 'at+jwt', algorithms: ['RS256', 'ES256'], requiredClaims: ['sub', 'exp'],
+      });
+      return payload;
+    } catch (err) {
+      throw refused(`${what} refused: ${err.code || err.message}${err.claim ? ` (${err.claim})` : ''}`);
+    }
+  }
+  // actorOf returns the client ID of an actor token: a live client-credentials token of the client making the request.
+  async function actorOf(value, client) {
+    let clientId;
+    const opaque = await provider.ClientCredentials.find(value);
+    if (opaque) {
+      ({ clientId } = opaque);
+    } else {
+      const claims = await verifyAccessToken(value, 'actor_token');
+      clientId = claims.sub === claims.client_id ? claims.client_id : undefined; // not a user's token
+    }
+    if (clientId !== client.clientId) {
+      throw refused('actor_token refused: not a client-credentials token of the exchanging client');
+    }
+    return clientId;
+  }
 
   async function handler(ctx, next) {
     const { params, client } = ctx.oidc;
@@ -309,22 +343,17 @@ function registerTokenExchange(provider) {
     if (!params.subject_token) {
       throw new InvalidRequest('missing subject_token');
     }
-    if (params.actor_token || params.actor_token_type) {
-      throw new InvalidRequest('actor tokens are not supported');
+    if (!params.actor_token !== !params.actor_token_type) {
+      throw new InvalidRequest('actor_token and actor_token_type go together');
+    }
+    if (params.actor_token_type && params.actor_token_type !== ACCESS_TOKEN_TYPE) {
+      throw new InvalidRequest('actor_token_type must be an access token');
     }
     if (params.requested_token_type && params.requested_token_type !== ACCESS_TOKEN_TYPE) {
       throw new InvalidRequest('only access tokens can be requested');
     }
-    let subject;
-    try {
-      ({ payload: subject } = await jwtVerify(params.subject_token, publicKeys, {
-        issuer: provider.issuer, typ: 'at+jwt', algorithms: ['RS256', 'ES256'], requiredClaims: ['sub', 'exp'],
-      }));
-    } catch (err) {
-      const refusal = new InvalidGrant();
-      refusal.error_description = `subject_token refused: ${err.code || err.message}${err.claim ? ` (${err.claim})` : ''}`;
-      throw refusal;
-    }
+    const subject = await verifyAccessToken(params.subject_token, 'subject_token');
+    const act = params.actor_token ? { sub: await actorOf(params.actor_token, client), act: subject.act } : undefined;
 
     const targets = [...new Set([...list(params.resource), ...list(params.audience)])];
     if (targets.length !== 1) {
@@ -355,6 +384,7 @@ function registerTokenExchange(provider) {
       gty: 'token_exchange',
       scope: asked.filter((s) => offered.has(s)).join(' ') || undefined,
     });
+    if (act) exchangeClaims.set(token, { act });
     token.resourceServer = resourceServer;
     ctx.oidc.entity('AccessToken', token);
     const value = await token.save();
