@@ -215,3 +215,30 @@ func TestUserInfoOnOpaqueTokensSingleFlight(t *testing.T) {
 		t.Errorf("%d userinfo calls for %d concurrent requests: not coalesced", c, n)
 	}
 }
+
+// TestUserInfoTokenWithoutSub: a JWT without sub (a client's own token)
+// names no user: userinfo is not asked, the token keeps its own claims,
+// and a claim rule that needed more refuses it with 403, whatever on_error.
+func TestUserInfoTokenWithoutSub(t *testing.T) {
+	for _, policy := range []string{"refuse", "continue"} {
+		t.Run(policy, func(t *testing.T) {
+			iss := identitytest.NewIssuer(t)
+			ui := newFakeUserInfo(t)
+			ui.set(200, "application/json", `{"sub":"alice","groups":["ops"]}`)
+			h := userInfoHandler(iss, ui.srv.URL, policy)
+			x := newHX(t, h)
+			tok := iss.Mint(t, map[string]any{"sub": nil, "client_id": "batch", "email": "batch@example.com"})
+			res := x.get("/", bearer(tok))
+			wantStatus(t, res, 200)
+			if got := res.up.header.Get("X-User-Email"); got != "batch@example.com" {
+				t.Errorf("X-User-Email = %q, want the token's own", got)
+			}
+			h2 := userInfoHandler(iss, ui.srv.URL, policy)
+			h2.RequireClaims = []ClaimRule{{Claim: "groups", Values: []string{"ops"}}}
+			wantRefusal(t, newHX(t, h2).get("/", bearer(tok)), 403, "forbidden_claims")
+			if n := ui.calls.Load(); n != 0 {
+				t.Errorf("userinfo asked %d times for a token without sub", n)
+			}
+		})
+	}
+}
