@@ -106,7 +106,7 @@ type userInfoSource struct {
 }
 
 // newUserInfoSource compiles the userinfo block of is.
-func newUserInfoSource(repl *caddy.Replacer, is *IssuerConfig, ic identity.IssuerConfig, pol *issuerPolicy, rt *runtime) (*userInfoSource, error) {
+func newUserInfoSource(repl *caddy.Replacer, is *IssuerConfig, ic identity.IssuerConfig, pol *issuerPolicy, a *authenticator) (*userInfoSource, error) {
 	c := is.UserInfo
 	u := &userInfoSource{
 		endpoint:  repl.ReplaceKnown(c.Endpoint, ""),
@@ -115,7 +115,7 @@ func newUserInfoSource(repl *caddy.Replacer, is *IssuerConfig, ic identity.Issue
 		refuse:    c.OnError != "continue",
 		ttl:       DefaultUserInfoCacheTTL,
 		outage: outageLog{
-			logger:  rt.logger.With(zap.String("issuer", pol.issuer)),
+			logger:  a.logger.With(zap.String("issuer", pol.issuer)),
 			downMsg: "userinfo endpoint unavailable: tokens needing its claims are refused",
 			upMsg:   "userinfo endpoint available again",
 		},
@@ -135,7 +135,7 @@ func newUserInfoSource(repl *caddy.Replacer, is *IssuerConfig, ic identity.Issue
 	} else {
 		return nil, errors.New("no discovery document to find the endpoint in: set endpoint")
 	}
-	for _, ch := range rt.claimHeaders {
+	for _, ch := range a.claimHeaders {
 		u.wanted = append(u.wanted, ch.path)
 	}
 	for _, r := range pol.claims {
@@ -156,13 +156,13 @@ func (u *userInfoSource) close() {
 // may be cached (zero: no limit), or the reason to refuse the request. A
 // token without sub (a client's own token) names no user to ask about: it
 // keeps its own claims, and a claim rule that needed more fails with 403.
-func (rt *runtime) enrich(ctx context.Context, issuer string, c *identity.Claims, token string) (*identity.Claims, time.Time, reason, error) {
-	u := rt.userinfo[issuer]
+func (a *authenticator) enrich(ctx context.Context, issuer string, c *identity.Claims, token string) (*identity.Claims, time.Time, reason, error) {
+	u := a.userinfo[issuer]
 	if u == nil || c.Subject == "" || !u.needed(c) {
 		return c, time.Time{}, reasonNone, nil
 	}
 	merged, err := u.fetchShared(ctx, c, token)
-	now := rt.now()
+	now := a.now()
 	if err != nil {
 		if ctx.Err() != nil {
 			return nil, time.Time{}, reasonUserInfo, err // the client went away

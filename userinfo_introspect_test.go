@@ -131,7 +131,7 @@ func TestUserInfoOnOpaqueTokensCache(t *testing.T) {
 	h := introUserInfoHandler(iss, ep.srv.URL, ui.srv.URL, "continue")
 	h.Issuers[0].Introspection.CacheTTL = durPtr(time.Hour)
 	h.Issuers[0].UserInfo.CacheTTL = durPtr(time.Minute)
-	h.rt = &runtime{now: clk.Now}
+	h.now = clk.Now
 	x := newHX(t, h)
 	ep.set(200, activeResponse(iss.URL, clk.Now(), map[string]any{"exp": clk.Now().Add(90 * time.Second).Unix()}))
 	tok := opaqueToken(t)
