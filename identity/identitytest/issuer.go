@@ -84,7 +84,7 @@ type config struct {
 	noKeyAlg     bool
 	clients      map[string]string // client ID → secret ("" for public clients)
 	users        map[string]string // WithLoginPage: user name → password
-	opaque       bool              // WithOpaqueAccessTokens
+	opaqueTokens bool              // WithOpaqueAccessTokens
 }
 
 // Option configures an Issuer at Start or NewIssuer.

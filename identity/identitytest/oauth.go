@@ -56,14 +56,6 @@ func WithClient(id, secret string) Option {
 	}
 }
 
-// WithOpaqueAccessTokens makes the token endpoint issue opaque access
-// tokens (random strings the issuer remembers) instead of JWTs, as many
-// providers do: only the introspection and userinfo endpoints can tell
-// what such a token stands for.
-func WithOpaqueAccessTokens() Option {
-	return func(c *config) { c.opaque = true }
-}
-
 // oauthState holds the codes and tokens the issuer has handed out.
 type oauthState struct {
 	mu      sync.Mutex
@@ -369,9 +361,8 @@ func (i *Issuer) issueTokens(g *grant, grantType, jkt string) (map[string]any, e
 	if jkt != "" {
 		claims["cnf"], tokenType = map[string]any{"jkt": jkt}, "DPoP"
 	}
-	at := randomValue()
-	if !i.cfg.opaque {
-		var err error
+	at, err := randomValue(), error(nil)
+	if !i.cfg.opaqueTokens {
 		if at, err = i.MintToken(claims, Header("typ", "at+jwt")); err != nil {
 			return nil, err
 		}
@@ -402,11 +393,9 @@ func (i *Issuer) issueTokens(g *grant, grantType, jkt string) (map[string]any, e
 	if g.nonce != "" && grantType == "authorization_code" {
 		idClaims["nonce"] = g.nonce
 	}
-	idToken, err := i.MintToken(idClaims)
-	if err != nil {
+	if resp["id_token"], err = i.MintToken(idClaims); err != nil {
 		return nil, err
 	}
-	resp["id_token"] = idToken
 	return resp, nil
 }
 
