@@ -118,15 +118,17 @@ func (a *authenticator) validate(ctx context.Context, token string) (*cacheEntry
 	if err != nil {
 		return nil, classify(err), err
 	}
-	until, merged, rsn, err := a.enrich(ctx, t, token)
+	own := t.Claims
+	c, until, rsn, err := a.enrich(ctx, t.Issuer, own, token)
 	if rsn != reasonNone {
 		return nil, rsn, err
 	}
+	t.Claims = c
 	e, err := a.newEntry(t, token)
 	if err != nil {
 		return nil, classify(err), err
 	}
-	if merged {
+	if t.Claims != own {
 		e.decoded.Store(t.Claims) // the placeholders see the merged claims
 	}
 	if !until.IsZero() && until.Before(e.expires) {

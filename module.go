@@ -298,8 +298,9 @@ type IssuerConfig struct {
 	// handler's IntrospectionOrder says which is asked first. Not allowed
 	// with a template issuer.
 	Introspection *IntrospectionConfig `json:"introspection,omitempty"`
-	// UserInfo, when set, completes the claims of this issuer's JWT
-	// access tokens from its userinfo endpoint (see UserInfoConfig).
+	// UserInfo, when set, completes the claims of this issuer's access
+	// tokens, JWTs and introspected opaque tokens alike, from its userinfo
+	// endpoint (see UserInfoConfig).
 	UserInfo *UserInfoConfig `json:"userinfo,omitempty"`
 }
 

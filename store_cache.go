@@ -130,29 +130,29 @@ func (a *authenticator) introspectShared(ctx context.Context, in *introspector, 
 	return res, false, err
 }
 
-// userinfoShared returns the claims of token t merged with its userinfo
+// userinfoShared returns the claims c of a token of issuer merged with its userinfo
 // answer: from the shared cache when another instance fetched them
 // already (with the time that entry dies, for the local one), else from
 // the endpoint (sharedUntil zero), shared until the token's exp or the
 // userinfo cache TTL, whichever is first.
-func (a *authenticator) userinfoShared(ctx context.Context, u *userInfoSource, t *identity.Token, token string) (merged *identity.Claims, sharedUntil time.Time, err error) {
+func (a *authenticator) userinfoShared(ctx context.Context, u *userInfoSource, issuer string, claims *identity.Claims, token string) (merged *identity.Claims, sharedUntil time.Time, err error) {
 	c := a.sharedCacheOf(cacheUserinfo)
 	if c == nil {
-		merged, err = u.fetchShared(ctx, t.Claims, token)
+		merged, err = u.fetchShared(ctx, claims, token)
 		return merged, time.Time{}, err
 	}
-	skey := c.key(t.Issuer, hashToken(token))
+	skey := c.key(issuer, hashToken(token))
 	if until, raw, ok := c.getEntry(ctx, skey); ok {
-		if merged, err := identity.ParseClaims(raw); err == nil && merged.Subject == t.Claims.Subject {
+		if merged, err := identity.ParseClaims(raw); err == nil && merged.Subject == claims.Subject {
 			return merged, until, nil
 		}
 	}
-	if merged, err = u.fetchShared(ctx, t.Claims, token); err != nil {
+	if merged, err = u.fetchShared(ctx, claims, token); err != nil {
 		return nil, time.Time{}, err
 	}
 	now := a.now()
 	until := now.Add(u.ttl)
-	if exp := t.Claims.Expiry; !exp.IsZero() && exp.Before(until) {
+	if exp := claims.Expiry; !exp.IsZero() && exp.Before(until) {
 		until = exp
 	}
 	raw, err := json.Marshal(merged.Raw())
