@@ -28,8 +28,8 @@ const placeholderDPoPJKT = "http.auth.identity.dpop_jkt"
 // of the next config after a reload (which provisions before the old
 // config cleans up, so the cache is never empty in between). It lives
 // while a loaded config has a handler with DPoP on; each entry lives
-// until the proof it records is too old to be accepted (its iat plus
-// 60 s).
+// until the proof it records is too old to be accepted by the handler
+// that accepted it (its iat plus that handler's proof_max_age).
 var replayPool = caddy.NewUsagePool()
 
 const replayPoolKey = "dpop-replay"
@@ -64,6 +64,12 @@ type dpopStage struct {
 	// those of each failed proof check.
 	challenges      [numReasons]string
 	proofChallenges map[identity.DPoPCheck]string
+	// algorithms are the accepted proof algorithms; maxAge and leeway the
+	// iat window (dpop_options.go configure).
+	algorithms     []string
+	maxAge, leeway time.Duration
+	// nonces, when set, issue and check server nonces (dpop_nonce.go).
+	nonces *identity.DPoPNonces
 }
 
 // acquire sets the stage's replay cache to the shared one, created on
@@ -115,8 +121,9 @@ func parseDPoPMode(s string) dpopMode {
 }
 
 // dpopAlgorithms are the proof algorithms accepted and advertised in the
-// algs challenge parameter: the asymmetric defaults. The client picks the
-// proof key, so any key type the library verifies is fine.
+// algs challenge parameter by default (proof_algorithms): the asymmetric
+// defaults. The client picks the proof key, so any key type the library
+// verifies is fine.
 var dpopAlgorithms = identity.DefaultAlgorithms()
 
 // dpopCheckDescriptions are the fixed error_description texts of a failed
@@ -133,7 +140,6 @@ var dpopCheckDescriptions = map[identity.DPoPCheck]string{
 	identity.DPoPCheckMethod:          "The DPoP proof is for another HTTP method",
 	identity.DPoPCheckURI:             "The DPoP proof is for another URI",
 	identity.DPoPCheckIssuedAt:        "The DPoP proof is too old or issued in the future",
-	identity.DPoPCheckNonce:           "The DPoP proof nonce is invalid",
 	identity.DPoPCheckAccessTokenHash: "The DPoP proof is for another access token",
 	identity.DPoPCheckJKT:             "The DPoP proof key is not the key the access token is bound to",
 }
@@ -143,7 +149,7 @@ var dpopCheckDescriptions = map[identity.DPoPCheck]string{
 // accepted proof algorithms (RFC 9449 §7.1).
 func (st *dpopStage) compileChallenges(realm string) {
 	dpop := identity.TokenTypeDPoP + ` realm="` + realm + `"`
-	algs := `, algs="` + strings.Join(dpopAlgorithms, " ") + `"`
+	algs := `, algs="` + strings.Join(st.algorithms, " ") + `"`
 	for i := range reasons {
 		if part, ok := challengeError(reason(i)); ok {
 			st.challenges[i] = dpop + part + algs
@@ -153,6 +159,12 @@ func (st *dpopStage) compileChallenges(realm string) {
 	for check, desc := range dpopCheckDescriptions {
 		st.proofChallenges[check] = dpop + `, error="` + identity.ErrorInvalidDPoPProof + `", error_description="` + desc + `"` + algs
 	}
+}
+
+// policyChallenge is an issuer policy's Bearer challenge (a 403) in the
+// DPoP scheme, for a client that used that one.
+func (st *dpopStage) policyChallenge(bearer string) string {
+	return identity.TokenTypeDPoP + strings.TrimPrefix(bearer, "Bearer") + `, algs="` + strings.Join(st.algorithms, " ") + `"`
 }
 
 // checkDPoP checks the dpop option and its fit with the token sources.
@@ -211,8 +223,10 @@ func hasBearer(hdr http.Header) bool {
 // is also bound to a client certificate (cnf.x5t#S256) needs that
 // certificate as well: both bindings must hold. The token's validation may
 // come from the cache; the proof and the certificate are checked on every
-// request. Every rejection is in the DPoP scheme.
-func (rt *runtime) authenticateDPoP(r *http.Request, token string) (*cacheEntry, rejection) {
+// request. Every rejection is in the DPoP scheme. With server nonces the
+// proof must carry a valid one, and a client whose nonce is about to
+// expire gets the current one on w.
+func (rt *runtime) authenticateDPoP(w http.ResponseWriter, r *http.Request, token string) (*cacheEntry, rejection) {
 	if len(token) > rt.maxTokenSize {
 		return nil, rejection{reason: reasonTooLarge, dpop: true}
 	}
@@ -243,7 +257,10 @@ func (rt *runtime) authenticateDPoP(r *http.Request, token string) (*cacheEntry,
 		URI:         uri,
 		AccessToken: token,
 		BoundJKT:    e.dpopJKT,
-		Algorithms:  dpopAlgorithms,
+		Algorithms:  rt.dpop.algorithms,
+		MaxAge:      rt.dpop.maxAge,
+		ClockSkew:   rt.dpop.leeway,
+		Nonces:      rt.dpop.nonces,
 		Now:         now,
 		Replay:      replay,
 	})
@@ -256,6 +273,7 @@ func (rt *runtime) authenticateDPoP(r *http.Request, token string) (*cacheEntry,
 	if err != nil {
 		return nil, rt.dpop.proofRejection(err, token)
 	}
+	rt.dpop.renewNonce(w.Header(), p, now)
 	return e, rejection{}
 }
 
@@ -274,8 +292,10 @@ func (rt *runtime) passDPoP(r *http.Request, e *cacheEntry) {
 }
 
 // proofRejection refuses a request whose DPoP proof failed a check, with
-// an invalid_dpop_proof challenge naming the check. Only the check is
-// logged: the proof's contents, like the token, stay out of the logs.
+// an invalid_dpop_proof challenge naming the check, or use_dpop_nonce
+// when only the server nonce was missing or stale (refuse sends the
+// current one). Only the check is logged: the proof's contents, like the
+// token, stay out of the logs.
 func (st *dpopStage) proofRejection(err error, token string) rejection {
 	c := st.challenges[reasonDPoPProof]
 	check := identity.DPoPCheck("unknown")
@@ -286,8 +306,11 @@ func (st *dpopStage) proofRejection(err error, token string) rejection {
 			c = pc
 		}
 	}
-	return rejection{reason: reasonDPoPProof, dpop: true, challenge: c, token: token,
-		err: fmt.Errorf("%w: check %s", identity.ErrDPoPProof, check)}
+	err = fmt.Errorf("%w: check %s", identity.ErrDPoPProof, check)
+	if check == identity.DPoPCheckNonce {
+		return rejection{reason: reasonDPoPNonce, dpop: true, token: token, err: err}
+	}
+	return rejection{reason: reasonDPoPProof, dpop: true, challenge: c, token: token, err: err}
 }
 
 // requestTarget returns the method and the absolute URI, without query,
@@ -349,7 +372,7 @@ var errProofReplayed = &identity.DPoPProofError{Check: identity.DPoPCheckJTI, Re
 // cache records every proof too, so that one accepted before an outage
 // is not accepted again here during it.
 func (st *dpopStage) admitShared(ctx context.Context, p *identity.DPoPProof, now time.Time) (reason, error) {
-	ttl := p.IssuedAt.Add(identity.DefaultDPoPMaxAge).Sub(now)
+	ttl := p.IssuedAt.Add(st.maxAge).Sub(now)
 	fresh, err := st.store.admitProof(ctx, identity.DPoPReplayKey(p), ttl)
 	if err != nil && !st.store.failOpen {
 		return reasonStoreUnavailable, err

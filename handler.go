@@ -52,7 +52,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 		rej rejection
 	)
 	if src.dpop {
-		e, rej = rt.authenticateDPoP(r, token)
+		e, rej = rt.authenticateDPoP(w, r, token)
 	} else {
 		e, rej = rt.authenticateBearer(r, token)
 	}

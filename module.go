@@ -158,6 +158,10 @@ type Handler struct {
 	//     accepted as bearer tokens, their binding ignored: what the
 	//     handler did before it knew DPoP. Only for migrations.
 	DPoP string `json:"dpop,omitempty"`
+	// DPoPOptions tunes the proof checks: the accepted algorithms, the iat
+	// window, and server-issued nonces (see DPoPOptions). Caddyfile: the
+	// dpop option's block.
+	DPoPOptions *DPoPOptions `json:"dpop_options,omitempty"`
 
 	// CertBinding says whether certificate-bound access tokens (RFC 8705
 	// §3) are checked:
@@ -369,6 +373,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	rt.maxAge = time.Duration(h.MaxAge)
 
 	rt.dpop = dpopStage{mode: parseDPoPMode(h.DPoP), store: rt.store}
+	rt.dpop.configure(h.DPoPOptions)
 	rt.certs = newCertBinding(h.CertBinding)
 	if err := rt.compileSources(h.TokenSources); err != nil {
 		return err
@@ -384,6 +389,9 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	rt.policies = make(map[string]*issuerPolicy, len(h.Issuers))
 	repl := caddy.NewReplacer()
 	if err := h.checkPlaceholders(repl); err != nil {
+		return err
+	}
+	if err := rt.dpop.compileNonces(repl, h.DPoPOptions); err != nil {
 		return err
 	}
 	for i := range h.Issuers {
@@ -549,6 +557,9 @@ func (h *Handler) checkConfig() error {
 		return errors.New("realm must not contain quotes, backslashes or line breaks")
 	}
 	if err := checkDPoP(h.DPoP, h.TokenSources); err != nil {
+		return err
+	}
+	if err := checkDPoPOptions(h.DPoPOptions, h.DPoP); err != nil {
 		return err
 	}
 	if err := checkCertBinding(h.CertBinding); err != nil {
@@ -943,6 +954,9 @@ func (h *Handler) checkPlaceholders(repl *caddy.Replacer) error {
 	}
 	add("audience", h.Audiences...)
 	add("authorized_party", h.AuthorizedParties...)
+	if o := h.DPoPOptions; o != nil && o.Nonce != nil {
+		add("dpop nonce secret", o.Nonce.Secret)
+	}
 	for i := range h.Issuers {
 		is := &h.Issuers[i]
 		add("issuer", is.Issuer)

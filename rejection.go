@@ -4,7 +4,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"net/http"
-	"strings"
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
@@ -50,15 +49,20 @@ type rejection struct {
 func (rt *runtime) refuse(w http.ResponseWriter, r *http.Request, rej rejection) error {
 	rsn := rej.reason
 	c := rej.challenge
-	if c == "" {
-		if rej.dpop {
-			c = rt.dpop.challenges[rsn]
-		} else {
-			c = rt.challenges[rsn]
-		}
+	switch {
+	case c == "" && rej.dpop:
+		c = rt.dpop.challenges[rsn]
+	case c == "":
+		c = rt.challenges[rsn]
+	case rej.dpop && rej.policy:
+		c = rt.dpop.policyChallenge(c)
 	}
 	if c != "" {
 		w.Header().Set("WWW-Authenticate", c)
+	}
+	if rej.dpop || rsn == reasonDPoPBoundAsBearer || rt.dpop.mode == dpopRequire {
+		// A DPoP challenge: with server nonces, the nonce to use next.
+		rt.dpop.offerNonce(w.Header(), rt.now())
 	}
 	if rsn == reasonDPoPBoundAsBearer {
 		// A DPoP-bound token sent as a bearer token: point the client to
@@ -120,13 +124,10 @@ func (rt *runtime) logRejection(r *http.Request, rej *rejection) {
 }
 
 // denial is the rejection of a token that e's issuer policy refused
-// (e.denied), with the policy's challenge in the scheme the client used.
+// (e.denied), with the policy's challenge; refuse puts it in the DPoP
+// scheme when the client used that one.
 func denial(e *cacheEntry, token string, dpop bool) rejection {
-	c := e.challenge
-	if dpop {
-		c = identity.TokenTypeDPoP + strings.TrimPrefix(e.challenge, "Bearer") + `, algs="` + strings.Join(dpopAlgorithms, " ") + `"`
-	}
-	return rejection{reason: e.denied, challenge: c, policy: true, issuer: e.issuer, token: token}
+	return rejection{reason: e.denied, challenge: e.challenge, dpop: dpop, policy: true, issuer: e.issuer, token: token}
 }
 
 // hasErrorRoutes reports whether the request's server has handle_errors
@@ -168,6 +169,7 @@ const (
 	reasonClaimMismatch
 	reasonProviderUnavailable
 	reasonDPoPProof
+	reasonDPoPNonce
 	reasonDPoPBoundAsBearer
 	reasonDPoPUnbound
 	reasonDPoPRequired
@@ -216,7 +218,10 @@ var reasons = [numReasons]reasonInfo{
 		errors.New("identity: identity provider unavailable, no keys to verify tokens")},
 	// The description of a failed proof names the check (see
 	// dpopCheckDescriptions); this one is the fallback.
-	reasonDPoPProof:         {"dpop_proof", http.StatusUnauthorized, identity.ErrorInvalidDPoPProof, "The DPoP proof is invalid", errors.New("identity: invalid DPoP proof")},
+	reasonDPoPProof: {"dpop_proof", http.StatusUnauthorized, identity.ErrorInvalidDPoPProof, "The DPoP proof is invalid", errors.New("identity: invalid DPoP proof")},
+	// A proof without the server's current (or previous) nonce: the
+	// client retries with the DPoP-Nonce sent along (RFC 9449 §9).
+	reasonDPoPNonce:         {"dpop_nonce", http.StatusUnauthorized, identity.ErrorUseDPoPNonce, "The DPoP proof must carry the nonce of the DPoP-Nonce header", errors.New("identity: DPoP proof without a valid server nonce")},
 	reasonDPoPBoundAsBearer: {"dpop_bound_as_bearer", http.StatusUnauthorized, "invalid_token", "The access token is DPoP-bound: send it with the DPoP scheme and a DPoP proof", errors.New("identity: DPoP-bound token used as a bearer token")},
 	reasonDPoPUnbound:       {"dpop_unbound", http.StatusUnauthorized, "invalid_token", "The access token is not bound to a DPoP key", errors.New("identity: DPoP scheme with a token that has no cnf.jkt")},
 	// RFC 6750 §3.1: a request using an unsupported authentication method
@@ -318,7 +323,7 @@ func challengeError(rsn reason) (string, bool) {
 	switch {
 	case rsn == reasonMissing || rsn == reasonDPoPRequired:
 		return "", true
-	case ri.code == "invalid_token" || ri.code == "invalid_request" || ri.code == identity.ErrorInvalidDPoPProof:
+	case ri.code == "invalid_token" || ri.code == "invalid_request" || ri.code == identity.ErrorInvalidDPoPProof || ri.code == identity.ErrorUseDPoPNonce:
 		return `, error="` + ri.code + `", error_description="` + ri.description + `"`, true
 	}
 	return "", false
