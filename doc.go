@@ -46,8 +46,9 @@
 //     scheme (dpop.go authenticateDPoP, with the dpopStage that owns the
 //     scheme's source, replay cache and challenges) the token must be
 //     key-bound, the certificate present when bound too, and the proof
-//     valid and unseen (in-process replay cache, or the shared store:
-//     store.go).
+//     valid (algorithms and iat window: dpop_options.go; with server
+//     nonces a current nonce: dpop_nonce.go) and unseen (in-process
+//     replay cache, or the shared store: store.go).
 //  6. Policy (policy.go authorize): require_scope / require_claim of the
 //     token's issuer, evaluated when the entry is built and cached with it
 //     (e.denied); ServeHTTP turns a refusal into a 403 (rejection.go
