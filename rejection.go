@@ -22,8 +22,9 @@ type rejection struct {
 	// in that scheme (RFC 9449 §7.1).
 	dpop bool
 	// challenge, when set, replaces the reason's precomputed challenge:
-	// an issuer policy's 403, the failed check of a DPoP proof, a refused
-	// token exchange.
+	// an issuer policy's 403 (in the Bearer scheme: refuse puts it in the
+	// DPoP scheme when dpop is set), the failed check of a DPoP proof, a
+	// refused token exchange.
 	challenge string
 	// policy is set when the issuer's policy refused a verified token:
 	// the refusal is counted under issuer and logged as forbidden.
