@@ -317,3 +317,45 @@ func TestDPoPNonceSecretNeverLogged(t *testing.T) {
 		}
 	}
 }
+
+// TestDPoPNonceWithSharedStore: two instances sharing Redis and a nonce
+// secret, with proof_max_age 20s. Instance b accepts the nonce a issued;
+// a proof refused for its nonce writes nothing to Redis; a proof accepted
+// at a is refused at b (the jti rule holds with nonces), and its key lives
+// no longer than proof_max_age.
+func TestDPoPNonceWithSharedStore(t *testing.T) {
+	srv := startRedis(t)
+	env := newDPoPEnv(t)
+	clk := nonceClock()
+	newInstance := func(i int) *hx {
+		h := nonceHandler(env, "", nonceSecret, clk)
+		h.DPoPOptions.ProofMaxAge = caddy.Duration(20 * time.Second)
+		h.Store = srv.storeOf(i, "")
+		return newHX(t, h)
+	}
+	a, b := newInstance(1), newInstance(2)
+	const uri = "http://example.com/"
+	keys := func() []string {
+		t.Helper()
+		k, err := srv.client().Keys(context.Background(), defaultStorePrefix+"dpop:*").Result()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return k
+	}
+	challenge := a.do(dpopRequest("GET", "/", env.token, noncedProof(t, env.key, uri, env.token, "", clk.Now())))
+	wantRefusal(t, challenge, 401, "dpop_nonce", `error="use_dpop_nonce"`)
+	if k := keys(); len(k) != 0 {
+		t.Fatalf("a proof refused for its nonce was recorded: %v", k)
+	}
+	proof := noncedProof(t, env.key, uri, env.token, challenge.header.Get("DPoP-Nonce"), clk.Now())
+	wantStatus(t, a.do(dpopRequest("GET", "/", env.token, proof)), 200)
+	wantRefusal(t, b.do(dpopRequest("GET", "/", env.token, proof)), 401, "dpop_proof", "already used")
+	k := keys()
+	if len(k) != 1 {
+		t.Fatalf("keys %v, want the accepted proof", k)
+	}
+	if ttl := srv.client().PTTL(context.Background(), k[0]).Val(); ttl <= 0 || ttl > 20*time.Second {
+		t.Errorf("TTL %v, want within proof_max_age 20s", ttl)
+	}
+}
