@@ -62,10 +62,12 @@ func errNonceSecretShort(n int) error {
 	return fmt.Errorf("dpop nonce secret has %d bytes, want at least %d (e.g. the output of `openssl rand -base64 32`)", n, identity.MinDPoPNonceSecretBytes)
 }
 
-// compileNonces creates the stage's nonces from o's nonce block, with
-// the secret's placeholders replaced (checkPlaceholders has named any
-// that is empty).
-func (st *dpopStage) compileNonces(repl *caddy.Replacer, o *DPoPOptions) error {
+// compileNonces turns server nonces on, from the nonce block of the dpop
+// options, with the secret's placeholders replaced (checkPlaceholders has
+// named any that is empty): the DPoP stage checks and renews them, the
+// refuser offers them.
+func (h *Handler) compileNonces(repl *caddy.Replacer) error {
+	o := h.DPoPOptions
 	if o == nil || o.Nonce == nil {
 		return nil
 	}
@@ -77,23 +79,31 @@ func (st *dpopStage) compileNonces(repl *caddy.Replacer, o *DPoPOptions) error {
 	if err != nil {
 		return fmt.Errorf("dpop nonce: %w", err)
 	}
-	st.nonces = n
+	h.dpop.nonce = nonceOffer{nonces: n, now: h.dpop.now}
+	h.refuser.nonce = h.dpop.nonce
 	return nil
 }
 
-// offerNonce sets the current nonce on a response, when nonces are on.
-func (st *dpopStage) offerNonce(h http.Header, now time.Time) {
-	if st.nonces != nil {
-		h.Set(identity.HTTPHeaderDPoPNonce, st.nonces.Nonce(now))
+// nonceOffer puts server nonces on responses; the zero value (nonces off)
+// puts none.
+type nonceOffer struct {
+	nonces *identity.DPoPNonces
+	now    func() time.Time
+}
+
+// offer sets the current nonce on a response.
+func (o nonceOffer) offer(h http.Header) {
+	if o.nonces != nil {
+		h.Set(identity.HTTPHeaderDPoPNonce, o.nonces.Nonce(o.now()))
 	}
 }
 
-// renewNonce gives a client whose accepted proof carried another nonce
-// than the current one (from the previous slot, which expires at the end
-// of this one) the current nonce, on the successful response.
-func (st *dpopStage) renewNonce(h http.Header, p *identity.DPoPProof, now time.Time) {
-	if st.nonces != nil && p.Nonce != st.nonces.Nonce(now) {
-		st.offerNonce(h, now)
+// renew gives a client whose accepted proof carried another nonce than
+// the current one (from the previous slot, which expires at the end of
+// this one) the current nonce, on the successful response.
+func (o nonceOffer) renew(h http.Header, p *identity.DPoPProof, now time.Time) {
+	if o.nonces != nil && p.Nonce != o.nonces.Nonce(now) {
+		h.Set(identity.HTTPHeaderDPoPNonce, o.nonces.Nonce(now))
 	}
 }
 

@@ -29,7 +29,7 @@ const (
 func nonceHandler(env *dpopEnv, mode, secret string, clk *testClock) *Handler {
 	h := dpopHandler(env.iss, mode)
 	h.DPoPOptions = &DPoPOptions{Nonce: &DPoPNonceConfig{Secret: secret, Lifetime: caddy.Duration(nonceLifetime)}}
-	h.rt = &runtime{now: clk.Now}
+	h.now = clk.Now
 	return h
 }
 

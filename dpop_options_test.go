@@ -173,15 +173,15 @@ func TestDPoPOptionsJSON(t *testing.T) {
 func TestDPoPOptionsDefaults(t *testing.T) {
 	env := newDPoPEnv(t)
 	x := newHX(t, dpopHandler(env.iss, ""))
-	st := &x.h.rt.dpop
-	if !reflect.DeepEqual(st.algorithms, dpopAlgorithms) || st.maxAge != identity.DefaultDPoPMaxAge || st.leeway != identity.DefaultDPoPClockSkew || st.nonces != nil {
-		t.Errorf("defaults: algorithms %v, max age %v, leeway %v, nonces %v", st.algorithms, st.maxAge, st.leeway, st.nonces)
+	st := &x.h.dpop
+	if !reflect.DeepEqual(st.algorithms, dpopAlgorithms) || st.maxAge != identity.DefaultDPoPMaxAge || st.leeway != identity.DefaultDPoPClockSkew || st.nonce.nonces != nil {
+		t.Errorf("defaults: algorithms %v, max age %v, leeway %v, nonces %v", st.algorithms, st.maxAge, st.leeway, st.nonce.nonces)
 	}
 	t.Setenv("CADDY_IDENTITY_TEST_NONCE_SECRET", nonceSecret)
 	h := dpopHandler(env.iss, "")
 	h.DPoPOptions = &DPoPOptions{Nonce: &DPoPNonceConfig{Secret: "{env.CADDY_IDENTITY_TEST_NONCE_SECRET}"}}
 	x = newHX(t, h)
-	n := x.h.rt.dpop.nonces
+	n := x.h.dpop.nonce.nonces
 	if n == nil || n.Lifetime() != identity.DefaultDPoPNonceLifetime {
 		t.Fatalf("nonces from the variable: %+v", n)
 	}

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"net/http"
 	"sync"
+	"sync/atomic"
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
@@ -41,7 +42,7 @@ type resolvedCounters struct {
 // requestCounters are the counters of one handler in one server (labels
 // server and issuer, like Caddy's own http metrics), resolved once so that
 // no label lookup happens per request. rejected is indexed by the issuer's
-// index (see runtime.issuerIndex) and the reason.
+// index (see meter.issuerIndex) and the reason.
 type requestCounters struct {
 	srv       *caddyhttp.Server
 	anonymous prometheus.Counter
@@ -146,7 +147,7 @@ func (m *collectors) resolve() resolvedCounters {
 }
 
 // resolveRequest returns the counters of a handler with the given issuer
-// labels (see runtime.issuerLabels) in the server srv. Their number is
+// labels (see meter.issuerLabels) in the server srv. Their number is
 // bounded by the configuration: servers times configured issuers.
 func (m *collectors) resolveRequest(srv *caddyhttp.Server, issuers []string) *requestCounters {
 	server := ""
@@ -170,24 +171,35 @@ func (m *collectors) resolveRequest(srv *caddyhttp.Server, issuers []string) *re
 	return rc
 }
 
+// meter counts the outcomes of one handler's requests: the process's
+// collectors, and the request counters of the server it last served in.
+type meter struct {
+	metrics *collectors
+	// issuerLabels are the configured issuers, in order, then "" for
+	// rejections not attributed to one when there are several: the issuer
+	// label of the request metrics and of the rejection summary.
+	issuerLabels []string
+	reqCounters  atomic.Pointer[requestCounters]
+}
+
 // requestCounters returns the counters of the request's server, resolving
 // them when the handler first serves in that server.
-func (rt *runtime) requestCounters(r *http.Request) *requestCounters {
+func (m *meter) requestCounters(r *http.Request) *requestCounters {
 	srv, _ := r.Context().Value(caddyhttp.ServerCtxKey).(*caddyhttp.Server)
-	if rc := rt.reqCounters.Load(); rc != nil && rc.srv == srv {
+	if rc := m.reqCounters.Load(); rc != nil && rc.srv == srv {
 		return rc
 	}
-	rc := rt.metrics.resolveRequest(srv, rt.issuerLabels)
-	rt.reqCounters.Store(rc)
+	rc := m.metrics.resolveRequest(srv, m.issuerLabels)
+	m.reqCounters.Store(rc)
 	return rc
 }
 
 // issuerIndex is the index of issuer among the handler's issuer labels:
 // its own when it is one of them, else the last, which is the handler's
 // only issuer or, with several, the unattributed "".
-func (rt *runtime) issuerIndex(issuer string) int {
-	last := len(rt.issuerLabels) - 1
-	for i, l := range rt.issuerLabels[:last] {
+func (m *meter) issuerIndex(issuer string) int {
+	last := len(m.issuerLabels) - 1
+	for i, l := range m.issuerLabels[:last] {
 		if l == issuer {
 			return i
 		}
