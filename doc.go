@@ -55,7 +55,9 @@
 //  5. Certificate binding (mtls.go, certBinding.check): a certificate-bound
 //     token (cnf.x5t#S256) needs its client certificate.
 //  6. DPoP proof (dpop.go, dpopStage.check): for the DPoP scheme, the proof
-//     must be valid for this request and the token's key and unseen (the
+//     must be valid for this request and the token's key (algorithms and
+//     iat window: dpop_options.go; with server nonces a current nonce,
+//     renewed on the response when it ages: dpop_nonce.go) and unseen (the
 //     process's replay cache, or the shared store: store.go).
 //  7. Policy (policy.go, policyStage.check): require_scope / require_claim
 //     of the token's issuer, evaluated when the entry is built and cached

@@ -409,29 +409,7 @@ func BenchmarkStoreDPoP(b *testing.B) {
 		b.Run(tc.name, func(b *testing.B) {
 			h := dpopHandler(iss, "")
 			h.Store = tc.store
-			ctx, cancel := caddy.NewContext(caddy.Context{Context: context.Background()})
-			defer cancel()
-			if err := h.Provision(ctx); err != nil {
-				b.Fatal(err)
-			}
-			defer h.Cleanup()
-			reqs := make([]*http.Request, b.N)
-			for i := range reqs {
-				p, err := key.Proof(identity.DPoPProofOptions{Method: "GET", URI: "http://example.com/", AccessToken: token})
-				if err != nil {
-					b.Fatal(err)
-				}
-				r := dpopRequest("GET", "/", token, p)
-				reqs[i] = r.WithContext(context.WithValue(r.Context(), caddy.ReplacerCtxKey, caddy.NewReplacer()))
-			}
-			w := httptest.NewRecorder()
-			b.ReportAllocs()
-			b.ResetTimer()
-			for i := range b.N {
-				if err := h.ServeHTTP(w, reqs[i], benchNext); err != nil {
-					b.Fatalf("request %d: %v", i, err)
-				}
-			}
+			benchDPoP(b, h, key, token, "")
 		})
 	}
 }
