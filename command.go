@@ -674,17 +674,22 @@ func describeToken(token string) string {
 
 func tokenCommand() *cobra.Command {
 	c := &cobra.Command{
-		Use:   "token --issuer <url> --client-id <id> [--client-secret <s> | --key-file <pem>] [--scope <s>] [--decode] [--json] | token --decode <token | ->",
-		Short: "Obtains a token with the client credentials grant, or decodes one",
+		Use:   "token --issuer <url> --client-id <id> [--client-secret <s> | --key-file <pem>] [--device] [--scope <s>] [--decode] [--json] | token --decode <token | ->",
+		Short: "Obtains a token (client credentials or device flow), or decodes one",
 		Long: `With --issuer and --client-id, finds the token endpoint by discovery and
 asks it for a token with the client credentials grant (client_secret_basic
 with --client-secret, private_key_jwt with --key-file, a PEM or JWK private key),
 then prints the access token alone on a line, for scripts:
   TOKEN=$(caddy identity token --issuer ... --client-id ... --client-secret ...)
+With --device, uses the device authorization grant (RFC 8628) instead: the
+client may be public (no secret, no key); the verification URL and the code
+to enter there are written to standard error, and the command polls the
+token endpoint at the interval the provider asks for (slower when told to
+slow down) until the user approves, denies, or the code expires.
 With --decode, also prints the token's header and claims, UNVERIFIED. With
 --decode and a token argument ("-" for standard input), only decodes it.
-Exit 2 when the token endpoint refuses the client, 3 when it cannot be
-reached.`,
+Exit 2 when the token endpoint refuses the client, the user denies or the
+device code expires, 3 when the provider cannot be reached.`,
 		Args: cobra.MaximumNArgs(1),
 	}
 	c.Flags().String("issuer", "", "issuer URL (its discovery document gives the token endpoint)")
@@ -694,6 +699,7 @@ reached.`,
 	c.Flags().String("key-id", "", "kid of the client key (with --key-file)")
 	c.Flags().StringSlice("scope", nil, "scope to request (repeatable)")
 	c.Flags().String("audience", "", "audience parameter (some providers, e.g. Auth0)")
+	c.Flags().Bool("device", false, "device authorization grant: show a code to enter in a browser, then poll for the token")
 	c.Flags().Bool("decode", false, "print the token's header and claims, unverified")
 	c.Flags().Bool("json", false, "print JSON")
 	c.RunE = runE(c, runToken)
@@ -708,6 +714,8 @@ type tokenResult struct {
 	Scope       string        `json:"scope,omitempty"`
 	Error       string        `json:"error,omitempty"`
 	Unverified  *decodedToken `json:"unverified,omitempty"`
+	// Device is what the user was shown in a device flow.
+	Device *deviceView `json:"device,omitempty"`
 }
 
 // decodedToken is a token's header and claims, read without verification.
@@ -740,51 +748,47 @@ func runToken(cmd *cobra.Command, args []string, out io.Writer) (int, error) {
 		return exitOK, printDecoded(out, d, asJSON)
 	}
 	clientID, _ := fl.GetString("client-id")
-	secret, _ := fl.GetString("client-secret")
-	keyFile, _ := fl.GetString("key-file")
-	keyID, _ := fl.GetString("key-id")
 	scopes, _ := fl.GetStringSlice("scope")
 	audience, _ := fl.GetString("audience")
+	device, _ := fl.GetBool("device")
 	if issuer == "" || clientID == "" {
 		return exitUsage, errors.New("--issuer and --client-id are required")
 	}
-	var auth identity.ClientAuth
-	switch {
-	case secret != "" && keyFile != "":
-		return exitUsage, errors.New("--client-secret and --key-file are exclusive")
-	case keyFile != "":
-		key, err := loadPrivateKey(keyFile)
-		if err != nil {
-			return exitUsage, err
-		}
-		auth = identity.PrivateKeyJWTAuth(clientID, key, keyID)
-	case secret != "":
-		auth = identity.ClientSecretBasicAuth(clientID, secret)
-	default:
-		return exitUsage, errors.New("--client-secret or --key-file is required")
+	if device && audience != "" {
+		return exitUsage, errors.New("--audience is a parameter of the client credentials grant, not of --device")
+	}
+	auth, err := tokenClientAuth(fl, clientID, device)
+	if err != nil {
+		return exitUsage, err
 	}
 	ctx, cancel := context.WithTimeout(cmd.Context(), commandTimeout)
 	defer cancel()
 	var res tokenResult
-	doc, _, err := identity.FetchDiscovery(ctx, nil, issuer, identity.DiscoveryPolicy{
-		CheckedEndpoints: []string{identity.DiscoveryTokenEndpoint},
-	})
-	code := exitOK
+	checked := []string{identity.DiscoveryTokenEndpoint}
+	if device {
+		checked = append(checked, identity.DiscoveryDeviceAuthorizationEndpoint)
+	}
+	doc, _, err := identity.FetchDiscovery(ctx, nil, issuer, identity.DiscoveryPolicy{CheckedEndpoints: checked})
 	if err == nil && doc.TokenEndpoint == "" {
 		err = fmt.Errorf("%w: the discovery document has no token_endpoint", identity.ErrMissingMember)
 	}
 	var tr *identity.TokenResponse
 	if err == nil {
-		tr, err = identity.RequestClientCredentialsToken(ctx, nil, identity.ClientCredentialsTokenRequest{
-			ProtocolRequest: identity.ProtocolRequest{Address: doc.TokenEndpoint, ClientAuth: auth},
-			Scopes:          scopes,
-			Audience:        audience,
-		})
+		p := identity.ProtocolRequest{Address: doc.TokenEndpoint, ClientAuth: auth}
+		if device {
+			tr, res.Device, err = deviceToken(cmd, doc, p, scopes, asJSON)
+		} else {
+			tr, err = identity.RequestClientCredentialsToken(ctx, nil, identity.ClientCredentialsTokenRequest{
+				ProtocolRequest: p,
+				Scopes:          scopes,
+				Audience:        audience,
+			})
+		}
 	}
 	if err != nil {
 		res.Error = err.Error()
-		code = exitUnavailable
-		if _, ok := errors.AsType[*identity.ProtocolError](err); ok || isPolicyError(err) {
+		code := exitUnavailable
+		if _, ok := errors.AsType[*identity.ProtocolError](err); ok || isPolicyError(err) || errors.Is(err, errDeviceCodeExpired) {
 			code = exitRefused
 		}
 		if asJSON {
@@ -793,6 +797,7 @@ func runToken(cmd *cobra.Command, args []string, out io.Writer) (int, error) {
 		fmt.Fprintf(out, "error: %v\n", err)
 		return code, nil
 	}
+	code := exitOK
 	res.AccessToken, res.TokenType, res.ExpiresIn, res.Scope = tr.AccessToken, tr.TokenType, tr.ExpiresIn, tr.Scope
 	if decode {
 		if d, err := decodeUnverified(tr.AccessToken); err == nil {
