@@ -142,7 +142,11 @@ func runDiscover(cmd *cobra.Command, args []string, out io.Writer) (int, error) 
 		return code, printJSON(out, res)
 	}
 	if err != nil {
-		fmt.Fprintf(out, "issuer:   %s\nresult:   REFUSED\nreason:   %v\n", res.Issuer, err)
+		verdict := "REFUSED"
+		if code == exitUnavailable {
+			verdict = "UNAVAILABLE"
+		}
+		fmt.Fprintf(out, "issuer:   %s\nresult:   %s\nreason:   %v\n", res.Issuer, verdict, err)
 		return code, nil
 	}
 	fmt.Fprintf(out, "issuer:   %s\nresult:   ok (https or loopback http, issuer matches, endpoints on the issuer's host)\n", doc.Issuer)
@@ -674,7 +678,7 @@ func describeToken(token string) string {
 
 func tokenCommand() *cobra.Command {
 	c := &cobra.Command{
-		Use:   "token --issuer <url> --client-id <id> [--client-secret <s> | --key-file <pem>] [--device] [--scope <s>] [--decode] [--json] | token --decode <token | ->",
+		Use:   "token --issuer <url> --client-id <id> [--client-secret <s> | --key-file <pem>] [--device] [--scope <s>] [--resource <uri>] [--decode] [--json] | token --decode <token | ->",
 		Short: "Obtains a token (client credentials or device flow), or decodes one",
 		Long: `With --issuer and --client-id, finds the token endpoint by discovery and
 asks it for a token with the client credentials grant (client_secret_basic
@@ -698,6 +702,7 @@ device code expires, 3 when the provider cannot be reached.`,
 	c.Flags().String("key-file", "", "private key of the client, PEM or JWK (private_key_jwt)")
 	c.Flags().String("key-id", "", "kid of the client key (with --key-file)")
 	c.Flags().StringSlice("scope", nil, "scope to request (repeatable)")
+	c.Flags().StringSlice("resource", nil, "RFC 8707 resource indicator to request (repeatable)")
 	c.Flags().String("audience", "", "audience parameter (some providers, e.g. Auth0)")
 	c.Flags().Bool("device", false, "device authorization grant: show a code to enter in a browser, then poll for the token")
 	c.Flags().Bool("decode", false, "print the token's header and claims, unverified")
@@ -749,6 +754,7 @@ func runToken(cmd *cobra.Command, args []string, out io.Writer) (int, error) {
 	}
 	clientID, _ := fl.GetString("client-id")
 	scopes, _ := fl.GetStringSlice("scope")
+	resources, _ := fl.GetStringSlice("resource")
 	audience, _ := fl.GetString("audience")
 	device, _ := fl.GetBool("device")
 	if issuer == "" || clientID == "" {
@@ -776,11 +782,12 @@ func runToken(cmd *cobra.Command, args []string, out io.Writer) (int, error) {
 	if err == nil {
 		p := identity.ProtocolRequest{Address: doc.TokenEndpoint, ClientAuth: auth}
 		if device {
-			tr, res.Device, err = deviceToken(cmd, doc, p, scopes, asJSON)
+			tr, res.Device, err = deviceToken(cmd, doc, p, scopes, resources, asJSON)
 		} else {
 			tr, err = identity.RequestClientCredentialsToken(ctx, nil, identity.ClientCredentialsTokenRequest{
 				ProtocolRequest: p,
 				Scopes:          scopes,
+				Resource:        resources,
 				Audience:        audience,
 			})
 		}

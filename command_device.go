@@ -58,7 +58,7 @@ func tokenClientAuth(fl *pflag.FlagSet, clientID string, device bool) (identity.
 // deviceToken runs the device authorization grant: it asks for a code,
 // tells the user on standard error where to enter it (a JSON line with
 // asJSON), and polls until the user decides or the code expires.
-func deviceToken(cmd *cobra.Command, doc *identity.DiscoveryDocument, p identity.ProtocolRequest, scopes []string, asJSON bool) (*identity.TokenResponse, *deviceView, error) {
+func deviceToken(cmd *cobra.Command, doc *identity.DiscoveryDocument, p identity.ProtocolRequest, scopes, resources []string, asJSON bool) (*identity.TokenResponse, *deviceView, error) {
 	if doc.DeviceAuthorizationEndpoint == "" {
 		return nil, nil, fmt.Errorf("%w: the discovery document has no device_authorization_endpoint", identity.ErrMissingMember)
 	}
@@ -66,7 +66,7 @@ func deviceToken(cmd *cobra.Command, doc *identity.DiscoveryDocument, p identity
 	defer cancel()
 	authz := p
 	authz.Address = doc.DeviceAuthorizationEndpoint
-	da, err := identity.RequestDeviceAuthorization(ctx, nil, identity.DeviceAuthorizationRequest{ProtocolRequest: authz, Scopes: scopes})
+	da, err := identity.RequestDeviceAuthorization(ctx, nil, identity.DeviceAuthorizationRequest{ProtocolRequest: authz, Scopes: scopes, Resource: resources})
 	if err != nil {
 		return nil, nil, err
 	}
@@ -97,7 +97,11 @@ func deviceToken(cmd *cobra.Command, doc *identity.DiscoveryDocument, p identity
 	req.OnWait = func(code string, wait time.Duration) {
 		switch {
 		case asJSON && code != identity.ErrorAuthorizationPending:
-			_ = printJSONLine(tell, map[string]string{"waiting": orDash(code), "interval": wait.String()})
+			line := map[string]string{"poll_interval": wait.String()}
+			if code != "" {
+				line["answer"] = code
+			}
+			_ = printJSONLine(tell, line)
 		case code == "":
 			fmt.Fprintf(tell, "Waiting for approval (polling every %s)...\n", wait)
 		case code == identity.ErrorSlowDown:
