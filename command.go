@@ -193,10 +193,14 @@ func isPolicyError(err error) bool {
 // foundHandler is an identity handler of a loaded configuration with the
 // host and path matchers of the routes around it.
 type foundHandler struct {
-	Index int             `json:"index"`
-	Hosts []string        `json:"hosts,omitempty"`
-	Paths []string        `json:"paths,omitempty"`
-	raw   json.RawMessage // the handler's JSON
+	Index int      `json:"index"`
+	Hosts []string `json:"hosts,omitempty"`
+	Paths []string `json:"paths,omitempty"`
+	raw   json.RawMessage
+	// routes are the "match" members of the enclosing routes, outermost
+	// first: a request reaches the handler when it matches one set of
+	// each.
+	routes []json.RawMessage
 }
 
 // loadHandlers adapts the config file as caddy run would and returns its
@@ -216,7 +220,7 @@ func loadHandlers(cmd *cobra.Command) ([]foundHandler, error) {
 		return nil, err
 	}
 	var found []foundHandler
-	walkConfig(root, nil, nil, &found)
+	walkConfig(root, nil, nil, nil, &found)
 	if len(found) == 0 {
 		return nil, fmt.Errorf("%s: no identity handler", file)
 	}
@@ -224,17 +228,18 @@ func loadHandlers(cmd *cobra.Command) ([]foundHandler, error) {
 }
 
 // walkConfig collects the identity handlers under v; hosts and paths are
-// the matchers of the enclosing routes.
-func walkConfig(v any, hosts, paths []string, found *[]foundHandler) {
+// the host and path matchers of the enclosing routes (for display), routes
+// their match sets.
+func walkConfig(v any, hosts, paths []string, routes []json.RawMessage, found *[]foundHandler) {
 	switch v := v.(type) {
 	case []any:
 		for _, e := range v {
-			walkConfig(e, hosts, paths, found)
+			walkConfig(e, hosts, paths, routes, found)
 		}
 	case map[string]any:
 		if v["handler"] == "identity" {
 			raw, _ := json.Marshal(v)
-			*found = append(*found, foundHandler{Index: len(*found), Hosts: hosts, Paths: paths, raw: raw})
+			*found = append(*found, foundHandler{Index: len(*found), Hosts: hosts, Paths: paths, raw: raw, routes: routes})
 			return
 		}
 		if sets, ok := v["match"].([]any); ok {
@@ -250,6 +255,8 @@ func walkConfig(v any, hosts, paths []string, found *[]foundHandler) {
 			if len(ps) > 0 {
 				paths = ps
 			}
+			raw, _ := json.Marshal(sets)
+			routes = append(slices.Clip(routes), raw)
 		}
 		keys := make([]string, 0, len(v))
 		for k := range v {
@@ -258,7 +265,7 @@ func walkConfig(v any, hosts, paths []string, found *[]foundHandler) {
 		slices.Sort(keys) // "handle" before "routes", deterministic
 		for _, k := range keys {
 			if k != "match" {
-				walkConfig(v[k], hosts, paths, found)
+				walkConfig(v[k], hosts, paths, routes, found)
 			}
 		}
 	}
@@ -275,23 +282,29 @@ func stringsOf(v any) []string {
 	return out
 }
 
-// matches reports whether the handler's routes match host and path
-// (Caddy's host matcher: exact or one leading "*." label; path matcher:
-// exact, or a prefix before a trailing "*").
-func (f foundHandler) matches(host, path string) bool {
-	hostOK := host == "" || len(f.Hosts) == 0
-	for _, h := range f.Hosts {
-		if strings.EqualFold(h, host) || (strings.HasPrefix(h, "*.") && strings.HasSuffix(strings.ToLower(host), strings.ToLower(h[1:]))) {
-			hostOK = true
+// matches reports whether r reaches the handler: whether it matches one
+// match set of every enclosing route, with Caddy's own matcher modules
+// (host wildcards, path patterns, and any other matcher the routes use).
+// With anyHost the host matchers are left out.
+func (f foundHandler) matches(ctx caddy.Context, r *http.Request, anyHost bool) (bool, error) {
+	for _, raw := range f.routes {
+		var route caddyhttp.Route
+		if err := json.Unmarshal(raw, &route.MatcherSetsRaw); err != nil {
+			return false, err
+		}
+		if anyHost {
+			for _, set := range route.MatcherSetsRaw {
+				delete(set, "host")
+			}
+		}
+		if err := route.ProvisionMatchers(ctx); err != nil {
+			return false, err
+		}
+		if ok, err := route.MatcherSets.AnyMatchWithError(r); !ok || err != nil {
+			return false, err
 		}
 	}
-	pathOK := len(f.Paths) == 0
-	for _, p := range f.Paths {
-		if p == path || (strings.HasSuffix(p, "*") && strings.HasPrefix(path, strings.TrimSuffix(p, "*"))) {
-			pathOK = true
-		}
-	}
-	return hostOK && pathOK
+	return true, nil
 }
 
 // provisioned is an identity handler provisioned outside a running Caddy,
@@ -523,8 +536,10 @@ func verifyCommand() *cobra.Command {
 	c := &cobra.Command{
 		Use:   "verify --config <file> [--site <host>] [--path </p>] [--json] <token | ->",
 		Short: "Runs a token through the identity handler of a site and path",
-		Long: `Loads the config, picks the first identity handler whose routes match
---site and --path (default "/"), and sends it a request with the token
+		Long: `Loads the config, picks the first identity handler whose enclosing routes
+match GET https://<site><path> (--path default "/"; without --site, any
+host) with Caddy's own matchers (host wildcards, path patterns, regexps,
+and any other matcher of the routes), and sends it that request with the token
 ("-" reads it from standard input) in the first place the handler looks
 for one. Prints whether it is accepted, with the headers the upstream
 would get, or the reason, the status and the WWW-Authenticate challenge.
@@ -533,7 +548,7 @@ Exit 2 when refused, 3 when the handler would answer 503.`,
 		Args: cobra.ExactArgs(1),
 	}
 	configFlags(c)
-	c.Flags().String("site", "", "host of the site")
+	c.Flags().String("site", "", "host of the request (default: any host)")
 	c.Flags().String("path", "/", "request path")
 	c.RunE = runE(c, runVerify)
 	return c
@@ -568,7 +583,37 @@ func runVerify(cmd *cobra.Command, args []string, out io.Writer) (int, error) {
 	if err != nil {
 		return exitUsage, err
 	}
-	i := slices.IndexFunc(found, func(f foundHandler) bool { return f.matches(site, path) })
+	host := site
+	if host == "" {
+		host = "localhost"
+	}
+	if !strings.HasPrefix(path, "/") {
+		return exitUsage, fmt.Errorf("--path %q does not start with /", path)
+	}
+	ctx, cancel := context.WithTimeout(cmd.Context(), commandTimeout)
+	defer cancel()
+	// newRequest is the request of the check: GET https://<site><path>,
+	// prepared as Caddy's server prepares requests for its handlers.
+	newRequest := func() (*http.Request, *caddy.Replacer, *httptest.ResponseRecorder) {
+		w := httptest.NewRecorder()
+		repl := caddy.NewReplacer()
+		r := httptest.NewRequestWithContext(ctx, http.MethodGet, "https://"+host+path, nil)
+		return caddyhttp.PrepareRequest(r, repl, w, nil), repl, w
+	}
+	mctx, mcancel := caddy.NewContext(caddy.Context{Context: ctx})
+	defer mcancel()
+	i := -1
+	for j, f := range found {
+		r, _, _ := newRequest()
+		ok, err := f.matches(mctx, r, site == "")
+		if err != nil {
+			return exitUsage, fmt.Errorf("identity handler %d: matching the request: %w", f.Index, err)
+		}
+		if ok {
+			i = j
+			break
+		}
+	}
 	if i < 0 {
 		return exitUsage, fmt.Errorf("no identity handler for site %q and path %q", site, path)
 	}
@@ -579,17 +624,8 @@ func runVerify(cmd *cobra.Command, args []string, out io.Writer) (int, error) {
 	defer p.close()
 
 	res := verifyResult{Handler: found[i], Token: describeToken(token)}
-	ctx, cancel := context.WithTimeout(cmd.Context(), commandTimeout)
-	defer cancel()
-	host := site
-	if host == "" {
-		host = "localhost"
-	}
-	r := httptest.NewRequestWithContext(ctx, http.MethodGet, "https://"+host+path, nil)
+	r, repl, w := newRequest()
 	placeToken(r, p.h.rt.sources[0], token)
-	repl := caddy.NewReplacer()
-	r = r.WithContext(context.WithValue(r.Context(), caddy.ReplacerCtxKey, repl))
-	w := httptest.NewRecorder()
 	var upstream http.Header
 	err = p.h.ServeHTTP(w, r, caddyhttp.HandlerFunc(func(w http.ResponseWriter, r *http.Request) error {
 		upstream = r.Header

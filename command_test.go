@@ -32,6 +32,7 @@ func TestCommands(t *testing.T) {
 	t.Run("discover", testCommandDiscover)
 	t.Run("check", testCommandCheck)
 	t.Run("verify", testCommandVerify)
+	t.Run("verify matchers", testCommandVerifyMatchers)
 	t.Run("token", testCommandToken)
 	t.Run("token --device", testCommandDevice)
 }
@@ -342,4 +343,64 @@ func testCommandDevice(t *testing.T) {
 			t.Errorf("provider down: exit %d: %s", code, out)
 		}
 	})
+}
+
+// testCommandVerifyMatchers checks that verify picks the handler with
+// Caddy's own matchers: a wildcard site (one label), a path pattern with
+// a wildcard in the middle, a path_regexp named matcher.
+func testCommandVerifyMatchers(t *testing.T) {
+	iss := identitytest.NewIssuer(t)
+	cfg := filepath.Join(t.TempDir(), "Caddyfile")
+	if err := os.WriteFile(cfg, []byte(fmt.Sprintf(`*.example.com {
+	handle /api/*/orders {
+		identity {
+			issuer %[1]s
+			audience orders
+			claim_header sub X-Orders-User
+		}
+		respond "orders"
+	}
+	@admin path_regexp ^/admin/[0-9]+$
+	handle @admin {
+		identity {
+			issuer %[1]s
+			audience admin
+			claim_header sub X-Admin-User
+		}
+		respond "admin"
+	}
+	respond "public"
+}
+`, iss.URL)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	orders := iss.Token(t, "alice", map[string]any{"aud": "orders"})
+	admin := iss.Token(t, "bob", map[string]any{"aud": "admin"})
+	for _, c := range []struct {
+		site, path, token string
+		code              int
+		header, user      string
+	}{
+		{"shop.example.com", "/api/v2/orders", orders, exitOK, "X-Orders-User", "alice"},
+		{"SHOP.example.com", "/api/v1/orders", orders, exitOK, "X-Orders-User", "alice"},
+		{"shop.example.com", "/admin/42", admin, exitOK, "X-Admin-User", "bob"},
+		{"", "/admin/42", admin, exitOK, "X-Admin-User", "bob"},
+		{"shop.example.com", "/admin/42", orders, exitRefused, "", ""},
+		{"shop.example.com", "/admin/x", admin, exitUsage, "", ""},
+		{"shop.example.com", "/api/orders", orders, exitUsage, "", ""},
+		{"a.shop.example.com", "/api/v2/orders", orders, exitUsage, "", ""},
+		{"example.org", "/admin/42", admin, exitUsage, "", ""},
+	} {
+		out, code := runCaddy(t, c.token, "identity", "verify", "--json", "--config", cfg, "--site", c.site, "--path", c.path, "-")
+		if code != c.code {
+			t.Errorf("site %q path %q: exit %d, want %d", c.site, c.path, code, c.code)
+			continue
+		}
+		if c.code == exitOK {
+			var res verifyResult
+			if err := json.Unmarshal([]byte(out), &res); err != nil || !res.Accepted || res.Headers[c.header] != c.user {
+				t.Errorf("site %q path %q: %v %s", c.site, c.path, err, out)
+			}
+		}
+	}
 }
