@@ -151,13 +151,20 @@ func (rt *runtime) setIdentity(r *http.Request, e *cacheEntry) {
 // authenticate returns the cache entry of a verified token, verifying it on
 // a cache miss, or the rejection reason and the validator's error.
 func (rt *runtime) authenticate(ctx context.Context, token string) (*cacheEntry, reason, error) {
-	if rt.cache != nil {
-		if e, ok := rt.cache.get(token); ok {
-			rt.counters.cacheHits.Inc()
-			return e, reasonNone, nil
-		}
-		rt.counters.cacheMisses.Inc()
+	if rt.cache == nil {
+		return rt.validate(ctx, token)
 	}
+	if e, ok := rt.cache.get(token); ok {
+		e.cacheHits.Inc()
+		return e, reasonNone, nil
+	}
+	e, rsn, err := rt.validate(ctx, token)
+	rt.countMiss(e)
+	return e, rsn, err
+}
+
+// validate verifies a token the cache does not hold and caches its entry.
+func (rt *runtime) validate(ctx context.Context, token string) (*cacheEntry, reason, error) {
 	t, err := rt.validator.Validate(ctx, token)
 	if err != nil {
 		return nil, classify(err), err

@@ -312,17 +312,18 @@ func (rt *runtime) introspect(ctx context.Context, token string) (*cacheEntry, r
 	if in.cache != nil {
 		now := rt.now()
 		if e, ok := in.cache.get(key, now); ok {
-			rt.counters.cacheHits.Inc()
+			e.cacheHits.Inc()
 			return e, reasonNone, nil
 		}
+		idx := rt.issuerIndex(in.issuer)
 		if until, ok := in.inactive.GetIfPresent(key); ok {
 			if now.Before(until) {
-				rt.counters.cacheHits.Inc()
+				rt.counters.cacheHits[idx].Inc()
 				return nil, reasonInactive, nil
 			}
 			in.inactive.Invalidate(key)
 		}
-		rt.counters.cacheMisses.Inc()
+		rt.counters.cacheMisses[idx].Inc()
 	}
 	res, err := in.askShared(ctx, key, token)
 	if err != nil {

@@ -18,8 +18,8 @@ type collectors struct {
 	accepted         *prometheus.CounterVec
 	anonymous        *prometheus.CounterVec
 	rejected         *prometheus.CounterVec
-	cacheHits        prometheus.Counter
-	cacheMisses      prometheus.Counter
+	cacheHits        *prometheus.CounterVec
+	cacheMisses      *prometheus.CounterVec
 	keyFetches       *prometheus.CounterVec
 	keyFetchFailures *prometheus.CounterVec
 
@@ -32,10 +32,24 @@ type collectors struct {
 	logouts          *prometheus.CounterVec
 }
 
-// resolvedCounters are the token cache counters, shared by every handler.
+// resolvedCounters are a handler's token cache counters, indexed like its
+// issuer labels (see runtime.issuerIndex): a hit counts for the issuer of
+// the cached token (each cache entry holds its counter), a miss for the
+// issuer of the token once verified, or for the unattributed label when it
+// was refused before its issuer was known.
 type resolvedCounters struct {
-	cacheHits   prometheus.Counter
-	cacheMisses prometheus.Counter
+	cacheHits   []prometheus.Counter
+	cacheMisses []prometheus.Counter
+}
+
+// countMiss counts a token cache miss whose verification gave e (nil:
+// the token was refused).
+func (rt *runtime) countMiss(e *cacheEntry) {
+	issuer := ""
+	if e != nil {
+		issuer = e.issuer
+	}
+	rt.counters.cacheMisses[rt.issuerIndex(issuer)].Inc()
 }
 
 // requestCounters are the counters of one handler in one server (labels
@@ -72,14 +86,14 @@ func processMetrics() *collectors {
 				Namespace: metricsNamespace, Name: "tokens_rejected_total",
 				Help: "Requests refused, by server, issuer (empty when a handler with several issuers refused before knowing which) and reason (missing, invalid_request, expired, signature, insufficient_scope, provider_unavailable, dpop_proof, dpop_bound_as_bearer, cert_binding, inactive, ...).",
 			}, []string{"server", "issuer", "reason"}),
-			cacheHits: prometheus.NewCounter(prometheus.CounterOpts{
+			cacheHits: prometheus.NewCounterVec(prometheus.CounterOpts{
 				Namespace: metricsNamespace, Name: "token_cache_hits_total",
-				Help: "Tokens answered from the validated-token cache (JWTs) or the introspection cache (opaque tokens).",
-			}),
-			cacheMisses: prometheus.NewCounter(prometheus.CounterOpts{
+				Help: "Tokens answered from the validated-token cache (JWTs) or the introspection cache (opaque tokens), by issuer.",
+			}, []string{"issuer"}),
+			cacheMisses: prometheus.NewCounterVec(prometheus.CounterOpts{
 				Namespace: metricsNamespace, Name: "token_cache_misses_total",
-				Help: "Tokens not in the validated-token or introspection cache (verified in full, or introspected).",
-			}),
+				Help: "Tokens not in the validated-token or introspection cache (verified in full, or introspected), by issuer (empty when a handler with several issuers refused the token before knowing which).",
+			}, []string{"issuer"}),
 			keyFetches: prometheus.NewCounterVec(prometheus.CounterOpts{
 				Namespace: metricsNamespace, Name: "key_fetches_total",
 				Help: "Fetches of issuer key sets (document=\"jwks\") and discovery documents (document=\"discovery\"), by issuer.",
@@ -140,9 +154,14 @@ func (m *collectors) register(ctx caddy.Context, logger *zap.Logger) {
 	}
 }
 
-// resolve returns the token cache counters.
-func (m *collectors) resolve() resolvedCounters {
-	return resolvedCounters{cacheHits: m.cacheHits, cacheMisses: m.cacheMisses}
+// resolve returns the token cache counters of a handler with the given
+// issuer labels (see runtime.issuerLabels).
+func (m *collectors) resolve(issuers []string) resolvedCounters {
+	rc := resolvedCounters{cacheHits: make([]prometheus.Counter, len(issuers)), cacheMisses: make([]prometheus.Counter, len(issuers))}
+	for i, iss := range issuers {
+		rc.cacheHits[i], rc.cacheMisses[i] = m.cacheHits.WithLabelValues(iss), m.cacheMisses.WithLabelValues(iss)
+	}
+	return rc
 }
 
 // resolveRequest returns the counters of a handler with the given issuer

@@ -347,7 +347,6 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 
 	rt.metrics = processMetrics()
 	rt.metrics.register(ctx, rt.logger)
-	rt.counters = rt.metrics.resolve()
 	if err := rt.acquireStore(h.Store, rt.logger); err != nil {
 		return err
 	}
@@ -419,6 +418,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	if len(rt.issuerLabels) > 1 {
 		rt.issuerLabels = append(rt.issuerLabels, "")
 	}
+	rt.counters = rt.metrics.resolve(rt.issuerLabels)
 	v, err := identity.NewValidator(issuerCfgs, identity.ValidatorOptions{
 		MaxTokenBytes: rt.maxTokenSize,
 		Logger:        rt.slog,

@@ -146,10 +146,15 @@ func ccCount(tb testing.TB, c prometheus.Counter) float64 {
 	return m.GetCounter().GetValue()
 }
 
-// ccHitsMisses returns the process-wide cache hit and miss counts.
+// ccHitsMisses returns the cache hit and miss counts of the handler's
+// issuers (process-wide).
 func ccHitsMisses(tb testing.TB, h *Handler) (hits, misses float64) {
 	tb.Helper()
-	return ccCount(tb, h.rt.counters.cacheHits), ccCount(tb, h.rt.counters.cacheMisses)
+	for i := range h.rt.counters.cacheHits {
+		hits += ccCount(tb, h.rt.counters.cacheHits[i])
+		misses += ccCount(tb, h.rt.counters.cacheMisses[i])
+	}
+	return hits, misses
 }
 
 // ccExpect sends token and requires status (and label when not empty)
