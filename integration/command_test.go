@@ -344,6 +344,16 @@ func TestCommandsAgainstProvider(t *testing.T) {
 		}
 	})
 
+	t.Run("device flow expired", func(t *testing.T) {
+		short := startProvider(t, providerOptions{DeviceCodeTTL: 2 * time.Second})
+		d := cli.startDevice(t, "--issuer", short.URL(), "--client-id", testPublicClientID, "--scope", "openid")
+		d.userCode(t)
+		out, code := d.wait(t)
+		if code != exitRefused || !strings.Contains(out, "expired") {
+			t.Fatalf("exit %d: %s", code, out)
+		}
+	})
+
 	t.Run("verify expired", func(t *testing.T) {
 		exp, _ := unverifiedClaims(t, short)["exp"].(float64)
 		wait := time.Until(time.Unix(int64(exp)+1, 0))
