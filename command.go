@@ -58,8 +58,9 @@ Commands for operating the identity handler (http.handlers.identity):
   discover <issuer>       fetch and check a provider's discovery document
   check --config FILE     fetch discovery and keys for every identity handler
   verify --config FILE    run a token through the handler of a site and path
-  token --issuer ...      obtain a token with the client credentials grant,
-                          or decode one (--decode) without verifying it
+  token --issuer ...      obtain a token with the client credentials grant
+                          or the device flow (--device), or decode one
+                          (--decode) without verifying it
 
 Every command takes --json for output meant for scripts. Exit codes:
 0 success; 1 bad usage or config; 2 refused (token refused, metadata
