@@ -37,7 +37,8 @@ const (
 	// exitUsage: bad arguments, or a configuration that does not load.
 	exitUsage = 1
 	// exitRefused: the token is refused (401, 403 or 400), the metadata
-	// breaks the policy, or the token endpoint refused the client.
+	// breaks the policy, the token endpoint refused the client, or the
+	// user denied a device flow or let its code expire.
 	exitRefused = 2
 	// exitUnavailable: the provider cannot be reached or has no usable
 	// keys: the handler would answer 503.
@@ -64,8 +65,8 @@ Commands for operating the identity handler (http.handlers.identity):
 
 Every command takes --json for output meant for scripts. Exit codes:
 0 success; 1 bad usage or config; 2 refused (token refused, metadata
-breaks the policy, client refused by the token endpoint); 3 provider
-unavailable (the handler would answer 503).`,
+breaks the policy, client refused by the token endpoint, device flow
+denied or expired); 3 provider unavailable (the handler would answer 503).`,
 		CobraFunc: func(cmd *cobra.Command) {
 			cmd.AddCommand(discoverCommand(), checkCommand(), verifyCommand(), tokenCommand())
 		},
