@@ -53,28 +53,28 @@ func (a adminAPI) Routes() []caddy.AdminRoute {
 // adminRefreshTimeout bounds a forced refresh of all issuers.
 const adminRefreshTimeout = 30 * time.Second
 
-// liveRuntimes are the runtimes of the provisioned, not yet cleaned up
-// handlers, for the admin API.
-var liveRuntimes struct {
+// liveHandlers are the authenticate stages of the provisioned, not yet
+// cleaned up handlers, for the admin API.
+var liveHandlers struct {
 	sync.Mutex
-	m map[*runtime]struct{}
+	m map[*authenticator]struct{}
 }
 
-// trackRuntime makes a provisioned handler visible to the admin API.
-func trackRuntime(rt *runtime) {
-	liveRuntimes.Lock()
-	defer liveRuntimes.Unlock()
-	if liveRuntimes.m == nil {
-		liveRuntimes.m = make(map[*runtime]struct{})
+// trackHandler makes a provisioned handler visible to the admin API.
+func trackHandler(a *authenticator) {
+	liveHandlers.Lock()
+	defer liveHandlers.Unlock()
+	if liveHandlers.m == nil {
+		liveHandlers.m = make(map[*authenticator]struct{})
 	}
-	liveRuntimes.m[rt] = struct{}{}
+	liveHandlers.m[a] = struct{}{}
 }
 
-// untrackRuntime hides a handler being cleaned up from the admin API.
-func untrackRuntime(rt *runtime) {
-	liveRuntimes.Lock()
-	defer liveRuntimes.Unlock()
-	delete(liveRuntimes.m, rt)
+// untrackHandler hides a handler being cleaned up from the admin API.
+func untrackHandler(a *authenticator) {
+	liveHandlers.Lock()
+	defer liveHandlers.Unlock()
+	delete(liveHandlers.m, a)
 }
 
 // issuerView is one issuer in the answers of the admin API.
@@ -129,16 +129,16 @@ type issuerEntry struct {
 // liveIssuers returns the key sources of the live handlers, one entry per
 // source, sorted by issuer.
 func liveIssuers() []*issuerEntry {
-	liveRuntimes.Lock()
-	defer liveRuntimes.Unlock()
+	liveHandlers.Lock()
+	defer liveHandlers.Unlock()
 	bySource := make(map[identity.KeySource]*issuerEntry)
 	var out []*issuerEntry
-	for rt := range liveRuntimes.m {
+	for a := range liveHandlers.m {
 		n := 0
-		if rt.cache != nil {
-			n = rt.cache.len()
+		if a.cache != nil {
+			n = a.cache.len()
 		}
-		for _, pol := range rt.policies {
+		for _, pol := range a.policy.byIssuer {
 			e := bySource[pol.keys]
 			if e == nil {
 				e = &issuerEntry{issuer: pol.issuer, keys: pol.keys}

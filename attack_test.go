@@ -113,11 +113,8 @@ func (s *identityServer) Sent() []string {
 func newIdentityServer(tb testing.TB, h *Handler, logTo *os.File) *identityServer {
 	tb.Helper()
 	if logTo != nil {
-		if h.rt == nil {
-			h.rt = &runtime{}
-		}
 		enc := zapcore.NewConsoleEncoder(zap.NewDevelopmentEncoderConfig())
-		h.rt.logger = zap.New(zapcore.NewCore(enc, zapcore.Lock(logTo), zapcore.DebugLevel))
+		h.logger = zap.New(zapcore.NewCore(enc, zapcore.Lock(logTo), zapcore.DebugLevel))
 	}
 	ctx, cancel := caddy.NewContext(caddy.Context{Context: context.Background()})
 	if err := h.Provision(ctx); err != nil {

@@ -97,7 +97,7 @@ func BenchmarkServeHTTP(b *testing.B) {
 	// Refusals are logged at DEBUG; a server runs at INFO, where they are
 	// not formatted at all.
 	quiet := ccHandler(iss, ccIntPtr(0), nil)
-	quiet.rt = &runtime{logger: zap.NewNop()}
+	quiet.logger = zap.NewNop()
 	ccProvision(b, quiet, nil)
 	if status, label := ccServe(b, quiet, bad); status != http.StatusUnauthorized {
 		b.Fatalf("warm-up: bad signature: status %d (%s)", status, label)

@@ -324,7 +324,7 @@ func provisionHandler(raw json.RawMessage) (*provisioned, error) {
 		return nil, err
 	}
 	core, logs := observer.New(zapcore.DebugLevel)
-	h.rt = &runtime{logger: zap.New(core)}
+	h.logger = zap.New(core)
 	ctx, cancel := caddy.NewContext(caddy.Context{Context: context.Background()})
 	if err := h.Provision(ctx); err != nil {
 		_ = h.Cleanup()
@@ -410,7 +410,7 @@ func runCheck(cmd *cobra.Command, _ []string, out io.Writer) (int, error) {
 		}
 		res := checkHandler{foundHandler: f}
 		for _, is := range p.h.Issuers {
-			pol := p.h.rt.policies[is.Issuer]
+			pol := p.h.policy.byIssuer[is.Issuer]
 			if pol == nil {
 				continue
 			}
@@ -627,7 +627,7 @@ func runVerify(cmd *cobra.Command, args []string, out io.Writer) (int, error) {
 
 	res := verifyResult{Handler: found[i], Token: describeToken(token)}
 	r, repl, w := newRequest()
-	placeToken(r, p.h.rt.sources[0], token)
+	placeToken(r, p.h.credential.sources[0], token)
 	var upstream http.Header
 	err = p.h.ServeHTTP(w, r, caddyhttp.HandlerFunc(func(w http.ResponseWriter, r *http.Request) error {
 		upstream = r.Header
@@ -642,7 +642,7 @@ func runVerify(cmd *cobra.Command, args []string, out io.Writer) (int, error) {
 	if upstream != nil {
 		res.Accepted, res.Status = true, http.StatusOK
 		res.Headers = map[string]string{}
-		for _, ch := range p.h.rt.claimHeaders {
+		for _, ch := range p.h.auth.claimHeaders {
 			if v := upstream.Get(ch.header); v != "" {
 				res.Headers[ch.header] = v
 			}

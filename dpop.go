@@ -2,7 +2,6 @@ package caddyidentity
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"net/http"
 	"net/textproto"
@@ -44,26 +43,19 @@ func (p pooledReplayCache) Destruct() error {
 	return p.Close()
 }
 
-// dpopStage is the DPoP stage (RFC 9449): the scheme's token source, the
-// proofs already accepted (the process's replay cache and, with a store,
-// the shared one) and the DPoP-scheme challenges. Its replay cache is
-// taken by acquire in Provision and given back by cleanup.
+// dpopStage is the DPoP stage (RFC 9449), the binding check of a token
+// that came with the DPoP scheme: its proof must be valid and unseen, in
+// the process's replay cache and, with a store, the shared one. Its
+// replay cache is taken by acquire in Provision and given back by
+// cleanup. The scheme's token source is the credential stage's, its
+// challenges are the refuser's.
 type dpopStage struct {
-	mode dpopMode
-	// source is the Authorization header source as matched with the DPoP
-	// scheme: extractToken returns it for a DPoP token.
-	source tokenSource
 	// replay is the cache of the proofs already accepted in this process.
 	replay *identity.DPoPReplayCache
-	// store is the runtime's shared store, nil without one; the runtime
-	// owns it (introspection and sign-in share it).
+	// store is the handler's shared store, nil without one; the handler
+	// owns it (sign-in shares it).
 	store *sharedStore
-	// challenges holds the DPoP-scheme WWW-Authenticate value of each
-	// rejection reason, for requests that used the DPoP scheme (and for a
-	// missing token, offered next to the Bearer one); proofChallenges
-	// those of each failed proof check.
-	challenges      [numReasons]string
-	proofChallenges map[identity.DPoPCheck]string
+	now   func() time.Time
 }
 
 // acquire sets the stage's replay cache to the shared one, created on
@@ -138,23 +130,6 @@ var dpopCheckDescriptions = map[identity.DPoPCheck]string{
 	identity.DPoPCheckJKT:             "The DPoP proof key is not the key the access token is bound to",
 }
 
-// compileChallenges precomputes the DPoP-scheme challenge of every
-// rejection reason that has one and of every failed proof check, with the
-// accepted proof algorithms (RFC 9449 §7.1).
-func (st *dpopStage) compileChallenges(realm string) {
-	dpop := identity.TokenTypeDPoP + ` realm="` + realm + `"`
-	algs := `, algs="` + strings.Join(dpopAlgorithms, " ") + `"`
-	for i := range reasons {
-		if part, ok := challengeError(reason(i)); ok {
-			st.challenges[i] = dpop + part + algs
-		}
-	}
-	st.proofChallenges = make(map[identity.DPoPCheck]string, len(dpopCheckDescriptions))
-	for check, desc := range dpopCheckDescriptions {
-		st.proofChallenges[check] = dpop + `, error="` + identity.ErrorInvalidDPoPProof + `", error_description="` + desc + `"` + algs
-	}
-}
-
 // checkDPoP checks the dpop option and its fit with the token sources.
 // A header source with the DPoP scheme would take a DPoP token without its
 // proof, so it is refused unless DPoP is off; require accepts tokens only
@@ -193,101 +168,49 @@ func cnfJKT(c *identity.Claims) (jkt string, bound bool) {
 	return jkt, bound
 }
 
-// hasBearer reports whether the request carries one Authorization header
-// of the Bearer scheme.
-func hasBearer(hdr http.Header) bool {
-	vals := hdr["Authorization"]
-	if len(vals) != 1 {
-		return false
+// check verifies the binding of a token that came with the DPoP scheme
+// (RFC 9449 §7.1), once the authenticate stage found it valid and bound to
+// a key (cnf.jkt) and the certificate stage found its certificate, if it
+// is bound to one too: the request's one DPoP proof (read by the
+// credential stage) must be signed by that key for this method, URI and
+// token, and not seen before. The proof is checked on every request,
+// whether the token's validation came from the cache or not, and last, so
+// that its jti is not spent on a request refused anyway. A request
+// without the DPoP scheme has nothing to check here (this inlines).
+func (st *dpopStage) check(r *http.Request, c *credential, e *cacheEntry) *rejection {
+	if !c.dpop() {
+		return nil
 	}
-	_, ok := cutScheme(vals[0], "Bearer")
-	return ok
+	return st.verifyProof(r, c, e)
 }
 
-// authenticateDPoP authenticates a request whose token came with the DPoP
-// scheme (RFC 9449 §7.1): the token must be valid and bound to a key
-// (cnf.jkt), and the request must carry exactly one DPoP proof signed by
-// that key for this method, URI and token, not seen before. A token that
-// is also bound to a client certificate (cnf.x5t#S256) needs that
-// certificate as well: both bindings must hold. The token's validation may
-// come from the cache; the proof and the certificate are checked on every
-// request. Every rejection is in the DPoP scheme.
-func (rt *runtime) authenticateDPoP(r *http.Request, token string) (*cacheEntry, rejection) {
-	if len(token) > rt.maxTokenSize {
-		return nil, rejection{reason: reasonTooLarge, dpop: true}
-	}
-	proof, err := identity.DPoPProofFromHeader(r.Header)
-	if err != nil {
-		return nil, rt.dpop.proofRejection(err, token)
-	}
-	e, rsn, err := rt.verify(r.Context(), token)
-	if rsn != reasonNone {
-		return nil, rejection{reason: rsn, dpop: true, err: err, token: token}
-	}
-	if e.dpopJKT == "" {
-		return nil, rejection{reason: reasonDPoPUnbound, dpop: true, token: token}
-	}
-	if !rt.certs.holds(r, e) {
-		// Checked before the proof, whose jti would otherwise be spent on
-		// a request that is refused anyway.
-		return nil, rejection{reason: reasonCertBinding, dpop: true, token: token}
-	}
+// verifyProof is check for a request with the DPoP scheme.
+func (st *dpopStage) verifyProof(r *http.Request, c *credential, e *cacheEntry) *rejection {
 	method, uri := requestTarget(r)
-	replay := rt.dpop.replay
-	if rt.dpop.store != nil {
+	replay := st.replay
+	if st.store != nil {
 		replay = nil // checked below, once every other check passed
 	}
-	now := rt.now()
-	p, err := identity.VerifyDPoPProof(proof, identity.DPoPVerifyOptions{
+	now := st.now()
+	p, err := identity.VerifyDPoPProof(c.proof, identity.DPoPVerifyOptions{
 		Method:      method,
 		URI:         uri,
-		AccessToken: token,
+		AccessToken: c.token,
 		BoundJKT:    e.dpopJKT,
 		Algorithms:  dpopAlgorithms,
 		Now:         now,
 		Replay:      replay,
 	})
-	if err == nil && rt.dpop.store != nil {
+	if err == nil && st.store != nil {
 		var rsn reason
-		if rsn, err = rt.dpop.admitShared(r.Context(), p, now); rsn != reasonNone {
-			return nil, rejection{reason: rsn, dpop: true, err: err, token: token}
+		if rsn, err = st.admitShared(r.Context(), p, now); rsn != reasonNone {
+			return &rejection{reason: rsn, dpop: true, err: err, token: c.token}
 		}
 	}
 	if err != nil {
-		return nil, rt.dpop.proofRejection(err, token)
+		return proofRejection(err, c.token)
 	}
-	return e, rejection{}
-}
-
-// passDPoP completes the hand-on of a request accepted with the DPoP
-// scheme: the proof goes with the token, and the key's thumbprint is a
-// placeholder.
-func (rt *runtime) passDPoP(r *http.Request, e *cacheEntry) {
-	if !rt.forwardToken {
-		// Without the token the upstream has nothing to replay, with it
-		// (forward_token) it can verify both.
-		delete(r.Header, textproto.CanonicalMIMEHeaderKey(identity.HTTPHeaderDPoP))
-	}
-	if repl, ok := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer); ok {
-		repl.Set(placeholderDPoPJKT, e.dpopJKT)
-	}
-}
-
-// proofRejection refuses a request whose DPoP proof failed a check, with
-// an invalid_dpop_proof challenge naming the check. Only the check is
-// logged: the proof's contents, like the token, stay out of the logs.
-func (st *dpopStage) proofRejection(err error, token string) rejection {
-	c := st.challenges[reasonDPoPProof]
-	check := identity.DPoPCheck("unknown")
-	var pe *identity.DPoPProofError
-	if errors.As(err, &pe) {
-		check = pe.Check
-		if pc, ok := st.proofChallenges[pe.Check]; ok {
-			c = pc
-		}
-	}
-	return rejection{reason: reasonDPoPProof, dpop: true, challenge: c, token: token,
-		err: fmt.Errorf("%w: check %s", identity.ErrDPoPProof, check)}
+	return nil
 }
 
 // requestTarget returns the method and the absolute URI, without query,

@@ -45,7 +45,7 @@ func FuzzHandlerToken(f *testing.F) {
 	iss := identitytest.NewIssuer(f, identitytest.WithAlgorithms("RS256", "ES256"), identitytest.WithoutKeyAlgorithms())
 	fg := issuerForger(f, iss, atkAudience)
 	h := attackHandler(iss)
-	h.rt = &runtime{logger: zap.NewNop()} // keep the fuzzer's output readable
+	h.logger = zap.NewNop() // keep the fuzzer's output readable
 	s := newIdentityServer(f, h, nil)
 
 	f.Add(fg.Valid(f), false)
@@ -93,7 +93,7 @@ func FuzzHandlerDPoP(f *testing.F) {
 	iss := identitytest.NewIssuer(f, identitytest.WithAlgorithms("RS256", "ES256"))
 	fg := issuerForger(f, iss, atkAudience)
 	h := attackHandler(iss)
-	h.rt = &runtime{logger: zap.NewNop()}
+	h.logger = zap.NewNop()
 	s := newIdentityServer(f, h, nil)
 
 	key, err := identity.NewDPoPKey("ES256")

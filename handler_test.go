@@ -57,10 +57,7 @@ type hxResult struct {
 func newHX(t *testing.T, h *Handler) *hx {
 	t.Helper()
 	core, logs := observer.New(zapcore.DebugLevel)
-	if h.rt == nil {
-		h.rt = &runtime{}
-	}
-	h.rt.logger = zap.New(core)
+	h.logger = zap.New(core)
 	ctx, cancel := caddy.NewContext(caddy.Context{Context: context.Background()})
 	if err := h.Provision(ctx); err != nil {
 		cancel()
@@ -181,7 +178,7 @@ func TestHandlerAcceptsAndForwards(t *testing.T) {
 	if got := res.repl.ReplaceAll("{http.auth.user.id}", ""); got != "alice" {
 		t.Errorf("cached {http.auth.user.id} = %q", got)
 	}
-	if n := x.h.rt.cache.len(); n != 1 {
+	if n := x.h.auth.cache.len(); n != 1 {
 		t.Errorf("cache holds %d entries, want 1", n)
 	}
 }
@@ -524,11 +521,11 @@ func TestHandlerCacheExpiry(t *testing.T) {
 	clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
 	h := basicHandler(iss)
 	h.Leeway = durPtr(10 * time.Second)
-	h.rt = &runtime{now: clock}
+	h.now = clock
 	x := newHX(t, h)
 	tok := iss.Mint(t, map[string]any{"exp": now.Add(time.Minute).Unix()})
 	wantStatus(t, x.get("/", bearer(tok)), 200)
-	if x.h.rt.cache.len() != 1 {
+	if x.h.auth.cache.len() != 1 {
 		t.Fatal("token not cached")
 	}
 	mu.Lock()
@@ -550,7 +547,7 @@ func TestHandlerCacheDisabled(t *testing.T) {
 	h := basicHandler(iss)
 	h.CacheSize = intPtr(0)
 	x := newHX(t, h)
-	if x.h.rt.cache != nil {
+	if x.h.auth.cache != nil {
 		t.Fatal("cache not disabled")
 	}
 	tok := iss.Token(t, "u", nil)
@@ -567,8 +564,8 @@ func TestHandlerCacheBound(t *testing.T) {
 	for i := range 300 {
 		wantStatus(t, x.get("/", bearer(iss.Token(t, "u", map[string]any{"i": i}))), 200)
 	}
-	x.h.rt.cache.c.CleanUp()
-	if n := x.h.rt.cache.c.WeightedSize(); n > 50 {
+	x.h.auth.cache.c.CleanUp()
+	if n := x.h.auth.cache.c.WeightedSize(); n > 50 {
 		t.Fatalf("cache weight %d exceeds bound 50", n)
 	}
 	// a 3 KiB token weighs 3 units
@@ -587,10 +584,10 @@ func TestHandlerKeyWithdrawn(t *testing.T) {
 	wantStatus(t, x.get("/", bearer(tok)), 200)
 	iss.RotateKey("RS256")
 	iss.RemoveKey(oldKID)
-	p := x.h.rt.validator
+	p := x.h.auth.validator
 	// Force the shared provider to refetch (the cooldown may delay it).
 	deadline := time.Now().Add(15 * time.Second)
-	for p.KeyStillValid(iss.URL, x.h.rt.cacheThumbprintOf(t, tok)) {
+	for p.KeyStillValid(iss.URL, x.h.auth.cacheThumbprintOf(t, tok)) {
 		if time.Now().After(deadline) {
 			t.Fatal("key still valid after refresh attempts")
 		}
@@ -607,9 +604,9 @@ func TestHandlerKeyWithdrawn(t *testing.T) {
 }
 
 // cacheThumbprintOf returns the thumbprint cached for token.
-func (rt *runtime) cacheThumbprintOf(t *testing.T, token string) string {
+func (a *authenticator) cacheThumbprintOf(t *testing.T, token string) string {
 	t.Helper()
-	e, ok := rt.cache.peek(token)
+	e, ok := a.cache.peek(token)
 	if !ok {
 		t.Fatal("token not cached")
 	}
@@ -729,7 +726,7 @@ func TestHandlerMaxAge(t *testing.T) {
 	// A cached entry does not outlive iat + max_age either.
 	young := iss.Mint(t, map[string]any{"iat": now.Add(-30 * time.Minute).Unix(), "exp": now.Add(time.Hour).Unix()})
 	wantStatus(t, x.get("/", bearer(young)), 200)
-	e, ok := x.h.rt.cache.peek(young)
+	e, ok := x.h.auth.cache.peek(young)
 	if !ok {
 		t.Fatal("token not cached")
 	}

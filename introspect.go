@@ -195,7 +195,7 @@ type introspector struct {
 
 // newIntrospector compiles the introspection block of is, whose validator
 // configuration (placeholders resolved, handler defaults applied) is ic.
-func newIntrospector(repl *caddy.Replacer, is *IssuerConfig, ic identity.IssuerConfig, pol *issuerPolicy, rt *runtime) (*introspector, error) {
+func newIntrospector(repl *caddy.Replacer, is *IssuerConfig, ic identity.IssuerConfig, pol *issuerPolicy, a *authenticator) (*introspector, error) {
 	c := is.Introspection
 	in := &introspector{
 		issuer:        pol.issuer,
@@ -208,7 +208,7 @@ func newIntrospector(repl *caddy.Replacer, is *IssuerConfig, ic identity.IssuerC
 		parties:       ic.AuthorizedParties,
 		partyClaim:    ic.AuthorizedPartyClaim,
 		ttl:           DefaultIntrospectionCacheTTL,
-		logger:        rt.logger.With(zap.String("issuer", pol.issuer)),
+		logger:        a.logger.With(zap.String("issuer", pol.issuer)),
 		slots:         make(chan struct{}, maxIntrospections),
 	}
 	if in.endpoint != "" {
@@ -292,38 +292,27 @@ func isCompactJWS(token string) bool {
 	return len(raw) > 0 && raw[0] == '{' && json.Valid(raw)
 }
 
-// verify authenticates a token by its form: an opaque token by
-// introspection when an issuer has it, anything else as a JWT (which
-// refuses an opaque token as malformed).
-func (rt *runtime) verify(ctx context.Context, token string) (*cacheEntry, reason, error) {
-	if rt.introspector != nil && !isCompactJWS(token) {
-		return rt.introspect(ctx, token)
-	}
-	return rt.authenticate(ctx, token)
-}
-
 // introspect returns the entry of an active opaque token, from the cache
 // or by asking the endpoint, or the rejection reason: an endpoint that
 // cannot answer makes it provider_unavailable (503), since the client did
 // nothing wrong.
-func (rt *runtime) introspect(ctx context.Context, token string) (*cacheEntry, reason, error) {
-	in := rt.introspector
+func (a *authenticator) introspect(ctx context.Context, token string) (*cacheEntry, reason, error) {
+	in := a.introspector
 	key := hashToken(token)
 	if in.cache != nil {
-		now := rt.now()
+		now := a.now()
 		if e, ok := in.cache.get(key, now); ok {
 			e.cacheHits.Inc()
 			return e, reasonNone, nil
 		}
-		idx := rt.issuerIndex(in.issuer)
 		if until, ok := in.inactive.GetIfPresent(key); ok {
 			if now.Before(until) {
-				rt.counters.cacheHits[idx].Inc()
+				a.counters.hits(in.issuer).Inc()
 				return nil, reasonInactive, nil
 			}
 			in.inactive.Invalidate(key)
 		}
-		rt.counters.cacheMisses[idx].Inc()
+		a.counters.misses(in.issuer).Inc()
 	}
 	res, err := in.askShared(ctx, key, token)
 	if err != nil {
@@ -333,8 +322,8 @@ func (rt *runtime) introspect(ctx context.Context, token string) (*cacheEntry, r
 		return nil, reasonProviderUnavailable, err
 	}
 	in.setDown(false, nil)
-	now := rt.now()
-	e, rsn, err := rt.admitIntrospection(res, now)
+	now := a.now()
+	e, rsn, err := a.admitIntrospection(res, now)
 	if rsn == reasonInactive && in.inactive != nil {
 		in.inactive.Set(key, now.Add(min(inactiveCacheTTL, in.ttl)))
 	}
@@ -464,8 +453,8 @@ func (in *introspector) setDown(down bool, err error) {
 // answer), valid already, of this issuer and audience, an access token,
 // issued to an authorized party and, with max_age, young enough. The
 // policy's verdict (scopes, claim rules) is in the entry, as for JWTs.
-func (rt *runtime) admitIntrospection(res *identity.IntrospectionResponse, now time.Time) (*cacheEntry, reason, error) {
-	in := rt.introspector
+func (a *authenticator) admitIntrospection(res *identity.IntrospectionResponse, now time.Time) (*cacheEntry, reason, error) {
+	in := a.introspector
 	if !res.Active {
 		return nil, reasonInactive, nil
 	}
@@ -476,11 +465,11 @@ func (rt *runtime) admitIntrospection(res *identity.IntrospectionResponse, now t
 	switch {
 	case res.Expiry.IsZero():
 		return nil, reasonClaims, &identity.ClaimError{Claim: identity.ClaimExpiration, Reason: "missing"}
-	case !now.Before(res.Expiry.Add(rt.leeway)):
+	case !now.Before(res.Expiry.Add(a.leeway)):
 		return nil, reasonExpired, &identity.ClaimError{Claim: identity.ClaimExpiration, Reason: "token expired"}
-	case !res.NotBefore.IsZero() && now.Add(rt.leeway).Before(res.NotBefore):
+	case !res.NotBefore.IsZero() && now.Add(a.leeway).Before(res.NotBefore):
 		return nil, reasonNotYetValid, &identity.ClaimError{Claim: identity.ClaimNotBefore, Reason: "token not valid yet"}
-	case !res.IssuedAt.IsZero() && now.Add(rt.leeway).Before(res.IssuedAt):
+	case !res.IssuedAt.IsZero() && now.Add(a.leeway).Before(res.IssuedAt):
 		// As for a JWT: a token from the future is a server whose clock
 		// or data is wrong, and its lifetime cannot be trusted.
 		return nil, reasonIssuedAt, &identity.ClaimError{Claim: identity.ClaimIssuedAt, Reason: "issued in the future"}
@@ -503,19 +492,19 @@ func (rt *runtime) admitIntrospection(res *identity.IntrospectionResponse, now t
 			return nil, reasonClaims, &identity.ClaimError{Claim: in.partyClaim, Reason: "authorized party not accepted"}
 		}
 	}
-	expires := res.Expiry.Add(rt.leeway)
-	if rt.maxAge > 0 {
+	expires := res.Expiry.Add(a.leeway)
+	if a.maxAge > 0 {
 		if res.IssuedAt.IsZero() {
 			return nil, reasonClaims, &identity.ClaimError{Claim: identity.ClaimIssuedAt, Reason: "missing"}
 		}
-		if now.Sub(res.IssuedAt) > rt.maxAge+rt.leeway {
+		if now.Sub(res.IssuedAt) > a.maxAge+a.leeway {
 			return nil, reasonIssuedAt, &identity.ClaimError{Claim: identity.ClaimIssuedAt, Reason: "token too old"}
 		}
-		if limit := res.IssuedAt.Add(rt.maxAge); limit.Before(expires) {
+		if limit := res.IssuedAt.Add(a.maxAge); limit.Before(expires) {
 			expires = limit
 		}
 	}
-	e, err := rt.claimsEntry(in.issuer, c)
+	e, err := a.claimsEntry(in.issuer, c)
 	if err != nil {
 		return nil, classify(err), err
 	}

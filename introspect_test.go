@@ -274,7 +274,7 @@ func TestIntrospectCache(t *testing.T) {
 	ep := newIntroEndpoint(t)
 	h := introHandler(iss, ep.srv.URL)
 	h.Issuers[0].Introspection.CacheTTL = durPtr(time.Minute)
-	h.rt = &runtime{now: clk.Now}
+	h.now = clk.Now
 	x := newHX(t, h)
 
 	// An active result is reused within the TTL, and asked again after.
@@ -403,7 +403,7 @@ func TestIntrospectTimeout(t *testing.T) {
 	ep.set(200, activeResponse(iss.URL, time.Now(), nil))
 	ep.delay = 5 * time.Second
 	x := newHX(t, introHandler(iss, ep.srv.URL))
-	x.h.rt.introspector.client.Timeout = 100 * time.Millisecond
+	x.h.auth.introspector.client.Timeout = 100 * time.Millisecond
 	start := time.Now()
 	wantRefusal(t, x.get("/", bearer(opaqueToken(t))), 503, "provider_unavailable")
 	if d := time.Since(start); d > 2*time.Second {

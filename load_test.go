@@ -54,7 +54,7 @@ func runLoad(t *testing.T, duration time.Duration) {
 	iss := identitytest.NewIssuer(t)
 	f := issuerForger(t, iss, atkAudience)
 	h := attackHandler(iss)
-	h.rt = &runtime{logger: zap.NewNop()}
+	h.logger = zap.NewNop()
 	s := newIdentityServer(t, h, nil)
 	expectServed(t, s, f)
 

@@ -116,7 +116,16 @@ type LoginConfig struct {
 
 // login is the provisioned sign-in stage of a handler.
 type login struct {
-	rt       *runtime
+	now     func() time.Time
+	leeway  time.Duration
+	metrics *collectors
+	// entries builds the entry of a session's claims as of a token's;
+	// refuser renders a session its policy refuses.
+	entries *authenticator
+	refuser *refuser
+	// endedKey is the key of the ended lists in endedPool, released by
+	// cleanup.
+	endedKey string
 	issuer   string
 	provider *identity.Provider
 	auth     identity.ClientAuth
@@ -196,14 +205,18 @@ func (h *Handler) loginIssuer() *IssuerConfig {
 
 // provisionLogin sets up the sign-in stage; ic is the validator
 // configuration of the sign-in issuer.
-func (h *Handler) provisionLogin(repl *caddy.Replacer, is *IssuerConfig, ic identity.IssuerConfig) error {
-	rt, c := h.rt, h.Login
+func (h *Handler) provisionLogin(repl *caddy.Replacer, is *IssuerConfig, ic identity.IssuerConfig, su *setup) error {
+	c := h.Login
 	p, ok := ic.Keys.(*identity.Provider)
 	if !ok {
 		return errors.New("login: the sign-in issuer needs discovery")
 	}
 	l := &login{
-		rt:                 rt,
+		now:                su.now,
+		leeway:             su.leeway,
+		metrics:            su.metrics,
+		entries:            &h.auth,
+		refuser:            &h.refuser,
 		issuer:             ic.Issuer,
 		provider:           p,
 		scopes:             []string{"openid", "profile", "email"},
@@ -220,7 +233,7 @@ func (h *Handler) provisionLogin(repl *caddy.Replacer, is *IssuerConfig, ic iden
 		allowHTTP:          is.InsecureAllowHTTP,
 		client:             &http.Client{Timeout: loginTimeout},
 		crossOrig:          http.NewCrossOriginProtection(),
-		logger:             rt.logger.Named("login"),
+		logger:             su.logger.Named("login"),
 	}
 	l.secureOrigin = strings.HasPrefix(l.redirectURI, "https://")
 	clientID := repl.ReplaceKnown(c.ClientID, "")
@@ -272,37 +285,47 @@ func (h *Handler) provisionLogin(repl *caddy.Replacer, is *IssuerConfig, ic iden
 	idc.Audiences, idc.AnyAudience = []string{clientID}, false
 	idc.AuthorizedParties, idc.AuthorizedPartyClaim = nil, ""
 	idc.Types, idc.MaxAge, idc.RequiredClaims = nil, 0, []string{identity.ClaimSubject}
-	if l.idTokens, err = identity.NewValidator([]identity.IssuerConfig{idc}, identity.ValidatorOptions{Logger: rt.slog}); err != nil {
+	if l.idTokens, err = identity.NewValidator([]identity.IssuerConfig{idc}, identity.ValidatorOptions{Logger: su.slog}); err != nil {
 		return fmt.Errorf("login: %w", err)
 	}
 	// Logout tokens (Back-Channel Logout 1.0 §2.4): exp optional, iat
 	// required and recent, so that their jti need not be kept longer.
 	lc := idc
 	lc.RequiredClaims, lc.AllowMissingExp, lc.MaxAge = nil, true, logoutTokenMaxAge
-	if l.logouts, err = identity.NewValidator([]identity.IssuerConfig{lc}, identity.ValidatorOptions{Logger: rt.slog}); err != nil {
+	if l.logouts, err = identity.NewValidator([]identity.IssuerConfig{lc}, identity.ValidatorOptions{Logger: su.slog}); err != nil {
 		return fmt.Errorf("login: %w", err)
 	}
-	l.recent = newExpiringSet[refreshResult](maxEnded, rt.now)
-	l.states = newExpiringSet[struct{}](maxEnded, rt.now)
-	key := l.issuer + "\x00" + clientID + "\x00" + rt.storeKey
+	l.recent = newExpiringSet[refreshResult](maxEnded, su.now)
+	l.states = newExpiringSet[struct{}](maxEnded, su.now)
+	key := l.issuer + "\x00" + clientID + "\x00" + h.storeKey
 	val, _, err := endedPool.LoadOrNew(key, func() (caddy.Destructor, error) {
 		lists := &endedLists{
-			ended: newExpiringSet[time.Time](maxEnded, rt.now),
-			jtis:  newExpiringSet[struct{}](maxEnded, rt.now),
+			ended: newExpiringSet[time.Time](maxEnded, su.now),
+			jtis:  newExpiringSet[struct{}](maxEnded, su.now),
 		}
-		if rt.store != nil {
-			lists.feed = rt.store.followEnded(l.issuer, clientID, lists.ended)
+		if h.store != nil {
+			lists.feed = h.store.followEnded(l.issuer, clientID, lists.ended)
 		}
 		return lists, nil
 	})
 	if err != nil {
 		return err
 	}
-	rt.acquiredEnded = key
+	l.endedKey = key
 	lists := val.(*endedLists)
 	l.ended, l.jtis, l.feed = lists.ended, lists.jtis, lists.feed
-	rt.login = l
+	h.login = l
 	return nil
+}
+
+// cleanup gives the ended lists back to endedPool.
+func (l *login) cleanup() error {
+	if l.endedKey == "" {
+		return nil
+	}
+	_, err := endedPool.Delete(l.endedKey)
+	l.endedKey = ""
+	return err
 }
 
 // endedPool shares the lists of ended sessions and seen logout tokens
@@ -455,7 +478,7 @@ var (
 // error returned to Caddy when handle_errors routes may restyle it;
 // otherwise the handler writes a small page itself.
 func (l *login) fail(w http.ResponseWriter, r *http.Request, f loginFailure, err error) error {
-	l.rt.metrics.loginFailures.WithLabelValues(f.label).Inc()
+	l.metrics.loginFailures.WithLabelValues(f.label).Inc()
 	fields := []zap.Field{zap.String("reason", f.label), zap.String("path", r.URL.Path)}
 	if err != nil {
 		fields = append(fields, zap.Error(err))

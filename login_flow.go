@@ -41,7 +41,7 @@ func (l *login) start(w http.ResponseWriter, r *http.Request) error {
 		Verifier:    pk.Verifier,
 		Return:      safeReturn(r.URL.RequestURI()),
 		RedirectURI: l.redirectURIFor(r),
-		Created:     l.rt.now().Unix(),
+		Created:     l.now().Unix(),
 	}
 	ar := identity.AuthorizationRequest{
 		Address:       doc.AuthorizationEndpoint,
@@ -63,7 +63,7 @@ func (l *login) start(w http.ResponseWriter, r *http.Request) error {
 	}
 	name := jar.pendingName(p.State)
 	jar.set(w, jar.cookie(name, l.pendings.seal(name, plain), int(pendingLifetime/time.Second)))
-	l.rt.metrics.loginsStarted.Inc()
+	l.metrics.loginsStarted.Inc()
 	http.Redirect(w, r, target, http.StatusFound)
 	return nil
 }
@@ -161,7 +161,7 @@ func (l *login) callback(w http.ResponseWriter, r *http.Request) error {
 	if !ok || json.Unmarshal(plain, &p) != nil || subtle.ConstantTimeCompare([]byte(p.State), []byte(state)) != 1 {
 		return l.fail(w, r, failState, errors.New("pre-login cookie does not open or holds another state"))
 	}
-	now := l.rt.now()
+	now := l.now()
 	if now.Sub(time.Unix(p.Created, 0)) > pendingLifetime {
 		return l.fail(w, r, failExpired, nil)
 	}
@@ -221,7 +221,7 @@ func (l *login) callback(w http.ResponseWriter, r *http.Request) error {
 	if err := l.writeSession(w, r, jar, s); err != nil {
 		return l.fail(w, r, failSessionSize, err)
 	}
-	l.rt.metrics.loginsCompleted.Inc()
+	l.metrics.loginsCompleted.Inc()
 	http.Redirect(w, r, safeReturn(p.Return), http.StatusSeeOther)
 	return nil
 }
@@ -332,7 +332,7 @@ func (l *login) writeSession(w http.ResponseWriter, r *http.Request, jar cookieJ
 		return err
 	}
 	name := jar.sessionName()
-	maxAge := max(1, int(s.createdAt().Add(l.lifetime).Sub(l.rt.now())/time.Second))
+	maxAge := max(1, int(s.createdAt().Add(l.lifetime).Sub(l.now())/time.Second))
 	return jar.writeChunked(w, r, name, l.sessions.seal(name, plain), maxAge)
 }
 
@@ -368,7 +368,7 @@ func (l *login) loadSession(w http.ResponseWriter, r *http.Request) *session {
 		}
 		return nil
 	}
-	now := l.rt.now()
+	now := l.now()
 	switch {
 	case now.Sub(s.createdAt()) >= l.lifetime,
 		l.idle > 0 && now.Sub(time.Unix(s.Seen, 0)) >= l.idle,
@@ -448,7 +448,7 @@ func (l *login) refresh(ctx context.Context, s *session) (*session, error) {
 		if res.err != nil {
 			return nil, res.err
 		}
-		l.rt.metrics.refreshes.WithLabelValues("reused").Inc()
+		l.metrics.refreshes.WithLabelValues("reused").Inc()
 		ns := *res.s
 		ns.Seen = s.Seen
 		return &ns, nil
@@ -457,12 +457,12 @@ func (l *login) refresh(ctx context.Context, s *session) (*session, error) {
 		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), loginTimeout)
 		defer cancel()
 		ns, err := l.redeem(ctx, s)
-		l.recent.set(key, refreshResult{ns, err}, l.rt.now().Add(recentRefreshTTL))
+		l.recent.set(key, refreshResult{ns, err}, l.now().Add(recentRefreshTTL))
 		if err != nil {
-			l.rt.metrics.refreshes.WithLabelValues("failed").Inc()
+			l.metrics.refreshes.WithLabelValues("failed").Inc()
 			return nil, err
 		}
-		l.rt.metrics.refreshes.WithLabelValues("ok").Inc()
+		l.metrics.refreshes.WithLabelValues("ok").Inc()
 		return ns, nil
 	})
 	if err != nil {
@@ -503,7 +503,7 @@ func (l *login) redeem(ctx context.Context, s *session) (*session, error) {
 			ns.SID = sid
 		}
 	}
-	ns.setTokens(tr, l.forwardAccessToken, l.rt.now())
+	ns.setTokens(tr, l.forwardAccessToken, l.now())
 	return &ns, nil
 }
 
@@ -511,7 +511,6 @@ func (l *login) redeem(ctx context.Context, s *session) (*session, error) {
 // placeholders come from the session's claims exactly as from a token's,
 // and the handler's policy (require_scope, require_claim) applies.
 func (l *login) pass(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler, s *session) error {
-	rt := l.rt
 	all := make(map[string]any, len(s.Claims)+3)
 	for k, v := range s.Claims {
 		all[k] = v
@@ -528,19 +527,19 @@ func (l *login) pass(w http.ResponseWriter, r *http.Request, next caddyhttp.Hand
 	if err != nil {
 		return err
 	}
-	e, err := rt.claimsEntry(s.Issuer, c)
+	e, err := l.entries.claimsEntry(s.Issuer, c)
 	if err != nil {
 		return err
 	}
 	e.decoded.Store(c)
 	if e.denied != reasonNone {
-		return rt.refuse(w, r, denial(e, "", false))
+		return l.refuser.refuse(w, r, denial(e, "", false))
 	}
-	rt.setIdentity(r, e)
+	setIdentity(r, e)
 	if l.forwardAccessToken && s.AccessToken != "" {
 		r.Header.Set("Authorization", "Bearer "+s.AccessToken)
 	}
-	rt.metrics.sessionsAccepted.Inc()
+	l.metrics.sessionsAccepted.Inc()
 	return next.ServeHTTP(w, r)
 }
 

@@ -65,7 +65,7 @@ type browser struct {
 func newBrowser(t *testing.T, op *fakeOP, h *Handler, clock *ccClock) *browser {
 	t.Helper()
 	op.now = clock.Now
-	h.rt = &runtime{now: clock.Now}
+	h.now = clock.Now
 	return &browser{t: t, x: newHX(t, h), op: op, jar: map[string]string{}}
 }
 
@@ -1075,14 +1075,15 @@ func TestLoginRefreshDuringOutage(t *testing.T) {
 func FuzzSessionCookie(f *testing.F) {
 	op := newFakeOP(f, fakeOPOptions{})
 	h := loginHandler(op)
-	h.rt = &runtime{logger: zap.NewNop(), now: time.Now}
+	h.logger = zap.NewNop()
+	h.now = time.Now
 	ctx, cancel := caddy.NewContext(caddy.Context{Context: context.Background()})
 	f.Cleanup(cancel)
 	if err := h.Provision(ctx); err != nil {
 		f.Fatal(err)
 	}
 	f.Cleanup(func() { _ = h.Cleanup() })
-	l := h.rt.login
+	l := h.login
 	sealed := l.sessions.seal("__Host-identity_session", []byte(`{"iss":"x","sub":"y","c":{},"ct":1,"st":1}`))
 	f.Add("1."+sealed, "", "state")
 	f.Add("2."+sealed[:10], sealed[10:], "")

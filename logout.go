@@ -50,12 +50,12 @@ func (l *login) logout(w http.ResponseWriter, r *http.Request) error {
 	s := l.readSession(r, jar)
 	jar.deleteChunked(w, r, jar.sessionName())
 	w.Header().Set("Cache-Control", "no-store")
-	l.rt.metrics.logouts.WithLabelValues("rp").Inc()
+	l.metrics.logouts.WithLabelValues("rp").Inc()
 	if s == nil {
 		http.Redirect(w, r, l.localPostLogout(), http.StatusSeeOther)
 		return nil
 	}
-	now := l.rt.now()
+	now := l.now()
 	if s.SID != "" {
 		until := s.createdAt().Add(l.lifetime)
 		if !l.ended.set("sid:"+s.SID, now, until) {
@@ -123,11 +123,11 @@ func (l *login) backchannelLogout(w http.ResponseWriter, r *http.Request) error 
 	}
 	keys, err := l.checkLogoutToken(r.Context(), tokens[0])
 	if err != nil {
-		l.rt.metrics.loginFailures.WithLabelValues("logout_token_invalid").Inc()
+		l.metrics.loginFailures.WithLabelValues("logout_token_invalid").Inc()
 		l.logger.Debug("logout token refused", zap.Error(err))
 		return backchannelError(w, http.StatusBadRequest, "invalid logout token")
 	}
-	now := l.rt.now()
+	now := l.now()
 	for _, k := range keys {
 		if !l.ended.set(k, now, now.Add(l.lifetime)) {
 			l.logger.Warn("ended-session list full: back-channel logout not recorded")
@@ -139,7 +139,7 @@ func (l *login) backchannelLogout(w http.ResponseWriter, r *http.Request) error 
 			return backchannelError(w, http.StatusServiceUnavailable, "shared store unreachable")
 		}
 	}
-	l.rt.metrics.logouts.WithLabelValues("backchannel").Inc()
+	l.metrics.logouts.WithLabelValues("backchannel").Inc()
 	w.WriteHeader(http.StatusOK)
 	return nil
 }
@@ -183,7 +183,7 @@ func (l *login) checkLogoutToken(ctx context.Context, raw string) ([]string, err
 	}
 	// iat is at most logoutTokenMaxAge (plus leeway) old: remembering
 	// the jti for twice that covers every acceptable replay.
-	if !l.jtis.add(digest(t.Issuer+"\x00"+jti), struct{}{}, l.rt.now().Add(2*(logoutTokenMaxAge+l.rt.leeway))) {
+	if !l.jtis.add(digest(t.Issuer+"\x00"+jti), struct{}{}, l.now().Add(2*(logoutTokenMaxAge+l.leeway))) {
 		return nil, errors.New("jti replayed")
 	}
 	return keys, nil

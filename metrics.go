@@ -4,6 +4,7 @@ import (
 	"errors"
 	"net/http"
 	"sync"
+	"sync/atomic"
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
@@ -33,29 +34,40 @@ type collectors struct {
 }
 
 // resolvedCounters are a handler's token cache counters, indexed like its
-// issuer labels (see runtime.issuerIndex): a hit counts for the issuer of
+// issuer labels (see meter.issuerLabels): a hit counts for the issuer of
 // the cached token (each cache entry holds its counter), a miss for the
 // issuer of the token once verified, or for the unattributed label when it
 // was refused before its issuer was known.
 type resolvedCounters struct {
-	cacheHits   []prometheus.Counter
-	cacheMisses []prometheus.Counter
+	issuerLabels []string
+	cacheHits    []prometheus.Counter
+	cacheMisses  []prometheus.Counter
+}
+
+// hits returns the cache hit counter of issuer.
+func (c *resolvedCounters) hits(issuer string) prometheus.Counter {
+	return c.cacheHits[issuerIndex(c.issuerLabels, issuer)]
+}
+
+// misses returns the cache miss counter of issuer.
+func (c *resolvedCounters) misses(issuer string) prometheus.Counter {
+	return c.cacheMisses[issuerIndex(c.issuerLabels, issuer)]
 }
 
 // countMiss counts a token cache miss whose verification gave e (nil:
 // the token was refused).
-func (rt *runtime) countMiss(e *cacheEntry) {
+func (c *resolvedCounters) countMiss(e *cacheEntry) {
 	issuer := ""
 	if e != nil {
 		issuer = e.issuer
 	}
-	rt.counters.cacheMisses[rt.issuerIndex(issuer)].Inc()
+	c.misses(issuer).Inc()
 }
 
 // requestCounters are the counters of one handler in one server (labels
 // server and issuer, like Caddy's own http metrics), resolved once so that
 // no label lookup happens per request. rejected is indexed by the issuer's
-// index (see runtime.issuerIndex) and the reason.
+// index (see meter.issuerIndex) and the reason.
 type requestCounters struct {
 	srv       *caddyhttp.Server
 	anonymous prometheus.Counter
@@ -155,9 +167,9 @@ func (m *collectors) register(ctx caddy.Context, logger *zap.Logger) {
 }
 
 // resolve returns the token cache counters of a handler with the given
-// issuer labels (see runtime.issuerLabels).
+// issuer labels (see meter.issuerLabels).
 func (m *collectors) resolve(issuers []string) resolvedCounters {
-	rc := resolvedCounters{cacheHits: make([]prometheus.Counter, len(issuers)), cacheMisses: make([]prometheus.Counter, len(issuers))}
+	rc := resolvedCounters{issuerLabels: issuers, cacheHits: make([]prometheus.Counter, len(issuers)), cacheMisses: make([]prometheus.Counter, len(issuers))}
 	for i, iss := range issuers {
 		rc.cacheHits[i], rc.cacheMisses[i] = m.cacheHits.WithLabelValues(iss), m.cacheMisses.WithLabelValues(iss)
 	}
@@ -165,7 +177,7 @@ func (m *collectors) resolve(issuers []string) resolvedCounters {
 }
 
 // resolveRequest returns the counters of a handler with the given issuer
-// labels (see runtime.issuerLabels) in the server srv. Their number is
+// labels (see meter.issuerLabels) in the server srv. Their number is
 // bounded by the configuration: servers times configured issuers.
 func (m *collectors) resolveRequest(srv *caddyhttp.Server, issuers []string) *requestCounters {
 	server := ""
@@ -189,24 +201,40 @@ func (m *collectors) resolveRequest(srv *caddyhttp.Server, issuers []string) *re
 	return rc
 }
 
+// meter counts the outcomes of one handler's requests: the process's
+// collectors, and the request counters of the server it last served in.
+type meter struct {
+	metrics *collectors
+	// issuerLabels are the configured issuers, in order, then "" for
+	// rejections not attributed to one when there are several: the issuer
+	// label of the request metrics and of the rejection summary.
+	issuerLabels []string
+	reqCounters  atomic.Pointer[requestCounters]
+}
+
 // requestCounters returns the counters of the request's server, resolving
 // them when the handler first serves in that server.
-func (rt *runtime) requestCounters(r *http.Request) *requestCounters {
+func (m *meter) requestCounters(r *http.Request) *requestCounters {
 	srv, _ := r.Context().Value(caddyhttp.ServerCtxKey).(*caddyhttp.Server)
-	if rc := rt.reqCounters.Load(); rc != nil && rc.srv == srv {
+	if rc := m.reqCounters.Load(); rc != nil && rc.srv == srv {
 		return rc
 	}
-	rc := rt.metrics.resolveRequest(srv, rt.issuerLabels)
-	rt.reqCounters.Store(rc)
+	rc := m.metrics.resolveRequest(srv, m.issuerLabels)
+	m.reqCounters.Store(rc)
 	return rc
 }
 
-// issuerIndex is the index of issuer among the handler's issuer labels:
-// its own when it is one of them, else the last, which is the handler's
-// only issuer or, with several, the unattributed "".
-func (rt *runtime) issuerIndex(issuer string) int {
-	last := len(rt.issuerLabels) - 1
-	for i, l := range rt.issuerLabels[:last] {
+// issuerIndex is the index of issuer among the handler's issuer labels.
+func (m *meter) issuerIndex(issuer string) int {
+	return issuerIndex(m.issuerLabels, issuer)
+}
+
+// issuerIndex is the index of issuer among a handler's issuer labels: its
+// own when it is one of them, else the last, which is the handler's only
+// issuer or, with several, the unattributed "".
+func issuerIndex(labels []string, issuer string) int {
+	last := len(labels) - 1
+	for i, l := range labels[:last] {
 		if l == issuer {
 			return i
 		}

@@ -5,13 +5,10 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
-	"net/http"
-	"net/textproto"
 	"net/url"
 	"os"
 	"slices"
 	"strings"
-	"sync/atomic"
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
@@ -189,7 +186,32 @@ type Handler struct {
 	// validated-token cache stays in each process.
 	Store *StoreConfig `json:"store,omitempty"`
 
-	rt *runtime
+	// now and logger replace the clock and the logger when set before
+	// Provision (by tests and by the caddy identity subcommands).
+	now    func() time.Time
+	logger *zap.Logger
+
+	// The stages Provision builds, in the order a request meets them
+	// (see doc.go). Each owns its configuration and state; Cleanup
+	// releases what they took.
+	// They are values, next to each other, so that a request follows no
+	// pointer to reach them; the optional ones are pointers, nil when not
+	// configured.
+	strip      stripStage
+	credential credentialStage
+	login      *login // nil without a login block
+	auth       authenticator
+	certs      certBinding
+	dpop       dpopStage
+	policy     policyStage
+	upstream   *upstreamStage // nil without upstream_token
+	handOn     handOn
+	refuser    refuser
+
+	// store is the shared store, nil without one, which the DPoP and
+	// login stages use; storeKey is its key in storePool.
+	store    *sharedStore
+	storeKey string
 }
 
 // IssuerConfig is one trusted issuer. The fields left empty take the
@@ -318,118 +340,135 @@ var defaultClaimHeaders = []ClaimHeader{
 	{Claim: "email", Header: "X-User-Email"},
 }
 
-// Provision compiles the configuration, obtains the shared key caches of the
-// issuers and sets up the token cache and metrics. It does no network I/O:
-// Caddy starts even when an identity provider is down.
+// setup is what Provision derives once from the configuration and the
+// Caddy context and hands to the stages it builds.
+type setup struct {
+	logger  *zap.Logger
+	slog    *slog.Logger
+	now     func() time.Time
+	metrics *collectors
+	realm   string
+	leeway  time.Duration
+}
+
+// Provision compiles the configuration into the stages of the request
+// path, obtains the shared key caches of the issuers and sets up the token
+// cache and metrics. It does no network I/O: Caddy starts even when an
+// identity provider is down.
 func (h *Handler) Provision(ctx caddy.Context) error {
-	rt := &runtime{
-		logger: ctx.Logger(),
-		slog:   ctx.Slogger(),
-		now:    time.Now,
-	}
+	su := &setup{logger: ctx.Logger(), slog: ctx.Slogger(), now: time.Now}
 	// The token cache's clock: nil is the real clock, which its hits read
 	// coarsely; a clock injected by tests is read as it is.
-	var cacheClock func() time.Time
-	if pre := h.rt; pre != nil { // clock and logger injected by tests
-		if pre.now != nil {
-			rt.now, cacheClock = pre.now, pre.now
-		}
-		if pre.logger != nil {
-			rt.logger = pre.logger
-			rt.slog = slog.New(zapslog.NewHandler(pre.logger.Core()))
-		}
+	cacheClock := h.now
+	if h.now != nil {
+		su.now = h.now
 	}
-	h.rt = rt
+	if h.logger != nil {
+		su.logger = h.logger
+		su.slog = slog.New(zapslog.NewHandler(h.logger.Core()))
+	}
 
 	if err := h.checkConfig(); err != nil {
 		return err
 	}
 
-	rt.metrics = processMetrics()
-	rt.metrics.register(ctx, rt.logger)
-	if err := rt.acquireStore(h.Store, rt.logger); err != nil {
+	su.metrics = processMetrics()
+	su.metrics.register(ctx, su.logger)
+	if err := h.acquireStore(h.Store, su.logger); err != nil {
 		return err
 	}
 
-	rt.realm = h.Realm
-	if rt.realm == "" {
-		rt.realm = DefaultRealm
+	su.realm = h.Realm
+	if su.realm == "" {
+		su.realm = DefaultRealm
 	}
-	rt.maxTokenSize = h.MaxTokenSize
-	if rt.maxTokenSize <= 0 {
-		rt.maxTokenSize = identity.DefaultMaxTokenBytes
+	maxTokenSize := h.MaxTokenSize
+	if maxTokenSize <= 0 {
+		maxTokenSize = identity.DefaultMaxTokenBytes
 	}
-	rt.optional = h.Optional
-	rt.forwardToken = h.ForwardToken
-	rt.leeway = DefaultLeeway
+	su.leeway = DefaultLeeway
 	if h.Leeway != nil {
-		rt.leeway = time.Duration(*h.Leeway)
+		su.leeway = time.Duration(*h.Leeway)
 	}
-	rt.maxAge = time.Duration(h.MaxAge)
-
-	rt.dpop = dpopStage{mode: parseDPoPMode(h.DPoP), store: rt.store}
-	rt.certs = newCertBinding(h.CertBinding)
-	if err := rt.compileSources(h.TokenSources); err != nil {
+	dpop := parseDPoPMode(h.DPoP)
+	m := &meter{metrics: su.metrics}
+	h.policy = policyStage{byIssuer: make(map[string]*issuerPolicy, len(h.Issuers))}
+	h.certs = newCertBinding(h.CertBinding)
+	h.auth = authenticator{
+		logger:       su.logger,
+		now:          su.now,
+		policy:       &h.policy,
+		certs:        &h.certs,
+		dpopOn:       dpop != dpopOff,
+		dpopRequired: dpop == dpopRequire,
+		leeway:       su.leeway,
+		maxAge:       time.Duration(h.MaxAge),
+	}
+	h.dpop = dpopStage{store: h.store, now: su.now}
+	var err error
+	if h.credential, err = newCredentialStage(h.TokenSources, dpop, h.Optional, maxTokenSize); err != nil {
 		return err
 	}
-	rt.warnLoggedTokenSources(ctx)
-	rt.compileHeaders(h.ClaimHeaders, h.StripHeaders)
-	if u := h.UpstreamToken; u != nil && u.Header != "" && !strings.EqualFold(u.Header, "Authorization") {
-		rt.addStripName(u.Header)
+	h.credential.warnLoggedTokenSources(ctx, su.logger)
+	upstreamHeader := ""
+	if h.UpstreamToken != nil {
+		upstreamHeader = h.UpstreamToken.Header
 	}
-	rt.compileChallenges()
+	h.strip = newStripStage(h.ClaimHeaders, h.StripHeaders, upstreamHeader, h.credential.sources, dpop != dpopOff)
+	h.auth.claimHeaders = compileClaimHeaders(h.ClaimHeaders)
+	h.refuser = newRefuser(su.logger, m, su.realm, dpop)
+	h.handOn = handOn{forwardToken: h.ForwardToken, meter: m}
 
 	issuerCfgs := make([]identity.IssuerConfig, 0, len(h.Issuers))
-	rt.policies = make(map[string]*issuerPolicy, len(h.Issuers))
 	repl := caddy.NewReplacer()
 	if err := h.checkPlaceholders(repl); err != nil {
 		return err
 	}
 	for i := range h.Issuers {
-		ic, pol, err := h.compileIssuer(ctx, repl, &h.Issuers[i])
+		ic, pol, err := h.compileIssuer(ctx, repl, &h.Issuers[i], su)
 		if err != nil {
 			return fmt.Errorf("issuer %q: %w", h.Issuers[i].Issuer, err)
 		}
 		issuerCfgs = append(issuerCfgs, ic)
-		rt.policies[pol.issuer] = pol
+		h.policy.byIssuer[pol.issuer] = pol
 		if h.Login != nil && &h.Issuers[i] == h.loginIssuer() {
-			if err := h.provisionLogin(repl, &h.Issuers[i], ic); err != nil {
+			if err := h.provisionLogin(repl, &h.Issuers[i], ic, su); err != nil {
 				return err
 			}
 		}
-		rt.issuerLabels = append(rt.issuerLabels, pol.issuer)
+		m.issuerLabels = append(m.issuerLabels, pol.issuer)
 		if h.Issuers[i].Introspection != nil {
-			rt.introspector, err = newIntrospector(repl, &h.Issuers[i], ic, pol, rt)
+			h.auth.introspector, err = newIntrospector(repl, &h.Issuers[i], ic, pol, &h.auth)
 			if err != nil {
 				return fmt.Errorf("issuer %q: introspection: %w", h.Issuers[i].Issuer, err)
 			}
 		}
 		if h.Issuers[i].UserInfo != nil {
-			u, err := newUserInfoSource(repl, &h.Issuers[i], ic, pol, rt)
+			u, err := newUserInfoSource(repl, &h.Issuers[i], ic, pol, &h.auth)
 			if err != nil {
 				return fmt.Errorf("issuer %q: userinfo: %w", h.Issuers[i].Issuer, err)
 			}
-			if rt.userinfo == nil {
-				rt.userinfo = make(map[string]*userInfoSource)
+			if h.auth.userinfo == nil {
+				h.auth.userinfo = make(map[string]*userInfoSource)
 			}
-			rt.userinfo[pol.issuer] = u
+			h.auth.userinfo[pol.issuer] = u
 		}
 	}
-	if len(rt.issuerLabels) > 1 {
-		rt.issuerLabels = append(rt.issuerLabels, "")
+	if len(m.issuerLabels) > 1 {
+		m.issuerLabels = append(m.issuerLabels, "")
 	}
-	rt.counters = rt.metrics.resolve(rt.issuerLabels)
+	h.auth.counters = su.metrics.resolve(m.issuerLabels)
 	v, err := identity.NewValidator(issuerCfgs, identity.ValidatorOptions{
-		MaxTokenBytes: rt.maxTokenSize,
-		Logger:        rt.slog,
+		MaxTokenBytes: maxTokenSize,
+		Logger:        su.slog,
 		RefreshWait:   time.Duration(h.RefreshWait),
 	})
 	if err != nil {
 		return err
 	}
-	rt.validator = v
+	h.auth.validator = v
 	if h.UpstreamToken != nil {
-		if rt.upstream, err = newUpstreamStage(repl, h.UpstreamToken, h, issuerCfgs); err != nil {
+		if h.upstream, err = newUpstreamStage(repl, h.UpstreamToken, h, issuerCfgs, su.logger, su.now, su.leeway, su.realm); err != nil {
 			return fmt.Errorf("upstream_token: %w", err)
 		}
 	}
@@ -439,15 +478,15 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		size = *h.CacheSize
 	}
 	if size > 0 {
-		rt.cache, err = newTokenCache(size, cacheClock)
+		h.auth.cache, err = newTokenCache(size, cacheClock)
 		if err != nil {
 			return err
 		}
 	}
-	rt.summary = newRejectionSummary(rt.logger, rt.issuerLabels)
-	trackRuntime(rt) // Caddy cleans up a handler whose Provision fails
-	if rt.dpop.mode != dpopOff {
-		return rt.dpop.acquire()
+	h.refuser.summary = newRejectionSummary(su.logger, m.issuerLabels)
+	trackHandler(&h.auth) // Caddy cleans up a handler whose Provision fails
+	if dpop != dpopOff {
+		return h.dpop.acquire()
 	}
 	return nil
 }
@@ -818,8 +857,7 @@ func validHeaderName(name string) bool {
 
 // compileIssuer builds the validator configuration and the authorization
 // policy of one issuer, obtaining its shared key source from the pool.
-func (h *Handler) compileIssuer(ctx caddy.Context, repl *caddy.Replacer, is *IssuerConfig) (identity.IssuerConfig, *issuerPolicy, error) {
-	rt := h.rt
+func (h *Handler) compileIssuer(ctx caddy.Context, repl *caddy.Replacer, is *IssuerConfig, su *setup) (identity.IssuerConfig, *issuerPolicy, error) {
 	issuer := repl.ReplaceKnown(is.Issuer, "")
 	if err := checkHTTPIssuer(&IssuerConfig{Issuer: issuer, InsecureAllowHTTP: is.InsecureAllowHTTP}); err != nil {
 		return identity.IssuerConfig{}, nil, err
@@ -836,7 +874,7 @@ func (h *Handler) compileIssuer(ctx caddy.Context, repl *caddy.Replacer, is *Iss
 		Algorithms:           is.Algorithms,
 		Types:                is.TokenTypes,
 		MaxAge:               time.Duration(h.MaxAge),
-		Now:                  rt.now,
+		Now:                  su.now,
 	}
 	if len(cfg.AuthorizedParties) == 0 {
 		cfg.AuthorizedParties = h.AuthorizedParties
@@ -860,10 +898,10 @@ func (h *Handler) compileIssuer(ctx caddy.Context, repl *caddy.Replacer, is *Iss
 	if len(cfg.Types) == 0 {
 		cfg.Types = h.TokenTypes
 	}
-	if rt.leeway == 0 {
+	if su.leeway == 0 {
 		cfg.Leeway = -1 // the library treats 0 as "default"
 	} else {
-		cfg.Leeway = rt.leeway
+		cfg.Leeway = su.leeway
 	}
 
 	switch {
@@ -879,7 +917,7 @@ func (h *Handler) compileIssuer(ctx caddy.Context, repl *caddy.Replacer, is *Iss
 		}
 		cfg.Keys = ks
 	default:
-		p, err := rt.acquireProvider(ctx, issuer, repl.ReplaceKnown(is.JWKSURL, ""), is.InsecureAllowHTTP, replaceAll(repl, is.JWKSURIBases))
+		p, err := h.auth.keys.acquire(ctx, su.metrics, su.logger, su.slog, issuer, repl.ReplaceKnown(is.JWKSURL, ""), is.InsecureAllowHTTP, replaceAll(repl, is.JWKSURIBases))
 		if err != nil {
 			return cfg, nil, err
 		}
@@ -891,7 +929,7 @@ func (h *Handler) compileIssuer(ctx caddy.Context, repl *caddy.Replacer, is *Iss
 	for _, r := range slices.Concat(h.RequireClaims, is.RequireClaims) {
 		pol.claims = append(pol.claims, claimRule{path: r.Claim, values: r.Values})
 	}
-	pol.compileChallenge(rt.realm)
+	pol.compileChallenge(su.realm)
 	return cfg, pol, nil
 }
 
@@ -988,229 +1026,29 @@ func replaceAll(repl *caddy.Replacer, in []string) []string {
 
 // Validate checks the provisioned handler.
 func (h *Handler) Validate() error {
-	if h.rt == nil || h.rt.validator == nil {
+	if h.auth.validator == nil {
 		return errors.New("handler not provisioned")
 	}
 	return nil
 }
 
-// Cleanup releases the shared key caches and DPoP replay cache this
-// handler acquired (the last user closes them) and stops the token cache
-// and the introspection cache.
+// Cleanup has every stage release what it acquired: the shared key
+// caches, the token and introspection caches and clients, the DPoP
+// replay cache, the store, the sign-in stage's ended lists, the upstream
+// token clients and the rejection summary. A stage Provision did not get
+// to has nothing to release.
 func (h *Handler) Cleanup() error {
-	if h.rt == nil {
-		return nil
+	untrackHandler(&h.auth)
+	errs := []error{h.auth.cleanup()}
+	if h.login != nil {
+		errs = append(errs, h.login.cleanup())
 	}
-	untrackRuntime(h.rt)
-	var errs []error
-	for _, key := range h.rt.acquired {
-		if _, err := providerPool.Delete(key); err != nil {
-			errs = append(errs, err)
-		}
+	errs = append(errs, h.dpop.cleanup(), h.releaseStore())
+	if h.upstream != nil {
+		errs = append(errs, h.upstream.close())
 	}
-	h.rt.acquired = nil
-	if h.rt.acquiredEnded != "" {
-		if _, err := endedPool.Delete(h.rt.acquiredEnded); err != nil {
-			errs = append(errs, err)
-		}
-		h.rt.acquiredEnded = ""
-	}
-	for _, ph := range h.rt.watched {
-		ph.unwatch(h.rt.configDone)
-	}
-	h.rt.watched = nil
-	if h.rt.cache != nil {
-		h.rt.cache.close()
-	}
-	errs = append(errs, h.rt.dpop.cleanup())
-	errs = append(errs, h.rt.releaseStore())
-	if h.rt.introspector != nil {
-		h.rt.introspector.close()
-	}
-	if h.rt.upstream != nil {
-		errs = append(errs, h.rt.upstream.close())
-	}
-	for _, u := range h.rt.userinfo {
-		u.close()
-	}
-	if h.rt.summary != nil {
-		h.rt.summary.stop()
-		h.rt.summary = nil
-	}
+	h.refuser.cleanup()
 	return errors.Join(errs...)
-}
-
-// runtime is the provisioned, read-only state of a handler.
-type runtime struct {
-	logger *zap.Logger
-	slog   *slog.Logger
-	now    func() time.Time
-
-	validator *identity.Validator
-	policies  map[string]*issuerPolicy
-	cache     *tokenCache
-	acquired  []string
-	// watched are the outage trackers of the acquired providers, where
-	// this handler's configuration (configDone) is registered.
-	watched    []*providerHealth
-	configDone <-chan struct{}
-
-	sources      []tokenSource
-	claimHeaders []claimHeader
-	// stripNames are the normalized (lower case, '_' → '-') names of every
-	// identity header.
-	stripNames []string
-
-	realm        string
-	maxTokenSize int
-	leeway       time.Duration
-	maxAge       time.Duration
-	optional     bool
-	forwardToken bool
-
-	// challenges holds the WWW-Authenticate value of each rejection reason
-	// that has one, for requests that did not use the DPoP scheme.
-	challenges [numReasons]string
-
-	// dpop is the DPoP stage (dpop.go): its mode, source, replay cache
-	// and challenges.
-	dpop dpopStage
-	// store is the shared store, nil without one; storeKey its key in
-	// storePool.
-	store    *sharedStore
-	storeKey string
-
-	// certs is the certificate-binding stage (mtls.go): whether and how
-	// cnf.x5t#S256 is checked against the client certificate.
-	certs certBinding
-
-	// introspector accepts opaque tokens of the one issuer configured
-	// with introspection; nil when none is.
-	introspector *introspector
-
-	// upstream obtains the upstream's token (upstream_token); nil when
-	// none is configured.
-	upstream *upstreamStage
-	// userinfo completes the claims of the tokens of the issuers (by
-	// their configured identifier) that have a userinfo block.
-	userinfo map[string]*userInfoSource
-	// login is the browser sign-in stage; nil without a login block.
-	// acquiredEnded is its key in endedPool, released by Cleanup.
-	login         *login
-	acquiredEnded string
-
-	metrics  *collectors
-	counters resolvedCounters
-	// issuerLabels are the configured issuers, in order, then "" for
-	// rejections not attributed to one when there are several: the issuer
-	// label of the request metrics and of the rejection summary.
-	issuerLabels []string
-	reqCounters  atomic.Pointer[requestCounters]
-	summary      *rejectionSummary
-}
-
-// tokenSource is a compiled TokenSource.
-type tokenSource struct {
-	kind   sourceKind
-	name   string // canonical header name, cookie name or parameter name
-	scheme string
-	// dpop marks the source a DPoP token came from (dpopStage.source);
-	// dpopAlt the Authorization header source, whose values may also be
-	// of the DPoP scheme.
-	dpop, dpopAlt bool
-}
-
-type sourceKind uint8
-
-const (
-	fromHeader sourceKind = iota
-	fromCookie
-	fromQuery
-)
-
-// claimHeader is a compiled ClaimHeader.
-type claimHeader struct {
-	path   string
-	header string // canonical form
-}
-
-// compileSources compiles the token sources, defaulting to the
-// Authorization header with the Bearer scheme.
-func (rt *runtime) compileSources(in []TokenSource) error {
-	if len(in) == 0 {
-		in = []TokenSource{{From: "header", Name: "Authorization", Scheme: "Bearer"}}
-	}
-	for _, s := range in {
-		ts := tokenSource{name: s.Name, scheme: s.Scheme}
-		switch s.From {
-		case "header":
-			ts.kind = fromHeader
-			ts.name = textproto.CanonicalMIMEHeaderKey(s.Name)
-			if ts.scheme == "" && ts.name == "Authorization" {
-				ts.scheme = "Bearer"
-			}
-		case "cookie":
-			ts.kind = fromCookie
-		case "query":
-			ts.kind = fromQuery
-		}
-		for _, prev := range rt.sources {
-			if prev.kind == ts.kind && strings.EqualFold(prev.name, ts.name) {
-				return fmt.Errorf("token_from %s %s is listed twice: remove one", s.From, s.Name)
-			}
-		}
-		if ts.kind == fromHeader && ts.name == "Authorization" && rt.dpop.mode != dpopOff {
-			rt.dpop.source = tokenSource{kind: fromHeader, name: ts.name, scheme: identity.TokenTypeDPoP, dpop: true}
-			if rt.dpop.mode == dpopRequire {
-				ts = rt.dpop.source
-			} else {
-				ts.dpopAlt = true
-			}
-		}
-		rt.sources = append(rt.sources, ts)
-	}
-	return nil
-}
-
-// compileHeaders computes the claim headers to set and the normalized names
-// of every header to strip from incoming requests.
-func (rt *runtime) compileHeaders(claims []ClaimHeader, strip []string) {
-	if len(claims) == 0 {
-		claims = defaultClaimHeaders
-	}
-	for _, c := range claims {
-		rt.claimHeaders = append(rt.claimHeaders, claimHeader{
-			path:   c.Claim,
-			header: http.CanonicalHeaderKey(c.Header),
-		})
-		rt.addStripName(c.Header)
-	}
-	for _, s := range strip {
-		rt.addStripName(s)
-	}
-}
-
-// addStripName adds the normalized form of a header name once.
-func (rt *runtime) addStripName(name string) {
-	n := normalizeHeaderName(name)
-	if !slices.Contains(rt.stripNames, n) {
-		rt.stripNames = append(rt.stripNames, n)
-	}
-}
-
-// normalizeHeaderName lowers ASCII letters and maps '_' to '-', the folding
-// that CGI-style backends apply to header names.
-func normalizeHeaderName(name string) string {
-	b := []byte(name)
-	for i, c := range b {
-		switch {
-		case c >= 'A' && c <= 'Z':
-			b[i] = c + ('a' - 'A')
-		case c == '_':
-			b[i] = '-'
-		}
-	}
-	return string(b)
 }
 
 // Interface guards.

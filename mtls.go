@@ -62,10 +62,24 @@ func (cb certBinding) thumbprint(c *identity.Claims) (string, error) {
 	return "", &identity.ClaimError{Claim: identity.ClaimConfirmation + "." + cnfCertThumbprint, Reason: "malformed"}
 }
 
-// holds reports whether the request satisfies the certificate binding of
-// the token of entry e: unbound, or its certificate presented.
-func (certBinding) holds(r *http.Request, e *cacheEntry) bool {
-	return e.certThumbprint == "" || certPresented(r, e.certThumbprint)
+// check refuses a request that does not satisfy the certificate binding
+// of the token of entry e: a bound token needs its certificate, whatever
+// the scheme (with DPoP both bindings must hold). The entry has no
+// thumbprint when the binding is off.
+// thumbprint when the binding is off. The unbound case inlines.
+func (*certBinding) check(r *http.Request, c *credential, e *cacheEntry) *rejection {
+	if e.certThumbprint == "" {
+		return nil
+	}
+	return checkPresented(r, c, e)
+}
+
+// checkPresented is check for a bound token.
+func checkPresented(r *http.Request, c *credential, e *cacheEntry) *rejection {
+	if certPresented(r, e.certThumbprint) {
+		return nil
+	}
+	return &rejection{reason: reasonCertBinding, dpop: c.dpop(), token: c.token}
 }
 
 // certPresented reports whether the TLS connection of r presented a client

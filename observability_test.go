@@ -109,8 +109,8 @@ func TestRejectionSummary(t *testing.T) {
 		wantStatus(t, x.get("/", nil), 401)
 	}
 	wantStatus(t, x.get("/", bearer(iss.Token(t, "u", map[string]any{"aud": "other"}))), 401)
-	x.h.rt.summary.flush()
-	x.h.rt.summary.flush()
+	x.h.refuser.summary.flush()
+	x.h.refuser.summary.flush()
 	lines := x.logs.FilterMessage("requests rejected in the last minute").All()
 	if len(lines) != 1 || lines[0].Level != zapcore.InfoLevel {
 		t.Fatalf("%d summary lines, want one at INFO", len(lines))

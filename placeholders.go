@@ -87,8 +87,8 @@ type headerValue struct {
 // newEntry computes the cache entry of the verified token t, whose
 // compact form is token. The error is a malformed certificate binding,
 // which makes the token unacceptable.
-func (rt *runtime) newEntry(t *identity.Token, token string) (*cacheEntry, error) {
-	e, err := rt.claimsEntry(t.Issuer, t.Claims)
+func (a *authenticator) newEntry(t *identity.Token, token string) (*cacheEntry, error) {
+	e, err := a.claimsEntry(t.Issuer, t.Claims)
 	if err != nil {
 		return nil, err
 	}
@@ -96,18 +96,18 @@ func (rt *runtime) newEntry(t *identity.Token, token string) (*cacheEntry, error
 	e.thumbprint = t.KeyThumbprint
 	e.weight = weightOf(len(token))
 	if !t.Claims.Expiry.IsZero() {
-		e.expires = t.Claims.Expiry.Add(rt.leeway)
+		e.expires = t.Claims.Expiry.Add(a.leeway)
 	}
-	if rt.maxAge > 0 && !t.Claims.IssuedAt.IsZero() {
-		if limit := t.Claims.IssuedAt.Add(rt.maxAge); e.expires.IsZero() || limit.Before(e.expires) {
+	if a.maxAge > 0 && !t.Claims.IssuedAt.IsZero() {
+		if limit := t.Claims.IssuedAt.Add(a.maxAge); e.expires.IsZero() || limit.Before(e.expires) {
 			e.expires = limit
 		}
 	}
-	if pol := rt.policies[t.Issuer]; pol != nil {
+	if pol := a.policy.byIssuer[t.Issuer]; pol != nil {
 		e.keys = pol.keys
 		e.versions, _ = pol.keys.(identity.KeySetVersioner)
 	}
-	e.keyPublished(rt.now())
+	e.keyPublished(a.now())
 	return e, nil
 }
 
@@ -116,8 +116,8 @@ func (rt *runtime) newEntry(t *identity.Token, token string) (*cacheEntry, error
 // signature or an introspection response): the bindings, the policy's
 // verdict, the claim headers and the placeholders. The error is a
 // malformed certificate binding, which makes the token unacceptable.
-func (rt *runtime) claimsEntry(issuer string, c *identity.Claims) (*cacheEntry, error) {
-	certThumbprint, err := rt.certs.thumbprint(c)
+func (a *authenticator) claimsEntry(issuer string, c *identity.Claims) (*cacheEntry, error) {
+	certThumbprint, err := a.certs.thumbprint(c)
 	if err != nil {
 		return nil, err
 	}
@@ -125,12 +125,12 @@ func (rt *runtime) claimsEntry(issuer string, c *identity.Claims) (*cacheEntry, 
 		issuer:         issuer,
 		subject:        c.Subject,
 		certThumbprint: certThumbprint,
-		cacheHits:      rt.counters.cacheHits[rt.issuerIndex(issuer)],
+		cacheHits:      a.counters.hits(issuer),
 	}
-	if pol := rt.policies[issuer]; pol != nil {
+	if pol := a.policy.byIssuer[issuer]; pol != nil {
 		e.denied, e.challenge = pol.authorize(c)
 	}
-	for _, ch := range rt.claimHeaders {
+	for _, ch := range a.claimHeaders {
 		v, ok := c.String(ch.path)
 		if !ok || v == "" {
 			continue
@@ -138,7 +138,7 @@ func (rt *runtime) claimsEntry(issuer string, c *identity.Claims) (*cacheEntry, 
 		e.headers = append(e.headers, headerValue{name: ch.header, value: sanitizeHeaderValue(v)})
 	}
 	e.repl = e.replace
-	if rt.dpop.mode != dpopOff {
+	if a.dpopOn {
 		e.dpopJKT, e.dpopBound = cnfJKT(c)
 	}
 	return e, nil

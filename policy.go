@@ -9,6 +9,24 @@ import (
 	"github.com/caddy-identity/caddy-identity/identity"
 )
 
+// policyStage applies the issuers' authorization policies (require_scope,
+// require_claim) to an authenticated token. A policy is evaluated when
+// the token's entry is built (authenticator.claimsEntry) and its verdict
+// cached with it (e.denied); the stage turns a refusal into a 403.
+type policyStage struct {
+	// byIssuer are the policies by issuer identifier.
+	byIssuer map[string]*issuerPolicy
+}
+
+// check returns the rejection of a token its issuer's policy refused,
+// with the policy's challenge in the scheme the client used.
+func (ps *policyStage) check(c *credential, e *cacheEntry) *rejection {
+	if e.denied == reasonNone {
+		return nil
+	}
+	return denial(e, c.token, c.dpop())
+}
+
 // issuerPolicy is the compiled authorization policy for tokens of one
 // issuer: the handler-level rules plus the issuer's own.
 type issuerPolicy struct {

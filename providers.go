@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"strings"
 	"sync"
 	"time"
@@ -148,18 +149,43 @@ func fmtProviderKey(issuer, jwksURL string, allowHTTP bool, jwksBases ...string)
 	return fmt.Sprintf("%s\x00%s\x00%t\x00%s", issuer, jwksURL, allowHTTP, strings.Join(jwksBases, "\x00"))
 }
 
-// acquireProvider returns the shared provider for issuer (with an optional
+// providerSet is what a handler holds of providerPool: the keys of the
+// providers it acquired, released by release, and their outage trackers,
+// where its configuration (configDone) is registered.
+type providerSet struct {
+	acquired   []string
+	watched    []*providerHealth
+	configDone <-chan struct{}
+}
+
+// release gives the acquired providers back (the last user closes them)
+// and leaves their outage trackers.
+func (ps *providerSet) release() error {
+	var errs []error
+	for _, key := range ps.acquired {
+		if _, err := providerPool.Delete(key); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	ps.acquired = nil
+	for _, ph := range ps.watched {
+		ph.unwatch(ps.configDone)
+	}
+	ps.watched = nil
+	return errors.Join(errs...)
+}
+
+// acquire returns the shared provider for issuer (with an optional
 // JWKS URL that skips discovery, and the URL prefixes besides the issuer's
 // where discovery may place jwks_uri), creating it without any network I/O
 // when it does not exist yet. A new provider is warmed up in the background,
 // bounded by the config's context. The handler's Cleanup releases it.
-func (rt *runtime) acquireProvider(ctx caddy.Context, issuer, jwksURL string, allowHTTP bool, jwksBases []string) (*identity.Provider, error) {
+func (ps *providerSet) acquire(ctx caddy.Context, m *collectors, logger *zap.Logger, slogger *slog.Logger, issuer, jwksURL string, allowHTTP bool, jwksBases []string) (*identity.Provider, error) {
 	key := fmtProviderKey(issuer, jwksURL, allowHTTP, jwksBases...)
-	m := rt.metrics
 	health := &providerHealth{watchers: make(map[<-chan struct{}]*healthWatcher)}
 	val, loaded, err := providerPool.LoadOrNew(key, func() (caddy.Destructor, error) {
 		p, err := identity.NewProvider(issuer, identity.ProviderOptions{
-			Logger:  rt.slog,
+			Logger:  slogger,
 			JWKSURL: jwksURL,
 			// The handler uses only jwks_uri: where the other endpoints
 			// live is not its concern (see identity.DiscoveryPolicy).
@@ -191,11 +217,11 @@ func (rt *runtime) acquireProvider(ctx caddy.Context, issuer, jwksURL string, al
 	if err != nil {
 		return nil, err
 	}
-	rt.acquired = append(rt.acquired, key)
+	ps.acquired = append(ps.acquired, key)
 	pp := val.(pooledProvider)
-	pp.health.watch(ctx.Done(), rt.logger.With(zap.String("issuer", issuer)))
-	rt.watched = append(rt.watched, pp.health)
-	rt.configDone = ctx.Done()
+	pp.health.watch(ctx.Done(), logger.With(zap.String("issuer", issuer)))
+	ps.watched = append(ps.watched, pp.health)
+	ps.configDone = ctx.Done()
 	p := pp.Provider
 	if !loaded {
 		go func() {

@@ -3,6 +3,7 @@ package caddyidentity
 import (
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"net/http"
 	"strings"
 
@@ -15,17 +16,21 @@ import (
 )
 
 // rejection is a refused request as the code that refused it describes
-// it: a value, so that every stage decides and only refuse answers. The
-// zero value (reasonNone) means the request was not refused.
+// it: a value every stage returns, so that every stage decides and only
+// refuse answers. Stages return nil when they let the request on: an
+// accepted request carries no rejection from stage to stage, only a
+// refused one pays for making it.
 type rejection struct {
 	reason reason
 	// dpop is set when the client used the DPoP scheme: the challenge is
 	// in that scheme (RFC 9449 §7.1).
 	dpop bool
 	// challenge, when set, replaces the reason's precomputed challenge:
-	// an issuer policy's 403, the failed check of a DPoP proof, a refused
-	// token exchange.
+	// an issuer policy's 403, a refused token exchange.
 	challenge string
+	// check is the DPoP proof check that failed, whose challenge replaces
+	// the reason's (see proofRejection).
+	check identity.DPoPCheck
 	// policy is set when the issuer's policy refused a verified token:
 	// the refusal is counted under issuer and logged as forbidden.
 	policy bool
@@ -34,6 +39,40 @@ type rejection struct {
 	token string
 	// err is what went wrong, for the log only.
 	err error
+}
+
+// refuser renders rejections: it owns the challenges of every reason in
+// both schemes, the logger of the rejection lines, the request metrics
+// and the per-minute summary, which its cleanup stops.
+type refuser struct {
+	logger *zap.Logger
+	meter  *meter
+	// challenges holds the WWW-Authenticate value of each rejection reason
+	// that has one, for requests that did not use the DPoP scheme;
+	// dpopChallenges in the DPoP scheme, for requests that did (and for a
+	// missing token, offered next to the Bearer one); proofChallenges
+	// those of each failed DPoP proof check.
+	challenges      [numReasons]string
+	dpopChallenges  [numReasons]string
+	proofChallenges map[identity.DPoPCheck]string
+	summary         *rejectionSummary
+}
+
+// newRefuser compiles the challenges of a handler with realm and DPoP
+// mode dpop. Provision adds the summary once the issuer labels of m are
+// known.
+func newRefuser(logger *zap.Logger, m *meter, realm string, dpop dpopMode) refuser {
+	rf := refuser{logger: logger, meter: m}
+	rf.compileChallenges(realm, dpop)
+	return rf
+}
+
+// cleanup stops the summary.
+func (rf *refuser) cleanup() {
+	if rf.summary != nil {
+		rf.summary.stop()
+		rf.summary = nil
+	}
 }
 
 // refuse renders a rejection, the only place that does: the
@@ -47,14 +86,17 @@ type rejection struct {
 // every request, while the outage is already logged once per state change,
 // so the handler answers it itself. With handle_errors routes the error is
 // returned as usual (and Caddy logs it at DEBUG).
-func (rt *runtime) refuse(w http.ResponseWriter, r *http.Request, rej rejection) error {
+func (rf *refuser) refuse(w http.ResponseWriter, r *http.Request, rej *rejection) error {
 	rsn := rej.reason
 	c := rej.challenge
+	if c == "" && rej.check != "" {
+		c = rf.proofChallenges[rej.check]
+	}
 	if c == "" {
 		if rej.dpop {
-			c = rt.dpop.challenges[rsn]
+			c = rf.dpopChallenges[rsn]
 		} else {
-			c = rt.challenges[rsn]
+			c = rf.challenges[rsn]
 		}
 	}
 	if c != "" {
@@ -67,16 +109,16 @@ func (rt *runtime) refuse(w http.ResponseWriter, r *http.Request, rej rejection)
 		// the plain Bearer challenge of RFC 6750 §3 only, which is what
 		// bearer clients and tests expect; DPoP clients learn that DPoP
 		// is accepted from their authorization server's metadata.
-		w.Header().Add("WWW-Authenticate", rt.dpop.challenges[reasonMissing])
+		w.Header().Add("WWW-Authenticate", rf.dpopChallenges[reasonMissing])
 	}
 	issuer := ""
 	if rej.policy {
 		issuer = rej.issuer
 	}
-	rt.logRejection(r, &rej)
-	idx := rt.issuerIndex(issuer)
-	rt.requestCounters(r).rejected[idx][rsn].Inc()
-	rt.summary.add(idx, rsn)
+	rf.logRejection(r, rej)
+	idx := rf.meter.issuerIndex(issuer)
+	rf.meter.requestCounters(r).rejected[idx][rsn].Inc()
+	rf.summary.add(idx, rsn)
 	if repl, ok := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer); ok {
 		repl.Set("http.auth.identity.error", reasons[rsn].label)
 	}
@@ -95,19 +137,19 @@ func (rt *runtime) refuse(w http.ResponseWriter, r *http.Request, rej rejection)
 // forbidden" with the issuer for a token its issuer's policy refused
 // (none when no token was refused: a browser session). The token appears
 // only as its hash prefix.
-func (rt *runtime) logRejection(r *http.Request, rej *rejection) {
+func (rf *refuser) logRejection(r *http.Request, rej *rejection) {
 	if rej.policy {
 		if rej.token == "" {
 			return
 		}
-		if ce := rt.logger.Check(zapcore.DebugLevel, "request forbidden"); ce != nil {
+		if ce := rf.logger.Check(zapcore.DebugLevel, "request forbidden"); ce != nil {
 			ce.Write(zap.String("reason", reasons[rej.reason].label), zap.String("issuer", rej.issuer),
 				zap.String("host", r.Host), zap.String("uri", logURI(r)),
 				zap.String("token_sha256_prefix", tokenHashPrefix(rej.token)))
 		}
 		return
 	}
-	if ce := rt.logger.Check(zapcore.DebugLevel, "request rejected"); ce != nil {
+	if ce := rf.logger.Check(zapcore.DebugLevel, "request rejected"); ce != nil {
 		fields := []zap.Field{zap.String("reason", reasons[rej.reason].label), zap.String("host", r.Host), zap.String("uri", logURI(r))}
 		if rej.token != "" {
 			fields = append(fields, zap.String("token_sha256_prefix", tokenHashPrefix(rej.token)))
@@ -119,14 +161,30 @@ func (rt *runtime) logRejection(r *http.Request, rej *rejection) {
 	}
 }
 
+// proofRejection refuses a request whose DPoP proof failed a check, with
+// an invalid_dpop_proof challenge naming the check (the reason's own
+// when the check has no description). Only the check is logged: the
+// proof's contents, like the token, stay out of the logs.
+func proofRejection(err error, token string) *rejection {
+	check := identity.DPoPCheck("unknown")
+	rej := &rejection{reason: reasonDPoPProof, dpop: true, token: token}
+	var pe *identity.DPoPProofError
+	if errors.As(err, &pe) {
+		check = pe.Check
+		rej.check = pe.Check
+	}
+	rej.err = fmt.Errorf("%w: check %s", identity.ErrDPoPProof, check)
+	return rej
+}
+
 // denial is the rejection of a token that e's issuer policy refused
 // (e.denied), with the policy's challenge in the scheme the client used.
-func denial(e *cacheEntry, token string, dpop bool) rejection {
+func denial(e *cacheEntry, token string, dpop bool) *rejection {
 	c := e.challenge
 	if dpop {
 		c = identity.TokenTypeDPoP + strings.TrimPrefix(e.challenge, "Bearer") + `, algs="` + strings.Join(dpopAlgorithms, " ") + `"`
 	}
-	return rejection{reason: e.denied, challenge: c, policy: true, issuer: e.issuer, token: token}
+	return &rejection{reason: e.denied, challenge: c, policy: true, issuer: e.issuer, token: token}
 }
 
 // hasErrorRoutes reports whether the request's server has handle_errors
@@ -295,18 +353,25 @@ func classify(err error) reason {
 
 // compileChallenges precomputes the WWW-Authenticate value of every
 // rejection reason that has one (RFC 6750 §3) in the Bearer scheme, and
-// has the DPoP stage compile its own. With DPoP required, Bearer is never
-// offered.
-func (rt *runtime) compileChallenges() {
-	bearer := `Bearer realm="` + rt.realm + `"`
+// in the DPoP scheme with the accepted proof algorithms (RFC 9449 §7.1),
+// as well as that of every failed proof check. With DPoP required,
+// Bearer is never offered.
+func (rf *refuser) compileChallenges(realm string, mode dpopMode) {
+	bearer := `Bearer realm="` + realm + `"`
+	dpop := identity.TokenTypeDPoP + ` realm="` + realm + `"`
+	algs := `, algs="` + strings.Join(dpopAlgorithms, " ") + `"`
 	for i := range reasons {
 		if part, ok := challengeError(reason(i)); ok {
-			rt.challenges[i] = bearer + part
+			rf.challenges[i] = bearer + part
+			rf.dpopChallenges[i] = dpop + part + algs
 		}
 	}
-	rt.dpop.compileChallenges(rt.realm)
-	if rt.dpop.mode == dpopRequire {
-		rt.challenges = rt.dpop.challenges
+	rf.proofChallenges = make(map[identity.DPoPCheck]string, len(dpopCheckDescriptions))
+	for check, desc := range dpopCheckDescriptions {
+		rf.proofChallenges[check] = dpop + `, error="` + identity.ErrorInvalidDPoPProof + `", error_description="` + desc + `"` + algs
+	}
+	if mode == dpopRequire {
+		rf.challenges = rf.dpopChallenges
 	}
 }
 

@@ -123,9 +123,9 @@ func (c RedisStoreConfig) resolved() (RedisStoreConfig, error) {
 	return c, nil
 }
 
-// acquireStore sets rt.store to the shared client of the configuration,
-// created on first use, and rt.storeKey to its key in storePool.
-func (rt *runtime) acquireStore(cfg *StoreConfig, logger *zap.Logger) error {
+// acquireStore sets h.store to the shared client of the configuration,
+// created on first use, and h.storeKey to its key in storePool.
+func (h *Handler) acquireStore(cfg *StoreConfig, logger *zap.Logger) error {
 	if cfg == nil || cfg.Redis == nil {
 		return nil
 	}
@@ -142,17 +142,17 @@ func (rt *runtime) acquireStore(cfg *StoreConfig, logger *zap.Logger) error {
 	if err != nil {
 		return err
 	}
-	rt.store, rt.storeKey = val.(*sharedStore), key
+	h.store, h.storeKey = val.(*sharedStore), key
 	return nil
 }
 
 // releaseStore releases the shared client, once.
-func (rt *runtime) releaseStore() error {
-	if rt.store == nil {
+func (h *Handler) releaseStore() error {
+	if h.store == nil {
 		return nil
 	}
-	rt.store = nil
-	_, err := storePool.Delete(rt.storeKey)
+	h.store = nil
+	_, err := storePool.Delete(h.storeKey)
 	return err
 }
 

@@ -121,7 +121,7 @@ func TestStoreDPoPProofSharedBetweenInstances(t *testing.T) {
 		return newHX(t, h)
 	}
 	a, b := newInstance(1), newInstance(2)
-	if a.h.rt.store == b.h.rt.store {
+	if a.h.store == b.h.store {
 		t.Fatal("the two instances share one client: the test would not show that Redis is shared")
 	}
 	proof := proofFor(t, env.key, "GET", "http://example.com/", env.token)
@@ -157,7 +157,7 @@ func TestStoreRoundTrips(t *testing.T) {
 	h.Store = srv.storeOf(0, "")
 	x := newHX(t, h)
 	plain := env.iss.Token(t, "bob", nil)
-	count := func() int64 { return x.h.rt.store.commands.Load() }
+	count := func() int64 { return x.h.store.commands.Load() }
 
 	// A first DPoP request opens the connection (its handshake commands
 	// are counted too, once per connection).
@@ -225,7 +225,7 @@ func TestStoreOutage(t *testing.T) {
 			// request that Redis answers.
 			var res hxResult
 			for i := 0; i < 200; i++ {
-				if res = x.do(fresh()); res.status == 200 && !x.h.rt.store.down.Load() {
+				if res = x.do(fresh()); res.status == 200 && !x.h.store.down.Load() {
 					break
 				}
 				time.Sleep(50 * time.Millisecond)
@@ -302,9 +302,9 @@ func TestStoreBackchannelLogoutSharedBetweenInstances(t *testing.T) {
 	a := newBrowser(t, op, ha, clock)
 	hb := loginHandler(op)
 	hb.Store = srv.storeOf(2, "")
-	hb.rt = &runtime{now: clock.Now}
+	hb.now = clock.Now
 	b := &browser{t: t, x: newHX(t, hb), op: op}
-	if a.x.h.rt.login.ended == b.x.h.rt.login.ended {
+	if a.x.h.login.ended == b.x.h.login.ended {
 		t.Fatal("the two instances share one ended list: the test would not show that Redis is shared")
 	}
 	a.signIn("/")
@@ -324,7 +324,7 @@ func TestStoreBackchannelLogoutSharedBetweenInstances(t *testing.T) {
 
 	hc := loginHandler(op)
 	hc.Store = srv.storeOf(3, "")
-	hc.rt = &runtime{now: clock.Now}
+	hc.now = clock.Now
 	c := &browser{t: t, x: newHX(t, hc), op: op, jar: cookies}
 	waitEnded(t, c)
 	wantStatus(t, c.xhr("/"), http.StatusUnauthorized)
@@ -336,7 +336,7 @@ func TestStoreBackchannelLogoutSharedBetweenInstances(t *testing.T) {
 // asynchronous.
 func waitEnded(t *testing.T, b *browser) {
 	t.Helper()
-	ended := b.x.h.rt.login.ended
+	ended := b.x.h.login.ended
 	for i := 0; ; i++ {
 		ended.mu.Lock()
 		n := len(ended.entries)
@@ -521,14 +521,14 @@ func TestStoreNoGoroutineLeak(t *testing.T) {
 	h := loginHandler(op)
 	h.Store = srv.storeOf(0, "")
 	core, logs := observer.New(zapcore.DebugLevel)
-	h.rt = &runtime{logger: zap.New(core)}
+	h.logger = zap.New(core)
 	ctx, cancel := caddy.NewContext(caddy.Context{Context: context.Background()})
 	if err := h.Provision(ctx); err != nil {
 		t.Fatal(err)
 	}
 	b := &browser{t: t, x: &hx{t: t, h: h, logs: logs}, op: op, jar: map[string]string{}}
 	b.signIn("/")
-	feed := h.rt.login.feed
+	feed := h.login.feed
 	if err := h.Cleanup(); err != nil {
 		t.Fatal(err)
 	}
@@ -559,7 +559,7 @@ func TestStoreEndedOutage(t *testing.T) {
 	a := newBrowser(t, op, ha, clock)
 	hb := loginHandler(op)
 	hb.Store = srv.storeOf(2, "fail_closed")
-	hb.rt = &runtime{now: clock.Now}
+	hb.now = clock.Now
 	b := &browser{t: t, x: newHX(t, hb), op: op}
 	a.signIn("/")
 	b.jar = maps.Clone(a.jar) // the same browser, sent to B by the load balancer

@@ -29,7 +29,7 @@ type rejectionSummary struct {
 }
 
 // newRejectionSummary starts the summary of a handler with the given issuer
-// labels (see runtime.issuerLabels); stop ends it.
+// labels (see meter.issuerLabels); stop ends it.
 func newRejectionSummary(logger *zap.Logger, issuers []string) *rejectionSummary {
 	s := &rejectionSummary{
 		logger:  logger,

@@ -51,7 +51,7 @@ func (c *ccClock) Set(t time.Time) {
 func ccProvision(tb testing.TB, h *Handler, now func() time.Time) *Handler {
 	tb.Helper()
 	if now != nil {
-		h.rt = &runtime{now: now}
+		h.now = now
 	}
 	ctx, cancel := caddy.NewContext(caddy.Context{Context: context.Background()})
 	if err := h.Provision(ctx); err != nil {
@@ -150,9 +150,9 @@ func ccCount(tb testing.TB, c prometheus.Counter) float64 {
 // issuers (process-wide).
 func ccHitsMisses(tb testing.TB, h *Handler) (hits, misses float64) {
 	tb.Helper()
-	for i := range h.rt.counters.cacheHits {
-		hits += ccCount(tb, h.rt.counters.cacheHits[i])
-		misses += ccCount(tb, h.rt.counters.cacheMisses[i])
+	for i := range h.auth.counters.cacheHits {
+		hits += ccCount(tb, h.auth.counters.cacheHits[i])
+		misses += ccCount(tb, h.auth.counters.cacheMisses[i])
 	}
 	return hits, misses
 }
@@ -213,7 +213,7 @@ func TestTokenCacheCorrectnessExpiredRejectedWhenCached(t *testing.T) {
 			clk.Set(exp.Add(leeway))
 			ccExpect(t, h, tok, http.StatusUnauthorized, "expired", false)
 			ccExpect(t, h, tok, http.StatusUnauthorized, "expired", false)
-			if n := h.rt.cache.len(); n != 0 {
+			if n := h.auth.cache.len(); n != 0 {
 				t.Fatalf("cache holds %d entries after the only token expired", n)
 			}
 		})
@@ -244,7 +244,7 @@ func TestTokenCacheCorrectnessExpiryRealClock(t *testing.T) {
 			t.Fatalf("only %d requests after exp within 30s of it", afterExp)
 		}
 		h0, _ := ccHitsMisses(t, h)
-		cacheClock := time.Unix(0, h.rt.cache.ticks.Load()).Add(clockMargin)
+		cacheClock := time.Unix(0, h.auth.cache.ticks.Load()).Add(clockMargin)
 		started := time.Now()
 		status, label := ccServe(t, h, tok)
 		h1, _ := ccHitsMisses(t, h)
@@ -370,7 +370,7 @@ func TestTokenCacheCorrectnessBoundUnderFlood(t *testing.T) {
 	iss := identitytest.NewIssuer(t, identitytest.WithAlgorithms("EdDSA"))
 	const bound = 200
 	h := ccProvision(t, ccHandler(iss, ccIntPtr(bound), nil), nil)
-	oc := h.rt.cache.c
+	oc := h.auth.cache.c
 
 	// A hot token, used often before the flood.
 	hot := iss.Token(t, "hot", nil)
@@ -429,7 +429,7 @@ func TestTokenCacheCorrectnessLargeTokensWeigh(t *testing.T) {
 	iss := identitytest.NewIssuer(t, identitytest.WithAlgorithms("EdDSA"))
 	const bound = 40
 	h := ccProvision(t, ccHandler(iss, ccIntPtr(bound), nil), nil)
-	oc := h.rt.cache.c
+	oc := h.auth.cache.c
 	pad := strings.Repeat("x", 3000) // about 4 KiB once base64url-encoded
 	for i := range 100 {
 		tok := iss.Token(t, fmt.Sprintf("big-%d", i), map[string]any{"pad": pad})
@@ -482,8 +482,8 @@ func TestTokenCacheCorrectnessRejectedNeverAdmitted(t *testing.T) {
 			}
 		}
 	}
-	h.rt.cache.c.CleanUp()
-	if n := h.rt.cache.len(); n != 0 {
+	h.auth.cache.c.CleanUp()
+	if n := h.auth.cache.len(); n != 0 {
 		t.Fatalf("cache holds %d entries after only refused tokens", n)
 	}
 	ccExpect(t, h, good, http.StatusOK, "", false)
@@ -511,10 +511,10 @@ func TestTokenCacheCorrectnessMemoryAtBound(t *testing.T) {
 			t.Fatalf("token %d: status %d (%s)", i, status, label)
 		}
 	}
-	h.rt.cache.c.CleanUp()
+	h.auth.cache.c.CleanUp()
 	goruntime.GC()
 	goruntime.ReadMemStats(&after)
-	entries := h.rt.cache.len()
+	entries := h.auth.cache.len()
 	grown := int64(after.HeapAlloc) - int64(before.HeapAlloc)
 	t.Logf("default cache (%d units) after %d distinct tokens of %d bytes: %d entries, live heap +%.1f MiB (%d B per entry)",
 		DefaultCacheSize, n, len(toks[0]), entries, float64(grown)/(1<<20), grown/int64(max(entries, 1)))
@@ -581,7 +581,7 @@ func TestTokenCacheCorrectnessHoldsNoSignature(t *testing.T) {
 	h := ccProvision(t, ccHandler(iss, nil, nil), nil)
 	good := iss.Token(t, "user-1", nil)
 	ccExpect(t, h, good, http.StatusOK, "", false)
-	e, ok := h.rt.cache.peek(good)
+	e, ok := h.auth.cache.peek(good)
 	if !ok {
 		t.Fatal("token not cached")
 	}
@@ -638,21 +638,21 @@ func TestTokenCacheCorrectnessSweepDropsExpired(t *testing.T) {
 	long := iss.Mint(t, map[string]any{"iat": start.Unix(), "exp": start.Add(time.Hour).Unix()})
 	ccExpect(t, h, long, http.StatusOK, "", false)
 
-	h.rt.cache.sweep()
-	h.rt.cache.c.CleanUp()
-	if n := h.rt.cache.len(); n != len(short)+1 {
+	h.auth.cache.sweep()
+	h.auth.cache.c.CleanUp()
+	if n := h.auth.cache.len(); n != len(short)+1 {
 		t.Fatalf("a sweep before any token expired left %d entries, want %d", n, len(short)+1)
 	}
 
 	// Past exp + leeway of the short tokens only.
 	clk.Set(start.Add(time.Minute + leeway))
-	h.rt.cache.sweep()
-	h.rt.cache.c.CleanUp()
-	if n := h.rt.cache.len(); n != 1 {
+	h.auth.cache.sweep()
+	h.auth.cache.c.CleanUp()
+	if n := h.auth.cache.len(); n != 1 {
 		t.Fatalf("after the sweep the cache holds %d entries, want 1 (the long-lived token)", n)
 	}
 	for _, tok := range short {
-		if _, ok := h.rt.cache.peek(tok); ok {
+		if _, ok := h.auth.cache.peek(tok); ok {
 			t.Fatal("an expired token is still cached after the sweep")
 		}
 	}
@@ -671,7 +671,7 @@ func TestTokenCacheCorrectnessClaimsDecodedOnDemand(t *testing.T) {
 	})
 	ccExpect(t, h, tok, http.StatusOK, "", false)
 	ccExpect(t, h, tok, http.StatusOK, "", true)
-	e, ok := h.rt.cache.peek(tok)
+	e, ok := h.auth.cache.peek(tok)
 	if !ok {
 		t.Fatal("token not cached")
 	}

@@ -208,15 +208,14 @@ func (p pooledManager) Destruct() error {
 	return nil
 }
 
-// newUpstreamStage compiles u, for the handler whose compiled issuers are
-// ics (keyed like rt.policies).
-func newUpstreamStage(repl *caddy.Replacer, u *UpstreamToken, h *Handler, ics []identity.IssuerConfig) (*upstreamStage, error) {
-	rt := h.rt
+// newUpstreamStage compiles u, for the handler h whose compiled issuers
+// are ics, with its logger, clock, leeway and realm.
+func newUpstreamStage(repl *caddy.Replacer, u *UpstreamToken, h *Handler, ics []identity.IssuerConfig, logger *zap.Logger, now func() time.Time, leeway time.Duration, realm string) (*upstreamStage, error) {
 	st := &upstreamStage{
 		grant:  u.Grant,
 		header: "Authorization",
-		leeway: rt.leeway,
-		now:    rt.now,
+		leeway: leeway,
+		now:    now,
 	}
 	if u.Header != "" {
 		st.header = http.CanonicalHeaderKey(u.Header)
@@ -241,7 +240,7 @@ func newUpstreamStage(repl *caddy.Replacer, u *UpstreamToken, h *Handler, ics []
 		return nil, errors.New("the issuer has no discovery document to find the token endpoint in: set token_endpoint")
 	}
 	st.outage = outageLog{
-		logger:  rt.logger.With(zap.String("issuer", ics[idx].Issuer), zap.String("upstream_token", u.Grant)),
+		logger:  logger.With(zap.String("issuer", ics[idx].Issuer), zap.String("upstream_token", u.Grant)),
 		downMsg: "upstream token unavailable: requests are refused",
 		upMsg:   "upstream token available again",
 	}
@@ -260,7 +259,7 @@ func newUpstreamStage(repl *caddy.Replacer, u *UpstreamToken, h *Handler, ics []
 				cc.Audience = audience[0]
 			}
 		}
-		if err := st.acquireManager(cc, authKey, rt.now); err != nil {
+		if err := st.acquireManager(cc, authKey, now); err != nil {
 			return nil, err
 		}
 	}
@@ -286,7 +285,7 @@ func newUpstreamStage(repl *caddy.Replacer, u *UpstreamToken, h *Handler, ics []
 		if err != nil {
 			return nil, err
 		}
-		st.refusal = `Bearer realm="` + rt.realm + `", error="insufficient_scope", error_description="` +
+		st.refusal = `Bearer realm="` + realm + `", error="insufficient_scope", error_description="` +
 			reasons[reasonExchangeRefused].description + `"`
 	}
 	return st, nil
@@ -396,13 +395,15 @@ func (uh upstreamHeader) set(r *http.Request) {
 	}
 }
 
-// upstreamToken returns the upstream header for the accepted request with
-// the caller's token and its entry e, or the rejection of the request.
-func (rt *runtime) upstreamToken(ctx context.Context, e *cacheEntry, token string) (upstreamHeader, rejection) {
-	st := rt.upstream
-	if st == nil {
-		return upstreamHeader{}, rejection{}
+// token returns the upstream header for the request accepted with
+// credential c and entry e, or the rejection of the request. Without
+// upstream_token (a nil stage), and for a token an earlier identity
+// handler of the route accepted (stacked.go), none is obtained.
+func (st *upstreamStage) token(ctx context.Context, c *credential, e *cacheEntry) (upstreamHeader, *rejection) {
+	if st == nil || c.stacked != nil {
+		return upstreamHeader{}, nil
 	}
+	token := c.token
 	var (
 		v   string
 		err error
@@ -414,15 +415,15 @@ func (rt *runtime) upstreamToken(ctx context.Context, e *cacheEntry, token strin
 	}
 	if err != nil {
 		if isRefusal(err) {
-			return upstreamHeader{}, rejection{reason: reasonExchangeRefused, challenge: st.refusal, err: err, token: token}
+			return upstreamHeader{}, &rejection{reason: reasonExchangeRefused, challenge: st.refusal, err: err, token: token}
 		}
 		if ctx.Err() == nil { // not a client that went away
 			st.outage.set(true, err)
 		}
-		return upstreamHeader{}, rejection{reason: reasonUpstreamToken, err: err, token: token}
+		return upstreamHeader{}, &rejection{reason: reasonUpstreamToken, err: err, token: token}
 	}
 	st.outage.set(false, nil)
-	return upstreamHeader{name: st.header, value: v}, rejection{}
+	return upstreamHeader{name: st.header, value: v}, nil
 }
 
 // clientCredentials returns the header value of the manager's token.

@@ -230,7 +230,7 @@ func TestUpstreamTokenEndpointDownLater(t *testing.T) {
 	proxy := newTokenProxy(t, iss)
 	clock := &testClock{now: time.Now()}
 	h := serviceTokenHandler(iss, proxy.srv.URL)
-	h.rt = &runtime{now: clock.Now}
+	h.now = clock.Now
 	x := newHX(t, h)
 	caller := iss.Token(t, "alice", map[string]any{"exp": time.Now().Add(10 * time.Hour).Unix()})
 
@@ -354,13 +354,13 @@ func TestUpstreamTokenExchangeNotPastCallerExpiry(t *testing.T) {
 	// caller's token.
 	clock := &testClock{now: time.Now().Add(identitytest.DefaultLifetime / 2)}
 	h := exchangeHandler(iss, proxy.srv.URL)
-	h.rt = &runtime{now: clock.Now}
+	h.now = clock.Now
 	h.Leeway = durPtr(0)
 	x := newHX(t, h)
 	caller := callerToken(t, iss)
 	callerExp := issuedToken(t, iss, "Bearer "+caller).Expiry
 	wantStatus(t, x.get("/", bearer(caller)), 200)
-	e, ok := x.h.rt.upstream.cache.GetIfPresent(hashToken(caller))
+	e, ok := x.h.upstream.cache.GetIfPresent(hashToken(caller))
 	if !ok {
 		t.Fatal("exchanged token not cached")
 	}

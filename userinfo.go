@@ -102,7 +102,7 @@ type userInfoSource struct {
 }
 
 // newUserInfoSource compiles the userinfo block of is.
-func newUserInfoSource(repl *caddy.Replacer, is *IssuerConfig, ic identity.IssuerConfig, pol *issuerPolicy, rt *runtime) (*userInfoSource, error) {
+func newUserInfoSource(repl *caddy.Replacer, is *IssuerConfig, ic identity.IssuerConfig, pol *issuerPolicy, a *authenticator) (*userInfoSource, error) {
 	c := is.UserInfo
 	u := &userInfoSource{
 		endpoint:  repl.ReplaceKnown(c.Endpoint, ""),
@@ -111,7 +111,7 @@ func newUserInfoSource(repl *caddy.Replacer, is *IssuerConfig, ic identity.Issue
 		refuse:    c.OnError != "continue",
 		ttl:       DefaultUserInfoCacheTTL,
 		outage: outageLog{
-			logger:  rt.logger.With(zap.String("issuer", pol.issuer)),
+			logger:  a.logger.With(zap.String("issuer", pol.issuer)),
 			downMsg: "userinfo endpoint unavailable: tokens needing its claims are refused",
 			upMsg:   "userinfo endpoint available again",
 		},
@@ -131,7 +131,7 @@ func newUserInfoSource(repl *caddy.Replacer, is *IssuerConfig, ic identity.Issue
 	} else {
 		return nil, errors.New("no discovery document to find the endpoint in: set endpoint")
 	}
-	for _, ch := range rt.claimHeaders {
+	for _, ch := range a.claimHeaders {
 		u.wanted = append(u.wanted, ch.path)
 	}
 	for _, r := range pol.claims {
@@ -150,13 +150,13 @@ func (u *userInfoSource) close() {
 // It returns the time until which the entry may be cached (zero: no
 // limit) and whether t.Claims were replaced by the merged claims, or the
 // reason to refuse the request.
-func (rt *runtime) enrich(ctx context.Context, t *identity.Token, token string) (time.Time, bool, reason, error) {
-	u := rt.userinfo[t.Issuer]
+func (a *authenticator) enrich(ctx context.Context, t *identity.Token, token string) (time.Time, bool, reason, error) {
+	u := a.userinfo[t.Issuer]
 	if u == nil || !u.needed(t.Claims) {
 		return time.Time{}, false, reasonNone, nil
 	}
 	merged, err := u.fetchShared(ctx, t.Claims, token)
-	now := rt.now()
+	now := a.now()
 	if err != nil {
 		if ctx.Err() != nil {
 			return time.Time{}, false, reasonUserInfo, err // the client went away

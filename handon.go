@@ -1,0 +1,134 @@
+package caddyidentity
+
+import (
+	"net/http"
+	"net/textproto"
+	"net/url"
+	"strings"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+
+	"github.com/caddy-identity/caddy-identity/identity"
+)
+
+// handOn is the last stage of an accepted request: it sets the identity
+// headers and placeholders, removes the token (and DPoP proof) unless
+// forward_token, keeps it for an identity handler further down the route
+// (stacked.go), sets the upstream token's header and counts the request.
+type handOn struct {
+	forwardToken bool
+	meter        *meter
+}
+
+// run hands the request accepted with credential c and entry e on, with
+// the upstream token's header up (empty without upstream_token).
+func (ho *handOn) run(r *http.Request, c *credential, e *cacheEntry, up upstreamHeader) {
+	setIdentity(r, e)
+	if !ho.forwardToken && c.src != nil {
+		c.src.remove(r)
+		if vars, ok := r.Context().Value(caddyhttp.VarsCtxKey).(map[string]any); ok {
+			at := &stackedToken{token: c.token}
+			if c.src.dpop {
+				at.dpopJKT = e.dpopJKT
+			}
+			vars[stackedVar] = at
+		}
+	}
+	if cnt := ho.meter.requestCounters(r).accepted[e.issuer]; cnt != nil {
+		cnt.Inc()
+	}
+	up.set(r)
+	if c.dpop() {
+		if !ho.forwardToken {
+			// Without the token the upstream has nothing to replay, with
+			// it (forward_token) it can verify both.
+			delete(r.Header, textproto.CanonicalMIMEHeaderKey(identity.HTTPHeaderDPoP))
+		}
+		if repl, ok := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer); ok {
+			repl.Set(placeholderDPoPJKT, e.dpopJKT)
+		}
+	}
+}
+
+// anonymous counts a request that optional lets through without a token.
+func (ho *handOn) anonymous(r *http.Request) {
+	ho.meter.requestCounters(r).anonymous.Inc()
+}
+
+// setIdentity sets the identity headers and placeholders of an entry.
+func setIdentity(r *http.Request, e *cacheEntry) {
+	if n := len(e.headers); n > 0 {
+		vals := make([]string, n) // one fresh backing array: later handlers may edit values in place
+		for i := range e.headers {
+			vals[i] = e.headers[i].value
+			r.Header[e.headers[i].name] = vals[i : i+1 : i+1]
+		}
+	}
+	if repl, ok := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer); ok {
+		repl.Map(e.repl)
+	}
+}
+
+// remove deletes the token from the request so that the upstream never
+// sees it: the header, the one cookie, or the one query parameter.
+func (s *tokenSource) remove(r *http.Request) {
+	switch s.kind {
+	case fromHeader:
+		delete(r.Header, s.name)
+	case fromCookie:
+		removeCookie(r.Header, s.name)
+	case fromQuery:
+		r.URL.RawQuery = removeQueryParam(r.URL.RawQuery, s.name)
+		r.RequestURI = r.URL.RequestURI()
+	}
+}
+
+// removeCookie rewrites the Cookie header without the cookie called name.
+func removeCookie(hdr http.Header, name string) {
+	removeCookies(hdr, func(n string) bool { return n == name })
+}
+
+// removeCookies rewrites the Cookie header without the cookies whose name
+// drop reports.
+func removeCookies(hdr http.Header, drop func(name string) bool) {
+	var kept []string
+	for _, line := range hdr["Cookie"] {
+		for part := range strings.SplitSeq(line, ";") {
+			p := strings.TrimSpace(part)
+			if p == "" {
+				continue
+			}
+			n, _, _ := strings.Cut(p, "=")
+			if drop(strings.TrimSpace(n)) {
+				continue
+			}
+			kept = append(kept, p)
+		}
+	}
+	if len(kept) == 0 {
+		delete(hdr, "Cookie")
+		return
+	}
+	hdr["Cookie"] = []string{strings.Join(kept, "; ")}
+}
+
+// removeQueryParam returns the raw query without the parameter called name,
+// keeping the other parameters and their order untouched.
+func removeQueryParam(raw, name string) string {
+	var b strings.Builder
+	for part := range strings.SplitSeq(raw, "&") {
+		if part == "" {
+			continue
+		}
+		k, _, _ := strings.Cut(part, "=")
+		if uk, err := url.QueryUnescape(k); err == nil && uk == name {
+			continue
+		}
+		if b.Len() > 0 {
+			b.WriteByte('&')
+		}
+		b.WriteString(part)
+	}
+	return b.String()
+}
