@@ -14,9 +14,10 @@ import (
 // through the token cache (tokencache.go) and the identity.Validator, its
 // claims completed from the userinfo endpoint when configured
 // (userinfo.go), or an opaque token by introspection (introspect.go, with
-// its own cache). Its result is a cache entry (placeholders.go) holding
-// everything a cache hit needs: identity headers, placeholders, bindings
-// and the policy's verdict. It owns the issuers' shared key sources
+// its own cache; introspect_jwt.go for client keys and signed answers,
+// introspect_order.go for several introspecting issuers). Its result is a
+// cache entry (placeholders.go) holding everything a cache hit needs:
+// identity headers, placeholders, bindings and the policy's verdict. It owns the issuers' shared key sources
 // (providers.go), released by its cleanup with the caches and clients.
 type authenticator struct {
 	logger *zap.Logger
@@ -27,9 +28,10 @@ type authenticator struct {
 	counters  resolvedCounters
 	keys      providerSet
 
-	// introspector accepts opaque tokens of the one issuer configured
-	// with introspection; nil when none is.
-	introspector *introspector
+	// introspectors accept opaque tokens of the issuers configured with
+	// introspection, in introspection_order (introspect_order.go); empty
+	// when none is.
+	introspectors []*introspector
 	// userinfo completes the claims of the tokens of the issuers (by
 	// their configured identifier) that have a userinfo block.
 	userinfo map[string]*userInfoSource
@@ -93,7 +95,7 @@ func (a *authenticator) authenticate(ctx context.Context, c *credential) (*cache
 // introspection when an issuer has it, anything else as a JWT (which
 // refuses an opaque token as malformed).
 func (a *authenticator) verify(ctx context.Context, token string) (*cacheEntry, reason, error) {
-	if a.introspector != nil && !isCompactJWS(token) {
+	if len(a.introspectors) > 0 && !isCompactJWS(token) {
 		return a.introspect(ctx, token)
 	}
 	return a.validate(ctx, token)
@@ -147,8 +149,8 @@ func (a *authenticator) cleanup() error {
 	if a.cache != nil {
 		a.cache.close()
 	}
-	if a.introspector != nil {
-		a.introspector.close()
+	for _, in := range a.introspectors {
+		in.close()
 	}
 	for _, u := range a.userinfo {
 		u.close()

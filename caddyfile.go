@@ -48,8 +48,9 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //	        introspection {
 //	            endpoint      <url>
 //	            client_id     <id>
-//	            client_secret <secret>
-//	            auth_method   client_secret_basic | client_secret_post
+//	            client_secret <secret> | key_file <path>
+//	            auth_method   client_secret_basic | client_secret_post | private_key_jwt
+//	            accept        json | jwt
 //	            cache_ttl     <duration>
 //	        }
 //	        userinfo [{
@@ -81,6 +82,7 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //	    refresh_wait   <duration>
 //	    dpop           off | allow | require
 //	    cert_binding   check | off
+//	    introspection_order <issuer...>
 //	    upstream_token client_credentials | exchange {
 //	        issuer             <url>
 //	        token_endpoint     <url>
@@ -135,12 +137,13 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 // come with the DPoP scheme and a proof, and whether they must;
 // cert_binding (default check) whether a token bound to a client
 // certificate needs that certificate on the TLS connection. introspection
-// (in one issuer block at most) accepts that issuer's opaque access tokens
-// by asking its RFC 7662 introspection endpoint; userinfo completes an
-// issuer's tokens with the claims of its userinfo endpoint. upstream_token gives the
-// upstream a token of its own audience: the handler's client-credentials
-// token, or the caller's token exchanged (RFC 8693).
-// by asking its RFC 7662 introspection endpoint. login signs browser
+// accepts an issuer's opaque access tokens by asking its RFC 7662
+// introspection endpoint (accept jwt: only RFC 9701 signed answers); with
+// several issuers that have it, introspection_order names them all in the
+// order they are asked. userinfo completes an issuer's tokens with the
+// claims of its userinfo endpoint. upstream_token gives the upstream a
+// token of its own audience: the handler's client-credentials token, or
+// the caller's token exchanged (RFC 8693). login signs browser
 // users in with OpenID Connect; session_key and scopes may be repeated
 // and add up (the first key seals, all open). store keeps the DPoP
 // proofs already accepted and the sessions ended by back-channel logout
@@ -344,6 +347,13 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			default:
 				return d.Errf("cert_binding: want check or off, got %q", h.CertBinding)
 			}
+		case "introspection_order":
+			if h.IntrospectionOrder != nil {
+				return d.Err("introspection_order given twice")
+			}
+			if h.IntrospectionOrder = d.RemainingArgs(); len(h.IntrospectionOrder) == 0 {
+				return argErr(d, opt)
+			}
 		case "upstream_token":
 			if h.UpstreamToken != nil {
 				return d.Err("upstream_token given twice")
@@ -526,14 +536,25 @@ func parseIntrospection(d *caddyfile.Dispenser) (*IntrospectionConfig, error) {
 			if err := parseOnce(d, &c.ClientSecret); err != nil {
 				return nil, err
 			}
+		case "key_file":
+			if err := parseOnce(d, &c.KeyFile); err != nil {
+				return nil, err
+			}
 		case "auth_method":
 			if err := parseOnce(d, &c.AuthMethod); err != nil {
 				return nil, err
 			}
 			switch c.AuthMethod {
-			case "client_secret_basic", "client_secret_post":
+			case "client_secret_basic", "client_secret_post", "private_key_jwt":
 			default:
-				return nil, d.Errf("auth_method: want client_secret_basic or client_secret_post, got %q", c.AuthMethod)
+				return nil, d.Errf("auth_method: want client_secret_basic, client_secret_post or private_key_jwt, got %q", c.AuthMethod)
+			}
+		case "accept":
+			if err := parseOnce(d, &c.Accept); err != nil {
+				return nil, err
+			}
+			if c.Accept != introspectionAcceptJSON && c.Accept != introspectionAcceptJWT {
+				return nil, d.Errf("accept: want json or jwt, got %q", c.Accept)
 			}
 		case "cache_ttl":
 			var s string
@@ -555,6 +576,9 @@ func parseIntrospection(d *caddyfile.Dispenser) (*IntrospectionConfig, error) {
 	}
 	if c.ClientID == "" {
 		return nil, d.Err("introspection needs client_id")
+	}
+	if c.ClientSecret != "" && c.KeyFile != "" {
+		return nil, d.Err("introspection: client_secret and key_file are exclusive")
 	}
 	return c, nil
 }
@@ -879,7 +903,10 @@ var usages = map[string]string{
 	"endpoint":               "endpoint <url>",
 	"client_id":              "client_id <id>",
 	"client_secret":          "client_secret <secret>",
-	"auth_method":            "auth_method client_secret_basic | client_secret_post",
+	"auth_method":            "auth_method client_secret_basic | client_secret_post | private_key_jwt",
+	"accept":                 "accept json | jwt",
+	"key_file":               "key_file <path>",
+	"introspection_order":    "introspection_order <issuer...>",
 	"cache_ttl":              "cache_ttl <duration>",
 	"upstream_token":         "upstream_token client_credentials | exchange { client_id <id>  client_secret <secret> ... }",
 	"on_error":               "on_error refuse | continue",
@@ -890,11 +917,11 @@ var (
 	topOptions = []string{"issuer", "jwks_url", "jwks_file", "insecure_allow_http", "audience",
 		"authorized_party", "authorized_party_claim", "algorithms", "token_type", "leeway", "max_age",
 		"token_from", "require_scope", "require_claim", "claim_header", "strip_header", "optional",
-		"forward_token", "strip_token", "realm", "cache_size", "max_token_size", "dpop", "cert_binding", "upstream_token"}
+		"forward_token", "strip_token", "realm", "cache_size", "max_token_size", "dpop", "cert_binding", "introspection_order", "upstream_token"}
 	issuerOptions = []string{"jwks_url", "jwks_file", "jwks_uri_base", "insecure_allow_http", "audience",
 		"alias", "tenants", "authorized_party", "authorized_party_claim", "algorithms", "token_type",
 		"require_scope", "require_claim", "introspection", "userinfo"}
-	introspectionOptions = []string{"endpoint", "client_id", "client_secret", "auth_method", "cache_ttl"}
+	introspectionOptions = []string{"endpoint", "client_id", "client_secret", "key_file", "auth_method", "accept", "cache_ttl"}
 	upstreamTokenOptions = []string{"issuer", "token_endpoint", "client_id", "client_secret", "key_file",
 		"scopes", "resource", "audience", "header", "subject_token_type", "actor"}
 	userInfoOptions = []string{"endpoint", "on_error", "cache_ttl"}

@@ -795,7 +795,7 @@ func TestCaddyfileIntrospection(t *testing.T) {
 		{"missing client_id", "identity {\nissuer https://a {\nintrospection {\nclient_secret s\n}\n}\n}", "needs client_id"},
 		{"argument", "identity {\nissuer https://a {\nintrospection x {\nclient_id c\n}\n}\n}", "wrong argument count"},
 		{"unknown option", "identity {\nissuer https://a {\nintrospection {\nclient_id c\nfoo\n}\n}\n}", "unrecognized option"},
-		{"bad auth_method", "identity {\nissuer https://a {\nintrospection {\nclient_id c\nauth_method private_key_jwt\n}\n}\n}", "auth_method"},
+		{"bad auth_method", "identity {\nissuer https://a {\nintrospection {\nclient_id c\nauth_method none\n}\n}\n}", "auth_method"},
 		{"bad cache_ttl", "identity {\nissuer https://a {\nintrospection {\nclient_id c\ncache_ttl -1s\n}\n}\n}", "cache_ttl"},
 		{"client_id twice", "identity {\nissuer https://a {\nintrospection {\nclient_id c\nclient_id d\n}\n}\n}", "twice"},
 		{"block twice", "identity {\nissuer https://a {\nintrospection {\nclient_id c\n}\nintrospection {\nclient_id c\n}\n}\n}", "introspection given twice"},
@@ -817,7 +817,7 @@ func TestCaddyfileIntrospection(t *testing.T) {
 				}
 			}
 			audience api
-		}`, "at most one may"},
+		}`, "introspection_order must list"},
 		{"template issuer", `identity {
 			issuer https://login.example.com/{tenantid}/v2.0 {
 				jwks_url https://login.example.com/keys

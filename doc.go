@@ -40,7 +40,9 @@
 //     token cache (tokencache.go) and the identity.Validator, its claims
 //     completed from the userinfo endpoint when configured (userinfo.go),
 //     or an opaque token by introspection (introspect.go, with its own
-//     cache). The result is a cache entry (placeholders.go) that holds
+//     cache; introspect_jwt.go: private_key_jwt and RFC 9701 signed
+//     answers; introspect_order.go: several introspecting issuers, asked
+//     in introspection_order). The result is a cache entry (placeholders.go) that holds
 //     everything a cache hit needs: identity headers, placeholders,
 //     bindings and the policy's verdict. The token must fit its scheme: a
 //     DPoP-bound token is refused as a bearer token, a DPoP-scheme token

@@ -41,10 +41,27 @@ type IntrospectionConfig struct {
 	ClientID string `json:"client_id"`
 	// ClientSecret is the client's secret; placeholders such as
 	// {env.INTROSPECTION_SECRET} are resolved when the config is loaded,
-	// so that the secret need not be written in the config.
+	// so that the secret need not be written in the config. Exclusive
+	// with KeyFile.
 	ClientSecret string `json:"client_secret,omitempty"`
-	// AuthMethod is client_secret_basic (default) or client_secret_post.
+	// KeyFile is a private key (PEM: PKCS #8, PKCS #1 or SEC 1; or a
+	// private JWK) that authenticates the client with private_key_jwt
+	// (RFC 7523): no shared secret, a short-lived assertion signed for
+	// each request, its aud the endpoint URL. Exclusive with ClientSecret.
+	KeyFile string `json:"key_file,omitempty"`
+	// AuthMethod is client_secret_basic (default) or client_secret_post
+	// with ClientSecret; private_key_jwt, the only one with KeyFile, may
+	// be given or left out.
 	AuthMethod string `json:"auth_method,omitempty"`
+	// Accept is "json" (default: RFC 7662 answers, signed ones verified
+	// when the server sends them) or "jwt": only RFC 9701 signed answers
+	// (Accept: application/token-introspection+jwt), verified with the
+	// issuer's keys under its algorithm allow-list, typ
+	// token-introspection+jwt, iss the issuer, aud client_id, iat present
+	// and at most 5 minutes old. Any other answer, plain JSON included,
+	// makes opaque tokens fail with 503: the handler does not fall back to
+	// what it did not ask for.
+	Accept string `json:"accept,omitempty"`
 	// CacheTTL is how long an active result may be reused without asking
 	// again (never past the token's exp): the delay before a token
 	// revoked at the server is refused here. Default 1m; 0 asks on every
@@ -99,11 +116,8 @@ func checkIntrospection(is *IssuerConfig) error {
 	if c.ClientID == "" {
 		return errors.New("client_id is required")
 	}
-	switch c.AuthMethod {
-	case "", identity.AuthMethodClientSecretBasic, identity.AuthMethodClientSecretPost:
-	default:
-		return fmt.Errorf("auth_method must be %s or %s, not %q",
-			identity.AuthMethodClientSecretBasic, identity.AuthMethodClientSecretPost, c.AuthMethod)
+	if err := checkIntrospectionClient(c); err != nil {
+		return err
 	}
 	if c.CacheTTL != nil && *c.CacheTTL < 0 {
 		return errors.New("cache_ttl must not be negative")
@@ -113,24 +127,6 @@ func checkIntrospection(is *IssuerConfig) error {
 	}
 	if c.Endpoint != "" && !strings.Contains(c.Endpoint, "{") { // a placeholder is checked once replaced
 		return checkEndpointURL(c.Endpoint, is.InsecureAllowHTTP)
-	}
-	return nil
-}
-
-// checkOneIntrospector refuses more than one introspecting issuer: an
-// opaque token carries no issuer, so the handler could only try each
-// endpoint in turn, handing every token to servers that did not issue it.
-func checkOneIntrospector(issuers []IssuerConfig) error {
-	var first string
-	for i := range issuers {
-		if issuers[i].Introspection == nil {
-			continue
-		}
-		if first != "" {
-			return fmt.Errorf("issuers %q and %q both have introspection; at most one may, since an opaque token names no issuer",
-				first, issuers[i].Issuer)
-		}
-		first = issuers[i].Issuer
 	}
 	return nil
 }
@@ -165,6 +161,11 @@ type introspector struct {
 	auth          identity.ClientAuth
 	client        *http.Client
 	transport     *http.Transport
+	// keys and algorithms verify RFC 9701 signed answers; requireJWT,
+	// with accept jwt, takes no other (see signedAnswers).
+	requireJWT bool
+	keys       identity.KeySource
+	algorithms []string
 
 	// audiences, unless anyAudience, must meet the response's aud.
 	audiences   []string
@@ -225,15 +226,11 @@ func newIntrospector(repl *caddy.Replacer, is *IssuerConfig, ic identity.IssuerC
 		// default, is rarely in a response.
 		in.partyClaim = "client_id"
 	}
-	method := c.AuthMethod
-	if method == "" {
-		method = identity.AuthMethodClientSecretBasic
+	var err error
+	if in.auth, err = introspectionClientAuth(repl, c); err != nil {
+		return nil, err
 	}
-	in.auth = identity.ClientAuth{
-		Method:       method,
-		ClientID:     repl.ReplaceKnown(c.ClientID, ""),
-		ClientSecret: repl.ReplaceKnown(c.ClientSecret, ""),
-	}
+	in.signedAnswers(c, ic)
 	if c.CacheTTL != nil {
 		in.ttl = time.Duration(*c.CacheTTL)
 	}
@@ -242,7 +239,6 @@ func newIntrospector(repl *caddy.Replacer, is *IssuerConfig, ic identity.IssuerC
 	in.transport = http.DefaultTransport.(*http.Transport).Clone()
 	in.client = &http.Client{Timeout: introspectionTimeout, Transport: in.transport}
 	if in.ttl > 0 {
-		var err error
 		if in.cache, err = newIntrospectionCache(introspectionCacheEntries); err != nil {
 			return nil, err
 		}
@@ -292,28 +288,33 @@ func isCompactJWS(token string) bool {
 	return len(raw) > 0 && raw[0] == '{' && json.Valid(raw)
 }
 
-// introspect returns the entry of an active opaque token, from the cache
-// or by asking the endpoint, or the rejection reason: an endpoint that
-// cannot answer makes it provider_unavailable (503), since the client did
-// nothing wrong.
-func (a *authenticator) introspect(ctx context.Context, token string) (*cacheEntry, reason, error) {
-	in := a.introspector
-	key := hashToken(token)
-	if in.cache != nil {
-		now := a.now()
-		if e, ok := in.cache.get(key, now); ok {
-			e.cacheHits.Inc()
-			return e, reasonNone, nil
-		}
-		if until, ok := in.inactive.GetIfPresent(key); ok {
-			if now.Before(until) {
-				a.counters.hits(in.issuer).Inc()
-				return nil, reasonInactive, nil
-			}
-			in.inactive.Invalidate(key)
-		}
-		a.counters.misses(in.issuer).Inc()
+// cached returns the live entry of the active token whose hash is key.
+func (in *introspector) cached(key tokenKey, now time.Time) (*cacheEntry, bool) {
+	if in.cache == nil {
+		return nil, false
 	}
+	return in.cache.get(key, now)
+}
+
+// knownInactive reports whether the endpoint answered inactive for the
+// token whose hash is key less than inactiveCacheTTL ago.
+func (in *introspector) knownInactive(key tokenKey, now time.Time) bool {
+	if in.inactive == nil {
+		return false
+	}
+	until, ok := in.inactive.GetIfPresent(key)
+	if ok && !now.Before(until) {
+		in.inactive.Invalidate(key)
+		return false
+	}
+	return ok
+}
+
+// introspectAt asks in's endpoint about token (whose hash is key) and
+// returns the entry of an active token, or the rejection reason: an
+// endpoint that cannot answer makes it provider_unavailable (503), since
+// the client did nothing wrong.
+func (a *authenticator) introspectAt(ctx context.Context, in *introspector, key tokenKey, token string) (*cacheEntry, reason, error) {
 	res, err := in.askShared(ctx, key, token)
 	if err != nil {
 		if ctx.Err() == nil { // not a client that went away
@@ -323,7 +324,7 @@ func (a *authenticator) introspect(ctx context.Context, token string) (*cacheEnt
 	}
 	in.setDown(false, nil)
 	now := a.now()
-	e, rsn, err := a.admitIntrospection(res, now)
+	e, rsn, err := a.admitIntrospection(in, res, now)
 	if rsn == reasonInactive && in.inactive != nil {
 		in.inactive.Set(key, now.Add(min(inactiveCacheTTL, in.ttl)))
 	}
@@ -386,11 +387,7 @@ func (in *introspector) ask(ctx context.Context, token string) (*identity.Intros
 			return nil, err
 		}
 	}
-	res, err := identity.IntrospectToken(ctx, in.client, identity.IntrospectionRequest{
-		ProtocolRequest: identity.ProtocolRequest{Address: endpoint, ClientAuth: in.auth, AllowHTTP: in.allowHTTP},
-		Token:           token,
-		TokenTypeHint:   "access_token",
-	})
+	res, err := identity.IntrospectToken(ctx, in.client, in.request(endpoint, token))
 	if err != nil {
 		return nil, fmt.Errorf("identity: introspection: %w", err)
 	}
@@ -438,9 +435,12 @@ func (in *introspector) discoveredEndpoint(doc *identity.DiscoveryDocument) (str
 // at INFO, as for the issuers' keys.
 func (in *introspector) setDown(down bool, err error) {
 	if in.down.CompareAndSwap(!down, down) {
-		if down {
+		switch {
+		case down && unusableAnswer(err):
+			in.logger.Error("introspection answer unusable (provider answer refused): opaque tokens cannot be checked", zap.Error(err))
+		case down:
 			in.logger.Error("introspection endpoint unavailable: opaque tokens cannot be checked", zap.Error(err))
-		} else {
+		default:
 			in.logger.Info("introspection endpoint available again")
 		}
 	}
@@ -453,8 +453,7 @@ func (in *introspector) setDown(down bool, err error) {
 // answer), valid already, of this issuer and audience, an access token,
 // issued to an authorized party and, with max_age, young enough. The
 // policy's verdict (scopes, claim rules) is in the entry, as for JWTs.
-func (a *authenticator) admitIntrospection(res *identity.IntrospectionResponse, now time.Time) (*cacheEntry, reason, error) {
-	in := a.introspector
+func (a *authenticator) admitIntrospection(in *introspector, res *identity.IntrospectionResponse, now time.Time) (*cacheEntry, reason, error) {
 	if !res.Active {
 		return nil, reasonInactive, nil
 	}

@@ -403,7 +403,7 @@ func TestIntrospectTimeout(t *testing.T) {
 	ep.set(200, activeResponse(iss.URL, time.Now(), nil))
 	ep.delay = 5 * time.Second
 	x := newHX(t, introHandler(iss, ep.srv.URL))
-	x.h.auth.introspector.client.Timeout = 100 * time.Millisecond
+	x.h.auth.introspectors[0].client.Timeout = 100 * time.Millisecond
 	start := time.Now()
 	wantRefusal(t, x.get("/", bearer(opaqueToken(t))), 503, "provider_unavailable")
 	if d := time.Since(start); d > 2*time.Second {

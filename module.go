@@ -171,6 +171,15 @@ type Handler struct {
 	//     terminates TLS must check the binding instead.
 	CertBinding string `json:"cert_binding,omitempty"`
 
+	// IntrospectionOrder lists the issuers with introspection in the
+	// order they are asked about an opaque token, which names no issuer:
+	// required when more than one issuer has introspection, naming each
+	// once. On a cache miss the first issuer is asked, and the next only
+	// when the one before answered inactive or could not answer: each
+	// issuer asked costs a round trip and receives the token. The first
+	// active answer decides; none active with one unavailable is a 503.
+	IntrospectionOrder []string `json:"introspection_order,omitempty"`
+
 	// UpstreamToken, when set, gives the upstream a token of its own
 	// audience: the handler's client-credentials token or the caller's
 	// token exchanged (RFC 8693). See UpstreamToken.
@@ -285,9 +294,9 @@ type IssuerConfig struct {
 	InsecureAllowHTTP bool `json:"insecure_allow_http,omitempty"`
 	// Introspection, when set, accepts opaque access tokens (anything that
 	// is not a compact JWS) of this issuer by asking its RFC 7662
-	// introspection endpoint. At most one issuer of a handler may have it:
-	// an opaque token names no issuer to choose by. Not allowed with a
-	// template issuer.
+	// introspection endpoint. With several issuers that have it, the
+	// handler's IntrospectionOrder says which is asked first. Not allowed
+	// with a template issuer.
 	Introspection *IntrospectionConfig `json:"introspection,omitempty"`
 	// UserInfo, when set, completes the claims of this issuer's JWT
 	// access tokens from its userinfo endpoint (see UserInfoConfig).
@@ -438,10 +447,11 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		}
 		m.issuerLabels = append(m.issuerLabels, pol.issuer)
 		if h.Issuers[i].Introspection != nil {
-			h.auth.introspector, err = newIntrospector(repl, &h.Issuers[i], ic, pol, &h.auth)
+			in, err := newIntrospector(repl, &h.Issuers[i], ic, pol, &h.auth)
 			if err != nil {
 				return fmt.Errorf("issuer %q: introspection: %w", h.Issuers[i].Issuer, err)
 			}
+			h.auth.introspectors = append(h.auth.introspectors, in)
 		}
 		if h.Issuers[i].UserInfo != nil {
 			u, err := newUserInfoSource(repl, &h.Issuers[i], ic, pol, &h.auth)
@@ -454,6 +464,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 			h.auth.userinfo[pol.issuer] = u
 		}
 	}
+	h.auth.orderIntrospectors(repl, h.IntrospectionOrder)
 	if len(m.issuerLabels) > 1 {
 		m.issuerLabels = append(m.issuerLabels, "")
 	}
@@ -546,7 +557,7 @@ func (h *Handler) checkConfig() error {
 			return fmt.Errorf("issuer %q: userinfo: %w", is.Issuer, err)
 		}
 	}
-	if err := checkOneIntrospector(h.Issuers); err != nil {
+	if err := checkIntrospectionOrder(h.Issuers, h.IntrospectionOrder); err != nil {
 		return err
 	}
 	if h.Login != nil {
@@ -995,8 +1006,10 @@ func (h *Handler) checkPlaceholders(repl *caddy.Replacer) error {
 			add("introspection endpoint", c.Endpoint)
 			add("introspection client_id", c.ClientID)
 			add("introspection client_secret", c.ClientSecret)
+			add("introspection key_file", c.KeyFile)
 		}
 	}
+	add("introspection_order", h.IntrospectionOrder...)
 	for _, v := range vals {
 		if v.raw == "" || !strings.Contains(v.raw, "{") || repl.ReplaceKnown(v.raw, "") != "" {
 			continue

@@ -344,6 +344,10 @@ type signedResponseCheck struct {
 	issuer     string   // required iss when not ""
 	audience   string   // required aud member when not ""
 	types      []string // accepted typ header values when not empty
+	// issuedAt requires iat, not in the future and, with maxAge, no older
+	// than maxAge (leeway included both ways).
+	issuedAt bool
+	maxAge   time.Duration
 }
 
 // allowedAlgorithms resolves the algorithm allow-list for c.
@@ -374,8 +378,8 @@ func (c signedResponseCheck) allowedAlgorithms() []jose.SignatureAlgorithm {
 }
 
 // verifySignedResponse verifies a compact JWS response with c.keys and
-// returns its payload after checking typ, iss, aud, exp and nbf (60 s
-// leeway). Errors match ErrMalformed, ErrUnsupportedAlg, ErrKeyNotFound,
+// returns its payload after checking typ, iss, aud, exp, nbf and, when c
+// asks, iat (60 s leeway). Errors match ErrMalformed, ErrUnsupportedAlg, ErrKeyNotFound,
 // ErrSignature or ErrClaimValidation.
 func verifySignedResponse(ctx context.Context, token string, c signedResponseCheck) ([]byte, error) {
 	if c.keys == nil {
@@ -461,7 +465,8 @@ func typeAccepted(typ string, accepted []string) bool {
 	return false
 }
 
-// checkResponseClaims checks iss, aud, exp and nbf of a signed response.
+// checkResponseClaims checks iss, aud, exp, nbf and, when c asks, iat of a
+// signed response.
 func checkResponseClaims(claims wireObject, c signedResponseCheck, now time.Time) error {
 	const leeway = time.Minute
 	if c.issuer != "" {
@@ -493,6 +498,20 @@ func checkResponseClaims(claims wireObject, c signedResponseCheck, now time.Time
 	}
 	if !nbf.IsZero() && now.Add(leeway).Before(nbf) {
 		return &ClaimError{Claim: "nbf", Reason: "not yet valid"}
+	}
+	if !c.issuedAt {
+		return nil
+	}
+	iat, err := claims.unixTime("iat")
+	switch {
+	case err != nil:
+		return &ClaimError{Claim: "iat", Reason: "malformed"}
+	case iat.IsZero():
+		return &ClaimError{Claim: "iat", Reason: "missing"}
+	case now.Add(leeway).Before(iat):
+		return &ClaimError{Claim: "iat", Reason: "issued in the future"}
+	case c.maxAge > 0 && now.Sub(iat) > c.maxAge+leeway:
+		return &ClaimError{Claim: "iat", Reason: "response too old"}
 	}
 	return nil
 }

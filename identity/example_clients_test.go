@@ -2,6 +2,9 @@ package identity_test
 
 import (
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
 	"errors"
 	"fmt"
 	"io"
@@ -348,6 +351,43 @@ func ExampleIntrospectToken() {
 	}
 	fmt.Println(res.Active, res.Subject, res.Scopes, res.HasScope("orders.read"), res.Audience)
 	// Output: true alice [openid orders.read] true [api]
+}
+
+// A resource server that authenticates with private_key_jwt (RFC 7523) and
+// trusts only introspection answers its issuer signed (RFC 9701): the
+// answer is verified with the issuer's published keys, and a plain JSON
+// one would be refused.
+func ExampleIntrospectToken_signed() {
+	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	iss, err := identitytest.Start(identitytest.WithAlgorithms("ES256"), identitytest.WithClientKey("orders-api", &key.PublicKey))
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer iss.Close()
+	provider, _ := identity.NewProvider(iss.URL, identity.ProviderOptions{})
+	defer provider.Close()
+	doc, err := provider.Discovery(context.Background())
+	if err != nil {
+		log.Fatal(err)
+	}
+	tok := exampleLogin(iss, "openid orders.read")
+
+	res, err := identity.IntrospectToken(context.Background(), nil, identity.IntrospectionRequest{
+		ProtocolRequest: identity.ProtocolRequest{
+			Address:    doc.IntrospectionEndpoint,
+			ClientAuth: identity.PrivateKeyJWTAuth("orders-api", key, ""),
+		},
+		Token:      tok.AccessToken,
+		RequireJWT: true,
+		Keys:       provider, // the issuer's JWKS
+		Issuer:     iss.URL,  // iss of the answer; its aud must be orders-api
+	})
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	fmt.Println(res.Signed, res.Active, res.Subject, res.Scope)
+	// Output: true true alice openid orders.read
 }
 
 func ExampleParseIntrospectionResponse() {

@@ -30,6 +30,13 @@ type IntrospectionRequest struct {
 	// application/token-introspection+jwt. A signed response is verified
 	// whenever the server sends one, asked or not.
 	RequestJWT bool
+	// RequireJWT asks for a signed response like RequestJWT and refuses
+	// any other answer with [ErrContentType]: a caller that trusts only
+	// what the issuer signed must not fall back to the plain JSON a
+	// proxy or a misconfigured server could send instead. It needs Keys,
+	// Issuer and an audience (Audience or ClientAuth.ClientID), so that
+	// every check of RFC 9701 §5 is made.
+	RequireJWT bool
 	// Keys verifies signed responses (the issuer's key set or
 	// [*Provider]); a signed response without Keys fails with
 	// [ErrKeyNotFound].
@@ -42,7 +49,17 @@ type IntrospectionRequest struct {
 	// Algorithms is the allow-list for signed responses; empty means the
 	// advertised asymmetric algorithms of Keys, else RS256…EdDSA.
 	Algorithms []string
+	// MaxAge bounds the age of a signed response by its iat, which RFC
+	// 9701 §5 requires: the answer was signed for this very request, so
+	// an old one is a replay or a server whose clock is wrong. 0 means
+	// [DefaultIntrospectionResponseMaxAge]. A 60 s leeway applies both
+	// ways.
+	MaxAge time.Duration
 }
+
+// DefaultIntrospectionResponseMaxAge is the default
+// IntrospectionRequest.MaxAge.
+const DefaultIntrospectionResponseMaxAge = 5 * time.Minute
 
 // IntrospectionResponse is the answer of an introspection endpoint (RFC
 // 7662 §2.2). When Active is false nothing else is meaningful. Members not
@@ -93,16 +110,31 @@ func (r *IntrospectionResponse) HasScope(scope string) bool { return slices.Cont
 // IntrospectToken introspects req.Token. Errors: [*ProtocolError] (e.g.
 // invalid_client with HTTP 401), [*HTTPStatusError], [ErrNotJSON] (also for
 // members of the wrong type), [ErrBodyTooLarge], [*MissingMembersError]
-// without active, verification errors of signed responses, or the
-// transport or context error.
+// without active, verification errors of signed responses,
+// [ErrContentType] for an unsigned answer with RequireJWT, or the transport
+// or context error.
 func IntrospectToken(ctx context.Context, client *http.Client, req IntrospectionRequest) (*IntrospectionResponse, error) {
 	if req.Token == "" {
 		return nil, fmt.Errorf("%w: the introspection request needs Token", ErrMissingToken)
 	}
 	form := url.Values{"token": {req.Token}}
 	setFormValue(form, "token_type_hint", req.TokenTypeHint)
+	aud := req.Audience
+	if aud == "" {
+		aud = req.ClientAuth.ClientID
+	}
+	if req.RequireJWT {
+		switch {
+		case req.Keys == nil:
+			return nil, fmt.Errorf("%w: RequireJWT needs Keys", ErrKeyNotFound)
+		case req.Issuer == "":
+			return nil, fmt.Errorf("%w: RequireJWT needs Issuer", ErrMissingIssuer)
+		case aud == "":
+			return nil, fmt.Errorf("%w: RequireJWT needs Audience or ClientAuth.ClientID", ErrMissingClientID)
+		}
+	}
 	p := req.ProtocolRequest
-	if req.RequestJWT {
+	if req.RequestJWT || req.RequireJWT {
 		p.Header = p.Header.Clone()
 		if p.Header == nil {
 			p.Header = http.Header{}
@@ -116,12 +148,15 @@ func IntrospectToken(ctx context.Context, client *http.Client, req Introspection
 	if res.status != http.StatusOK {
 		return nil, res.errorFor()
 	}
-	if res.mediaType() != introspectionJWTMediaType {
+	if mt := res.mediaType(); mt != introspectionJWTMediaType {
+		if req.RequireJWT {
+			return nil, fmt.Errorf("%w: %q where a signed introspection response (%s) was required", ErrContentType, mt, introspectionJWTMediaType)
+		}
 		return ParseIntrospectionResponse(res.body)
 	}
-	aud := req.Audience
-	if aud == "" {
-		aud = req.ClientAuth.ClientID
+	maxAge := req.MaxAge
+	if maxAge <= 0 {
+		maxAge = DefaultIntrospectionResponseMaxAge
 	}
 	payload, err := verifySignedResponse(ctx, string(res.body), signedResponseCheck{
 		keys:       req.Keys,
@@ -129,6 +164,8 @@ func IntrospectToken(ctx context.Context, client *http.Client, req Introspection
 		issuer:     req.Issuer,
 		audience:   aud,
 		types:      []string{JWTTypeTokenIntrospection},
+		issuedAt:   true,
+		maxAge:     maxAge,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("identity: signed introspection response: %w", err)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"maps"
 	"net/http"
 	"net/url"
 	"reflect"
@@ -92,21 +93,37 @@ func TestIntrospectSignedResponse(t *testing.T) {
 		t.Errorf("Accept = %q", a)
 	}
 
-	noIntro := map[string]any{"iss": "https://as", "aud": "rs"}
-	badIntro := map[string]any{"iss": "https://as", "aud": "rs", "token_introspection": map[string]any{"active": "yes"}}
+	with := func(name string, v any) map[string]any {
+		c := maps.Clone(good)
+		if v == nil {
+			delete(c, name)
+		} else {
+			c[name] = v
+		}
+		return c
+	}
+	noIntro := with("token_introspection", nil)
+	badIntro := with("token_introspection", map[string]any{"active": "yes"})
 	for name, tc := range map[string]struct {
 		body  string
 		mod   func(*identity.IntrospectionRequest)
 		check func(error) bool
 	}{
-		"wrong typ":     {s.sign(t, "JWT", good), nil, claimErr("typ")},
-		"no typ":        {s.sign(t, "", good), nil, claimErr("typ")},
-		"wrong issuer":  {s.sign(t, "token-introspection+jwt", good), func(r *identity.IntrospectionRequest) { r.Issuer = "https://x" }, claimErr("iss")},
-		"wrong aud":     {s.sign(t, "token-introspection+jwt", good), func(r *identity.IntrospectionRequest) { r.Audience = "other" }, claimErr("aud")},
-		"no keys":       {s.sign(t, "token-introspection+jwt", good), func(r *identity.IntrospectionRequest) { r.Keys = nil }, func(e error) bool { return errors.Is(e, identity.ErrKeyNotFound) }},
-		"other signer":  {newTestSigner(t, "k1").sign(t, "token-introspection+jwt", good), nil, func(e error) bool { return errors.Is(e, identity.ErrSignature) }},
-		"missing claim": {s.sign(t, "token-introspection+jwt", noIntro), nil, func(e error) bool { return errors.Is(e, identity.ErrMissingMember) }},
-		"bad inner":     {s.sign(t, "token-introspection+jwt", badIntro), nil, func(e error) bool { return errors.Is(e, identity.ErrNotJSON) }},
+		"wrong typ":              {s.sign(t, "JWT", good), nil, claimErr("typ")},
+		"no typ":                 {s.sign(t, "", good), nil, claimErr("typ")},
+		"wrong issuer":           {s.sign(t, "token-introspection+jwt", good), func(r *identity.IntrospectionRequest) { r.Issuer = "https://x" }, claimErr("iss")},
+		"wrong aud":              {s.sign(t, "token-introspection+jwt", good), func(r *identity.IntrospectionRequest) { r.Audience = "other" }, claimErr("aud")},
+		"no keys":                {s.sign(t, "token-introspection+jwt", good), func(r *identity.IntrospectionRequest) { r.Keys = nil }, func(e error) bool { return errors.Is(e, identity.ErrKeyNotFound) }},
+		"other signer":           {newTestSigner(t, "k1").sign(t, "token-introspection+jwt", good), nil, func(e error) bool { return errors.Is(e, identity.ErrSignature) }},
+		"missing claim":          {s.sign(t, "token-introspection+jwt", noIntro), nil, func(e error) bool { return errors.Is(e, identity.ErrMissingMember) }},
+		"bad inner":              {s.sign(t, "token-introspection+jwt", badIntro), nil, func(e error) bool { return errors.Is(e, identity.ErrNotJSON) }},
+		"no iat":                 {s.sign(t, "token-introspection+jwt", with("iat", nil)), nil, claimErr("iat")},
+		"iat a string":           {s.sign(t, "token-introspection+jwt", with("iat", "now")), nil, claimErr("iat")},
+		"iat too old":            {s.sign(t, "token-introspection+jwt", with("iat", now-400)), nil, claimErr("iat")},
+		"iat too old for MaxAge": {s.sign(t, "token-introspection+jwt", with("iat", now-200)), func(r *identity.IntrospectionRequest) { r.MaxAge = time.Minute }, claimErr("iat")},
+		"iat ahead":              {s.sign(t, "token-introspection+jwt", with("iat", now+120)), nil, claimErr("iat")},
+		"expired":                {s.sign(t, "token-introspection+jwt", with("exp", now-120)), nil, claimErr("exp")},
+		"RS256 not allowed":      {s.sign(t, "token-introspection+jwt", good), func(r *identity.IntrospectionRequest) { r.Algorithms = []string{"RS256"} }, func(e error) bool { return errors.Is(e, identity.ErrUnsupportedAlg) }},
 	} {
 		f := serve(tc.body)
 		r := req
@@ -117,6 +134,57 @@ func TestIntrospectSignedResponse(t *testing.T) {
 		if _, err := identity.IntrospectToken(context.Background(), nil, r); !tc.check(err) {
 			t.Errorf("%s: got %v", name, err)
 		}
+	}
+}
+
+func TestIntrospectRequireJWT(t *testing.T) {
+	s := newTestSigner(t, "k1")
+	signed := s.sign(t, "token-introspection+jwt", map[string]any{"iss": "https://as", "aud": "rs", "iat": time.Now().Unix(),
+		"token_introspection": map[string]any{"active": true, "sub": "u"}})
+	base := identity.IntrospectionRequest{
+		ProtocolRequest: identity.ProtocolRequest{ClientAuth: identity.ClientSecretBasicAuth("rs", "x")},
+		Token:           "t", RequireJWT: true, Keys: s.keys(), Issuer: "https://as",
+	}
+	for _, tc := range []struct {
+		name        string
+		contentType string
+		body        string
+		mod         func(*identity.IntrospectionRequest)
+		want        error // nil: accepted
+		asked       bool  // whether the endpoint was called
+	}{
+		{"signed", "application/token-introspection+jwt", signed, nil, nil, true},
+		{"signed, media type with parameters", "application/token-introspection+jwt; charset=utf-8", signed, nil, nil, true},
+		{"plain JSON", "application/json", `{"active":true,"sub":"u"}`, nil, identity.ErrContentType, true},
+		{"plain JSON, inactive", "application/json", `{"active":false}`, nil, identity.ErrContentType, true},
+		{"JWT as application/jwt", "application/jwt", signed, nil, identity.ErrContentType, true},
+		{"no keys", "", "", func(r *identity.IntrospectionRequest) { r.Keys = nil }, identity.ErrKeyNotFound, false},
+		{"no issuer", "", "", func(r *identity.IntrospectionRequest) { r.Issuer = "" }, identity.ErrMissingIssuer, false},
+		{"no audience", "", "", func(r *identity.IntrospectionRequest) { r.ClientAuth = identity.ClientAuth{} }, identity.ErrMissingClientID, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f := newFake(t, func(w http.ResponseWriter, _ *http.Request, _ url.Values) {
+				w.Header().Set("Content-Type", tc.contentType)
+				_, _ = io.WriteString(w, tc.body)
+			})
+			req := base
+			req.Address = f.URL
+			if tc.mod != nil {
+				tc.mod(&req)
+			}
+			r, err := identity.IntrospectToken(context.Background(), nil, req)
+			if !errors.Is(err, tc.want) || (tc.want == nil && (r == nil || !r.Signed || r.Subject != "u")) {
+				t.Fatalf("got %+v, %v; want %v", r, err, tc.want)
+			}
+			if n := f.count(); (n > 0) != tc.asked {
+				t.Fatalf("endpoint called %d times", n)
+			}
+			if tc.asked {
+				if a := f.last(t).Header.Get("Accept"); a != "application/token-introspection+jwt" {
+					t.Errorf("Accept = %q", a)
+				}
+			}
+		})
 	}
 }
 

@@ -28,16 +28,17 @@
 //	POST /token       client_credentials, authorization_code (+ code_verifier), refresh_token (rotated),
 //	                  device_code, token-exchange (RFC 8693: a live access token as subject_token, act.sub the client)
 //	GET  /userinfo    sub, name, email, email_verified of a Bearer access token (POST too)
-//	POST /introspect  RFC 7662, for confidential clients
+//	POST /introspect  RFC 7662, for confidential clients; RFC 9701 signed when the Accept header asks
 //	POST /revoke      RFC 7009
 //	POST /register    RFC 7591 dynamic registration; GET, PUT, DELETE /register/{id} (RFC 7592)
 //
 // Clients authenticate with client_secret_basic or client_secret_post;
 // DefaultClientID with DefaultClientSecret is registered, WithClient adds
-// more (public ones too). Access tokens are JWTs (typ at+jwt, aud
-// DefaultAudience, client_id, scope); a code or refresh grant with scope
-// "openid" also returns an ID token (aud the client, nonce, at_hash,
-// auth_time). A token request with a valid DPoP proof gets a DPoP-bound
+// more (public ones too), WithClientKey clients that authenticate with
+// private_key_jwt. Access tokens are JWTs (typ at+jwt, aud
+// DefaultAudience, client_id, scope), or opaque strings with
+// WithOpaqueAccessTokens; a code or refresh grant with scope "openid" also
+// returns an ID token (aud the client, nonce, at_hash, auth_time). A token request with a valid DPoP proof gets a DPoP-bound
 // access token (cnf.jkt, token_type DPoP), which userinfo then accepts only
 // with the DPoP scheme and a proof of that key. Codes and tokens live in
 // memory until the issuer is closed.
@@ -82,8 +83,10 @@ type config struct {
 	jwksPath     string
 	issuerPath   string
 	noKeyAlg     bool
-	clients      map[string]string // client ID → secret ("" for public clients)
-	users        map[string]string // WithLoginPage: user name → password
+	clients      map[string]string           // client ID → secret ("" for public clients)
+	clientKeys   map[string]crypto.PublicKey // WithClientKey: client ID → assertion key
+	opaqueTokens bool                        // WithOpaqueAccessTokens
+	users        map[string]string           // WithLoginPage: user name → password
 	// WithDevicePolling: the enforced polling interval and the lifetime
 	// of device codes.
 	deviceInterval, deviceLifetime time.Duration

@@ -68,6 +68,8 @@ type oauthState struct {
 	// registered holds the metadata of dynamically registered ones.
 	clients    map[string]string
 	registered map[string]*registration
+	// assertions are the client assertions used, by client and jti.
+	assertions map[string]bool
 }
 
 // registration is a dynamically registered client (RFC 7591, RFC 7592).
@@ -150,9 +152,13 @@ func writeJSONBody(w http.ResponseWriter, status int, v any) {
 
 // clientAuth authenticates the client of a token, introspection or
 // revocation request: HTTP Basic (form-urlencoded ID and secret, RFC 6749
-// §2.3.1) or client_id and client_secret in the form; a public client by
-// its client_id alone. It reports the client and whether it is public.
+// §2.3.1), client_id and client_secret in the form, or a client assertion
+// of a WithClientKey client; a public client by its client_id alone. It
+// reports the client and whether it is public.
 func (i *Issuer) clientAuth(r *http.Request) (id string, public, ok bool) {
+	if id, presented := i.assertionClient(r); presented {
+		return id, false, id != ""
+	}
 	id, secret, basic := r.BasicAuth()
 	if basic {
 		var err1, err2 error
@@ -353,9 +359,11 @@ func (i *Issuer) issueTokens(g *grant, grantType, jkt string) (map[string]any, e
 	if jkt != "" {
 		claims["cnf"], tokenType = map[string]any{"jkt": jkt}, "DPoP"
 	}
-	at, err := i.MintToken(claims, Header("typ", "at+jwt"))
-	if err != nil {
-		return nil, err
+	at, err := randomValue(), error(nil)
+	if !i.cfg.opaqueTokens {
+		if at, err = i.MintToken(claims, Header("typ", "at+jwt")); err != nil {
+			return nil, err
+		}
 	}
 	resp := map[string]any{"access_token": at, "token_type": tokenType, "expires_in": int(DefaultLifetime / time.Second)}
 	if g.scope != "" {
@@ -433,16 +441,22 @@ func (i *Issuer) serveUserInfo(w http.ResponseWriter, r *http.Request) {
 }
 
 // serveIntrospection answers RFC 7662 introspection for an authenticated
-// confidential client.
+// confidential client, signed (RFC 9701) when the client accepts
+// application/token-introspection+jwt.
 func (i *Issuer) serveIntrospection(w http.ResponseWriter, r *http.Request) {
-	if _, public, ok := i.clientAuth(r); !ok || public {
+	client, public, ok := i.clientAuth(r)
+	if !ok || public {
 		oauthError(w, http.StatusUnauthorized, "invalid_client", "client authentication failed")
 		return
 	}
-	t := i.lookup(r.PostForm.Get("token"))
+	i.writeIntrospection(w, r, client, i.introspection(r.PostForm.Get("token")))
+}
+
+// introspection is the RFC 7662 response about token.
+func (i *Issuer) introspection(token string) map[string]any {
+	t := i.lookup(token)
 	if t == nil {
-		writeJSONBody(w, http.StatusOK, map[string]any{"active": false})
-		return
+		return map[string]any{"active": false}
 	}
 	resp := map[string]any{
 		"active": true, "client_id": t.grant.clientID, "sub": t.grant.subject, "iss": i.URL, "exp": t.expiry.Unix(),
@@ -459,7 +473,7 @@ func (i *Issuer) serveIntrospection(w http.ResponseWriter, r *http.Request) {
 	if t.jkt != "" {
 		resp["token_type"], resp["cnf"] = "DPoP", map[string]any{"jkt": t.jkt}
 	}
-	writeJSONBody(w, http.StatusOK, resp)
+	return resp
 }
 
 // serveRevocation forgets a token of the authenticated client (RFC 7009);
