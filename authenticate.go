@@ -46,6 +46,9 @@ type authenticator struct {
 	dpopRequired bool
 	leeway       time.Duration
 	maxAge       time.Duration
+	// store shares introspection and userinfo answers between instances
+	// when its caches say so (store_cache.go); nil without a store.
+	store *sharedStore
 }
 
 // claimHeader is a compiled ClaimHeader.
@@ -122,15 +125,17 @@ func (a *authenticator) verifyJWT(ctx context.Context, token string) (*cacheEntr
 	if err != nil {
 		return nil, classify(err), err
 	}
-	until, merged, rsn, err := a.enrich(ctx, t, token)
+	own := t.Claims
+	c, until, rsn, err := a.enrich(ctx, t.Issuer, own, token)
 	if rsn != reasonNone {
 		return nil, rsn, err
 	}
+	t.Claims = c
 	e, err := a.newEntry(t, token)
 	if err != nil {
 		return nil, classify(err), err
 	}
-	if merged {
+	if t.Claims != own {
 		e.decoded.Store(t.Claims) // the placeholders see the merged claims
 	}
 	if !until.IsZero() && until.Before(e.expires) {

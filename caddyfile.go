@@ -80,7 +80,15 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //	    cache_size     <units>
 //	    max_token_size <size>
 //	    refresh_wait   <duration>
-//	    dpop           off | allow | require
+//	    dpop           [off | allow | require] [{
+//	        proof_algorithms <alg...>
+//	        proof_max_age    <duration>
+//	        proof_leeway     <duration>
+//	        nonce {
+//	            secret   <secret>
+//	            lifetime <duration>
+//	        }
+//	    }]
 //	    cert_binding   check | off
 //	    introspection_order <issuer...>
 //	    upstream_token client_credentials | exchange {
@@ -112,6 +120,7 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //	        idle_timeout  <duration> | off
 //	        forward_access_token
 //	        userinfo
+//	        session_store cookie | redis
 //	    }
 //	    store redis {
 //	        address   <host:port>
@@ -122,6 +131,7 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //	        key_prefix <prefix>
 //	        timeout   <duration>
 //	        failure   fail_closed | fail_open_local
+//	        caches    introspection userinfo
 //	    }
 //	}
 //
@@ -134,7 +144,9 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 // audience, authorized_party, alias, tenants, jwks_uri_base, algorithms, token_type,
 // require_scope, require_claim, claim_header, strip_header and token_from
 // may be repeated and add up. dpop (default allow) says whether tokens may
-// come with the DPoP scheme and a proof, and whether they must;
+// come with the DPoP scheme and a proof, and whether they must; its block
+// sets the accepted proof algorithms, the proof iat window and server
+// nonces;
 // cert_binding (default check) whether a token bound to a client
 // certificate needs that certificate on the TLS connection. introspection
 // accepts an issuer's opaque access tokens by asking its RFC 7662
@@ -324,16 +336,8 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			}
 			h.MaxTokenSize = int(n)
 		case "dpop":
-			if h.DPoP != "" {
-				return d.Err("dpop given twice")
-			}
-			if !d.AllArgs(&h.DPoP) {
-				return argErr(d, opt)
-			}
-			switch h.DPoP {
-			case "off", "allow", "require":
-			default:
-				return d.Errf("dpop: want off, allow or require, got %q", h.DPoP)
+			if err := parseDPoP(d, h); err != nil {
+				return err
 			}
 		case "cert_binding":
 			if h.CertBinding != "" {
@@ -600,6 +604,7 @@ func parseLogin(d *caddyfile.Dispenser) (*LoginConfig, error) {
 		"backchannel_logout_path":  &l.BackchannelLogoutPath,
 		"userinfo_path":            &l.UserinfoPath,
 		"post_logout_redirect_uri": &l.PostLogoutRedirectURI,
+		"session_store":            &l.SessionStore,
 	}
 	for nesting := d.Nesting(); d.NextBlock(nesting); {
 		opt := d.Val()
@@ -897,7 +902,7 @@ var usages = map[string]string{
 	"realm":                  "realm <name>",
 	"cache_size":             "cache_size <units>",
 	"max_token_size":         "max_token_size <size>",
-	"dpop":                   "dpop off | allow | require",
+	"dpop":                   "dpop off | allow | require [{ proof_algorithms <alg...>  proof_max_age <duration>  proof_leeway <duration>  nonce { secret <secret>  lifetime <duration> } }]",
 	"cert_binding":           "cert_binding check | off",
 	"introspection":          "introspection { endpoint <url>  client_id <id>  client_secret <secret> ... }",
 	"endpoint":               "endpoint <url>",

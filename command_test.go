@@ -22,19 +22,27 @@ var caddyBin string
 // TestCommands builds ./cmd/caddy and runs the caddy identity commands
 // against identitytest issuers.
 func TestCommands(t *testing.T) {
-	if testing.Short() {
-		t.Skip("builds the caddy binary")
-	}
-	caddyBin = filepath.Join(t.TempDir(), "caddy")
-	if out, err := exec.Command("go", "build", "-o", caddyBin, "./cmd/caddy").CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
+	caddyBin = buildCaddy(t)
 	t.Run("discover", testCommandDiscover)
 	t.Run("check", testCommandCheck)
 	t.Run("verify", testCommandVerify)
 	t.Run("verify matchers", testCommandVerifyMatchers)
 	t.Run("token", testCommandToken)
 	t.Run("token --device", testCommandDevice)
+}
+
+// buildCaddy builds ./cmd/caddy, the plugin's Caddy, into the test's
+// directory and returns its path (skipped with -short).
+func buildCaddy(t *testing.T) string {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("builds the caddy binary")
+	}
+	bin := filepath.Join(t.TempDir(), "caddy")
+	if out, err := exec.Command("go", "build", "-o", bin, "./cmd/caddy").CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	return bin
 }
 
 // runCaddy runs the built binary and returns its standard output and exit

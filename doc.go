@@ -35,14 +35,18 @@
 //     no token but has a valid session cookie is let through from the
 //     session (login_flow.go pass, which applies the same policy and
 //     identity headers); a browser navigation without either is sent to
-//     sign in. Everything else goes on below.
+//     sign in. Everything else goes on below. With session_store redis
+//     the session itself is in the shared store and the cookie holds its
+//     id (session_store.go).
 //  4. Authenticate (authenticate.go, authenticator): a JWT through the
 //     token cache (tokencache.go) and the identity.Validator, its claims
 //     completed from the userinfo endpoint when configured (userinfo.go),
 //     or an opaque token by introspection (introspect.go, with its own
-//     cache; introspect_jwt.go: private_key_jwt and RFC 9701 signed
-//     answers; introspect_order.go: several introspecting issuers, asked
-//     in introspection_order). The result is a cache entry (placeholders.go) that holds
+//     cache, whose answer userinfo completes the same way;
+//     introspect_jwt.go: private_key_jwt and RFC 9701 signed answers;
+//     introspect_order.go: several introspecting issuers, asked in
+//     introspection_order; store_cache.go: introspection and userinfo
+//     answers shared through the store). The result is a cache entry (placeholders.go) that holds
 //     everything a cache hit needs: identity headers, placeholders,
 //     bindings and the policy's verdict. The token must fit its scheme: a
 //     DPoP-bound token is refused as a bearer token, a DPoP-scheme token
@@ -51,7 +55,9 @@
 //  5. Certificate binding (mtls.go, certBinding.check): a certificate-bound
 //     token (cnf.x5t#S256) needs its client certificate.
 //  6. DPoP proof (dpop.go, dpopStage.check): for the DPoP scheme, the proof
-//     must be valid for this request and the token's key and unseen (the
+//     must be valid for this request and the token's key (algorithms and
+//     iat window: dpop_options.go; with server nonces a current nonce,
+//     renewed on the response when it ages: dpop_nonce.go) and unseen (the
 //     process's replay cache, or the shared store: store.go).
 //  7. Policy (policy.go, policyStage.check): require_scope / require_claim
 //     of the token's issuer, evaluated when the entry is built and cached

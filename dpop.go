@@ -27,8 +27,8 @@ const placeholderDPoPJKT = "http.auth.identity.dpop_jkt"
 // of the next config after a reload (which provisions before the old
 // config cleans up, so the cache is never empty in between). It lives
 // while a loaded config has a handler with DPoP on; each entry lives
-// until the proof it records is too old to be accepted (its iat plus
-// 60 s).
+// until the proof it records is too old to be accepted by the handler
+// that accepted it (its iat plus that handler's proof_max_age).
 var replayPool = caddy.NewUsagePool()
 
 const replayPoolKey = "dpop-replay"
@@ -56,6 +56,12 @@ type dpopStage struct {
 	// owns it (sign-in shares it).
 	store *sharedStore
 	now   func() time.Time
+	// algorithms are the accepted proof algorithms; maxAge and leeway the
+	// iat window (dpop_options.go configure).
+	algorithms     []string
+	maxAge, leeway time.Duration
+	// nonce, when on, issues and checks server nonces (dpop_nonce.go).
+	nonce nonceOffer
 }
 
 // acquire sets the stage's replay cache to the shared one, created on
@@ -107,8 +113,9 @@ func parseDPoPMode(s string) dpopMode {
 }
 
 // dpopAlgorithms are the proof algorithms accepted and advertised in the
-// algs challenge parameter: the asymmetric defaults. The client picks the
-// proof key, so any key type the library verifies is fine.
+// algs challenge parameter by default (proof_algorithms): the asymmetric
+// defaults. The client picks the proof key, so any key type the library
+// verifies is fine.
 var dpopAlgorithms = identity.DefaultAlgorithms()
 
 // dpopCheckDescriptions are the fixed error_description texts of a failed
@@ -125,7 +132,6 @@ var dpopCheckDescriptions = map[identity.DPoPCheck]string{
 	identity.DPoPCheckMethod:          "The DPoP proof is for another HTTP method",
 	identity.DPoPCheckURI:             "The DPoP proof is for another URI",
 	identity.DPoPCheckIssuedAt:        "The DPoP proof is too old or issued in the future",
-	identity.DPoPCheckNonce:           "The DPoP proof nonce is invalid",
 	identity.DPoPCheckAccessTokenHash: "The DPoP proof is for another access token",
 	identity.DPoPCheckJKT:             "The DPoP proof key is not the key the access token is bound to",
 }
@@ -175,17 +181,19 @@ func cnfJKT(c *identity.Claims) (jkt string, bound bool) {
 // credential stage) must be signed by that key for this method, URI and
 // token, and not seen before. The proof is checked on every request,
 // whether the token's validation came from the cache or not, and last, so
-// that its jti is not spent on a request refused anyway. A request
-// without the DPoP scheme has nothing to check here (this inlines).
-func (st *dpopStage) check(r *http.Request, c *credential, e *cacheEntry) *rejection {
+// that its jti is not spent on a request refused anyway. With server
+// nonces the proof must carry a valid one, and a client whose nonce is
+// about to expire gets the current one on w. A request without the DPoP
+// scheme has nothing to check here (this inlines).
+func (st *dpopStage) check(w http.ResponseWriter, r *http.Request, c *credential, e *cacheEntry) *rejection {
 	if !c.dpop() {
 		return nil
 	}
-	return st.verifyProof(r, c, e)
+	return st.verifyProof(w, r, c, e)
 }
 
 // verifyProof is check for a request with the DPoP scheme.
-func (st *dpopStage) verifyProof(r *http.Request, c *credential, e *cacheEntry) *rejection {
+func (st *dpopStage) verifyProof(w http.ResponseWriter, r *http.Request, c *credential, e *cacheEntry) *rejection {
 	method, uri := requestTarget(r)
 	replay := st.replay
 	if st.store != nil {
@@ -197,7 +205,10 @@ func (st *dpopStage) verifyProof(r *http.Request, c *credential, e *cacheEntry) 
 		URI:         uri,
 		AccessToken: c.token,
 		BoundJKT:    e.dpopJKT,
-		Algorithms:  dpopAlgorithms,
+		Algorithms:  st.algorithms,
+		MaxAge:      st.maxAge,
+		ClockSkew:   st.leeway,
+		Nonces:      st.nonce.nonces,
 		Now:         now,
 		Replay:      replay,
 	})
@@ -210,6 +221,7 @@ func (st *dpopStage) verifyProof(r *http.Request, c *credential, e *cacheEntry) 
 	if err != nil {
 		return proofRejection(err, c.token)
 	}
+	st.nonce.renew(w.Header(), p, now)
 	return nil
 }
 
@@ -272,7 +284,7 @@ var errProofReplayed = &identity.DPoPProofError{Check: identity.DPoPCheckJTI, Re
 // cache records every proof too, so that one accepted before an outage
 // is not accepted again here during it.
 func (st *dpopStage) admitShared(ctx context.Context, p *identity.DPoPProof, now time.Time) (reason, error) {
-	ttl := p.IssuedAt.Add(identity.DefaultDPoPMaxAge).Sub(now)
+	ttl := p.IssuedAt.Add(st.maxAge).Sub(now)
 	fresh, err := st.store.admitProof(ctx, identity.DPoPReplayKey(p), ttl)
 	if err != nil && !st.store.failOpen {
 		return reasonStoreUnavailable, err

@@ -30,7 +30,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 		rej = h.certs.check(r, &c, e)
 	}
 	if rej == nil {
-		rej = h.dpop.check(r, &c, e)
+		rej = h.dpop.check(w, r, &c, e)
 	}
 	if rej == nil {
 		rej = h.policy.check(&c, e)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"testing"
 
 	"github.com/caddyserver/caddy/v2"
@@ -113,27 +114,42 @@ func TestCacheHitAllocations(t *testing.T) {
 // BenchmarkHandlerStagesCacheHit pairs a plain cache hit with hits that
 // also hand the upstream a token (upstream_token client_credentials, and
 // exchange with the exchanged token cached) or that carry claims merged
-// from userinfo, all warm, in one run: compare the sub-benchmarks' ns/op.
+// from userinfo (the default X-User-Email, which the token lacks), and an
+// introspected opaque token's hit, plain and completed from userinfo, all
+// warm, in one run: compare the sub-benchmarks' ns/op.
 func BenchmarkHandlerStagesCacheHit(b *testing.B) {
 	iss := identitytest.NewIssuer(b, identitytest.WithClient("caller", "pw"))
+	opaqueIss := identitytest.NewIssuer(b, identitytest.WithClient("caller", "pw"), identitytest.WithOpaqueAccessTokens())
 	ui := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
 		_, _ = w.Write([]byte(`{"sub":"caller","email":"caller@example.com"}`))
 	}))
 	b.Cleanup(ui.Close)
-	caller := callerToken(b, iss) // sub "caller", no aud: an issued token, for exchange
+	caller := callerToken(b, iss)             // sub "caller", no aud: an issued token, for exchange
+	opaqueCaller := callerToken(b, opaqueIss) // the same, opaque
+	introspection := func(h *Handler) {
+		h.Issuers[0] = IssuerConfig{Issuer: opaqueIss.URL, Introspection: &IntrospectionConfig{
+			ClientID: identitytest.DefaultClientID, ClientSecret: identitytest.DefaultClientSecret,
+		}}
+	}
 	configs := []struct {
-		name  string
-		setup func(h *Handler)
+		name   string
+		setup  func(h *Handler)
+		opaque bool
 	}{
-		{"plain", func(*Handler) {}},
+		{"plain", func(*Handler) {}, false},
 		{"client_credentials", func(h *Handler) {
 			h.UpstreamToken = &UpstreamToken{Grant: "client_credentials", ClientID: identitytest.DefaultClientID, ClientSecret: identitytest.DefaultClientSecret}
-		}},
+		}, false},
 		{"exchange", func(h *Handler) {
 			h.UpstreamToken = &UpstreamToken{Grant: "exchange", ClientID: identitytest.DefaultClientID, ClientSecret: identitytest.DefaultClientSecret, Audience: []string{"orders"}}
-		}},
-		{"userinfo", func(h *Handler) { h.Issuers[0].UserInfo = &UserInfoConfig{Endpoint: ui.URL} }},
+		}, false},
+		{"userinfo", func(h *Handler) { h.Issuers[0].UserInfo = &UserInfoConfig{Endpoint: ui.URL} }, false},
+		{"introspection", introspection, true},
+		{"introspection+userinfo", func(h *Handler) {
+			introspection(h)
+			h.Issuers[0].UserInfo = &UserInfoConfig{Endpoint: ui.URL}
+		}, true},
 	}
 	for _, c := range configs {
 		b.Run(c.name, func(b *testing.B) {
@@ -147,12 +163,20 @@ func BenchmarkHandlerStagesCacheHit(b *testing.B) {
 				_ = h.Cleanup()
 				cancel()
 			})
-			warm := httptest.NewRequest(http.MethodGet, "http://example.com/", nil)
-			warm.Header.Set("Authorization", "Bearer "+caller)
-			if err := h.ServeHTTP(httptest.NewRecorder(), warm, benchNext); err != nil {
-				b.Fatal(err)
+			tok := caller
+			if c.opaque {
+				tok = opaqueCaller
 			}
-			benchServe(b, h, []string{caller})
+			warm := httptest.NewRequest(http.MethodGet, "http://example.com/", nil)
+			warm.Header.Set("Authorization", "Bearer "+tok)
+			rec := httptest.NewRecorder()
+			if err := h.ServeHTTP(rec, warm, benchNext); err != nil || rec.Code != http.StatusOK {
+				b.Fatalf("warm-up: status %d, %v", rec.Code, err)
+			}
+			if strings.Contains(c.name, "userinfo") && warm.Header.Get("X-User-Email") != "caller@example.com" {
+				b.Fatalf("warm-up: X-User-Email %q, want the userinfo email", warm.Header.Get("X-User-Email"))
+			}
+			benchServe(b, h, []string{tok})
 		})
 	}
 }

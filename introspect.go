@@ -315,16 +315,18 @@ func (in *introspector) knownInactive(key tokenKey, now time.Time) bool {
 // endpoint that cannot answer makes it provider_unavailable (503), since
 // the client did nothing wrong.
 func (a *authenticator) introspectAt(ctx context.Context, in *introspector, key tokenKey, token string) (*cacheEntry, reason, error) {
-	res, err := in.askShared(ctx, key, token)
+	res, fromStore, err := a.introspectShared(ctx, in, key, token)
 	if err != nil {
 		if ctx.Err() == nil { // not a client that went away
 			in.setDown(true, err)
 		}
 		return nil, reasonProviderUnavailable, err
 	}
-	in.setDown(false, nil)
+	if !fromStore { // the endpoint answered
+		in.setDown(false, nil)
+	}
 	now := a.now()
-	e, rsn, err := a.admitIntrospection(in, res, now)
+	e, rsn, err := a.admitIntrospection(ctx, in, res, token, now)
 	if rsn == reasonInactive && in.inactive != nil {
 		in.inactive.Set(key, now.Add(min(inactiveCacheTTL, in.ttl)))
 	}
@@ -452,8 +454,9 @@ func (in *introspector) setDown(down bool, err error) {
 // required: without it the handler could not bound how long it trusts the
 // answer), valid already, of this issuer and audience, an access token,
 // issued to an authorized party and, with max_age, young enough. The
-// policy's verdict (scopes, claim rules) is in the entry, as for JWTs.
-func (a *authenticator) admitIntrospection(in *introspector, res *identity.IntrospectionResponse, now time.Time) (*cacheEntry, reason, error) {
+// policy's verdict (scopes, claim rules) is in the entry, as for JWTs,
+// on the claims completed from userinfo when the issuer has it.
+func (a *authenticator) admitIntrospection(ctx context.Context, in *introspector, res *identity.IntrospectionResponse, token string, now time.Time) (*cacheEntry, reason, error) {
 	if !res.Active {
 		return nil, reasonInactive, nil
 	}
@@ -502,6 +505,13 @@ func (a *authenticator) admitIntrospection(in *introspector, res *identity.Intro
 		if limit := res.IssuedAt.Add(a.maxAge); limit.Before(expires) {
 			expires = limit
 		}
+	}
+	c, until, rsn, err := a.enrich(ctx, in.issuer, c, token)
+	if rsn != reasonNone {
+		return nil, rsn, err
+	}
+	if !until.IsZero() && until.Before(expires) {
+		expires = until
 	}
 	e, err := a.claimsEntry(in.issuer, c)
 	if err != nil {

@@ -112,6 +112,15 @@ type LoginConfig struct {
 	// Userinfo adds the provider's userinfo claims to the ID token's at
 	// sign-in.
 	Userinfo bool `json:"userinfo,omitempty"`
+	// SessionStore is where sessions live: "cookie" (default), sealed in
+	// the browser's cookie, or "redis", in the handler's store (which it
+	// requires), the cookie then holding only a random 256-bit id. A
+	// stored session is the same at every instance: a logout ends it
+	// everywhere at once, and one instance at a time refreshes it. While
+	// the store cannot be reached, requests with a stored session are
+	// refused with 503 under either failure policy (an instance cannot
+	// know a session it cannot read).
+	SessionStore string `json:"session_store,omitempty"`
 }
 
 // login is the provisioned sign-in stage of a handler.
@@ -144,7 +153,10 @@ type login struct {
 	recent    *expiringSet[refreshResult]
 	ended     *expiringSet[time.Time]
 	// feed shares ended sessions through the store; nil without one.
-	feed      *endedFeed
+	feed *endedFeed
+	// server keeps the sessions in the store (session_store redis); nil
+	// for cookie sessions.
+	server    *serverSessions
 	states    *expiringSet[struct{}]
 	jtis      *expiringSet[struct{}]
 	crossOrig *http.CrossOriginProtection
@@ -183,6 +195,15 @@ func (h *Handler) checkLogin() error {
 	}
 	if l.SessionLifetime < 0 {
 		return errors.New("login: session_lifetime must not be negative")
+	}
+	switch l.SessionStore {
+	case "", sessionStoreCookie:
+	case sessionStoreRedis:
+		if h.Store == nil || h.Store.Redis == nil {
+			return errors.New("login: session_store redis needs the handler's store redis { ... }")
+		}
+	default:
+		return fmt.Errorf("login: session_store must be cookie or redis, not %q", l.SessionStore)
 	}
 	for _, s := range l.Scopes {
 		if s == "" || strings.ContainsAny(s, " \"\\") {
@@ -277,6 +298,11 @@ func (h *Handler) provisionLogin(repl *caddy.Replacer, is *IssuerConfig, ic iden
 	}
 	if l.pendings, err = newSealer(keys, "login"); err != nil {
 		return err
+	}
+	if c.SessionStore == sessionStoreRedis {
+		if l.server, err = newServerSessions(h.store, l.issuer, clientID, keys); err != nil {
+			return err
+		}
 	}
 
 	// ID tokens: this issuer's keys, aud = client_id, exp and iat
@@ -379,7 +405,11 @@ func (l *login) serve(w http.ResponseWriter, r *http.Request, next caddyhttp.Han
 		l.removeCookies(r)
 		return false, nil
 	}
-	if s := l.loadSession(w, r); s != nil {
+	s, err := l.loadSession(w, r)
+	if err != nil {
+		return true, l.fail(w, r, failStore, err)
+	}
+	if s != nil {
 		l.removeCookies(r)
 		return true, l.pass(w, r, next, s)
 	}
@@ -471,6 +501,7 @@ var (
 	failIDToken       = loginFailure{"id_token_invalid", http.StatusUnauthorized, "The identity provider's answer could not be verified."}
 	failSessionSize   = loginFailure{"session_too_large", http.StatusInternalServerError, "The session is too large to be kept in cookies."}
 	failLogoutCSRF    = loginFailure{"logout_forbidden", http.StatusForbidden, "Signing out must be requested by this site."}
+	failStore         = loginFailure{"store_unavailable", http.StatusServiceUnavailable, "Sessions cannot be read right now. Try again later."}
 )
 
 // fail ends a sign-in step on an error page: the failure is counted and

@@ -147,7 +147,7 @@ func (l *login) callback(w http.ResponseWriter, r *http.Request) error {
 	name := jar.pendingName(state)
 	c, err := r.Cookie(name)
 	if err != nil {
-		if l.readSession(r, jar) != nil {
+		if s, _ := l.readSession(r, jar); s != nil {
 			// A callback reloaded (or gone back to) after it succeeded:
 			// the browser is signed in, the code is not redeemed again.
 			http.Redirect(w, r, "/", http.StatusSeeOther)
@@ -219,6 +219,9 @@ func (l *login) callback(w http.ResponseWriter, r *http.Request) error {
 	}
 	s := l.newSession(claims, tr, now)
 	if err := l.writeSession(w, r, jar, s); err != nil {
+		if errors.Is(err, errStoreUnavailable) {
+			return l.fail(w, r, failStore, err)
+		}
 		return l.fail(w, r, failSessionSize, err)
 	}
 	l.metrics.loginsCompleted.Inc()
@@ -327,6 +330,9 @@ func (l *login) addUserinfo(ctx context.Context, doc *identity.DiscoveryDocument
 
 // writeSession seals s into the session cookie (in chunks when needed).
 func (l *login) writeSession(w http.ResponseWriter, r *http.Request, jar cookieJar, s *session) error {
+	if l.server != nil {
+		return l.writeServerSession(r.Context(), w, r, jar, s)
+	}
 	plain, err := json.Marshal(s)
 	if err != nil {
 		return err
@@ -337,58 +343,69 @@ func (l *login) writeSession(w http.ResponseWriter, r *http.Request, jar cookieJ
 }
 
 // readSession opens the request's session cookie, nil when there is none
-// or it does not open (tampered, truncated, re-ordered, unknown key).
-func (l *login) readSession(r *http.Request, jar cookieJar) *session {
+// or it does not open (tampered, truncated, re-ordered, unknown key). The
+// error is a session store that cannot answer.
+func (l *login) readSession(r *http.Request, jar cookieJar) (*session, error) {
+	if l.server != nil {
+		return l.readServerSession(r.Context(), r, jar)
+	}
 	name := jar.sessionName()
 	sealed, ok := readChunked(r, name)
 	if !ok {
-		return nil
+		return nil, nil
 	}
 	plain, ok := l.sessions.open(name, sealed)
 	if !ok {
-		return nil
+		return nil, nil
 	}
 	var s session
 	if json.Unmarshal(plain, &s) != nil || s.Subject == "" || s.Issuer != l.issuer {
-		return nil
+		return nil, nil
 	}
-	return &s
+	return &s, nil
 }
 
 // loadSession returns the request's live session, refreshing its tokens
 // when they are about to expire and sliding its idle time; a session
 // that has ended (lifetime, idle timeout, back-channel logout, failed
-// refresh) is deleted and nil returned.
-func (l *login) loadSession(w http.ResponseWriter, r *http.Request) *session {
+// refresh) is deleted and nil returned. The error is a session store that
+// cannot answer.
+func (l *login) loadSession(w http.ResponseWriter, r *http.Request) (*session, error) {
 	jar := l.jar(r)
-	s := l.readSession(r, jar)
+	s, err := l.readSession(r, jar)
+	if err != nil {
+		return nil, err
+	}
 	if s == nil {
 		if _, err := r.Cookie(jar.sessionName()); err == nil {
 			jar.deleteChunked(w, r, jar.sessionName())
 		}
-		return nil
+		return nil, nil
 	}
 	now := l.now()
 	switch {
 	case now.Sub(s.createdAt()) >= l.lifetime,
 		l.idle > 0 && now.Sub(time.Unix(s.Seen, 0)) >= l.idle,
 		l.endedBy(s):
-		jar.deleteChunked(w, r, jar.sessionName())
-		return nil
+		l.endSession(w, r, jar, s)
+		return nil, nil
 	}
 	changed := false
 	if s.AccessExpiry != 0 && !now.Before(time.Unix(s.AccessExpiry, 0).Add(-refreshMargin)) {
-		ns, err := l.refresh(r.Context(), s)
+		ns, err := l.refreshSession(r.Context(), s)
 		switch {
 		case err == nil:
 			s, changed = ns, true
+		case errors.Is(err, errRefreshElsewhere):
+			// Another instance refreshes it; this request goes on with
+			// the session as it is, without writing it back.
 		case s.RefreshToken == "" && !l.forwardAccessToken:
 			// Without a refresh token the identity stays what the ID
 			// token said until the session's own lifetime ends.
 		case isPermanent(err) || (l.forwardAccessToken && !now.Before(time.Unix(s.AccessExpiry, 0))):
 			l.logger.Info("session refresh failed; signing in again", zap.Error(err))
-			jar.deleteChunked(w, r, jar.sessionName())
-			return nil
+			l.endSession(w, r, jar, s)
+			return nil, nil
 		default:
 			l.logger.Warn("session refresh failed; keeping the session for now", zap.Error(err))
 		}
@@ -401,7 +418,7 @@ func (l *login) loadSession(w http.ResponseWriter, r *http.Request) *session {
 			l.logger.Warn("session not resealed", zap.Error(err))
 		}
 	}
-	return s
+	return s, nil
 }
 
 // Refresh errors that end the session: there is no refresh token, or
@@ -418,7 +435,7 @@ func isPermanent(err error) bool {
 	var pe *identity.ProtocolError
 	var he *identity.HTTPStatusError
 	switch {
-	case errors.Is(err, errNoRefreshToken), errors.Is(err, errRefreshIDToken), errors.As(err, &pe):
+	case errors.Is(err, errNoRefreshToken), errors.Is(err, errRefreshIDToken), errors.Is(err, errSessionGone), errors.As(err, &pe):
 		return true
 	case errors.As(err, &he):
 		return he.StatusCode < 500

@@ -47,8 +47,13 @@ func (l *login) logout(w http.ResponseWriter, r *http.Request) error {
 		return l.fail(w, r, failMethod, nil)
 	}
 	jar := l.jar(r)
-	s := l.readSession(r, jar)
-	jar.deleteChunked(w, r, jar.sessionName())
+	s, err := l.readSession(r, jar)
+	if err != nil {
+		// Signing out must end the stored session: the cookie stays
+		// until it can, so that the user can try again.
+		return l.fail(w, r, failStore, err)
+	}
+	l.endSession(w, r, jar, s)
 	w.Header().Set("Cache-Control", "no-store")
 	l.metrics.logouts.WithLabelValues("rp").Inc()
 	if s == nil {
@@ -121,7 +126,7 @@ func (l *login) backchannelLogout(w http.ResponseWriter, r *http.Request) error 
 	if len(tokens) != 1 || tokens[0] == "" {
 		return backchannelError(w, http.StatusBadRequest, "one logout_token is required")
 	}
-	keys, err := l.checkLogoutToken(r.Context(), tokens[0])
+	keys, jtiKey, err := l.checkLogoutToken(r.Context(), tokens[0])
 	if err != nil {
 		l.metrics.loginFailures.WithLabelValues("logout_token_invalid").Inc()
 		l.logger.Debug("logout token refused", zap.Error(err))
@@ -139,35 +144,40 @@ func (l *login) backchannelLogout(w http.ResponseWriter, r *http.Request) error 
 			return backchannelError(w, http.StatusServiceUnavailable, "shared store unreachable")
 		}
 	}
+	// The jti is recorded once the logout is processed: a logout refused
+	// above may be retried by the provider with the same token.
+	l.jtis.add(jtiKey, struct{}{}, now.Add(2*(logoutTokenMaxAge+l.leeway)))
 	l.metrics.logouts.WithLabelValues("backchannel").Inc()
 	w.WriteHeader(http.StatusOK)
 	return nil
 }
 
 // checkLogoutToken validates a logout token and returns the ended-list
-// keys it names.
-func (l *login) checkLogoutToken(ctx context.Context, raw string) ([]string, error) {
+// keys it names and the key of its jti, which the caller records once the
+// logout is processed (a logout refused 503 may be retried with the same
+// token).
+func (l *login) checkLogoutToken(ctx context.Context, raw string) ([]string, string, error) {
 	t, err := l.logouts.Validate(ctx, raw)
 	if err != nil {
-		return nil, err
+		return nil, "", err
 	}
 	if t.Type != "" && normalizedType(t.Type) != "logout+jwt" {
-		return nil, errors.New("typ is not logout+jwt")
+		return nil, "", errors.New("typ is not logout+jwt")
 	}
 	c := t.Claims.Raw()
 	events, ok := c["events"].(map[string]any)
 	if !ok {
-		return nil, errors.New("no events member")
+		return nil, "", errors.New("no events member")
 	}
 	if _, ok := events[backchannelLogoutEvent].(map[string]any); !ok {
-		return nil, errors.New("events has no back-channel logout event")
+		return nil, "", errors.New("events has no back-channel logout event")
 	}
 	if _, ok := c[identity.ClaimNonce]; ok {
-		return nil, errors.New("a logout token must not have a nonce")
+		return nil, "", errors.New("a logout token must not have a nonce")
 	}
 	jti, _ := c["jti"].(string)
 	if jti == "" {
-		return nil, errors.New("no jti")
+		return nil, "", errors.New("no jti")
 	}
 	sid, _ := c["sid"].(string)
 	sub, _ := c[identity.ClaimSubject].(string)
@@ -179,14 +189,15 @@ func (l *login) checkLogoutToken(ctx context.Context, raw string) ([]string, err
 		keys = append(keys, "sub:"+sub)
 	}
 	if len(keys) == 0 {
-		return nil, errors.New("neither sid nor sub")
+		return nil, "", errors.New("neither sid nor sub")
 	}
 	// iat is at most logoutTokenMaxAge (plus leeway) old: remembering
 	// the jti for twice that covers every acceptable replay.
-	if !l.jtis.add(digest(t.Issuer+"\x00"+jti), struct{}{}, l.now().Add(2*(logoutTokenMaxAge+l.leeway))) {
-		return nil, errors.New("jti replayed")
+	jtiKey := digest(t.Issuer + "\x00" + jti)
+	if _, seen := l.jtis.get(jtiKey); seen {
+		return nil, "", errors.New("jti replayed")
 	}
-	return keys, nil
+	return keys, jtiKey, nil
 }
 
 // normalizedType lowers a typ header and drops "application/".
@@ -241,7 +252,10 @@ func (l *login) serveUserinfo(w http.ResponseWriter, r *http.Request) error {
 		w.WriteHeader(http.StatusMethodNotAllowed)
 		return nil
 	}
-	s := l.loadSession(w, r)
+	s, err := l.loadSession(w, r)
+	if err != nil {
+		return l.fail(w, r, failStore, err)
+	}
 	if s == nil {
 		w.WriteHeader(http.StatusUnauthorized)
 		_, err := w.Write([]byte(`{"error":"unauthenticated"}` + "\n"))

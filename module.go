@@ -155,6 +155,10 @@ type Handler struct {
 	//     accepted as bearer tokens, their binding ignored: what the
 	//     handler did before it knew DPoP. Only for migrations.
 	DPoP string `json:"dpop,omitempty"`
+	// DPoPOptions tunes the proof checks: the accepted algorithms, the iat
+	// window, and server-issued nonces (see DPoPOptions). Caddyfile: the
+	// dpop option's block.
+	DPoPOptions *DPoPOptions `json:"dpop_options,omitempty"`
 
 	// CertBinding says whether certificate-bound access tokens (RFC 8705
 	// §3) are checked:
@@ -298,8 +302,9 @@ type IssuerConfig struct {
 	// handler's IntrospectionOrder says which is asked first. Not allowed
 	// with a template issuer.
 	Introspection *IntrospectionConfig `json:"introspection,omitempty"`
-	// UserInfo, when set, completes the claims of this issuer's JWT
-	// access tokens from its userinfo endpoint (see UserInfoConfig).
+	// UserInfo, when set, completes the claims of this issuer's access
+	// tokens, JWTs and introspected opaque tokens alike, from its userinfo
+	// endpoint (see UserInfoConfig).
 	UserInfo *UserInfoConfig `json:"userinfo,omitempty"`
 }
 
@@ -412,8 +417,10 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		dpopRequired: dpop == dpopRequire,
 		leeway:       su.leeway,
 		maxAge:       time.Duration(h.MaxAge),
+		store:        h.store,
 	}
 	h.dpop = dpopStage{store: h.store, now: su.now}
+	h.dpop.configure(h.DPoPOptions)
 	var err error
 	if h.credential, err = newCredentialStage(h.TokenSources, dpop, h.Optional, maxTokenSize); err != nil {
 		return err
@@ -425,12 +432,15 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	}
 	h.strip = newStripStage(h.ClaimHeaders, h.StripHeaders, upstreamHeader, h.credential.sources, dpop != dpopOff)
 	h.auth.claimHeaders = compileClaimHeaders(h.ClaimHeaders)
-	h.refuser = newRefuser(su.logger, m, su.realm, dpop)
+	h.refuser = newRefuser(su.logger, m, su.realm, dpop, h.dpop.algorithms)
 	h.handOn = handOn{forwardToken: h.ForwardToken, meter: m}
 
 	issuerCfgs := make([]identity.IssuerConfig, 0, len(h.Issuers))
 	repl := caddy.NewReplacer()
 	if err := h.checkPlaceholders(repl); err != nil {
+		return err
+	}
+	if err := h.compileNonces(repl); err != nil {
 		return err
 	}
 	for i := range h.Issuers {
@@ -599,6 +609,9 @@ func (h *Handler) checkConfig() error {
 		return errors.New("realm must not contain quotes, backslashes or line breaks")
 	}
 	if err := checkDPoP(h.DPoP, h.TokenSources); err != nil {
+		return err
+	}
+	if err := checkDPoPOptions(h.DPoPOptions, h.DPoP); err != nil {
 		return err
 	}
 	if err := checkCertBinding(h.CertBinding); err != nil {
@@ -992,6 +1005,9 @@ func (h *Handler) checkPlaceholders(repl *caddy.Replacer) error {
 	}
 	add("audience", h.Audiences...)
 	add("authorized_party", h.AuthorizedParties...)
+	if o := h.DPoPOptions; o != nil && o.Nonce != nil {
+		add("dpop nonce secret", o.Nonce.Secret)
+	}
 	for i := range h.Issuers {
 		is := &h.Issuers[i]
 		add("issuer", is.Issuer)

@@ -26,10 +26,11 @@ func TestRefreshWaitHangingProvider(t *testing.T) {
 	h.RefreshWait = caddy.Duration(wait)
 	ccProvision(t, h, nil)
 
+	token := iss.Token(t, "alice", nil) // signed before the clock starts
 	ctx, cancel := context.WithTimeout(t.Context(), wait+500*time.Millisecond)
 	defer cancel()
 	req := httptest.NewRequestWithContext(ctx, http.MethodGet, "http://example.test/", nil)
-	req.Header.Set("Authorization", "Bearer "+iss.Token(t, "alice", nil))
+	req.Header.Set("Authorization", "Bearer "+token)
 	w := &ccWriter{hdr: make(http.Header)}
 	req = caddyhttp.PrepareRequest(req, caddy.NewReplacer(), w, nil)
 	next := caddyhttp.HandlerFunc(func(http.ResponseWriter, *http.Request) error {

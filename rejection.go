@@ -26,7 +26,8 @@ type rejection struct {
 	// in that scheme (RFC 9449 §7.1).
 	dpop bool
 	// challenge, when set, replaces the reason's precomputed challenge:
-	// an issuer policy's 403, a refused token exchange.
+	// an issuer policy's 403 (in the Bearer scheme: refuse puts it in the
+	// DPoP scheme when dpop is set), a refused token exchange.
 	challenge string
 	// check is the DPoP proof check that failed, whose challenge replaces
 	// the reason's (see proofRejection).
@@ -55,15 +56,25 @@ type refuser struct {
 	challenges      [numReasons]string
 	dpopChallenges  [numReasons]string
 	proofChallenges map[identity.DPoPCheck]string
-	summary         *rejectionSummary
+	// algs is the algs parameter of the DPoP challenges, the accepted
+	// proof algorithms.
+	algs string
+	// dpopRequired is set with dpop require, where every challenge is in
+	// the DPoP scheme.
+	dpopRequired bool
+	// nonce, when on, gives every response with a DPoP challenge the
+	// current server nonce (dpop_nonce.go).
+	nonce   nonceOffer
+	summary *rejectionSummary
 }
 
-// newRefuser compiles the challenges of a handler with realm and DPoP
-// mode dpop. Provision adds the summary once the issuer labels of m are
-// known.
-func newRefuser(logger *zap.Logger, m *meter, realm string, dpop dpopMode) refuser {
-	rf := refuser{logger: logger, meter: m}
-	rf.compileChallenges(realm, dpop)
+// newRefuser compiles the challenges of a handler with realm, DPoP mode
+// dpop and the accepted proof algorithms algs. Provision adds the summary
+// once the issuer labels of m are known, and the nonces once their
+// secret is read.
+func newRefuser(logger *zap.Logger, m *meter, realm string, dpop dpopMode, algs []string) refuser {
+	rf := refuser{logger: logger, meter: m, dpopRequired: dpop == dpopRequire}
+	rf.compileChallenges(realm, dpop, algs)
 	return rf
 }
 
@@ -92,15 +103,20 @@ func (rf *refuser) refuse(w http.ResponseWriter, r *http.Request, rej *rejection
 	if c == "" && rej.check != "" {
 		c = rf.proofChallenges[rej.check]
 	}
-	if c == "" {
-		if rej.dpop {
-			c = rf.dpopChallenges[rsn]
-		} else {
-			c = rf.challenges[rsn]
-		}
+	switch {
+	case c == "" && rej.dpop:
+		c = rf.dpopChallenges[rsn]
+	case c == "":
+		c = rf.challenges[rsn]
+	case rej.dpop && rej.policy:
+		c = identity.TokenTypeDPoP + strings.TrimPrefix(c, "Bearer") + rf.algs
 	}
 	if c != "" {
 		w.Header().Set("WWW-Authenticate", c)
+	}
+	if rej.dpop || rsn == reasonDPoPBoundAsBearer || rf.dpopRequired {
+		// A DPoP challenge: with server nonces, the nonce to use next.
+		rf.nonce.offer(w.Header())
 	}
 	if rsn == reasonDPoPBoundAsBearer {
 		// A DPoP-bound token sent as a bearer token: point the client to
@@ -163,8 +179,10 @@ func (rf *refuser) logRejection(r *http.Request, rej *rejection) {
 
 // proofRejection refuses a request whose DPoP proof failed a check, with
 // an invalid_dpop_proof challenge naming the check (the reason's own
-// when the check has no description). Only the check is logged: the
-// proof's contents, like the token, stay out of the logs.
+// when the check has no description), or use_dpop_nonce when only the
+// server nonce was missing or stale (refuse sends the current one). Only
+// the check is logged: the proof's contents, like the token, stay out of
+// the logs.
 func proofRejection(err error, token string) *rejection {
 	check := identity.DPoPCheck("unknown")
 	rej := &rejection{reason: reasonDPoPProof, dpop: true, token: token}
@@ -173,18 +191,18 @@ func proofRejection(err error, token string) *rejection {
 		check = pe.Check
 		rej.check = pe.Check
 	}
+	if check == identity.DPoPCheckNonce {
+		rej.reason, rej.check = reasonDPoPNonce, ""
+	}
 	rej.err = fmt.Errorf("%w: check %s", identity.ErrDPoPProof, check)
 	return rej
 }
 
 // denial is the rejection of a token that e's issuer policy refused
-// (e.denied), with the policy's challenge in the scheme the client used.
+// (e.denied), with the policy's challenge; refuse puts it in the DPoP
+// scheme when the client used that one.
 func denial(e *cacheEntry, token string, dpop bool) *rejection {
-	c := e.challenge
-	if dpop {
-		c = identity.TokenTypeDPoP + strings.TrimPrefix(e.challenge, "Bearer") + `, algs="` + strings.Join(dpopAlgorithms, " ") + `"`
-	}
-	return &rejection{reason: e.denied, challenge: c, policy: true, issuer: e.issuer, token: token}
+	return &rejection{reason: e.denied, challenge: e.challenge, dpop: dpop, policy: true, issuer: e.issuer, token: token}
 }
 
 // hasErrorRoutes reports whether the request's server has handle_errors
@@ -226,6 +244,7 @@ const (
 	reasonClaimMismatch
 	reasonProviderUnavailable
 	reasonDPoPProof
+	reasonDPoPNonce
 	reasonDPoPBoundAsBearer
 	reasonDPoPUnbound
 	reasonDPoPRequired
@@ -274,7 +293,10 @@ var reasons = [numReasons]reasonInfo{
 		errors.New("identity: identity provider unavailable, no keys to verify tokens")},
 	// The description of a failed proof names the check (see
 	// dpopCheckDescriptions); this one is the fallback.
-	reasonDPoPProof:         {"dpop_proof", http.StatusUnauthorized, identity.ErrorInvalidDPoPProof, "The DPoP proof is invalid", errors.New("identity: invalid DPoP proof")},
+	reasonDPoPProof: {"dpop_proof", http.StatusUnauthorized, identity.ErrorInvalidDPoPProof, "The DPoP proof is invalid", errors.New("identity: invalid DPoP proof")},
+	// A proof without the server's current (or previous) nonce: the
+	// client retries with the DPoP-Nonce sent along (RFC 9449 §9).
+	reasonDPoPNonce:         {"dpop_nonce", http.StatusUnauthorized, identity.ErrorUseDPoPNonce, "The DPoP proof must carry the nonce of the DPoP-Nonce header", errors.New("identity: DPoP proof without a valid server nonce")},
 	reasonDPoPBoundAsBearer: {"dpop_bound_as_bearer", http.StatusUnauthorized, "invalid_token", "The access token is DPoP-bound: send it with the DPoP scheme and a DPoP proof", errors.New("identity: DPoP-bound token used as a bearer token")},
 	reasonDPoPUnbound:       {"dpop_unbound", http.StatusUnauthorized, "invalid_token", "The access token is not bound to a DPoP key", errors.New("identity: DPoP scheme with a token that has no cnf.jkt")},
 	// RFC 6750 §3.1: a request using an unsupported authentication method
@@ -356,10 +378,11 @@ func classify(err error) reason {
 // in the DPoP scheme with the accepted proof algorithms (RFC 9449 §7.1),
 // as well as that of every failed proof check. With DPoP required,
 // Bearer is never offered.
-func (rf *refuser) compileChallenges(realm string, mode dpopMode) {
+func (rf *refuser) compileChallenges(realm string, mode dpopMode, algorithms []string) {
 	bearer := `Bearer realm="` + realm + `"`
 	dpop := identity.TokenTypeDPoP + ` realm="` + realm + `"`
-	algs := `, algs="` + strings.Join(dpopAlgorithms, " ") + `"`
+	algs := `, algs="` + strings.Join(algorithms, " ") + `"`
+	rf.algs = algs
 	for i := range reasons {
 		if part, ok := challengeError(reason(i)); ok {
 			rf.challenges[i] = bearer + part
@@ -383,7 +406,7 @@ func challengeError(rsn reason) (string, bool) {
 	switch {
 	case rsn == reasonMissing || rsn == reasonDPoPRequired:
 		return "", true
-	case ri.code == "invalid_token" || ri.code == "invalid_request" || ri.code == identity.ErrorInvalidDPoPProof:
+	case ri.code == "invalid_token" || ri.code == "invalid_request" || ri.code == identity.ErrorInvalidDPoPProof || ri.code == identity.ErrorUseDPoPNonce:
 		return `, error="` + ri.code + `", error_description="` + ri.description + `"`, true
 	}
 	return "", false

@@ -224,6 +224,12 @@ type session struct {
 	AccessToken  string `json:"at,omitempty"`
 	RefreshToken string `json:"rt,omitempty"`
 	IDToken      string `json:"it,omitempty"`
+
+	// id is a stored session's id (session_store redis), from the cookie;
+	// raw its record as read from the store; stored says that this
+	// version is already in the store.
+	id, raw string
+	stored  bool
 }
 
 // createdAt is the sign-in time.

@@ -56,8 +56,17 @@ type RedisStoreConfig struct {
 	// fail_open_local uses this instance's own state instead, as without a
 	// store (a DPoP proof may then be replayed once at each other
 	// instance). Either way the outage is logged once, and the store is
-	// used again as soon as it answers.
+	// used again as soon as it answers. Stored sessions (login
+	// session_store redis) are refused with 503 under either policy, and
+	// the shared caches are skipped.
 	Failure string `json:"failure,omitempty"`
+	// Caches names the answer caches shared through the store:
+	// "introspection" (active introspection answers) and "userinfo" (the
+	// userinfo claims of tokens). An instance then asks the provider about
+	// a token once for the fleet, not once per instance. Entries are keyed
+	// by the token's SHA-256, hold no token and live no longer than the
+	// token nor the configured cache_ttl.
+	Caches []string `json:"caches,omitempty"`
 }
 
 const (
@@ -86,6 +95,10 @@ type sharedStore struct {
 	// commands counts the commands sent (pipelines count once): the round
 	// trips, for tests and benchmarks.
 	commands atomic.Int64
+	// caches are the shared caches (see RedisStoreConfig.Caches); probed
+	// is when one last tried the store during an outage (Unix ns).
+	caches []string
+	probed atomic.Int64
 }
 
 // resolved returns the configuration with defaults and placeholders
@@ -119,6 +132,11 @@ func (c RedisStoreConfig) resolved() (RedisStoreConfig, error) {
 	case "fail_closed", "fail_open_local":
 	default:
 		return c, fmt.Errorf("store redis: failure must be fail_closed or fail_open_local, not %q", c.Failure)
+	}
+	for _, k := range c.Caches {
+		if k != cacheIntrospection && k != cacheUserinfo {
+			return c, fmt.Errorf("store redis: caches are introspection and userinfo, not %q", k)
+		}
 	}
 	return c, nil
 }
@@ -187,6 +205,7 @@ func newSharedStore(c RedisStoreConfig, logger *zap.Logger) *sharedStore {
 		prefix:   c.KeyPrefix,
 		timeout:  timeout,
 		failOpen: c.Failure == "fail_open_local",
+		caches:   c.Caches,
 		logger:   logger.With(zap.String("store", "redis"), zap.String("address", c.Address)),
 	}
 	s.client.AddHook(commandCounter{&s.commands})
@@ -243,14 +262,18 @@ func (r redisDebugLog) Printf(_ context.Context, format string, v ...any) {
 	}
 }
 
-// commandCounter counts the commands a client sends.
+// commandCounter counts the commands a client sends, but for the
+// handshake of each new connection (HELLO, CLIENT): the round trips that
+// requests make.
 type commandCounter struct{ n *atomic.Int64 }
 
 func (commandCounter) DialHook(next redis.DialHook) redis.DialHook { return next }
 
 func (h commandCounter) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
 	return func(ctx context.Context, cmd redis.Cmder) error {
-		h.n.Add(1)
+		if name := cmd.Name(); name != "hello" && name != "client" {
+			h.n.Add(1)
+		}
 		return next(ctx, cmd)
 	}
 }
@@ -413,7 +436,7 @@ func escapeGlob(s string) string {
 }
 
 // storeOptions are the options of the store redis block.
-var storeOptions = []string{"address", "username", "password", "db", "tls", "key_prefix", "timeout", "failure"}
+var storeOptions = []string{"address", "username", "password", "db", "tls", "key_prefix", "timeout", "failure", "caches"}
 
 // parseStore parses `store redis { ... }`. Each option may appear once.
 func parseStore(d *caddyfile.Dispenser) (*StoreConfig, error) {
@@ -441,6 +464,11 @@ func parseStore(d *caddyfile.Dispenser) (*StoreConfig, error) {
 			err = parseOnce(d, &c.KeyPrefix)
 		case "failure":
 			err = parseOnce(d, &c.Failure)
+		case "caches":
+			c.Caches = d.RemainingArgs()
+			if len(c.Caches) == 0 {
+				return nil, d.ArgErr()
+			}
 		case "tls":
 			if d.NextArg() {
 				return nil, d.ArgErr()

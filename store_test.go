@@ -10,6 +10,7 @@ import (
 	"net/url"
 	"os"
 	"os/exec"
+	"reflect"
 	"strconv"
 	"strings"
 	"testing"
@@ -159,8 +160,7 @@ func TestStoreRoundTrips(t *testing.T) {
 	plain := env.iss.Token(t, "bob", nil)
 	count := func() int64 { return x.h.store.commands.Load() }
 
-	// A first DPoP request opens the connection (its handshake commands
-	// are counted too, once per connection).
+	// A first DPoP request opens the connection.
 	wantStatus(t, x.do(dpopRequest("GET", "/", env.token, proofFor(t, env.key, "GET", "http://example.com/", env.token))), 200)
 	before := count()
 	for range 3 {
@@ -361,6 +361,7 @@ func TestStoreConfigErrors(t *testing.T) {
 		{"negative timeout", RedisStoreConfig{Timeout: -1}, "timeout"},
 		{"negative db", RedisStoreConfig{DB: -1}, "db"},
 		{"unknown failure", RedisStoreConfig{Failure: "fail_open"}, "failure"},
+		{"unknown cache", RedisStoreConfig{Caches: []string{"jwks"}}, "caches"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			if _, err := tc.cfg.resolved(); err == nil || !strings.Contains(err.Error(), tc.want) {
@@ -408,29 +409,7 @@ func BenchmarkStoreDPoP(b *testing.B) {
 		b.Run(tc.name, func(b *testing.B) {
 			h := dpopHandler(iss, "")
 			h.Store = tc.store
-			ctx, cancel := caddy.NewContext(caddy.Context{Context: context.Background()})
-			defer cancel()
-			if err := h.Provision(ctx); err != nil {
-				b.Fatal(err)
-			}
-			defer h.Cleanup()
-			reqs := make([]*http.Request, b.N)
-			for i := range reqs {
-				p, err := key.Proof(identity.DPoPProofOptions{Method: "GET", URI: "http://example.com/", AccessToken: token})
-				if err != nil {
-					b.Fatal(err)
-				}
-				r := dpopRequest("GET", "/", token, p)
-				reqs[i] = r.WithContext(context.WithValue(r.Context(), caddy.ReplacerCtxKey, caddy.NewReplacer()))
-			}
-			w := httptest.NewRecorder()
-			b.ReportAllocs()
-			b.ResetTimer()
-			for i := range b.N {
-				if err := h.ServeHTTP(w, reqs[i], benchNext); err != nil {
-					b.Fatalf("request %d: %v", i, err)
-				}
-			}
+			benchDPoP(b, h, key, token, "")
 		})
 	}
 }
@@ -479,6 +458,7 @@ func TestStoreCaddyfile(t *testing.T) {
 			key_prefix fleet-a:
 			timeout 100ms
 			failure fail_open_local
+			caches introspection userinfo
 		}
 	}`)
 	var h Handler
@@ -486,8 +466,9 @@ func TestStoreCaddyfile(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := RedisStoreConfig{Address: "redis.internal:6380", Username: "caddy", Password: "{env.REDIS_PASSWORD}", DB: 2,
-		TLS: true, KeyPrefix: "fleet-a:", Timeout: caddy.Duration(100 * time.Millisecond), Failure: "fail_open_local"}
-	if h.Store == nil || h.Store.Redis == nil || *h.Store.Redis != want {
+		TLS: true, KeyPrefix: "fleet-a:", Timeout: caddy.Duration(100 * time.Millisecond), Failure: "fail_open_local",
+		Caches: []string{"introspection", "userinfo"}}
+	if h.Store == nil || h.Store.Redis == nil || !reflect.DeepEqual(*h.Store.Redis, want) {
 		t.Fatalf("store = %+v, want %+v", h.Store, want)
 	}
 	for _, bad := range []string{
@@ -502,6 +483,12 @@ func TestStoreCaddyfile(t *testing.T) {
 		}`,
 		`store redis {
 			adress x:1
+		}`,
+		`store redis {
+			caches tokens
+		}`,
+		`store redis {
+			caches
 		}`,
 	} {
 		d := caddyfile.NewTestDispenser("identity {\nissuer https://op.example.com\n" + bad + "\n}")
@@ -548,8 +535,9 @@ func TestStoreNoGoroutineLeak(t *testing.T) {
 
 // TestStoreEndedOutage: while Redis is down a back-channel logout is
 // applied where it was received and answered 503 (fail_closed); when Redis
-// is back the instances use it again without restart: a logout at one
-// reaches the other.
+// is back the instances use it again without restart: the provider's
+// retry of the same logout token (not taken for a replay) reaches the
+// other instance, and a second retry after the 200 is a replay.
 func TestStoreEndedOutage(t *testing.T) {
 	srv := startRedis(t)
 	op := newFakeOP(t, fakeOPOptions{})
@@ -565,8 +553,9 @@ func TestStoreEndedOutage(t *testing.T) {
 	b.jar = maps.Clone(a.jar) // the same browser, sent to B by the load balancer
 
 	srv.stop()
+	logoutToken := op.logoutToken(nil)
 	r := httptest.NewRequest(http.MethodPost, "https://example.com/oauth2/backchannel_logout",
-		strings.NewReader(url.Values{"logout_token": {op.logoutToken(nil)}}.Encode()))
+		strings.NewReader(url.Values{"logout_token": {logoutToken}}.Encode()))
 	r.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 	if res := a.x.do(r); res.status != http.StatusServiceUnavailable {
 		t.Errorf("back-channel logout with Redis down: %d, want 503", res.status)
@@ -575,13 +564,14 @@ func TestStoreEndedOutage(t *testing.T) {
 	wantStatus(t, b.xhr("/"), http.StatusOK)           // not shared: Redis is down
 
 	srv.start()
-	// A logout by sub once Redis is back: A's client redials in the
-	// background (about once a second after failed dials), so it may be
-	// refused with 503 a few times first; B gets it by message or, if it
-	// resubscribes later, by the reload that follows.
+	// The provider retries the same logout token once Redis is back (a
+	// 503 did not record its jti): A's client redials in the background
+	// (about once a second after failed dials), so it may be refused with
+	// 503 a few times first; B gets it by message or, if it resubscribes
+	// later, by the reload that follows.
 	for i := 0; ; i++ {
 		r := httptest.NewRequest(http.MethodPost, "https://example.com/oauth2/backchannel_logout",
-			strings.NewReader(url.Values{"logout_token": {op.logoutToken(map[string]any{"sid": nil})}}.Encode()))
+			strings.NewReader(url.Values{"logout_token": {logoutToken}}.Encode()))
 		r.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 		res := a.x.do(r)
 		if res.status == http.StatusOK {
@@ -594,4 +584,10 @@ func TestStoreEndedOutage(t *testing.T) {
 	}
 	waitEnded(t, b)
 	wantStatus(t, b.xhr("/"), http.StatusUnauthorized)
+	r = httptest.NewRequest(http.MethodPost, "https://example.com/oauth2/backchannel_logout",
+		strings.NewReader(url.Values{"logout_token": {logoutToken}}.Encode()))
+	r.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	if res := a.x.do(r); res.status != http.StatusBadRequest {
+		t.Errorf("logout token replayed after it was processed: %d, want 400", res.status)
+	}
 }

@@ -20,12 +20,16 @@ import (
 // its OpenID Connect userinfo endpoint, for providers whose access tokens
 // carry little more than sub (see README, "My access token has only
 // sub"). When a claim named by a claim_header or require_claim is absent
-// from a verified token, the endpoint is asked once with the caller's
-// token; its claims are merged under the token's (the token's own claims
-// win), its sub must equal the token's, and claim_header, require_claim
-// and the {http.auth.user.*} placeholders see the merged claims. The
-// result lives in the token cache entry: once per token, for no longer
-// than the token nor CacheTTL.
+// from a verified token (a JWT's claims, or the introspection response of
+// an opaque token), the endpoint is asked once with the caller's token;
+// its claims are merged under the token's (the token's own claims win),
+// its sub must equal the token's, and claim_header, require_claim and the
+// {http.auth.user.*} placeholders see the merged claims. The result lives
+// in the token's cache entry (the JWT cache, or the introspection cache):
+// once per token, for no longer than the token nor CacheTTL (nor, for an
+// opaque token, the introspection cache_ttl: with cache_ttl 0 both are
+// asked on every request). A token without sub (a client's own token)
+// names no user: it keeps its own claims.
 //
 // Claims that carry authorization or token metadata are never taken from
 // userinfo: iss, sub, aud, exp, nbf, iat, jti, scope, scp, cnf, azp,
@@ -145,31 +149,35 @@ func (u *userInfoSource) close() {
 	u.client.CloseIdleConnections()
 }
 
-// enrich completes the claims of the verified token t from its issuer's
-// userinfo endpoint when one is configured and a wanted claim is missing.
-// It returns the time until which the entry may be cached (zero: no
-// limit) and whether t.Claims were replaced by the merged claims, or the
-// reason to refuse the request.
-func (a *authenticator) enrich(ctx context.Context, t *identity.Token, token string) (time.Time, bool, reason, error) {
-	u := a.userinfo[t.Issuer]
-	if u == nil || !u.needed(t.Claims) {
-		return time.Time{}, false, reasonNone, nil
+// enrich completes the claims c of a verified token of issuer (a JWT's,
+// or an introspection response's) from the issuer's userinfo endpoint
+// when one is configured and a wanted claim is missing. It returns the
+// claims to admit (the merged ones, or c), the time until which the entry
+// may be cached (zero: no limit), or the reason to refuse the request. A
+// token without sub (a client's own token) names no user to ask about: it
+// keeps its own claims, and a claim rule that needed more fails with 403.
+func (a *authenticator) enrich(ctx context.Context, issuer string, c *identity.Claims, token string) (*identity.Claims, time.Time, reason, error) {
+	u := a.userinfo[issuer]
+	if u == nil || c.Subject == "" || !u.needed(c) {
+		return c, time.Time{}, reasonNone, nil
 	}
-	merged, err := u.fetchShared(ctx, t.Claims, token)
+	merged, sharedUntil, err := a.userinfoShared(ctx, u, issuer, c, token)
 	now := a.now()
 	if err != nil {
 		if ctx.Err() != nil {
-			return time.Time{}, false, reasonUserInfo, err // the client went away
+			return nil, time.Time{}, reasonUserInfo, err // the client went away
 		}
 		u.outage.set(true, err)
 		if u.refuse {
-			return time.Time{}, false, reasonUserInfo, err
+			return nil, time.Time{}, reasonUserInfo, err
 		}
-		return now.Add(userInfoRetry), false, reasonNone, nil
+		return c, now.Add(userInfoRetry), reasonNone, nil
+	}
+	if !sharedUntil.IsZero() { // from another instance: its entry's life
+		return merged, sharedUntil, reasonNone, nil
 	}
 	u.outage.set(false, nil)
-	t.Claims = merged
-	return now.Add(u.ttl), true, reasonNone, nil
+	return merged, now.Add(u.ttl), reasonNone, nil
 }
 
 // needed reports whether a wanted claim is absent from c.
@@ -204,9 +212,6 @@ func (u *userInfoSource) fetchShared(ctx context.Context, c *identity.Claims, to
 
 // fetch asks the endpoint and merges its claims under the token's.
 func (u *userInfoSource) fetch(ctx context.Context, c *identity.Claims, token string) (*identity.Claims, error) {
-	if c.Subject == "" {
-		return nil, errors.New("identity: userinfo: the token has no sub to match the answer against")
-	}
 	endpoint := u.endpoint
 	if endpoint == "" {
 		doc, err := u.provider.Discovery(ctx)

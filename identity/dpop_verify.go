@@ -133,6 +133,11 @@ type DPoPVerifyOptions struct {
 	// Nonce, when set, is the nonce the server issued: the proof must carry
 	// it ([DPoPCheckNonce] otherwise).
 	Nonce string
+	// Nonces, when set, issued the nonces the server accepts: the proof
+	// must carry one that is valid at Now ([DPoPCheckNonce] otherwise; the
+	// server answers with a fresh one, [DPoPNonces.Nonce]). Checked before
+	// Replay, so a proof refused for its nonce does not spend its jti.
+	Nonces *DPoPNonces
 	// Algorithms is the allow-list of proof algorithms; empty means
 	// [DefaultAlgorithms]. Symmetric algorithms and "none" are refused even
 	// when listed: a proof must be verifiable with its public jwk.
@@ -196,6 +201,9 @@ func DPoPProofFromHeader(h http.Header) (string, error) {
 func VerifyDPoPProof(proof string, opts DPoPVerifyOptions) (*DPoPProof, error) {
 	if opts.Replay != nil && opts.Replay.c == nil {
 		return nil, notInitialized("DPoPReplayCache", "NewDPoPReplayCache")
+	}
+	if opts.Nonces != nil && opts.Nonces.key == nil {
+		return nil, notInitialized("DPoPNonces", "NewDPoPNonces")
 	}
 	maxBytes := opts.MaxProofBytes
 	if maxBytes <= 0 {
@@ -341,6 +349,9 @@ func (p *DPoPProof) readClaims(claims map[string]any, opts DPoPVerifyOptions, no
 	}
 	if opts.Nonce != "" && subtle.ConstantTimeCompare([]byte(p.Nonce), []byte(opts.Nonce)) != 1 {
 		return dpopError(DPoPCheckNonce, nil, "nonce missing or stale")
+	}
+	if opts.Nonces != nil && !opts.Nonces.Valid(p.Nonce, now) {
+		return dpopError(DPoPCheckNonce, nil, "nonce missing, expired or not issued here")
 	}
 	if v, present := claims[ClaimDPoPAccessTokenHash]; present {
 		if p.AccessTokenHash, ok = v.(string); !ok {

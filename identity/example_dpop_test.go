@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"time"
 
 	"github.com/go-jose/go-jose/v4"
 
@@ -142,4 +143,33 @@ func ExampleDoDPoPRequest() {
 	body, _ := io.ReadAll(resp.Body)
 	fmt.Println(resp.StatusCode, string(body), key.Nonce(srv.URL))
 	// Output: 200 orders server-nonce
+}
+
+// A fleet of resource servers issues DPoP nonces without shared state:
+// every server keyed with the same secret sends the same nonce in a slot
+// and accepts the others'. A proof without one is refused with
+// use_dpop_nonce, and the server sends the current nonce along.
+func ExampleDPoPNonces() {
+	secret := []byte("a secret of at least 32 bytes, shared by the fleet")
+	a, _ := identity.NewDPoPNonces(secret, 5*time.Minute)
+	b, _ := identity.NewDPoPNonces(secret, 5*time.Minute)
+	now := time.Now()
+	fmt.Println("the other server accepts the nonce:", b.Valid(a.Nonce(now), now))
+	fmt.Println("still, one lifetime later:", b.Valid(a.Nonce(now), now.Add(5*time.Minute)))
+	fmt.Println("two lifetimes later:", b.Valid(a.Nonce(now), now.Add(10*time.Minute)))
+
+	key, _ := identity.NewDPoPKey("ES256")
+	proof, _ := key.Proof(identity.DPoPProofOptions{Method: http.MethodGet, URI: "https://api.example/orders"})
+	_, err := identity.VerifyDPoPProof(proof, identity.DPoPVerifyOptions{
+		Method: http.MethodGet, URI: "https://api.example/orders", Nonces: b, Now: now,
+	})
+	var pe *identity.DPoPProofError
+	if errors.As(err, &pe) {
+		fmt.Println("refused:", pe.Check, pe.ErrorCode())
+	}
+	// Output:
+	// the other server accepts the nonce: true
+	// still, one lifetime later: true
+	// two lifetimes later: false
+	// refused: nonce use_dpop_nonce
 }

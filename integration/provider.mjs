@@ -17,6 +17,9 @@
 //     }
 //   }
 //
+// Besides oidc-provider's own grants it serves RFC 8693 token exchange to client test-client-exchange (see
+// registerTokenExchange).
+//
 // Once listening it writes readyFile ({"issuer","port","version","node","pid"}) and logs one line per
 // request to stdout. It exits on SIGTERM/SIGINT.
 import { randomBytes } from 'node:crypto';
@@ -24,7 +27,9 @@ import { readFileSync, writeFileSync, renameSync } from 'node:fs';
 import http from 'node:http';
 import { createRequire } from 'node:module';
 
+import { createLocalJWKSet, jwtVerify } from 'jose';
 import Provider from 'oidc-provider';
+import { errors as oidcErrors } from 'oidc-provider';
 
 const require = createRequire(import.meta.url);
 const { version } = require('oidc-provider/package.json');
@@ -130,6 +135,20 @@ clients.push(
     introspection_signed_response_alg: 'ES256',
   },
 );
+// RFC 8693 token exchange, which oidc-provider does not have built in (see registerTokenExchange): test-client-exchange
+// trades an access token of this provider for one of another resource, for the same subject.
+const TOKEN_EXCHANGE_GRANT = 'urn:ietf:params:oauth:grant-type:token-exchange';
+const EXCHANGE_CLIENT = 'test-client-exchange';
+// exchangeClaims holds the claims an exchanged access token adds (act), until extraTokenClaims puts them in it.
+const exchangeClaims = new WeakMap();
+clients.push({
+  client_id: EXCHANGE_CLIENT,
+  client_secret: 'test-secret-exchange',
+  token_endpoint_auth_method: 'client_secret_basic',
+  grant_types: [TOKEN_EXCHANGE_GRANT, 'client_credentials'],
+  response_types: [],
+  redirect_uris: [],
+});
 // Browser sign-in at Caddy (webClient): a confidential web client whose sessions end by back-channel logout.
 const WEB_CLIENT = 'web-client';
 if (cfg.webClient) {
@@ -264,17 +283,135 @@ const configuration = {
     if (!client.grantTypeAllowed('refresh_token')) return false;
     return client.clientId === WEB_CLIENT || code.scopes.has('offline_access');
   },
+  extraTokenClaims(ctx, token) {
+    return exchangeClaims.get(token);
+  },
   renderError(ctx, out) {
     ctx.type = 'html';
     ctx.body = page('Error', `<pre>${JSON.stringify(out).replace(/</g, '&lt;')}</pre>`);
   },
 };
 
+// registerTokenExchange adds the RFC 8693 grant to provider. The subject token must be a JWT access token this provider
+// signed (typ at+jwt, this issuer, not expired; opaque tokens are not taken); the new token is for exactly one target,
+// the resource or audience parameter (an absolute URI, as a resource indicator), has the subject token's sub, and its
+// scopes are those asked for (default: the subject token's), none beyond the subject token's and the target's. The
+// requested_token_type, when given, must be an access token. An actor token (delegation, RFC 8693 §4.1) must be a live
+// client-credentials token of the exchanging client itself, opaque or JWT: the new token then names that client in
+// act (over the subject token's own act, if any). Anything else is the error RFC 8693 §2.2.2 names:
+// invalid_request, invalid_grant, invalid_scope or invalid_target.
+function registerTokenExchange(provider) {
+  const { InvalidGrant, InvalidRequest, InvalidScope, InvalidTarget } = oidcErrors;
+  const ACCESS_TOKEN_TYPE = 'urn:ietf:params:oauth:token-type:access_token';
+  const JWT_TOKEN_TYPE = 'urn:ietf:params:oauth:token-type:jwt';
+  const publicMembers = ['kty', 'kid', 'alg', 'use', 'n', 'e', 'crv', 'x', 'y'];
+  const publicKeys = createLocalJWKSet({
+    keys: cfg.jwks.keys.map((k) => Object.fromEntries(publicMembers.filter((m) => m in k).map((m) => [m, k[m]]))),
+  });
+  const list = (v) => (v === undefined ? [] : [].concat(v));
+  const refused = (description) => Object.assign(new InvalidGrant(), { error_description: description });
+  // verifyAccessToken returns the claims of a JWT access token this provider signed, or refuses it as what.
+  async function verifyAccessToken(value, what) {
+    try {
+      const { payload } = await jwtVerify(value, publicKeys, {
+        issuer: provider.issuer, typ: 'at+jwt', algorithms: ['RS256', 'ES256'], requiredClaims: ['sub', 'exp'],
+      });
+      return payload;
+    } catch (err) {
+      throw refused(`${what} refused: ${err.code || err.message}${err.claim ? ` (${err.claim})` : ''}`);
+    }
+  }
+  // actorOf returns the client ID of an actor token: a live client-credentials token of the client making the request.
+  async function actorOf(value, client) {
+    let clientId;
+    const opaque = await provider.ClientCredentials.find(value);
+    if (opaque) {
+      ({ clientId } = opaque);
+    } else {
+      const claims = await verifyAccessToken(value, 'actor_token');
+      clientId = claims.sub === claims.client_id ? claims.client_id : undefined; // not a user's token
+    }
+    if (clientId !== client.clientId) {
+      throw refused('actor_token refused: not a client-credentials token of the exchanging client');
+    }
+    return clientId;
+  }
+
+  async function handler(ctx, next) {
+    const { params, client } = ctx.oidc;
+    if (![ACCESS_TOKEN_TYPE, JWT_TOKEN_TYPE].includes(params.subject_token_type)) {
+      throw new InvalidRequest('subject_token_type must be an access token or a JWT');
+    }
+    if (!params.subject_token) {
+      throw new InvalidRequest('missing subject_token');
+    }
+    if (!params.actor_token !== !params.actor_token_type) {
+      throw new InvalidRequest('actor_token and actor_token_type go together');
+    }
+    if (params.actor_token_type && params.actor_token_type !== ACCESS_TOKEN_TYPE) {
+      throw new InvalidRequest('actor_token_type must be an access token');
+    }
+    if (params.requested_token_type && params.requested_token_type !== ACCESS_TOKEN_TYPE) {
+      throw new InvalidRequest('only access tokens can be requested');
+    }
+    const subject = await verifyAccessToken(params.subject_token, 'subject_token');
+    const act = params.actor_token ? { sub: await actorOf(params.actor_token, client), act: subject.act } : undefined;
+
+    const targets = [...new Set([...list(params.resource), ...list(params.audience)])];
+    if (targets.length !== 1) {
+      throw new InvalidTarget('exactly one resource or audience is required');
+    }
+    let href;
+    try {
+      ({ href } = new URL(targets[0]));
+    } catch {
+      throw new InvalidTarget('the target must be an absolute URI');
+    }
+    if (href.includes('#')) {
+      throw new InvalidTarget('the target must not have a fragment');
+    }
+    const resourceServer = new provider.ResourceServer(targets[0], resourceServerInfo(targets[0]));
+
+    const held = new Set(typeof subject.scope === 'string' ? subject.scope.split(' ') : []);
+    const asked = params.scope ? [...new Set(params.scope.split(' '))] : [...held];
+    const beyond = asked.filter((s) => !held.has(s));
+    if (beyond.length > 0) {
+      throw new InvalidScope('scope beyond the subject token\'s', beyond.join(' '));
+    }
+    const offered = new Set(resourceServer.scope.split(' '));
+
+    const token = new provider.AccessToken({
+      accountId: subject.sub,
+      client,
+      gty: 'token_exchange',
+      scope: asked.filter((s) => offered.has(s)).join(' ') || undefined,
+    });
+    if (act) exchangeClaims.set(token, { act });
+    token.resourceServer = resourceServer;
+    ctx.oidc.entity('AccessToken', token);
+    const value = await token.save();
+    ctx.body = {
+      access_token: value,
+      issued_token_type: ACCESS_TOKEN_TYPE,
+      token_type: token.tokenType,
+      expires_in: token.expiration,
+      scope: token.scope,
+    };
+    await next();
+  }
+
+  provider.registerGrantType(TOKEN_EXCHANGE_GRANT, handler, [
+    'subject_token', 'subject_token_type', 'actor_token', 'actor_token_type', 'requested_token_type',
+    'audience', 'resource', 'scope',
+  ], ['audience', 'resource']);
+}
+
 const server = http.createServer();
 server.listen(cfg.port || 0, host, () => {
   const { port } = server.address();
   const issuer = `http://${host}:${port}`;
   const provider = new Provider(issuer, configuration);
+  registerTokenExchange(provider);
 
   // One log line per request.
   provider.use(async (ctx, next) => {

@@ -263,3 +263,28 @@ func TestRegistrationRefuses(t *testing.T) {
 		t.Errorf("read after delete answered %d", status)
 	}
 }
+
+func TestOpaqueAccessTokens(t *testing.T) {
+	iss := identitytest.NewIssuer(t, identitytest.WithOpaqueAccessTokens())
+	c := oauthClient{t, iss}
+	status, body := c.post(identitytest.TokenPath, "client", "secret", url.Values{"grant_type": {"client_credentials"}, "scope": {"read"}})
+	at, _ := body["access_token"].(string)
+	if status != 200 || at == "" || strings.Contains(at, ".") {
+		t.Fatalf("token response %d %v, want an opaque access token", status, body)
+	}
+	_, intro := c.post(identitytest.IntrospectionPath, "client", "secret", url.Values{"token": {at}})
+	if intro["active"] != true || intro["sub"] != "client" || intro["scope"] != "read" || intro["iss"] != iss.URL {
+		t.Errorf("introspection %v", intro)
+	}
+	req, _ := http.NewRequest(http.MethodGet, iss.URL+identitytest.UserInfoPath, nil)
+	req.Header.Set("Authorization", "Bearer "+at)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var claims map[string]any
+	if err := json.NewDecoder(resp.Body).Decode(&claims); err != nil || resp.StatusCode != 200 || claims["email"] != "client@example.test" {
+		t.Errorf("userinfo %d %v (%v)", resp.StatusCode, claims, err)
+	}
+}
