@@ -81,7 +81,7 @@ func (a *authenticator) introspect(ctx context.Context, token string) (*cacheEnt
 	caching := false
 	for _, in := range a.introspectors {
 		if e, ok := in.cached(key, now); ok {
-			a.counters.cacheHits.Inc()
+			e.cacheHits.Inc()
 			return e, reasonNone, nil
 		}
 		caching = caching || in.cache != nil
@@ -91,9 +91,6 @@ func (a *authenticator) introspect(ctx context.Context, token string) (*cacheEnt
 	for _, in := range a.introspectors {
 		if in.knownInactive(key, now) {
 			continue
-		}
-		if caching && !asked {
-			a.counters.cacheMisses.Inc()
 		}
 		asked = true
 		e, rsn, err := a.introspectAt(ctx, in, key, token)
@@ -107,10 +104,23 @@ func (a *authenticator) introspect(ctx context.Context, token string) (*cacheEnt
 			unavailable = errors.Join(unavailable, err)
 			continue
 		}
+		if caching {
+			a.counters.misses(in.issuer).Inc() // the issuer that answered active
+		}
 		return e, rsn, err
 	}
-	if caching && !asked {
-		a.counters.cacheHits.Inc()
+	if caching {
+		// No issuer vouched for the token: the cache counters of the one
+		// introspecting issuer, or with several the unattributed ones.
+		issuer := ""
+		if len(a.introspectors) == 1 {
+			issuer = a.introspectors[0].issuer
+		}
+		if asked {
+			a.counters.misses(issuer).Inc()
+		} else {
+			a.counters.hits(issuer).Inc()
+		}
 	}
 	if unavailable != nil {
 		return nil, reasonProviderUnavailable, unavailable

@@ -259,3 +259,47 @@ func TestIntrospectionCompletedJSON(t *testing.T) {
 	h.IntrospectionOrder = nil
 	wantErrorContaining(t, h.checkConfig(), "introspection_order must list")
 }
+
+// TestIntrospectionCacheCountsByIssuer: with several introspecting
+// issuers, a cache miss counts for the issuer that answered active, a hit
+// for the issuer of the cached entry, and a token no issuer vouched for
+// for the unattributed label.
+func TestIntrospectionCacheCountsByIssuer(t *testing.T) {
+	a, b := identitytest.NewIssuer(t), identitytest.NewIssuer(t)
+	epA, epB := newIntroEndpoint(t), newIntroEndpoint(t)
+	tokB, unknown := opaqueToken(t)+"-b", opaqueToken(t)+"-unknown"
+	answers(epA, a.URL)
+	answers(epB, b.URL, tokB)
+	x := newHX(t, twoIntrospectors(a, b, epA, epB, a.URL, b.URL))
+	m := processMetrics()
+	counts := func() map[string]float64 {
+		out := map[string]float64{}
+		for _, iss := range []string{a.URL, b.URL, ""} {
+			out["hits "+iss] = ccCount(t, m.cacheHits.WithLabelValues(iss))
+			out["misses "+iss] = ccCount(t, m.cacheMisses.WithLabelValues(iss))
+		}
+		return out
+	}
+	for _, s := range []struct {
+		token string
+		want  int
+		count string // the one counter that moves
+	}{
+		{tokB, 200, "misses " + b.URL}, // a answers inactive, b active
+		{tokB, 200, "hits " + b.URL},   // b's cached entry
+		{unknown, 401, "misses "},      // both answer inactive
+		{unknown, 401, "hits "},        // both inactive answers remembered
+	} {
+		before := counts()
+		wantStatus(t, x.get("/", bearer(s.token)), s.want)
+		for k, v := range counts() {
+			want := before[k]
+			if k == s.count {
+				want++
+			}
+			if v != want {
+				t.Errorf("after the request counting %q: %q moved by %v", s.count, k, v-before[k])
+			}
+		}
+	}
+}
