@@ -15,7 +15,8 @@ import (
 // claims completed from the userinfo endpoint when configured
 // (userinfo.go), or an opaque token by introspection (introspect.go, with
 // its own cache; introspect_jwt.go for client keys and signed answers,
-// introspect_order.go for several introspecting issuers). Its result is a
+// introspect_order.go for several introspecting issuers,
+// introspect_breaker.go for endpoints in outage). Its result is a
 // cache entry (placeholders.go) holding everything a cache hit needs:
 // identity headers, placeholders, bindings and the policy's verdict. It owns the issuers' shared key sources
 // (providers.go), released by its cleanup with the caches and clients.

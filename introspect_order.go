@@ -69,7 +69,9 @@ func (a *authenticator) orderIntrospectors(repl *caddy.Replacer, order []string)
 // issuers are asked in introspection_order, skipping those that said
 // inactive within inactiveCacheTTL: the first that answers active decides
 // (its rules accept or refuse the token; no later issuer is asked), an
-// inactive answer passes the token on to the next. When none answers
+// inactive answer passes the token on to the next, and so does an issuer
+// that could not answer or, its endpoint in outage, was not asked
+// (introspect_breaker.go). When none answers
 // active and one could not answer, the verdict is provider_unavailable
 // (503): that issuer may have issued the token. Else the token is
 // inactive (401).

@@ -48,6 +48,7 @@ func TestIntrospectionOrder(t *testing.T) {
 		name   string
 		token  string
 		downA  bool
+		later  time.Duration // the clock moves on this much first
 		want   int
 		label  string
 		issuer string // the issuer that accepted the token
@@ -72,16 +73,21 @@ func TestIntrospectionOrder(t *testing.T) {
 		}},
 		{"a down", func(a, b string) []string { return []string{a, b} }, []step{
 			{name: "b's token: accepted by b", token: tokB, downA: true, want: 200, issuer: b.URL, callsA: 1, callsB: 1},
-			{name: "unknown: a may have issued it", token: unknown, downA: true, want: 503, label: "provider_unavailable", callsA: 1, callsB: 1},
-			{name: "a's token once a is back", token: tokA, want: 200, issuer: a.URL, callsA: 1},
+			{name: "unknown: a, in outage, is not asked but may have issued it", token: unknown, downA: true, want: 503, label: "provider_unavailable", callsB: 1},
+			{name: "a's token, a back but not probed yet", token: tokA, want: 503, label: "provider_unavailable", callsB: 1},
+			{name: "a's token at the next probe", token: tokA, later: outageProbeInterval, want: 200, issuer: a.URL, callsA: 1},
 		}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			epA, epB := newIntroEndpoint(t), newIntroEndpoint(t)
 			answers(epB, b.URL, tokB)
-			x := newHX(t, twoIntrospectors(a, b, epA, epB, tt.order(a.URL, b.URL)...))
+			h := twoIntrospectors(a, b, epA, epB, tt.order(a.URL, b.URL)...)
+			clk := &ccClock{t: time.Now()}
+			h.now = clk.Now
+			x := newHX(t, h)
 			for _, s := range tt.steps {
+				clk.Set(clk.Now().Add(s.later))
 				if s.downA {
 					epA.set(500, "down")
 				} else {
