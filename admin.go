@@ -109,8 +109,10 @@ type tokenCacheView struct {
 	// Entries is the number of tokens held by the caches of the handlers
 	// trusting the issuer (a handler's cache is shared by its issuers).
 	Entries int `json:"entries"`
-	// Hits, Misses and HitRatio are process-wide (the
-	// caddy_identity_token_cache_* metrics).
+	// Hits, Misses and HitRatio count the tokens of this issuer in every
+	// handler since the process started (the caddy_identity_token_cache_*
+	// metrics with its issuer label). A token a handler with several
+	// issuers refused before knowing its issuer is a miss of none.
 	Hits     uint64  `json:"hits"`
 	Misses   uint64  `json:"misses"`
 	HitRatio float64 `json:"hit_ratio"`
@@ -160,8 +162,9 @@ func liveIssuers() []*issuerEntry {
 }
 
 // view describes one issuer.
-func (e *issuerEntry) view(hits, misses uint64) issuerView {
+func (e *issuerEntry) view() issuerView {
 	v := issuerView{Issuer: e.issuer, Handlers: e.handlers, KeyIDs: []string{}}
+	hits, misses := cacheCounts(e.issuer)
 	v.TokenCache = tokenCacheView{Entries: e.entries, Hits: hits, Misses: misses}
 	if hits+misses > 0 {
 		v.TokenCache.HitRatio = float64(hits) / float64(hits+misses)
@@ -195,10 +198,10 @@ func (e *issuerEntry) view(hits, misses uint64) issuerView {
 	return v
 }
 
-// cacheCounts reads the process-wide token cache counters.
-func cacheCounts() (hits, misses uint64) {
+// cacheCounts reads the token cache counters of an issuer.
+func cacheCounts(issuer string) (hits, misses uint64) {
 	m := processMetrics()
-	return counterValue(m.cacheHits), counterValue(m.cacheMisses)
+	return counterValue(m.cacheHits.WithLabelValues(issuer)), counterValue(m.cacheMisses.WithLabelValues(issuer))
 }
 
 // counterValue reads a counter's current value.
@@ -215,10 +218,9 @@ func (adminAPI) handleIssuers(w http.ResponseWriter, r *http.Request) error {
 	if r.Method != http.MethodGet {
 		return methodNotAllowed(w, http.MethodGet)
 	}
-	hits, misses := cacheCounts()
 	views := []issuerView{}
 	for _, e := range liveIssuers() {
-		views = append(views, e.view(hits, misses))
+		views = append(views, e.view())
 	}
 	return writeAdminJSON(w, views)
 }
@@ -241,10 +243,9 @@ func (adminAPI) handleRefresh(w http.ResponseWriter, r *http.Request) error {
 		}
 	}
 	wg.Wait()
-	hits, misses := cacheCounts()
 	views := make([]issuerView, 0, len(entries))
 	for i, e := range entries {
-		v := e.view(hits, misses)
+		v := e.view()
 		if errs[i] != nil {
 			v.RefreshError = errs[i].Error()
 		}

@@ -101,7 +101,7 @@ func TestAdminIssuers(t *testing.T) {
 		a.Discovery == nil || a.Discovery.State != "fresh" {
 		t.Fatalf("available issuer: %s", body)
 	}
-	if a.Handlers != 1 || a.TokenCache.Entries < 1 || a.TokenCache.Hits < 1 || a.TokenCache.HitRatio <= 0 {
+	if a.Handlers != 1 || a.TokenCache.Entries < 1 || a.TokenCache.Hits < 1 || a.TokenCache.Misses < 1 || a.TokenCache.HitRatio <= 0 {
 		t.Fatalf("token cache of the available issuer: %+v", a.TokenCache)
 	}
 	b, ok := views[down.URL]
@@ -111,6 +111,11 @@ func TestAdminIssuers(t *testing.T) {
 	if b.State != "unavailable" || len(b.KeyIDs) != 0 || b.Discovery == nil ||
 		!strings.Contains(b.Discovery.LastError, "503") || b.Discovery.Failures < 1 {
 		t.Fatalf("unavailable issuer: %s", body)
+	}
+	// The cache counts are the issuer's own: the unavailable issuer's
+	// token was a miss of it, never a hit.
+	if b.TokenCache.Misses < 1 || b.TokenCache.Hits != 0 || b.TokenCache.HitRatio != 0 {
+		t.Fatalf("token cache of the unavailable issuer: %+v", b.TokenCache)
 	}
 
 	// Forced refreshes are rate-limited like an unknown kid: two in a

@@ -15,7 +15,8 @@ import (
 // claims completed from the userinfo endpoint when configured
 // (userinfo.go), or an opaque token by introspection (introspect.go, with
 // its own cache; introspect_jwt.go for client keys and signed answers,
-// introspect_order.go for several introspecting issuers). Its result is a
+// introspect_order.go for several introspecting issuers,
+// introspect_breaker.go for endpoints in outage). Its result is a
 // cache entry (placeholders.go) holding everything a cache hit needs:
 // identity headers, placeholders, bindings and the policy's verdict. It owns the issuers' shared key sources
 // (providers.go), released by its cleanup with the caches and clients.
@@ -107,13 +108,20 @@ func (a *authenticator) verify(ctx context.Context, token string) (*cacheEntry, 
 // validate returns the cache entry of a verified JWT, verifying it on a
 // cache miss, or the rejection reason and the validator's error.
 func (a *authenticator) validate(ctx context.Context, token string) (*cacheEntry, reason, error) {
-	if a.cache != nil {
-		if e, ok := a.cache.get(token); ok {
-			a.counters.cacheHits.Inc()
-			return e, reasonNone, nil
-		}
-		a.counters.cacheMisses.Inc()
+	if a.cache == nil {
+		return a.verifyJWT(ctx, token)
 	}
+	if e, ok := a.cache.get(token); ok {
+		e.cacheHits.Inc()
+		return e, reasonNone, nil
+	}
+	e, rsn, err := a.verifyJWT(ctx, token)
+	a.counters.countMiss(e)
+	return e, rsn, err
+}
+
+// verifyJWT verifies a JWT the cache does not hold and caches its entry.
+func (a *authenticator) verifyJWT(ctx context.Context, token string) (*cacheEntry, reason, error) {
 	t, err := a.validator.Validate(ctx, token)
 	if err != nil {
 		return nil, classify(err), err

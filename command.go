@@ -37,7 +37,8 @@ const (
 	// exitUsage: bad arguments, or a configuration that does not load.
 	exitUsage = 1
 	// exitRefused: the token is refused (401, 403 or 400), the metadata
-	// breaks the policy, or the token endpoint refused the client.
+	// breaks the policy, the token endpoint refused the client, or the
+	// user denied a device flow or let its code expire.
 	exitRefused = 2
 	// exitUnavailable: the provider cannot be reached or has no usable
 	// keys: the handler would answer 503.
@@ -58,13 +59,14 @@ Commands for operating the identity handler (http.handlers.identity):
   discover <issuer>       fetch and check a provider's discovery document
   check --config FILE     fetch discovery and keys for every identity handler
   verify --config FILE    run a token through the handler of a site and path
-  token --issuer ...      obtain a token with the client credentials grant,
-                          or decode one (--decode) without verifying it
+  token --issuer ...      obtain a token with the client credentials grant
+                          or the device flow (--device), or decode one
+                          (--decode) without verifying it
 
 Every command takes --json for output meant for scripts. Exit codes:
 0 success; 1 bad usage or config; 2 refused (token refused, metadata
-breaks the policy, client refused by the token endpoint); 3 provider
-unavailable (the handler would answer 503).`,
+breaks the policy, client refused by the token endpoint, device flow
+denied or expired); 3 provider unavailable (the handler would answer 503).`,
 		CobraFunc: func(cmd *cobra.Command) {
 			cmd.AddCommand(discoverCommand(), checkCommand(), verifyCommand(), tokenCommand())
 		},
@@ -142,7 +144,11 @@ func runDiscover(cmd *cobra.Command, args []string, out io.Writer) (int, error) 
 		return code, printJSON(out, res)
 	}
 	if err != nil {
-		fmt.Fprintf(out, "issuer:   %s\nresult:   REFUSED\nreason:   %v\n", res.Issuer, err)
+		verdict := "REFUSED"
+		if code == exitUnavailable {
+			verdict = "UNAVAILABLE"
+		}
+		fmt.Fprintf(out, "issuer:   %s\nresult:   %s\nreason:   %v\n", res.Issuer, verdict, err)
 		return code, nil
 	}
 	fmt.Fprintf(out, "issuer:   %s\nresult:   ok (https or loopback http, issuer matches, endpoints on the issuer's host)\n", doc.Issuer)
@@ -189,10 +195,14 @@ func isPolicyError(err error) bool {
 // foundHandler is an identity handler of a loaded configuration with the
 // host and path matchers of the routes around it.
 type foundHandler struct {
-	Index int             `json:"index"`
-	Hosts []string        `json:"hosts,omitempty"`
-	Paths []string        `json:"paths,omitempty"`
-	raw   json.RawMessage // the handler's JSON
+	Index int      `json:"index"`
+	Hosts []string `json:"hosts,omitempty"`
+	Paths []string `json:"paths,omitempty"`
+	raw   json.RawMessage
+	// routes are the "match" members of the enclosing routes, outermost
+	// first: a request reaches the handler when it matches one set of
+	// each.
+	routes []json.RawMessage
 }
 
 // loadHandlers adapts the config file as caddy run would and returns its
@@ -212,7 +222,7 @@ func loadHandlers(cmd *cobra.Command) ([]foundHandler, error) {
 		return nil, err
 	}
 	var found []foundHandler
-	walkConfig(root, nil, nil, &found)
+	walkConfig(root, nil, nil, nil, &found)
 	if len(found) == 0 {
 		return nil, fmt.Errorf("%s: no identity handler", file)
 	}
@@ -220,17 +230,18 @@ func loadHandlers(cmd *cobra.Command) ([]foundHandler, error) {
 }
 
 // walkConfig collects the identity handlers under v; hosts and paths are
-// the matchers of the enclosing routes.
-func walkConfig(v any, hosts, paths []string, found *[]foundHandler) {
+// the host and path matchers of the enclosing routes (for display), routes
+// their match sets.
+func walkConfig(v any, hosts, paths []string, routes []json.RawMessage, found *[]foundHandler) {
 	switch v := v.(type) {
 	case []any:
 		for _, e := range v {
-			walkConfig(e, hosts, paths, found)
+			walkConfig(e, hosts, paths, routes, found)
 		}
 	case map[string]any:
 		if v["handler"] == "identity" {
 			raw, _ := json.Marshal(v)
-			*found = append(*found, foundHandler{Index: len(*found), Hosts: hosts, Paths: paths, raw: raw})
+			*found = append(*found, foundHandler{Index: len(*found), Hosts: hosts, Paths: paths, raw: raw, routes: routes})
 			return
 		}
 		if sets, ok := v["match"].([]any); ok {
@@ -246,6 +257,8 @@ func walkConfig(v any, hosts, paths []string, found *[]foundHandler) {
 			if len(ps) > 0 {
 				paths = ps
 			}
+			raw, _ := json.Marshal(sets)
+			routes = append(slices.Clip(routes), raw)
 		}
 		keys := make([]string, 0, len(v))
 		for k := range v {
@@ -254,7 +267,7 @@ func walkConfig(v any, hosts, paths []string, found *[]foundHandler) {
 		slices.Sort(keys) // "handle" before "routes", deterministic
 		for _, k := range keys {
 			if k != "match" {
-				walkConfig(v[k], hosts, paths, found)
+				walkConfig(v[k], hosts, paths, routes, found)
 			}
 		}
 	}
@@ -271,23 +284,29 @@ func stringsOf(v any) []string {
 	return out
 }
 
-// matches reports whether the handler's routes match host and path
-// (Caddy's host matcher: exact or one leading "*." label; path matcher:
-// exact, or a prefix before a trailing "*").
-func (f foundHandler) matches(host, path string) bool {
-	hostOK := host == "" || len(f.Hosts) == 0
-	for _, h := range f.Hosts {
-		if strings.EqualFold(h, host) || (strings.HasPrefix(h, "*.") && strings.HasSuffix(strings.ToLower(host), strings.ToLower(h[1:]))) {
-			hostOK = true
+// matches reports whether r reaches the handler: whether it matches one
+// match set of every enclosing route, with Caddy's own matcher modules
+// (host wildcards, path patterns, and any other matcher the routes use).
+// With anyHost the host matchers are left out.
+func (f foundHandler) matches(ctx caddy.Context, r *http.Request, anyHost bool) (bool, error) {
+	for _, raw := range f.routes {
+		var route caddyhttp.Route
+		if err := json.Unmarshal(raw, &route.MatcherSetsRaw); err != nil {
+			return false, err
+		}
+		if anyHost {
+			for _, set := range route.MatcherSetsRaw {
+				delete(set, "host")
+			}
+		}
+		if err := route.ProvisionMatchers(ctx); err != nil {
+			return false, err
+		}
+		if ok, err := route.MatcherSets.AnyMatchWithError(r); !ok || err != nil {
+			return false, err
 		}
 	}
-	pathOK := len(f.Paths) == 0
-	for _, p := range f.Paths {
-		if p == path || (strings.HasSuffix(p, "*") && strings.HasPrefix(path, strings.TrimSuffix(p, "*"))) {
-			pathOK = true
-		}
-	}
-	return hostOK && pathOK
+	return true, nil
 }
 
 // provisioned is an identity handler provisioned outside a running Caddy,
@@ -519,8 +538,10 @@ func verifyCommand() *cobra.Command {
 	c := &cobra.Command{
 		Use:   "verify --config <file> [--site <host>] [--path </p>] [--json] <token | ->",
 		Short: "Runs a token through the identity handler of a site and path",
-		Long: `Loads the config, picks the first identity handler whose routes match
---site and --path (default "/"), and sends it a request with the token
+		Long: `Loads the config, picks the first identity handler whose enclosing routes
+match GET https://<site><path> (--path default "/"; without --site, any
+host) with Caddy's own matchers (host wildcards, path patterns, regexps,
+and any other matcher of the routes), and sends it that request with the token
 ("-" reads it from standard input) in the first place the handler looks
 for one. Prints whether it is accepted, with the headers the upstream
 would get, or the reason, the status and the WWW-Authenticate challenge.
@@ -529,7 +550,7 @@ Exit 2 when refused, 3 when the handler would answer 503.`,
 		Args: cobra.ExactArgs(1),
 	}
 	configFlags(c)
-	c.Flags().String("site", "", "host of the site")
+	c.Flags().String("site", "", "host of the request (default: any host)")
 	c.Flags().String("path", "/", "request path")
 	c.RunE = runE(c, runVerify)
 	return c
@@ -564,7 +585,37 @@ func runVerify(cmd *cobra.Command, args []string, out io.Writer) (int, error) {
 	if err != nil {
 		return exitUsage, err
 	}
-	i := slices.IndexFunc(found, func(f foundHandler) bool { return f.matches(site, path) })
+	host := site
+	if host == "" {
+		host = "localhost"
+	}
+	if !strings.HasPrefix(path, "/") {
+		return exitUsage, fmt.Errorf("--path %q does not start with /", path)
+	}
+	ctx, cancel := context.WithTimeout(cmd.Context(), commandTimeout)
+	defer cancel()
+	// newRequest is the request of the check: GET https://<site><path>,
+	// prepared as Caddy's server prepares requests for its handlers.
+	newRequest := func() (*http.Request, *caddy.Replacer, *httptest.ResponseRecorder) {
+		w := httptest.NewRecorder()
+		repl := caddy.NewReplacer()
+		r := httptest.NewRequestWithContext(ctx, http.MethodGet, "https://"+host+path, nil)
+		return caddyhttp.PrepareRequest(r, repl, w, nil), repl, w
+	}
+	mctx, mcancel := caddy.NewContext(caddy.Context{Context: ctx})
+	defer mcancel()
+	i := -1
+	for j, f := range found {
+		r, _, _ := newRequest()
+		ok, err := f.matches(mctx, r, site == "")
+		if err != nil {
+			return exitUsage, fmt.Errorf("identity handler %d: matching the request: %w", f.Index, err)
+		}
+		if ok {
+			i = j
+			break
+		}
+	}
 	if i < 0 {
 		return exitUsage, fmt.Errorf("no identity handler for site %q and path %q", site, path)
 	}
@@ -575,17 +626,8 @@ func runVerify(cmd *cobra.Command, args []string, out io.Writer) (int, error) {
 	defer p.close()
 
 	res := verifyResult{Handler: found[i], Token: describeToken(token)}
-	ctx, cancel := context.WithTimeout(cmd.Context(), commandTimeout)
-	defer cancel()
-	host := site
-	if host == "" {
-		host = "localhost"
-	}
-	r := httptest.NewRequestWithContext(ctx, http.MethodGet, "https://"+host+path, nil)
+	r, repl, w := newRequest()
 	placeToken(r, p.h.credential.sources[0], token)
-	repl := caddy.NewReplacer()
-	r = r.WithContext(context.WithValue(r.Context(), caddy.ReplacerCtxKey, repl))
-	w := httptest.NewRecorder()
 	var upstream http.Header
 	err = p.h.ServeHTTP(w, r, caddyhttp.HandlerFunc(func(w http.ResponseWriter, r *http.Request) error {
 		upstream = r.Header
@@ -674,17 +716,22 @@ func describeToken(token string) string {
 
 func tokenCommand() *cobra.Command {
 	c := &cobra.Command{
-		Use:   "token --issuer <url> --client-id <id> [--client-secret <s> | --key-file <pem>] [--scope <s>] [--decode] [--json] | token --decode <token | ->",
-		Short: "Obtains a token with the client credentials grant, or decodes one",
+		Use:   "token --issuer <url> --client-id <id> [--client-secret <s> | --key-file <pem>] [--device] [--scope <s>] [--resource <uri>] [--decode] [--json] | token --decode <token | ->",
+		Short: "Obtains a token (client credentials or device flow), or decodes one",
 		Long: `With --issuer and --client-id, finds the token endpoint by discovery and
 asks it for a token with the client credentials grant (client_secret_basic
 with --client-secret, private_key_jwt with --key-file, a PEM or JWK private key),
 then prints the access token alone on a line, for scripts:
   TOKEN=$(caddy identity token --issuer ... --client-id ... --client-secret ...)
+With --device, uses the device authorization grant (RFC 8628) instead: the
+client may be public (no secret, no key); the verification URL and the code
+to enter there are written to standard error, and the command polls the
+token endpoint at the interval the provider asks for (slower when told to
+slow down) until the user approves, denies, or the code expires.
 With --decode, also prints the token's header and claims, UNVERIFIED. With
 --decode and a token argument ("-" for standard input), only decodes it.
-Exit 2 when the token endpoint refuses the client, 3 when it cannot be
-reached.`,
+Exit 2 when the token endpoint refuses the client, the user denies or the
+device code expires, 3 when the provider cannot be reached.`,
 		Args: cobra.MaximumNArgs(1),
 	}
 	c.Flags().String("issuer", "", "issuer URL (its discovery document gives the token endpoint)")
@@ -693,7 +740,9 @@ reached.`,
 	c.Flags().String("key-file", "", "private key of the client, PEM or JWK (private_key_jwt)")
 	c.Flags().String("key-id", "", "kid of the client key (with --key-file)")
 	c.Flags().StringSlice("scope", nil, "scope to request (repeatable)")
+	c.Flags().StringSlice("resource", nil, "RFC 8707 resource indicator to request (repeatable)")
 	c.Flags().String("audience", "", "audience parameter (some providers, e.g. Auth0)")
+	c.Flags().Bool("device", false, "device authorization grant: show a code to enter in a browser, then poll for the token")
 	c.Flags().Bool("decode", false, "print the token's header and claims, unverified")
 	c.Flags().Bool("json", false, "print JSON")
 	c.RunE = runE(c, runToken)
@@ -708,6 +757,8 @@ type tokenResult struct {
 	Scope       string        `json:"scope,omitempty"`
 	Error       string        `json:"error,omitempty"`
 	Unverified  *decodedToken `json:"unverified,omitempty"`
+	// Device is what the user was shown in a device flow.
+	Device *deviceView `json:"device,omitempty"`
 }
 
 // decodedToken is a token's header and claims, read without verification.
@@ -740,51 +791,49 @@ func runToken(cmd *cobra.Command, args []string, out io.Writer) (int, error) {
 		return exitOK, printDecoded(out, d, asJSON)
 	}
 	clientID, _ := fl.GetString("client-id")
-	secret, _ := fl.GetString("client-secret")
-	keyFile, _ := fl.GetString("key-file")
-	keyID, _ := fl.GetString("key-id")
 	scopes, _ := fl.GetStringSlice("scope")
+	resources, _ := fl.GetStringSlice("resource")
 	audience, _ := fl.GetString("audience")
+	device, _ := fl.GetBool("device")
 	if issuer == "" || clientID == "" {
 		return exitUsage, errors.New("--issuer and --client-id are required")
 	}
-	var auth identity.ClientAuth
-	switch {
-	case secret != "" && keyFile != "":
-		return exitUsage, errors.New("--client-secret and --key-file are exclusive")
-	case keyFile != "":
-		key, err := loadPrivateKey(keyFile)
-		if err != nil {
-			return exitUsage, err
-		}
-		auth = identity.PrivateKeyJWTAuth(clientID, key, keyID)
-	case secret != "":
-		auth = identity.ClientSecretBasicAuth(clientID, secret)
-	default:
-		return exitUsage, errors.New("--client-secret or --key-file is required")
+	if device && audience != "" {
+		return exitUsage, errors.New("--audience is a parameter of the client credentials grant, not of --device")
+	}
+	auth, err := tokenClientAuth(fl, clientID, device)
+	if err != nil {
+		return exitUsage, err
 	}
 	ctx, cancel := context.WithTimeout(cmd.Context(), commandTimeout)
 	defer cancel()
 	var res tokenResult
-	doc, _, err := identity.FetchDiscovery(ctx, nil, issuer, identity.DiscoveryPolicy{
-		CheckedEndpoints: []string{identity.DiscoveryTokenEndpoint},
-	})
-	code := exitOK
+	checked := []string{identity.DiscoveryTokenEndpoint}
+	if device {
+		checked = append(checked, identity.DiscoveryDeviceAuthorizationEndpoint)
+	}
+	doc, _, err := identity.FetchDiscovery(ctx, nil, issuer, identity.DiscoveryPolicy{CheckedEndpoints: checked})
 	if err == nil && doc.TokenEndpoint == "" {
 		err = fmt.Errorf("%w: the discovery document has no token_endpoint", identity.ErrMissingMember)
 	}
 	var tr *identity.TokenResponse
 	if err == nil {
-		tr, err = identity.RequestClientCredentialsToken(ctx, nil, identity.ClientCredentialsTokenRequest{
-			ProtocolRequest: identity.ProtocolRequest{Address: doc.TokenEndpoint, ClientAuth: auth},
-			Scopes:          scopes,
-			Audience:        audience,
-		})
+		p := identity.ProtocolRequest{Address: doc.TokenEndpoint, ClientAuth: auth}
+		if device {
+			tr, res.Device, err = deviceToken(cmd, doc, p, scopes, resources, asJSON)
+		} else {
+			tr, err = identity.RequestClientCredentialsToken(ctx, nil, identity.ClientCredentialsTokenRequest{
+				ProtocolRequest: p,
+				Scopes:          scopes,
+				Resource:        resources,
+				Audience:        audience,
+			})
+		}
 	}
 	if err != nil {
 		res.Error = err.Error()
-		code = exitUnavailable
-		if _, ok := errors.AsType[*identity.ProtocolError](err); ok || isPolicyError(err) {
+		code := exitUnavailable
+		if _, ok := errors.AsType[*identity.ProtocolError](err); ok || isPolicyError(err) || errors.Is(err, errDeviceCodeExpired) {
 			code = exitRefused
 		}
 		if asJSON {
@@ -793,6 +842,7 @@ func runToken(cmd *cobra.Command, args []string, out io.Writer) (int, error) {
 		fmt.Fprintf(out, "error: %v\n", err)
 		return code, nil
 	}
+	code := exitOK
 	res.AccessToken, res.TokenType, res.ExpiresIn, res.Scope = tr.AccessToken, tr.TokenType, tr.ExpiresIn, tr.Scope
 	if decode {
 		if d, err := decodeUnverified(tr.AccessToken); err == nil {

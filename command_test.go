@@ -1,6 +1,7 @@
 package caddyidentity
 
 import (
+	"bufio"
 	"bytes"
 	"encoding/json"
 	"errors"
@@ -25,7 +26,9 @@ func TestCommands(t *testing.T) {
 	t.Run("discover", testCommandDiscover)
 	t.Run("check", testCommandCheck)
 	t.Run("verify", testCommandVerify)
+	t.Run("verify matchers", testCommandVerifyMatchers)
 	t.Run("token", testCommandToken)
+	t.Run("token --device", testCommandDevice)
 }
 
 // buildCaddy builds ./cmd/caddy, the plugin's Caddy, into the test's
@@ -206,5 +209,206 @@ func testCommandToken(t *testing.T) {
 	iss.SetDown(true)
 	if out, code := runCaddy(t, "", "identity", "token", "--issuer", iss.URL, "--client-id", "svc", "--client-secret", "s3cret"); code != exitUnavailable {
 		t.Fatalf("provider down: %d %s", code, out)
+	}
+}
+
+// runningCaddy is a caddy command that is still running: its standard
+// error is read line by line while the test plays the user.
+type runningCaddy struct {
+	cmd    *exec.Cmd
+	stdout bytes.Buffer
+	lines  chan string
+}
+
+// startCaddyCommand starts the built binary; the caller reads its
+// standard error with nextLine and ends with wait.
+func startCaddyCommand(t *testing.T, args ...string) *runningCaddy {
+	t.Helper()
+	rc := &runningCaddy{cmd: exec.Command(caddyBin, args...), lines: make(chan string, 64)}
+	rc.cmd.Stdout = &rc.stdout
+	stderr, err := rc.cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := rc.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = rc.cmd.Process.Kill() })
+	go func() {
+		defer close(rc.lines)
+		sc := bufio.NewScanner(stderr)
+		for sc.Scan() {
+			rc.lines <- sc.Text()
+		}
+	}()
+	t.Logf("started caddy %s", strings.Join(args, " "))
+	return rc
+}
+
+// nextLine returns the next line of standard error that contains want.
+func (rc *runningCaddy) nextLine(t *testing.T, want string) string {
+	t.Helper()
+	for line := range rc.lines {
+		t.Logf("stderr: %s", line)
+		if strings.Contains(line, want) {
+			return line
+		}
+	}
+	t.Fatalf("standard error ended without %q", want)
+	return ""
+}
+
+// wait waits for the command and returns its standard output and exit
+// code.
+func (rc *runningCaddy) wait(t *testing.T) (string, int) {
+	t.Helper()
+	for line := range rc.lines {
+		t.Logf("stderr: %s", line)
+	}
+	err := rc.cmd.Wait()
+	code := 0
+	if ee, ok := errors.AsType[*exec.ExitError](err); ok {
+		code = ee.ExitCode()
+	} else if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("exit %d, stdout:\n%s", code, rc.stdout.String())
+	return rc.stdout.String(), code
+}
+
+// userCode returns the code a device flow tells the user to enter.
+func userCode(t *testing.T, rc *runningCaddy) string {
+	t.Helper()
+	_, code, _ := strings.Cut(rc.nextLine(t, "enter the code: "), "enter the code: ")
+	return code
+}
+
+func testCommandDevice(t *testing.T) {
+	iss := identitytest.NewIssuer(t, identitytest.WithClient("cli", ""), identitytest.WithDevicePolling(time.Second, 0))
+	device := func(extra ...string) *runningCaddy {
+		return startCaddyCommand(t, append([]string{"identity", "token", "--device", "--issuer", iss.URL, "--client-id", "cli"}, extra...)...)
+	}
+
+	t.Run("approved, public client", func(t *testing.T) {
+		rc := device("--scope", "openid")
+		if !iss.ApproveDevice(userCode(t, rc), "alice") {
+			t.Fatal("no pending authorization for the code shown")
+		}
+		out, code := rc.wait(t)
+		d, err := decodeUnverified(strings.TrimSpace(out))
+		if code != exitOK || err != nil || d.Claims["sub"] != "alice" || d.Claims["client_id"] != "cli" {
+			t.Fatalf("exit %d, %v, claims %v", code, err, d)
+		}
+	})
+
+	t.Run("slow_down", func(t *testing.T) {
+		rc := device()
+		uc := userCode(t, rc)
+		rc.nextLine(t, "polling every 1s")
+		iss.SlowDownDevice(uc)
+		rc.nextLine(t, "asked to slow down: polling every 6s")
+		iss.ApproveDevice(uc, "alice")
+		if out, code := rc.wait(t); code != exitOK || strings.Count(out, ".") != 2 {
+			t.Fatalf("exit %d: %s", code, out)
+		}
+	})
+
+	t.Run("denied, --json", func(t *testing.T) {
+		rc := device("--json")
+		var shown deviceView
+		if err := json.Unmarshal([]byte(rc.nextLine(t, "user_code")), &shown); err != nil || shown.VerificationURI == "" || shown.Interval != "1s" {
+			t.Fatalf("device instructions: %v %+v", err, shown)
+		}
+		iss.DenyDevice(shown.UserCode)
+		out, code := rc.wait(t)
+		var res tokenResult
+		if err := json.Unmarshal([]byte(out), &res); err != nil || code != exitRefused || !strings.Contains(res.Error, "access_denied") ||
+			res.AccessToken != "" || res.Device == nil || res.Device.UserCode != shown.UserCode {
+			t.Fatalf("exit %d, %v: %s", code, err, out)
+		}
+	})
+
+	t.Run("expired", func(t *testing.T) {
+		short := identitytest.NewIssuer(t, identitytest.WithDevicePolling(time.Second, 2*time.Second))
+		rc := startCaddyCommand(t, "identity", "token", "--device", "--issuer", short.URL,
+			"--client-id", identitytest.DefaultClientID, "--client-secret", identitytest.DefaultClientSecret)
+		userCode(t, rc)
+		if out, code := rc.wait(t); code != exitRefused || !strings.Contains(out, "expired") {
+			t.Fatalf("exit %d: %s", code, out)
+		}
+	})
+
+	t.Run("usage and provider down", func(t *testing.T) {
+		if _, code := runCaddy(t, "", "identity", "token", "--device", "--issuer", iss.URL, "--client-id", "cli", "--audience", "x"); code != exitUsage {
+			t.Errorf("--audience with --device: exit %d", code)
+		}
+		if _, code := runCaddy(t, "", "identity", "token", "--issuer", iss.URL, "--client-id", "cli"); code != exitUsage {
+			t.Errorf("client credentials without a secret: exit %d", code)
+		}
+		iss.SetDown(true)
+		defer iss.SetDown(false)
+		if out, code := runCaddy(t, "", "identity", "token", "--device", "--issuer", iss.URL, "--client-id", "cli"); code != exitUnavailable {
+			t.Errorf("provider down: exit %d: %s", code, out)
+		}
+	})
+}
+
+// testCommandVerifyMatchers checks that verify picks the handler with
+// Caddy's own matchers: a wildcard site (one label), a path pattern with
+// a wildcard in the middle, a path_regexp named matcher.
+func testCommandVerifyMatchers(t *testing.T) {
+	iss := identitytest.NewIssuer(t)
+	cfg := filepath.Join(t.TempDir(), "Caddyfile")
+	if err := os.WriteFile(cfg, []byte(fmt.Sprintf(`*.example.com {
+	handle /api/*/orders {
+		identity {
+			issuer %[1]s
+			audience orders
+			claim_header sub X-Orders-User
+		}
+		respond "orders"
+	}
+	@admin path_regexp ^/admin/[0-9]+$
+	handle @admin {
+		identity {
+			issuer %[1]s
+			audience admin
+			claim_header sub X-Admin-User
+		}
+		respond "admin"
+	}
+	respond "public"
+}
+`, iss.URL)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	orders := iss.Token(t, "alice", map[string]any{"aud": "orders"})
+	admin := iss.Token(t, "bob", map[string]any{"aud": "admin"})
+	for _, c := range []struct {
+		site, path, token string
+		code              int
+		header, user      string
+	}{
+		{"shop.example.com", "/api/v2/orders", orders, exitOK, "X-Orders-User", "alice"},
+		{"SHOP.example.com", "/api/v1/orders", orders, exitOK, "X-Orders-User", "alice"},
+		{"shop.example.com", "/admin/42", admin, exitOK, "X-Admin-User", "bob"},
+		{"", "/admin/42", admin, exitOK, "X-Admin-User", "bob"},
+		{"shop.example.com", "/admin/42", orders, exitRefused, "", ""},
+		{"shop.example.com", "/admin/x", admin, exitUsage, "", ""},
+		{"shop.example.com", "/api/orders", orders, exitUsage, "", ""},
+		{"a.shop.example.com", "/api/v2/orders", orders, exitUsage, "", ""},
+		{"example.org", "/admin/42", admin, exitUsage, "", ""},
+	} {
+		out, code := runCaddy(t, c.token, "identity", "verify", "--json", "--config", cfg, "--site", c.site, "--path", c.path, "-")
+		if code != c.code {
+			t.Errorf("site %q path %q: exit %d, want %d", c.site, c.path, code, c.code)
+			continue
+		}
+		if c.code == exitOK {
+			var res verifyResult
+			if err := json.Unmarshal([]byte(out), &res); err != nil || !res.Accepted || res.Headers[c.header] != c.user {
+				t.Errorf("site %q path %q: %v %s", c.site, c.path, err, out)
+			}
+		}
 	}
 }

@@ -45,7 +45,8 @@
 //     cache, whose answer userinfo completes the same way;
 //     introspect_jwt.go: private_key_jwt and RFC 9701 signed answers;
 //     introspect_order.go: several introspecting issuers, asked in
-//     introspection_order; store_cache.go: introspection and userinfo
+//     introspection_order; introspect_breaker.go: an endpoint in outage
+//     probed once a second, not waited for; store_cache.go: introspection and userinfo
 //     answers shared through the store). The result is a cache entry (placeholders.go) that holds
 //     everything a cache hit needs: identity headers, placeholders,
 //     bindings and the policy's verdict. The token must fit its scheme: a

@@ -188,8 +188,14 @@ type introspector struct {
 
 	logger *zap.Logger
 	// down is set while the endpoint fails, so that an outage is logged
-	// once when it starts and once when it ends, not on every request.
-	down atomic.Bool
+	// once when it starts and once when it ends, not on every request,
+	// and so that requests meanwhile do not each wait for it: probing is
+	// held by the one request that asks it, probeAfter (Unix nanoseconds
+	// of now) is when the next may (introspect_breaker.go).
+	down       atomic.Bool
+	probing    atomic.Bool
+	probeAfter atomic.Int64
+	now        func() time.Time
 
 	closeOnce sync.Once
 }
@@ -210,6 +216,7 @@ func newIntrospector(repl *caddy.Replacer, is *IssuerConfig, ic identity.IssuerC
 		partyClaim:    ic.AuthorizedPartyClaim,
 		ttl:           DefaultIntrospectionCacheTTL,
 		logger:        a.logger.With(zap.String("issuer", pol.issuer)),
+		now:           a.now,
 		slots:         make(chan struct{}, maxIntrospections),
 	}
 	if in.endpoint != "" {
@@ -317,7 +324,7 @@ func (in *introspector) knownInactive(key tokenKey, now time.Time) bool {
 func (a *authenticator) introspectAt(ctx context.Context, in *introspector, key tokenKey, token string) (*cacheEntry, reason, error) {
 	res, fromStore, err := a.introspectShared(ctx, in, key, token)
 	if err != nil {
-		if ctx.Err() == nil { // not a client that went away
+		if ctx.Err() == nil && !errors.Is(err, errIntrospectionOutage) { // a failed exchange, not a client that went away
 			in.setDown(true, err)
 		}
 		return nil, reasonProviderUnavailable, err
@@ -353,8 +360,16 @@ const maxIntrospections = 64
 // maxIntrospections requests at once; a request over the bound waits for a
 // slot, up to the client's timeout. The shared call does not end when the
 // request that started it does (another may be waiting for it), but each
-// caller stops waiting when its own request ends.
+// caller stops waiting when its own request ends. While the endpoint is
+// in outage, only the probe asks it (see admit).
 func (in *introspector) askShared(ctx context.Context, key tokenKey, token string) (*identity.IntrospectionResponse, error) {
+	probe, err := in.admit()
+	if err != nil {
+		return nil, err
+	}
+	if probe {
+		defer in.probed()
+	}
 	ch := in.calls.DoChan(string(key[:]), func() (any, error) {
 		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), introspectionTimeout)
 		defer cancel()
@@ -434,8 +449,13 @@ func (in *introspector) discoveredEndpoint(doc *identity.DiscoveryDocument) (str
 
 // setDown records whether the endpoint fails, logging the changes: an
 // outage at ERROR (every opaque token is refused meanwhile), the recovery
-// at INFO, as for the issuers' keys.
+// at INFO, as for the issuers' keys. A failure puts the next probe an
+// interval away (holdProbes) before the flag is raised, so that no request
+// sees the outage without it.
 func (in *introspector) setDown(down bool, err error) {
+	if down {
+		in.holdProbes()
+	}
 	if in.down.CompareAndSwap(!down, down) {
 		switch {
 		case down && unusableAnswer(err):

@@ -69,7 +69,9 @@ func (a *authenticator) orderIntrospectors(repl *caddy.Replacer, order []string)
 // issuers are asked in introspection_order, skipping those that said
 // inactive within inactiveCacheTTL: the first that answers active decides
 // (its rules accept or refuse the token; no later issuer is asked), an
-// inactive answer passes the token on to the next. When none answers
+// inactive answer passes the token on to the next, and so does an issuer
+// that could not answer or, its endpoint in outage, was not asked
+// (introspect_breaker.go). When none answers
 // active and one could not answer, the verdict is provider_unavailable
 // (503): that issuer may have issued the token. Else the token is
 // inactive (401).
@@ -79,7 +81,7 @@ func (a *authenticator) introspect(ctx context.Context, token string) (*cacheEnt
 	caching := false
 	for _, in := range a.introspectors {
 		if e, ok := in.cached(key, now); ok {
-			a.counters.cacheHits.Inc()
+			e.cacheHits.Inc()
 			return e, reasonNone, nil
 		}
 		caching = caching || in.cache != nil
@@ -89,9 +91,6 @@ func (a *authenticator) introspect(ctx context.Context, token string) (*cacheEnt
 	for _, in := range a.introspectors {
 		if in.knownInactive(key, now) {
 			continue
-		}
-		if caching && !asked {
-			a.counters.cacheMisses.Inc()
 		}
 		asked = true
 		e, rsn, err := a.introspectAt(ctx, in, key, token)
@@ -105,10 +104,23 @@ func (a *authenticator) introspect(ctx context.Context, token string) (*cacheEnt
 			unavailable = errors.Join(unavailable, err)
 			continue
 		}
+		if caching {
+			a.counters.misses(in.issuer).Inc() // the issuer that answered active
+		}
 		return e, rsn, err
 	}
-	if caching && !asked {
-		a.counters.cacheHits.Inc()
+	if caching {
+		// No issuer vouched for the token: the cache counters of the one
+		// introspecting issuer, or with several the unattributed ones.
+		issuer := ""
+		if len(a.introspectors) == 1 {
+			issuer = a.introspectors[0].issuer
+		}
+		if asked {
+			a.counters.misses(issuer).Inc()
+		} else {
+			a.counters.hits(issuer).Inc()
+		}
 	}
 	if unavailable != nil {
 		return nil, reasonProviderUnavailable, unavailable

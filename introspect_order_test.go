@@ -48,6 +48,7 @@ func TestIntrospectionOrder(t *testing.T) {
 		name   string
 		token  string
 		downA  bool
+		later  time.Duration // the clock moves on this much first
 		want   int
 		label  string
 		issuer string // the issuer that accepted the token
@@ -72,16 +73,21 @@ func TestIntrospectionOrder(t *testing.T) {
 		}},
 		{"a down", func(a, b string) []string { return []string{a, b} }, []step{
 			{name: "b's token: accepted by b", token: tokB, downA: true, want: 200, issuer: b.URL, callsA: 1, callsB: 1},
-			{name: "unknown: a may have issued it", token: unknown, downA: true, want: 503, label: "provider_unavailable", callsA: 1, callsB: 1},
-			{name: "a's token once a is back", token: tokA, want: 200, issuer: a.URL, callsA: 1},
+			{name: "unknown: a, in outage, is not asked but may have issued it", token: unknown, downA: true, want: 503, label: "provider_unavailable", callsB: 1},
+			{name: "a's token, a back but not probed yet", token: tokA, want: 503, label: "provider_unavailable", callsB: 1},
+			{name: "a's token at the next probe", token: tokA, later: outageProbeInterval, want: 200, issuer: a.URL, callsA: 1},
 		}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			epA, epB := newIntroEndpoint(t), newIntroEndpoint(t)
 			answers(epB, b.URL, tokB)
-			x := newHX(t, twoIntrospectors(a, b, epA, epB, tt.order(a.URL, b.URL)...))
+			h := twoIntrospectors(a, b, epA, epB, tt.order(a.URL, b.URL)...)
+			clk := &ccClock{t: time.Now()}
+			h.now = clk.Now
+			x := newHX(t, h)
 			for _, s := range tt.steps {
+				clk.Set(clk.Now().Add(s.later))
 				if s.downA {
 					epA.set(500, "down")
 				} else {
@@ -252,4 +258,48 @@ func TestIntrospectionCompletedJSON(t *testing.T) {
 	}
 	h.IntrospectionOrder = nil
 	wantErrorContaining(t, h.checkConfig(), "introspection_order must list")
+}
+
+// TestIntrospectionCacheCountsByIssuer: with several introspecting
+// issuers, a cache miss counts for the issuer that answered active, a hit
+// for the issuer of the cached entry, and a token no issuer vouched for
+// for the unattributed label.
+func TestIntrospectionCacheCountsByIssuer(t *testing.T) {
+	a, b := identitytest.NewIssuer(t), identitytest.NewIssuer(t)
+	epA, epB := newIntroEndpoint(t), newIntroEndpoint(t)
+	tokB, unknown := opaqueToken(t)+"-b", opaqueToken(t)+"-unknown"
+	answers(epA, a.URL)
+	answers(epB, b.URL, tokB)
+	x := newHX(t, twoIntrospectors(a, b, epA, epB, a.URL, b.URL))
+	m := processMetrics()
+	counts := func() map[string]float64 {
+		out := map[string]float64{}
+		for _, iss := range []string{a.URL, b.URL, ""} {
+			out["hits "+iss] = ccCount(t, m.cacheHits.WithLabelValues(iss))
+			out["misses "+iss] = ccCount(t, m.cacheMisses.WithLabelValues(iss))
+		}
+		return out
+	}
+	for _, s := range []struct {
+		token string
+		want  int
+		count string // the one counter that moves
+	}{
+		{tokB, 200, "misses " + b.URL}, // a answers inactive, b active
+		{tokB, 200, "hits " + b.URL},   // b's cached entry
+		{unknown, 401, "misses "},      // both answer inactive
+		{unknown, 401, "hits "},        // both inactive answers remembered
+	} {
+		before := counts()
+		wantStatus(t, x.get("/", bearer(s.token)), s.want)
+		for k, v := range counts() {
+			want := before[k]
+			if k == s.count {
+				want++
+			}
+			if v != want {
+				t.Errorf("after the request counting %q: %q moved by %v", s.count, k, v-before[k])
+			}
+		}
+	}
 }

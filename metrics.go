@@ -19,8 +19,8 @@ type collectors struct {
 	accepted         *prometheus.CounterVec
 	anonymous        *prometheus.CounterVec
 	rejected         *prometheus.CounterVec
-	cacheHits        prometheus.Counter
-	cacheMisses      prometheus.Counter
+	cacheHits        *prometheus.CounterVec
+	cacheMisses      *prometheus.CounterVec
 	keyFetches       *prometheus.CounterVec
 	keyFetchFailures *prometheus.CounterVec
 
@@ -33,10 +33,35 @@ type collectors struct {
 	logouts          *prometheus.CounterVec
 }
 
-// resolvedCounters are the token cache counters, shared by every handler.
+// resolvedCounters are a handler's token cache counters, indexed like its
+// issuer labels (see meter.issuerLabels): a hit counts for the issuer of
+// the cached token (each cache entry holds its counter), a miss for the
+// issuer of the token once verified, or for the unattributed label when it
+// was refused before its issuer was known.
 type resolvedCounters struct {
-	cacheHits   prometheus.Counter
-	cacheMisses prometheus.Counter
+	issuerLabels []string
+	cacheHits    []prometheus.Counter
+	cacheMisses  []prometheus.Counter
+}
+
+// hits returns the cache hit counter of issuer.
+func (c *resolvedCounters) hits(issuer string) prometheus.Counter {
+	return c.cacheHits[issuerIndex(c.issuerLabels, issuer)]
+}
+
+// misses returns the cache miss counter of issuer.
+func (c *resolvedCounters) misses(issuer string) prometheus.Counter {
+	return c.cacheMisses[issuerIndex(c.issuerLabels, issuer)]
+}
+
+// countMiss counts a token cache miss whose verification gave e (nil:
+// the token was refused).
+func (c *resolvedCounters) countMiss(e *cacheEntry) {
+	issuer := ""
+	if e != nil {
+		issuer = e.issuer
+	}
+	c.misses(issuer).Inc()
 }
 
 // requestCounters are the counters of one handler in one server (labels
@@ -73,14 +98,14 @@ func processMetrics() *collectors {
 				Namespace: metricsNamespace, Name: "tokens_rejected_total",
 				Help: "Requests refused, by server, issuer (empty when a handler with several issuers refused before knowing which) and reason (missing, invalid_request, expired, signature, insufficient_scope, provider_unavailable, dpop_proof, dpop_bound_as_bearer, cert_binding, inactive, ...).",
 			}, []string{"server", "issuer", "reason"}),
-			cacheHits: prometheus.NewCounter(prometheus.CounterOpts{
+			cacheHits: prometheus.NewCounterVec(prometheus.CounterOpts{
 				Namespace: metricsNamespace, Name: "token_cache_hits_total",
-				Help: "Tokens answered from the validated-token cache (JWTs) or the introspection cache (opaque tokens).",
-			}),
-			cacheMisses: prometheus.NewCounter(prometheus.CounterOpts{
+				Help: "Tokens answered from the validated-token cache (JWTs) or the introspection cache (opaque tokens), by issuer.",
+			}, []string{"issuer"}),
+			cacheMisses: prometheus.NewCounterVec(prometheus.CounterOpts{
 				Namespace: metricsNamespace, Name: "token_cache_misses_total",
-				Help: "Tokens not in the validated-token or introspection cache (verified in full, or introspected).",
-			}),
+				Help: "Tokens not in the validated-token or introspection cache (verified in full, or introspected), by issuer (empty when a handler with several issuers refused the token before knowing which).",
+			}, []string{"issuer"}),
 			keyFetches: prometheus.NewCounterVec(prometheus.CounterOpts{
 				Namespace: metricsNamespace, Name: "key_fetches_total",
 				Help: "Fetches of issuer key sets (document=\"jwks\") and discovery documents (document=\"discovery\"), by issuer.",
@@ -141,9 +166,14 @@ func (m *collectors) register(ctx caddy.Context, logger *zap.Logger) {
 	}
 }
 
-// resolve returns the token cache counters.
-func (m *collectors) resolve() resolvedCounters {
-	return resolvedCounters{cacheHits: m.cacheHits, cacheMisses: m.cacheMisses}
+// resolve returns the token cache counters of a handler with the given
+// issuer labels (see meter.issuerLabels).
+func (m *collectors) resolve(issuers []string) resolvedCounters {
+	rc := resolvedCounters{issuerLabels: issuers, cacheHits: make([]prometheus.Counter, len(issuers)), cacheMisses: make([]prometheus.Counter, len(issuers))}
+	for i, iss := range issuers {
+		rc.cacheHits[i], rc.cacheMisses[i] = m.cacheHits.WithLabelValues(iss), m.cacheMisses.WithLabelValues(iss)
+	}
+	return rc
 }
 
 // resolveRequest returns the counters of a handler with the given issuer
@@ -194,12 +224,17 @@ func (m *meter) requestCounters(r *http.Request) *requestCounters {
 	return rc
 }
 
-// issuerIndex is the index of issuer among the handler's issuer labels:
-// its own when it is one of them, else the last, which is the handler's
-// only issuer or, with several, the unattributed "".
+// issuerIndex is the index of issuer among the handler's issuer labels.
 func (m *meter) issuerIndex(issuer string) int {
-	last := len(m.issuerLabels) - 1
-	for i, l := range m.issuerLabels[:last] {
+	return issuerIndex(m.issuerLabels, issuer)
+}
+
+// issuerIndex is the index of issuer among a handler's issuer labels: its
+// own when it is one of them, else the last, which is the handler's only
+// issuer or, with several, the unattributed "".
+func issuerIndex(labels []string, issuer string) int {
+	last := len(labels) - 1
+	for i, l := range labels[:last] {
 		if l == issuer {
 			return i
 		}

@@ -411,7 +411,6 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	h.auth = authenticator{
 		logger:       su.logger,
 		now:          su.now,
-		counters:     su.metrics.resolve(),
 		policy:       &h.policy,
 		certs:        &h.certs,
 		dpopOn:       dpop != dpopOff,
@@ -479,6 +478,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	if len(m.issuerLabels) > 1 {
 		m.issuerLabels = append(m.issuerLabels, "")
 	}
+	h.auth.counters = su.metrics.resolve(m.issuerLabels)
 	v, err := identity.NewValidator(issuerCfgs, identity.ValidatorOptions{
 		MaxTokenBytes: maxTokenSize,
 		Logger:        su.slog,

@@ -227,9 +227,14 @@ func TestMetricsLabelledByIssuer(t *testing.T) {
 		want float64
 	}{
 		{"missing, no issuer", func() float64 { return ccCount(t, m.rejected.WithLabelValues("", "", "missing")) }, 2},
-		{"accepted by b", func() float64 { return ccCount(t, m.accepted.WithLabelValues("", b.URL)) }, 1},
+		{"accepted by b", func() float64 { return ccCount(t, m.accepted.WithLabelValues("", b.URL)) }, 2},
 		{"scope refused for a", func() float64 { return ccCount(t, m.rejected.WithLabelValues("", a.URL, "insufficient_scope")) }, 1},
 		{"forged iss", func() float64 { return ccCount(t, m.rejected.WithLabelValues("", "https://evil.example", "issuer")) }, 0},
+		{"cache hit of b", func() float64 { return ccCount(t, m.cacheHits.WithLabelValues(b.URL)) }, 1},
+		{"cache miss of b", func() float64 { return ccCount(t, m.cacheMisses.WithLabelValues(b.URL)) }, 1},
+		{"cache hit of a", func() float64 { return ccCount(t, m.cacheHits.WithLabelValues(a.URL)) }, 0},
+		{"cache miss of a (verified, then refused by the policy)", func() float64 { return ccCount(t, m.cacheMisses.WithLabelValues(a.URL)) }, 1},
+		{"cache miss, no issuer (forged iss)", func() float64 { return ccCount(t, m.cacheMisses.WithLabelValues("")) }, 1},
 	}
 	before := make([]float64, len(counters))
 	for i, c := range counters {
@@ -237,9 +242,11 @@ func TestMetricsLabelledByIssuer(t *testing.T) {
 	}
 	wantStatus(t, x.get("/", nil), 401)
 	wantStatus(t, x.get("/", nil), 401)
-	wantStatus(t, x.get("/", bearer(b.Token(t, "u", map[string]any{"scope": "read"}))), 200)
+	bTok := b.Token(t, "u", map[string]any{"scope": "read"})
+	wantStatus(t, x.get("/", bearer(bTok)), 200)
 	wantStatus(t, x.get("/", bearer(a.Token(t, "u", map[string]any{"scope": "write"}))), 403)
 	wantStatus(t, x.get("/", bearer(a.Token(t, "u", map[string]any{"iss": "https://evil.example"}))), 401)
+	wantStatus(t, x.get("/", bearer(bTok)), 200)
 	for i, c := range counters {
 		if got := c.c() - before[i]; got != c.want {
 			t.Errorf("%s: counted %v, want %v", c.name, got, c.want)

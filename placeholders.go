@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/caddy-identity/caddy-identity/identity"
 )
@@ -58,6 +59,8 @@ type cacheEntry struct {
 	certThumbprint string
 	headers        []headerValue
 	repl           caddy.ReplacerFunc
+	// cacheHits is the token cache hit counter of the token's issuer.
+	cacheHits prometheus.Counter
 
 	// keys is the issuer's key source, asked when the version moved.
 	keys       identity.KeySource
@@ -122,6 +125,7 @@ func (a *authenticator) claimsEntry(issuer string, c *identity.Claims) (*cacheEn
 		issuer:         issuer,
 		subject:        c.Subject,
 		certThumbprint: certThumbprint,
+		cacheHits:      a.counters.hits(issuer),
 	}
 	if pol := a.policy.byIssuer[issuer]; pol != nil {
 		e.denied, e.challenge = pol.authorize(c)

@@ -146,10 +146,15 @@ func ccCount(tb testing.TB, c prometheus.Counter) float64 {
 	return m.GetCounter().GetValue()
 }
 
-// ccHitsMisses returns the process-wide cache hit and miss counts.
+// ccHitsMisses returns the cache hit and miss counts of the handler's
+// issuers (process-wide).
 func ccHitsMisses(tb testing.TB, h *Handler) (hits, misses float64) {
 	tb.Helper()
-	return ccCount(tb, h.auth.counters.cacheHits), ccCount(tb, h.auth.counters.cacheMisses)
+	for i := range h.auth.counters.cacheHits {
+		hits += ccCount(tb, h.auth.counters.cacheHits[i])
+		misses += ccCount(tb, h.auth.counters.cacheMisses[i])
+	}
+	return hits, misses
 }
 
 // ccExpect sends token and requires status (and label when not empty)

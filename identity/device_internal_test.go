@@ -3,6 +3,7 @@ package identity
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -34,8 +35,10 @@ func TestPollDeviceTokenIntervals(t *testing.T) {
 	defer srv.Close()
 
 	var waits []time.Duration
+	var told []string
 	wait := func(_ context.Context, d time.Duration) error { waits = append(waits, d); return nil }
-	req := DeviceTokenRequest{ProtocolRequest: ProtocolRequest{Address: srv.URL}, DeviceCode: "dc"}
+	req := DeviceTokenRequest{ProtocolRequest: ProtocolRequest{Address: srv.URL}, DeviceCode: "dc",
+		OnWait: func(code string, d time.Duration) { told = append(told, fmt.Sprintf("%s %v", code, d)) }}
 	tok, err := pollDeviceToken(context.Background(), nil, req, wait)
 	if err != nil || tok.AccessToken != "ok" {
 		t.Fatalf("got %v, %v", tok, err)
@@ -44,6 +47,11 @@ func TestPollDeviceTokenIntervals(t *testing.T) {
 	if !reflect.DeepEqual(waits, want) {
 		t.Errorf("waits = %v, want %v", waits, want)
 	}
+	wantTold := []string{" 5s", "authorization_pending 5s", "slow_down 10s", "authorization_pending 10s", "slow_down 15s"}
+	if !reflect.DeepEqual(told, wantTold) {
+		t.Errorf("OnWait calls = %q, want %q", told, wantTold)
+	}
+	req.OnWait = nil
 
 	n, waits = 0, nil
 	req.Interval = 2 * time.Second

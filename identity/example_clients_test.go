@@ -241,6 +241,9 @@ func ExamplePollDeviceToken() {
 
 	iss.ApproveDevice(da.UserCode, "alice") // the user, on another device
 	req.Interval = 10 * time.Millisecond    // from the response; 5 s when absent
+	req.OnWait = func(answer string, wait time.Duration) {
+		fmt.Printf("waiting %v (last answer %q)\n", wait, answer) // a terminal tells the user
+	}
 	tok, err := identity.PollDeviceToken(ctx, nil, req)
 	if err != nil {
 		fmt.Println(err)
@@ -249,6 +252,7 @@ func ExamplePollDeviceToken() {
 	fmt.Println("approved:", tok.AccessToken != "", tok.IDToken != "")
 	// Output:
 	// before the user approves: true authorization_pending
+	// waiting 10ms (last answer "")
 	// approved: true true
 }
 

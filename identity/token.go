@@ -102,6 +102,11 @@ type DeviceTokenRequest struct {
 	// Expiry, when set, stops [PollDeviceToken] once the device code has
 	// expired.
 	Expiry time.Time
+	// OnWait, when set, is called by [PollDeviceToken] before each wait
+	// with the error code of the answer that made it wait ("" before the
+	// first request, then "authorization_pending" or "slow_down") and the
+	// wait, so that a terminal can tell the user what is going on.
+	OnWait func(code string, wait time.Duration)
 }
 
 // RequestDeviceToken asks once for the token of a device code. While the
@@ -147,7 +152,11 @@ func pollDeviceToken(ctx context.Context, client *http.Client, req DeviceTokenRe
 	if interval <= 0 {
 		interval = DefaultDevicePollInterval
 	}
+	code := ""
 	for {
+		if req.OnWait != nil {
+			req.OnWait(code, interval)
+		}
 		if err := wait(ctx, interval); err != nil {
 			return nil, err
 		}
@@ -156,7 +165,7 @@ func pollDeviceToken(ctx context.Context, client *http.Client, req DeviceTokenRe
 		if err == nil || !errors.As(err, &pe) {
 			return tok, err
 		}
-		switch pe.Code {
+		switch code = pe.Code; code {
 		case ErrorAuthorizationPending:
 		case ErrorSlowDown:
 			interval += devicePollSlowDown

@@ -9,6 +9,7 @@
 //     "jwks": {"keys": [...]},         // private signing keys; the first key per alg signs, all are published
 //     "clientJWKS": {"keys": [...]},   // optional public keys of the private_key_jwt client
 //     "accessTokenTTL": 3600,          // optional, seconds
+//     "deviceCodeTTL": 600,            // optional, seconds: lifetime of device flow codes
 //     "webClient": {                   // optional: client "web-client" of a browser sign-in at Caddy, with the
 //       "redirectURI": "...",          // provider's interactive login and consent pages (devInteractions) instead
 //       "postLogoutRedirectURI": "...",// of the automatic ones, and back-channel logout
@@ -41,6 +42,7 @@ if (!configPath) {
 const cfg = JSON.parse(readFileSync(configPath, 'utf8'));
 const host = '127.0.0.1';
 const accessTokenTTL = cfg.accessTokenTTL || 3600;
+const deviceCodeTTL = cfg.deviceCodeTTL || 600;
 const defaultAccount = 'alice';
 
 const RESOURCE_SCOPES = 'api:read api:write';
@@ -269,7 +271,7 @@ const configuration = {
       return token.resourceServer?.accessTokenTTL || accessTokenTTL;
     },
     AuthorizationCode: 60,
-    DeviceCode: 600,
+    DeviceCode: deviceCodeTTL,
     IdToken: 3600,
     RefreshToken: 86400,
     Interaction: 600,

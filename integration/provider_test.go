@@ -58,6 +58,8 @@ type providerOptions struct {
 	ClientJWKS *jose.JSONWebKeySet
 	// AccessTokenTTL is the lifetime of access tokens; 0 means 1 h.
 	AccessTokenTTL time.Duration
+	// DeviceCodeTTL is the lifetime of device flow codes (whole seconds); 0 means 10 min.
+	DeviceCodeTTL time.Duration
 	// WebClient, when set, registers client "web-client" (secret "web-secret") for a browser sign-in at Caddy
 	// and switches the provider to its interactive login and consent pages, with back-channel logout.
 	WebClient *webClientOptions
@@ -190,6 +192,9 @@ func (p *oidcProvider) Start() {
 	}
 	if p.opts.AccessTokenTTL > 0 {
 		cfg["accessTokenTTL"] = int(p.opts.AccessTokenTTL / time.Second)
+	}
+	if p.opts.DeviceCodeTTL > 0 {
+		cfg["deviceCodeTTL"] = int(p.opts.DeviceCodeTTL / time.Second)
 	}
 	if p.opts.WebClient != nil {
 		cfg["webClient"] = p.opts.WebClient

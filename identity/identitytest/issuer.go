@@ -24,7 +24,7 @@
 //	GET  /authorize   response_type=code with PKCE S256 (or a PAR request_uri): 302 to redirect_uri with code, state and iss
 //	                  (WithLoginPage: a login form first, POSTed back here, then 303 to redirect_uri)
 //	POST /par         RFC 9126 pushed authorization request
-//	POST /device_authorization  RFC 8628; ApproveDevice plays the user
+//	POST /device_authorization  RFC 8628; ApproveDevice and DenyDevice play the user (WithDevicePolling: interval enforced)
 //	POST /token       client_credentials, authorization_code (+ code_verifier), refresh_token (rotated),
 //	                  device_code, token-exchange (RFC 8693: a live access token as subject_token, act.sub the client)
 //	GET  /userinfo    sub, name, email, email_verified of a Bearer access token (POST too)
@@ -87,6 +87,9 @@ type config struct {
 	clientKeys   map[string]crypto.PublicKey // WithClientKey: client ID → assertion key
 	opaqueTokens bool                        // WithOpaqueAccessTokens
 	users        map[string]string           // WithLoginPage: user name → password
+	// WithDevicePolling: the enforced polling interval and the lifetime
+	// of device codes.
+	deviceInterval, deviceLifetime time.Duration
 }
 
 // Option configures an Issuer at Start or NewIssuer.

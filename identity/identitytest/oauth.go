@@ -79,14 +79,6 @@ type registration struct {
 	issuedAt int64
 }
 
-// deviceGrant is a pending device authorization; grant is set once the
-// user approved it.
-type deviceGrant struct {
-	clientID, scope, userCode string
-	expiry                    time.Time
-	grant                     *grant
-}
-
 // grant is one user's (or client's) authorization.
 type grant struct {
 	clientID, subject, scope, nonce string
@@ -499,59 +491,6 @@ func (i *Issuer) serveRevocation(w http.ResponseWriter, r *http.Request) {
 	}
 	i.oauth.mu.Unlock()
 	w.WriteHeader(http.StatusOK)
-}
-
-// serveDeviceAuthorization starts a device flow (RFC 8628 §3.1) for the
-// authenticated client; ApproveDevice plays the user.
-func (i *Issuer) serveDeviceAuthorization(w http.ResponseWriter, r *http.Request) {
-	client, _, ok := i.clientAuth(r)
-	if !ok {
-		oauthError(w, http.StatusUnauthorized, "invalid_client", "client authentication failed")
-		return
-	}
-	code, user := randomValue(), strings.ToUpper(randomValue()[:4]+"-"+randomValue()[:4])
-	i.lockOAuth()
-	i.oauth.devices[code] = &deviceGrant{clientID: client, scope: r.PostForm.Get("scope"), userCode: user, expiry: time.Now().Add(10 * time.Minute)}
-	i.oauth.mu.Unlock()
-	writeJSONBody(w, http.StatusOK, map[string]any{
-		"device_code": code, "user_code": user, "expires_in": 600,
-		"verification_uri": i.URL + "/device", "verification_uri_complete": i.URL + "/device?user_code=" + user,
-	})
-}
-
-// ApproveDevice approves the pending device authorization with userCode
-// as subject, as the user would at the verification URI. It reports
-// whether such an authorization was pending.
-func (i *Issuer) ApproveDevice(userCode, subject string) bool {
-	i.lockOAuth()
-	defer i.oauth.mu.Unlock()
-	for _, d := range i.oauth.devices {
-		if d.userCode == userCode && d.grant == nil && time.Now().Before(d.expiry) {
-			d.grant = &grant{clientID: d.clientID, subject: subject, scope: d.scope, authTime: time.Now()}
-			return true
-		}
-	}
-	return false
-}
-
-// redeemDevice returns the grant of an approved device code of client
-// (used up), or the error code: authorization_pending, expired_token or
-// invalid_grant.
-func (i *Issuer) redeemDevice(code, client string) (*grant, string) {
-	i.lockOAuth()
-	defer i.oauth.mu.Unlock()
-	d := i.oauth.devices[code]
-	switch {
-	case d == nil || d.clientID != client:
-		return nil, "invalid_grant"
-	case time.Now().After(d.expiry):
-		delete(i.oauth.devices, code)
-		return nil, "expired_token"
-	case d.grant == nil:
-		return nil, "authorization_pending"
-	}
-	delete(i.oauth.devices, code)
-	return d.grant, ""
 }
 
 // exchange is the grant of an RFC 8693 token exchange: a live access
