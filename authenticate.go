@@ -136,8 +136,10 @@ func (a *authenticator) verifyJWT(ctx context.Context, token string) (*cacheEntr
 	if err != nil {
 		return nil, classify(err), err
 	}
-	if t.Claims != own {
-		e.decoded.Store(t.Claims) // the placeholders see the merged claims
+	if t.Claims != own || a.cache == nil {
+		// The placeholders see the merged claims; without a cache, they
+		// read the token's claims, decoding what they ask for lazily.
+		e.decoded.Store(t.Claims)
 	}
 	if !until.IsZero() && until.Before(e.expires) {
 		e.expires = until

@@ -165,12 +165,13 @@ func checkDPoP(mode string, sources []TokenSource) error {
 // string. A jkt of another type still marks the token as bound (so it is
 // never accepted as a bearer token) but matches no proof key.
 func cnfJKT(c *identity.Claims) (jkt string, bound bool) {
-	cnf, ok := c.Raw()["cnf"].(map[string]any)
+	v, _ := c.Get(identity.ClaimConfirmation)
+	cnf, ok := v.(map[string]any)
 	if !ok {
 		return "", false
 	}
-	v, bound := cnf["jkt"]
-	jkt, _ = v.(string)
+	jktValue, bound := cnf["jkt"]
+	jkt, _ = jktValue.(string)
 	return jkt, bound
 }
 

@@ -483,6 +483,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		MaxTokenBytes: maxTokenSize,
 		Logger:        su.slog,
 		RefreshWait:   time.Duration(h.RefreshWait),
+		DecodeClaims:  decodedClaims(h.auth.claimHeaders, h.policy.byIssuer, h.auth.dpopOn || !h.certs.off),
 	})
 	if err != nil {
 		return err

@@ -48,7 +48,8 @@ func (cb certBinding) thumbprint(c *identity.Claims) (string, error) {
 	if cb.off {
 		return "", nil
 	}
-	cnf, ok := c.Raw()[identity.ClaimConfirmation].(map[string]any)
+	cnfValue, _ := c.Get(identity.ClaimConfirmation)
+	cnf, ok := cnfValue.(map[string]any)
 	if !ok {
 		return "", nil
 	}

@@ -144,6 +144,20 @@ func (a *authenticator) claimsEntry(issuer string, c *identity.Claims) (*cacheEn
 	return e, nil
 }
 
+// detach copies the strings the entry took from the token's claims: they
+// share the memory of the decoded payload, which a cached entry need not
+// keep (see cacheEntry).
+func (e *cacheEntry) detach() {
+	if s, ok := e.subject.(string); ok {
+		e.subject = strings.Clone(s)
+	}
+	for i := range e.headers {
+		e.headers[i].value = strings.Clone(e.headers[i].value)
+	}
+	e.dpopJKT = strings.Clone(e.dpopJKT)
+	e.certThumbprint = strings.Clone(e.certThumbprint)
+}
+
 // keyPublished reports whether the key that verified the entry's token is
 // still published by its issuer at now, so that a token whose key was
 // withdrawn from the JWKS is verified again (and refused). HasKey is asked

@@ -212,6 +212,7 @@ func (tc *tokenCache) put(token string, e *cacheEntry) {
 	// A copy: a substring would keep the whole token, signature included,
 	// in memory for as long as the entry lives.
 	e.signingInput = strings.Clone(signingInput)
+	e.detach()
 	tc.c.Set(hashToken(signature), e)
 }
 

@@ -5,8 +5,11 @@ import (
 	"encoding/json"
 	"fmt"
 	"math"
+	"math/bits"
+	"slices"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 )
 
@@ -16,6 +19,13 @@ const maxNumericDate = 253402300799
 
 // Claims is the validated payload of a token: the registered claims as Go
 // values, plus every member as decoded JSON for [Claims.Get].
+//
+// Claims from [Validator.Validate] hold the payload text and decode the
+// members no check read (see [ValidatorOptions].DecodeClaims) the first
+// time [Claims.Get], [Claims.String], [Claims.Strings], [Claims.Raw] or
+// [Claims.MarshalJSON] asks for one of them: a proxy that forwards two
+// claims of a token of thirty decodes two. The whole payload was checked
+// when the token was validated, so that decoding cannot fail.
 //
 // Claims is read-only once built and safe for concurrent use.
 type Claims struct {
@@ -43,7 +53,102 @@ type Claims struct {
 	// RBAC "permissions"; [ClaimsPrincipal] can be pointed at any of them.
 	Roles, Groups []string
 
-	raw map[string]any
+	// raw holds the decoded members: all of them when lazy is nil, else
+	// those named in lazy.names that the token has.
+	raw  map[string]any
+	lazy *lazyClaims
+	// present and malformed are sets of typedClaims indexes: the claims
+	// the token has, and those of the wrong type (see typeError).
+	present, malformed uint16
+}
+
+// lazyClaims is what a Claims needs to decode the members it has not.
+type lazyClaims struct {
+	payload string     // the JSON object, checked in full
+	names   claimNames // the top-level names decoded into Claims.raw
+	all     atomic.Pointer[map[string]any]
+}
+
+// lazyBlock allocates a Claims and its lazyClaims at once.
+type lazyBlock struct {
+	c    Claims
+	lazy lazyClaims
+}
+
+// claimNames is a set of top-level member names.
+type claimNames map[string]struct{}
+
+// add adds the names [Claims.Get] may read path from: path itself and
+// each of its prefixes before a dot.
+func (n claimNames) add(path string) {
+	n[path] = struct{}{}
+	for i := strings.LastIndexByte(path, '.'); i > 0; i = strings.LastIndexByte(path[:i], '.') {
+		n[path[:i]] = struct{}{}
+	}
+}
+
+// covers reports whether every name [Claims.Get] may read path from is in
+// n.
+func (n claimNames) covers(path string) bool {
+	if _, ok := n[path]; !ok {
+		return false
+	}
+	for i := strings.LastIndexByte(path, '.'); i > 0; i = strings.LastIndexByte(path[:i], '.') {
+		if _, ok := n[path[:i]]; !ok {
+			return false
+		}
+	}
+	return true
+}
+
+// typedClaims are the registered claims held in the fields of Claims, in
+// the order their types are checked; the typed* constants index it.
+var typedClaims = [...]string{
+	ClaimIssuer, ClaimSubject, ClaimJWTID, ClaimAudience, ClaimExpiration, ClaimNotBefore, ClaimIssuedAt,
+	ClaimScope, ClaimScp, ClaimRoles, ClaimGroups,
+}
+
+const (
+	typedIss = iota
+	typedSub
+	typedJTI
+	typedAud
+	typedExp
+	typedNbf
+	typedIat
+	typedScope
+	typedScp
+	typedRoles
+	typedGroups
+)
+
+// typedClaim returns the typedClaims index of name, -1 for other names.
+func typedClaim(name string) int {
+	switch name {
+	case ClaimIssuer:
+		return typedIss
+	case ClaimSubject:
+		return typedSub
+	case ClaimJWTID:
+		return typedJTI
+	case ClaimAudience:
+		return typedAud
+	case ClaimExpiration:
+		return typedExp
+	case ClaimNotBefore:
+		return typedNbf
+	case ClaimIssuedAt:
+		return typedIat
+	case ClaimScope:
+		return typedScope
+	case ClaimScp:
+		return typedScp
+	case ClaimRoles:
+		return typedRoles
+	case ClaimGroups:
+		return typedGroups
+	}
+	return -1
 }
 
 // ParseClaims decodes a JWT payload (or any JSON object of claims, such as
@@ -55,139 +160,222 @@ type Claims struct {
 // "exp", "nbf", "iat" not numbers (a string "exp" is malformed, not absent);
 // "scope", "scp", "roles", "groups" not a string or an array of strings.
 func ParseClaims(payload []byte) (*Claims, error) {
-	m, err := parseJSONObject(payload)
+	c, err := decodeClaims(string(payload), nil, nil)
 	if err != nil {
 		return nil, fmt.Errorf("%w: claims: %v", ErrMalformed, err)
 	}
-	return newClaims(m)
-}
-
-// newClaims builds the typed view of a decoded claims object.
-func newClaims(m map[string]any) (*Claims, error) {
-	c := &Claims{raw: m}
-	var err error
-	if c.Issuer, err = claimString(m, ClaimIssuer); err != nil {
-		return nil, err
-	}
-	if c.Subject, err = claimString(m, ClaimSubject); err != nil {
-		return nil, err
-	}
-	if c.ID, err = claimString(m, ClaimJWTID); err != nil {
-		return nil, err
-	}
-	if v, ok := m[ClaimAudience]; ok {
-		if c.Audience, ok = stringOrStrings(v); !ok {
-			return nil, malformedClaim(ClaimAudience)
-		}
-	}
-	if c.Expiry, err = claimTime(m, ClaimExpiration); err != nil {
-		return nil, err
-	}
-	if c.NotBefore, err = claimTime(m, ClaimNotBefore); err != nil {
-		return nil, err
-	}
-	if c.IssuedAt, err = claimTime(m, ClaimIssuedAt); err != nil {
-		return nil, err
-	}
-	for _, name := range [...]string{ClaimScope, ClaimScp} {
-		v, ok := m[name]
-		if !ok {
-			continue
-		}
-		var scopes []string
-		if s, isStr := v.(string); isStr {
-			scopes = strings.Fields(s)
-		} else if scopes, ok = stringOrStrings(v); !ok {
-			return nil, malformedClaim(name)
-		}
-		for _, s := range scopes {
-			if s != "" && !c.HasScope(s) {
-				c.Scopes = append(c.Scopes, s)
-			}
-		}
-	}
-	if c.Roles, err = claimStrings(m, ClaimRoles); err != nil {
-		return nil, err
-	}
-	if c.Groups, err = claimStrings(m, ClaimGroups); err != nil {
+	if err := c.typeError(); err != nil {
 		return nil, err
 	}
 	return c, nil
 }
 
-// claimStrings returns a claim that is a string or an array of strings, nil
-// when absent.
-func claimStrings(m map[string]any, name string) ([]string, error) {
-	v, ok := m[name]
-	if !ok {
-		return nil, nil
+// decodeClaims checks that payload is a JSON object without duplicate
+// member names at any depth and decodes it in one pass: the registered
+// claims into the fields of Claims, and into raw every member when names
+// is nil, else only the members named in names (the others are decoded
+// on first use); keys is scratch space for the parser, or nil. The error
+// is malformed JSON; a registered claim of the
+// wrong type is recorded for typeError, so that the caller can report it
+// after what it must check first.
+func decodeClaims(payload string, names claimNames, keys []string) (*Claims, error) {
+	d := claimsDecoder{p: jsonParser{data: payload, keys: keys[:0]}, names: names}
+	if names == nil {
+		d.c = &Claims{raw: make(map[string]any, 8)}
+	} else {
+		b := &lazyBlock{lazy: lazyClaims{payload: payload, names: names}}
+		b.c.lazy = &b.lazy
+		d.c = &b.c
 	}
-	out, ok := stringOrStrings(v)
-	if !ok {
-		return nil, malformedClaim(name)
+	if err := d.p.start(); err != nil {
+		return nil, err
 	}
-	return out, nil
+	if err := d.p.members(1, d.member); err != nil {
+		return nil, err
+	}
+	if err := d.p.end(); err != nil {
+		return nil, err
+	}
+	// Scopes are kept in the slices decoded, which belong to no one else.
+	scopes := d.scope
+	if scopes == nil {
+		scopes = d.scp
+	} else {
+		scopes = append(scopes, d.scp...)
+	}
+	kept := scopes[:0]
+	for _, s := range scopes {
+		if s != "" && !slices.Contains(kept, s) {
+			kept = append(kept, s)
+		}
+	}
+	if len(kept) > 0 {
+		d.c.Scopes = kept
+	}
+	return d.c, nil
+}
+
+// claimsDecoder is the state of decodeClaims.
+type claimsDecoder struct {
+	p          jsonParser
+	c          *Claims
+	names      claimNames
+	scope, scp []string
+}
+
+// member decodes the value of the top-level member name (see
+// decodeClaims).
+func (d *claimsDecoder) member(name string) error {
+	start := d.p.pos
+	i := typedClaim(name)
+	if i >= 0 {
+		if err := d.typed(i); err != nil {
+			return err
+		}
+	}
+	if d.names != nil {
+		if _, ok := d.names[name]; !ok {
+			if i >= 0 {
+				return nil
+			}
+			return d.p.skip(1)
+		}
+	}
+	d.p.pos = start
+	v, err := d.p.value(1)
+	if err != nil {
+		return err
+	}
+	if d.c.raw == nil {
+		d.c.raw = make(map[string]any, 4)
+	}
+	d.c.raw[name] = v
+	return nil
+}
+
+// typed decodes the value of typedClaims[i] into its field.
+func (d *claimsDecoder) typed(i int) error {
+	c := d.c
+	c.present |= 1 << i
+	var ok bool
+	var err error
+	switch i {
+	case typedIss:
+		c.Issuer, ok, err = d.stringValue()
+	case typedSub:
+		c.Subject, ok, err = d.stringValue()
+	case typedJTI:
+		c.ID, ok, err = d.stringValue()
+	case typedAud:
+		c.Audience, ok, err = d.stringsValue()
+	case typedExp:
+		c.Expiry, ok, err = d.dateValue()
+	case typedNbf:
+		c.NotBefore, ok, err = d.dateValue()
+	case typedIat:
+		c.IssuedAt, ok, err = d.dateValue()
+	case typedScope:
+		d.scope, ok, err = d.scopesValue()
+	case typedScp:
+		d.scp, ok, err = d.scopesValue()
+	case typedRoles:
+		c.Roles, ok, err = d.stringsValue()
+	case typedGroups:
+		c.Groups, ok, err = d.stringsValue()
+	}
+	if !ok {
+		c.malformed |= 1 << i
+	}
+	return err
+}
+
+// stringValue decodes a string value; ok is false for any other value, which
+// is checked all the same.
+func (d *claimsDecoder) stringValue() (s string, ok bool, err error) {
+	if d.p.peek() != '"' {
+		return "", false, d.p.skip(1)
+	}
+	s, err = d.p.str()
+	return s, true, err
+}
+
+// stringsValue decodes a string or an array of strings.
+func (d *claimsDecoder) stringsValue() (out []string, ok bool, err error) {
+	switch d.p.peek() {
+	case '"':
+		s, err := d.p.str()
+		return []string{s}, true, err
+	case '[':
+		out, ok = []string{}, true
+		err = d.p.elements(2, func() error {
+			if d.p.peek() != '"' {
+				ok = false
+				return d.p.skip(2)
+			}
+			s, err := d.p.str()
+			out = append(out, s)
+			return err
+		})
+		return out, ok, err
+	}
+	return nil, false, d.p.skip(1)
+}
+
+// scopesValue decodes a space-separated string or an array of strings.
+func (d *claimsDecoder) scopesValue() ([]string, bool, error) {
+	if d.p.peek() != '"' {
+		return d.stringsValue()
+	}
+	s, err := d.p.str()
+	return strings.Fields(s), true, err
+}
+
+// dateValue decodes a NumericDate (see numericDate).
+func (d *claimsDecoder) dateValue() (time.Time, bool, error) {
+	if c := d.p.peek(); c != '-' && (c < '0' || c > '9') {
+		return time.Time{}, false, d.p.skip(1)
+	}
+	n, err := d.p.number()
+	if err != nil {
+		return time.Time{}, false, err
+	}
+	t, ok := numericDate(n)
+	return t, ok, nil
+}
+
+// typeError returns the first registered claim, in the order of
+// typedClaims, that has the wrong type.
+func (c *Claims) typeError() error {
+	if c.malformed == 0 {
+		return nil
+	}
+	return malformedClaim(typedClaims[bits.TrailingZeros16(c.malformed)])
+}
+
+// has reports whether the token has typedClaims[i].
+func (c *Claims) has(i int) bool {
+	return c.present&(1<<i) != 0
 }
 
 func malformedClaim(name string) error {
 	return &ClaimError{Claim: name, Reason: "malformed"}
 }
 
-// claimString returns a string claim, "" when absent.
-func claimString(m map[string]any, name string) (string, error) {
-	v, ok := m[name]
-	if !ok {
-		return "", nil
-	}
-	s, ok := v.(string)
-	if !ok {
-		return "", malformedClaim(name)
-	}
-	return s, nil
-}
-
-// stringOrStrings accepts a string or an array of strings.
-func stringOrStrings(v any) ([]string, bool) {
-	switch v := v.(type) {
-	case string:
-		return []string{v}, true
-	case []any:
-		out := make([]string, len(v))
-		for i, e := range v {
-			s, ok := e.(string)
-			if !ok {
-				return nil, false
-			}
-			out[i] = s
-		}
-		return out, true
-	}
-	return nil, false
-}
-
-// claimTime decodes a NumericDate claim (seconds since the epoch, possibly
-// fractional); the zero time when absent.
-func claimTime(m map[string]any, name string) (time.Time, error) {
-	v, ok := m[name]
-	if !ok {
-		return time.Time{}, nil
-	}
-	n, ok := v.(json.Number)
-	if !ok {
-		return time.Time{}, malformedClaim(name)
-	}
-	if i, err := strconv.ParseInt(string(n), 10, 64); err == nil {
+// numericDate decodes the text of a NumericDate (seconds since the epoch,
+// possibly fractional); ok is false beyond maxNumericDate either way.
+func numericDate(n string) (time.Time, bool) {
+	if i, err := strconv.ParseInt(n, 10, 64); err == nil {
 		if i > maxNumericDate || i < -maxNumericDate {
-			return time.Time{}, malformedClaim(name)
+			return time.Time{}, false
 		}
-		return time.Unix(i, 0), nil
+		return time.Unix(i, 0), true
 	}
-	f, err := strconv.ParseFloat(string(n), 64)
+	f, err := strconv.ParseFloat(n, 64)
 	if err != nil || math.IsNaN(f) || math.Abs(f) > maxNumericDate {
-		return time.Time{}, malformedClaim(name)
+		return time.Time{}, false
 	}
 	sec := math.Floor(f)
-	return time.Unix(int64(sec), int64((f-sec)*1e9)), nil
+	return time.Unix(int64(sec), int64((f-sec)*1e9)), true
 }
 
 // HasScope reports whether s is one of the token's scopes.
@@ -213,7 +401,39 @@ func (c *Claims) Get(path string) (any, bool) {
 	if c == nil {
 		return nil, false
 	}
-	return lookupPath(c.raw, path)
+	return lookupPath(c.members(path), path)
+}
+
+// member returns the top-level member name.
+func (c *Claims) member(name string) (any, bool) {
+	v, ok := c.members(name)[name]
+	return v, ok
+}
+
+// members returns decoded members among which [Claims.Get] finds path:
+// raw when it holds every member path may be read from, else all of them,
+// decoded now if no call did before.
+func (c *Claims) members(path string) map[string]any {
+	if c.lazy == nil || c.lazy.names.covers(path) {
+		return c.raw
+	}
+	return c.lazy.decodeAll(c.raw)
+}
+
+// decodeAll returns every member, decoding the payload the first time
+// (concurrent first calls may each decode it; all get equal maps). The
+// payload passed the same parser when the claims were built, so the
+// fallback to the members in hand, partial, is never taken.
+func (l *lazyClaims) decodeAll(partial map[string]any) map[string]any {
+	if m := l.all.Load(); m != nil {
+		return *m
+	}
+	m, err := parseJSONText(l.payload)
+	if err != nil {
+		return partial
+	}
+	l.all.Store(&m)
+	return m
 }
 
 func lookupPath(m map[string]any, path string) (any, bool) {
@@ -291,19 +511,24 @@ func jsonText(v any) string {
 	return strings.TrimSuffix(b.String(), "\n")
 }
 
-// Raw returns every claim as decoded JSON (see [Claims.Get]). The map is
-// shared with c: callers must not modify it.
+// Raw returns every claim as decoded JSON (see [Claims.Get]), decoding
+// the claims not decoded yet. The map is shared with c: callers must not
+// modify it.
 func (c *Claims) Raw() map[string]any {
 	if c == nil {
 		return nil
+	}
+	if c.lazy != nil {
+		return c.lazy.decodeAll(c.raw)
 	}
 	return c.raw
 }
 
 // MarshalJSON encodes all claims as a JSON object, numbers as in the token.
 func (c *Claims) MarshalJSON() ([]byte, error) {
-	if c == nil || c.raw == nil {
+	m := c.Raw()
+	if m == nil {
 		return []byte("{}"), nil
 	}
-	return json.Marshal(c.raw)
+	return json.Marshal(m)
 }

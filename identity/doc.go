@@ -31,6 +31,11 @@
 //		identity.ValidatorOptions{})
 //	tok, err := v.Validate(ctx, raw) // tok.Claims.Subject, tok.Claims.Scopes, tok.Claims.Get("…")
 //
+// A validation checks the whole payload but decodes only the claims its
+// checks read and those named in [ValidatorOptions].DecodeClaims; any other
+// claim is decoded from the payload the first time [Claims.Get] (or String,
+// Strings, Raw) asks for one.
+//
 // # Signing users in
 //
 // Build the authorization URL with [AuthorizationRequest] (PKCE from

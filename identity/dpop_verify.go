@@ -240,7 +240,7 @@ func VerifyDPoPProof(proof string, opts DPoPVerifyOptions) (*DPoPProof, error) {
 	if _, err := sig.Verify(jwk); err != nil {
 		return nil, dpopError(DPoPCheckSignature, ErrSignature, "signature does not verify with the jwk")
 	}
-	claims, err := jws.claims()
+	claims, err := jws.claims(nil)
 	if err != nil {
 		return nil, dpopError(DPoPCheckJWS, err, "payload is not a JSON object")
 	}
@@ -253,7 +253,7 @@ func VerifyDPoPProof(proof string, opts DPoPVerifyOptions) (*DPoPProof, error) {
 	if now.IsZero() {
 		now = time.Now()
 	}
-	if err := p.readClaims(claims, opts, now); err != nil {
+	if err := p.readClaims(claims.raw, opts, now); err != nil {
 		return nil, err
 	}
 	if maxAge, _ := opts.iatWindow(); opts.Replay != nil && !opts.Replay.admit(p, p.IssuedAt.Add(maxAge).Sub(now)) {

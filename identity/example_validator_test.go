@@ -36,7 +36,11 @@ func ExampleValidator_Validate() {
 		Keys:      keys,
 		Audiences: []string{"orders-api"},
 		Types:     []string{"at+jwt"}, // RFC 9068 access tokens only
-	}}, identity.ValidatorOptions{})
+	}}, identity.ValidatorOptions{
+		// Read from every token below: decoded with the checks. Other
+		// claims would be decoded on first use.
+		DecodeClaims: []string{"realm_access.roles"},
+	})
 	if err != nil {
 		log.Fatal(err)
 	}

@@ -6,6 +6,7 @@ import (
 	"crypto/sha512"
 	"crypto/subtle"
 	"encoding/base64"
+	"encoding/json"
 	"fmt"
 	"hash"
 	"net/http"
@@ -74,7 +75,10 @@ func (v *Validator) ValidateIDToken(ctx context.Context, rawIDToken string, chec
 	if check.ClientID == "" {
 		return nil, fmt.Errorf("%w: IDTokenCheck.ClientID", ErrMissingClientID)
 	}
-	tok, err := v.Validate(ctx, rawIDToken)
+	if v == nil || v.issuers == nil {
+		return nil, notInitialized("Validator", "NewValidator")
+	}
+	tok, err := v.validate(ctx, rawIDToken, v.idDecoded)
 	if err != nil {
 		return nil, err
 	}
@@ -91,9 +95,9 @@ func (check *IDTokenCheck) apply(tok *Token, leeway time.Duration, now time.Time
 	if tok.Type != "" && slices.Contains(nonIDTokenTypes, normalizeType(tok.Type)) {
 		return &ClaimError{Claim: "typ", Reason: "not an ID token"}
 	}
-	for _, name := range []string{ClaimSubject, ClaimExpiration, ClaimIssuedAt} {
-		if _, ok := c.raw[name]; !ok {
-			return &ClaimError{Claim: name, Reason: "missing"}
+	for _, i := range [...]int{typedSub, typedExp, typedIat} {
+		if !c.has(i) {
+			return &ClaimError{Claim: typedClaims[i], Reason: "missing"}
 		}
 	}
 	if c.Subject == "" {
@@ -103,7 +107,8 @@ func (check *IDTokenCheck) apply(tok *Token, leeway time.Duration, now time.Time
 		return err
 	}
 	if check.Nonce != "" {
-		n, ok := c.raw[ClaimNonce].(string)
+		v, _ := c.member(ClaimNonce)
+		n, ok := v.(string)
 		if !ok || subtle.ConstantTimeCompare([]byte(n), []byte(check.Nonce)) != 1 {
 			return &ClaimError{Claim: ClaimNonce, Reason: "nonce mismatch"}
 		}
@@ -145,7 +150,7 @@ func (check *IDTokenCheck) audience(c *Claims) error {
 			return &ClaimError{Claim: ClaimAudience, Reason: "untrusted audience"}
 		}
 	}
-	azpValue, present := c.raw[ClaimAuthorizedParty]
+	azpValue, present := c.member(ClaimAuthorizedParty)
 	if !present {
 		if len(c.Audience) > 1 {
 			return &ClaimError{Claim: ClaimAuthorizedParty, Reason: "missing with several audiences"}
@@ -174,18 +179,19 @@ func (check *IDTokenCheck) sameLogin(c *Claims) error {
 	if !sameSet(c.Audience, p.Audience) {
 		return &ClaimError{Claim: ClaimAudience, Reason: "differs from the sign-in"}
 	}
-	azp, inNew := c.raw[ClaimAuthorizedParty]
-	prevAzp, inOld := p.raw[ClaimAuthorizedParty]
+	azp, inNew := c.member(ClaimAuthorizedParty)
+	prevAzp, inOld := p.member(ClaimAuthorizedParty)
 	if inNew != inOld || jsonText(azp) != jsonText(prevAzp) {
 		return &ClaimError{Claim: ClaimAuthorizedParty, Reason: "differs from the sign-in"}
 	}
-	at, inNew := c.raw[ClaimAuthTime]
-	prevAt, inOld := p.raw[ClaimAuthTime]
+	at, inNew := c.member(ClaimAuthTime)
+	prevAt, inOld := p.member(ClaimAuthTime)
 	if inNew && inOld && jsonText(at) != jsonText(prevAt) {
 		return &ClaimError{Claim: ClaimAuthTime, Reason: "differs from the sign-in"}
 	}
-	if n, ok := c.raw[ClaimNonce]; ok {
-		prev, had := p.raw[ClaimNonce].(string)
+	if n, ok := c.member(ClaimNonce); ok {
+		prevValue, _ := p.member(ClaimNonce)
+		prev, had := prevValue.(string)
 		s, isStr := n.(string)
 		if !isStr || !had || subtle.ConstantTimeCompare([]byte(s), []byte(prev)) != 1 {
 			return &ClaimError{Claim: ClaimNonce, Reason: "differs from the sign-in"}
@@ -211,12 +217,17 @@ func sameSet(a, b []string) bool {
 
 // authTime returns the auth_time claim.
 func authTime(c *Claims) (time.Time, bool, error) {
-	if _, ok := c.raw[ClaimAuthTime]; !ok {
+	v, present := c.member(ClaimAuthTime)
+	if !present {
 		return time.Time{}, false, nil
 	}
-	t, err := claimTime(c.raw, ClaimAuthTime)
-	if err != nil {
-		return time.Time{}, false, err
+	n, ok := v.(json.Number)
+	if !ok {
+		return time.Time{}, false, malformedClaim(ClaimAuthTime)
+	}
+	t, ok := numericDate(string(n))
+	if !ok {
+		return time.Time{}, false, malformedClaim(ClaimAuthTime)
 	}
 	return t, true, nil
 }
@@ -227,7 +238,7 @@ func checkTokenHash(c *Claims, claim, alg, value string, required bool) error {
 	if value == "" {
 		return nil
 	}
-	got, present := c.raw[claim]
+	got, present := c.member(claim)
 	if !present {
 		if required {
 			return &ClaimError{Claim: claim, Reason: "missing"}

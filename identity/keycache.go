@@ -533,6 +533,9 @@ type RemoteKeySet struct {
 	url string
 	cfg cacheConfig
 	c   *refreshCache[*KeySet]
+	// advertised remembers AdvertisedAlgorithms, which a validator asks
+	// for on every token.
+	advertised advertisedMemo
 }
 
 // NewRemoteKeySet returns a key set for jwksURL, which must be https (or
@@ -677,7 +680,7 @@ func (r *RemoteKeySet) Refresh(ctx context.Context) error {
 
 // AdvertisedAlgorithms implements [AlgorithmAdvertiser]: the asymmetric
 // "alg" values of the current keys, nil when unknown (no set yet, or no key
-// names its algorithm).
+// names its algorithm). The list is shared: callers must not modify it.
 func (r *RemoteKeySet) AdvertisedAlgorithms() []string {
 	if r.ready() != nil {
 		return nil
@@ -686,7 +689,30 @@ func (r *RemoteKeySet) AdvertisedAlgorithms() []string {
 	if e == nil {
 		return nil
 	}
-	return filterAsymmetric(e.val.algs)
+	return r.advertised.get(nil, e, func() []string { return filterAsymmetric(e.val.algs) })
+}
+
+// advertisedMemo remembers the advertised algorithms computed from one
+// discovery document and key set, so that a validator asking on every
+// token pays for a comparison of two pointers.
+type advertisedMemo struct {
+	last atomic.Pointer[advertisedAlgs]
+}
+
+type advertisedAlgs struct {
+	disc *cacheEntry[*DiscoveryDocument]
+	keys *cacheEntry[*KeySet]
+	algs []string
+}
+
+// get returns the algorithms of disc and keys, from compute the first time.
+func (m *advertisedMemo) get(disc *cacheEntry[*DiscoveryDocument], keys *cacheEntry[*KeySet], compute func() []string) []string {
+	if a := m.last.Load(); a != nil && a.disc == disc && a.keys == keys {
+		return a.algs
+	}
+	algs := compute()
+	m.last.Store(&advertisedAlgs{disc: disc, keys: keys, algs: algs})
+	return algs
 }
 
 // Close stops the background refresher and waits for fetches in flight. It

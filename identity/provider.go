@@ -48,6 +48,9 @@ type Provider struct {
 	mu     sync.Mutex // serializes the replacement of keys, and closed
 	closed bool
 	keys   atomic.Pointer[providerKeys]
+	// advertised remembers AdvertisedAlgorithms, which a validator asks
+	// for on every token.
+	advertised advertisedMemo
 }
 
 // providerKeys is the key set of the provider's current jwks_uri. gen
@@ -267,25 +270,32 @@ func (p *Provider) Refresh(ctx context.Context) error {
 // discovery document says the provider signs with
 // ([DiscoveryDocument.IssuedSigningAlgorithms]: not those it accepts from
 // clients, such as DPoP proofs or client assertions) and the "alg" values
-// of the keys, in a fixed order; nil when none is known yet.
+// of the keys, in a fixed order; nil when none is known yet. The list is
+// computed once per discovery document and key set and shared: callers
+// must not modify it.
 func (p *Provider) AdvertisedAlgorithms() []string {
 	if p.ready() != nil {
 		return nil
 	}
-	var algs []string
-	if e := p.disc.cur.Load(); e != nil {
-		algs = e.val.IssuedSigningAlgorithms()
-	}
+	d := p.disc.cur.Load()
+	var k *cacheEntry[*KeySet]
 	if cur := p.keys.Load(); cur != nil {
-		if e := cur.set.c.cur.Load(); e != nil {
-			for _, a := range e.val.algs {
+		k = cur.set.c.cur.Load()
+	}
+	return p.advertised.get(d, k, func() []string {
+		var algs []string
+		if d != nil {
+			algs = d.val.IssuedSigningAlgorithms()
+		}
+		if k != nil {
+			for _, a := range k.val.algs {
 				if !slices.Contains(algs, a) {
 					algs = append(algs, a)
 				}
 			}
 		}
-	}
-	return filterAsymmetric(algs)
+		return filterAsymmetric(algs)
+	})
 }
 
 // Close stops the background refreshers and waits for fetches in flight.

@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"slices"
 	"strings"
 	"time"
@@ -169,6 +170,15 @@ type ValidatorOptions struct {
 	// [DefaultRefreshWait]; negative means no bound beyond ctx. Only
 	// sources that refresh ([RefreshableKeySource]) are bounded.
 	RefreshWait time.Duration
+	// DecodeClaims names the claims (paths as in [Claims.Get]) the caller
+	// reads from every validated token, such as the claims it forwards or
+	// authorizes on. Validate decodes these with the claims its checks
+	// read (the registered claims, and the tid, authorized party, nonce
+	// and required claims the issuers' rules name); any other claim is
+	// decoded from the payload the first time it is read, which is the
+	// whole payload decoded a second time. The payload is checked in full
+	// in every case, so the verdict on a token never depends on it.
+	DecodeClaims []string
 }
 
 // Token is a token that passed validation.
@@ -200,6 +210,10 @@ type Validator struct {
 	// refreshWait is ValidatorOptions.RefreshWait normalized: 0 for no
 	// bound.
 	refreshWait time.Duration
+	// decoded are the top-level claims Validate decodes with the checks
+	// (see ValidatorOptions.DecodeClaims); idDecoded adds those
+	// ValidateIDToken reads.
+	decoded, idDecoded claimNames
 }
 
 // issuerRules is a checked, private copy of an IssuerConfig.
@@ -272,7 +286,37 @@ func NewValidator(issuers []IssuerConfig, opts ValidatorOptions) (*Validator, er
 			v.anyAlg[a] = true
 		}
 	}
+	v.decoded, v.idDecoded = decodedNames(v.issuers, opts.DecodeClaims)
 	return v, nil
+}
+
+// decodedNames returns the top-level claims a validation decodes up front:
+// those the issuers' rules read and those the caller names; idNames adds
+// the claims of an ID token that [Validator.ValidateIDToken] reads.
+func decodedNames(issuers map[string]*issuerRules, extra []string) (names, idNames claimNames) {
+	names = claimNames{}
+	for _, r := range issuers {
+		if r.template {
+			names.add(ClaimTenantID)
+		}
+		if len(r.cfg.AuthorizedParties) > 0 {
+			names.add(r.azpClaim)
+		}
+		if r.cfg.Nonce != "" {
+			names.add(ClaimNonce)
+		}
+		for _, c := range r.cfg.RequiredClaims {
+			names.add(c)
+		}
+	}
+	for _, c := range extra {
+		names.add(c)
+	}
+	idNames = maps.Clone(names)
+	for _, c := range [...]string{ClaimAuthorizedParty, ClaimNonce, ClaimAuthTime, ClaimAccessTokenHash, ClaimCodeHash} {
+		idNames.add(c)
+	}
+	return names, idNames
 }
 
 func newIssuerRules(cfg IssuerConfig) (*issuerRules, error) {
@@ -455,7 +499,7 @@ func (v *Validator) lookupIssuer(iss string) (*issuerRules, string, bool) {
 // be the token's "iss" (so tid names the segment the issuer was matched
 // on), and it must be allowed.
 func (r *issuerRules) checkTenant(c *Claims, segment string) error {
-	v, ok := c.raw[ClaimTenantID]
+	v, ok := c.member(ClaimTenantID)
 	if !ok {
 		return &ClaimError{Claim: ClaimTenantID, Reason: "missing"}
 	}
@@ -562,6 +606,11 @@ func (v *Validator) Validate(ctx context.Context, token string) (*Token, error) 
 	if v == nil || v.issuers == nil {
 		return nil, notInitialized("Validator", "NewValidator")
 	}
+	return v.validate(ctx, token, v.decoded)
+}
+
+// validate is Validate decoding the claims named in names up front.
+func (v *Validator) validate(ctx context.Context, token string, names claimNames) (*Token, error) {
 	jws, err := parseCompact(token, v.maxBytes)
 	if err != nil {
 		return nil, err
@@ -579,22 +628,20 @@ func (v *Validator) Validate(ctx context.Context, token string) (*Token, error) 
 	if err := h.checkJOSEMembers(); err != nil {
 		return nil, fmt.Errorf("%w: header: %v", ErrMalformed, err)
 	}
-	raw, err := jws.claims()
+	claims, err := jws.claims(names)
 	if err != nil {
 		return nil, err
 	}
-	iss, present := raw[ClaimIssuer]
-	issStr, isStr := iss.(string)
-	if present && !isStr {
+	if claims.malformed&(1<<typedIss) != 0 {
 		return nil, malformedClaim(ClaimIssuer)
 	}
-	r, tenant, ok := v.lookupIssuer(issStr)
+	r, tenant, ok := v.lookupIssuer(claims.Issuer)
 	if !ok {
 		reason := "unknown issuer"
-		if !present {
+		if !claims.has(typedIss) {
 			reason = "missing"
 		}
-		return nil, &unknownIssuerError{claim: &ClaimError{Claim: ClaimIssuer, Reason: reason}, iss: issStr}
+		return nil, &unknownIssuerError{claim: &ClaimError{Claim: ClaimIssuer, Reason: reason}, iss: claims.Issuer}
 	}
 	if !r.allows(h.alg) {
 		return nil, fmt.Errorf("%w: %q for issuer %q", ErrUnsupportedAlg, h.alg, r.cfg.Issuer)
@@ -606,8 +653,7 @@ func (v *Validator) Validate(ctx context.Context, token string) (*Token, error) 
 	if err != nil {
 		return nil, err
 	}
-	claims, err := newClaims(raw)
-	if err != nil {
+	if err := claims.typeError(); err != nil {
 		return nil, err
 	}
 	if r.template {
@@ -825,7 +871,7 @@ func checkKeyForAlg(alg string, k *jose.JSONWebKey) error {
 // already selected this issuer).
 func (r *issuerRules) checkClaims(c *Claims, typ string) error {
 	if !r.cfg.AnyAudience {
-		if _, ok := c.raw[ClaimAudience]; !ok {
+		if !c.has(typedAud) {
 			return &ClaimError{Claim: ClaimAudience, Reason: "missing"}
 		}
 		found := false
@@ -853,17 +899,17 @@ func (r *issuerRules) checkClaims(c *Claims, typ string) error {
 		}
 	}
 	now := r.now()
-	if _, ok := c.raw[ClaimExpiration]; ok {
+	if c.has(typedExp) {
 		if !now.Before(c.Expiry.Add(r.leeway)) {
 			return &ClaimError{Claim: ClaimExpiration, Reason: "token expired"}
 		}
 	} else if !r.cfg.AllowMissingExp {
 		return &ClaimError{Claim: ClaimExpiration, Reason: "missing"}
 	}
-	if _, ok := c.raw[ClaimNotBefore]; ok && now.Add(r.leeway).Before(c.NotBefore) {
+	if c.has(typedNbf) && now.Add(r.leeway).Before(c.NotBefore) {
 		return &ClaimError{Claim: ClaimNotBefore, Reason: "token not valid yet"}
 	}
-	if _, ok := c.raw[ClaimIssuedAt]; ok {
+	if c.has(typedIat) {
 		if now.Add(r.leeway).Before(c.IssuedAt) {
 			return &ClaimError{Claim: ClaimIssuedAt, Reason: "issued in the future"}
 		}
@@ -882,7 +928,8 @@ func (r *issuerRules) checkClaims(c *Claims, typ string) error {
 		}
 	}
 	if r.cfg.Nonce != "" {
-		n, ok := c.raw[ClaimNonce].(string)
+		v, _ := c.member(ClaimNonce)
+		n, ok := v.(string)
 		if !ok || subtle.ConstantTimeCompare([]byte(n), []byte(r.cfg.Nonce)) != 1 {
 			return &ClaimError{Claim: ClaimNonce, Reason: "nonce mismatch"}
 		}

@@ -104,15 +104,15 @@ func jwsDigest(alg, signingInput string) (crypto.Hash, digest) {
 	var d digest
 	switch alg[len(alg)-3:] {
 	case "384":
-		s := sha512.Sum384([]byte(signingInput))
+		s := sha512.Sum384(textBytes(signingInput))
 		d.n = copy(d.b[:], s[:])
 		return crypto.SHA384, d
 	case "512":
-		s := sha512.Sum512([]byte(signingInput))
+		s := sha512.Sum512(textBytes(signingInput))
 		d.n = copy(d.b[:], s[:])
 		return crypto.SHA512, d
 	}
-	s := sha256.Sum256([]byte(signingInput))
+	s := sha256.Sum256(textBytes(signingInput))
 	d.n = copy(d.b[:], s[:])
 	return crypto.SHA256, d
 }
