@@ -155,15 +155,6 @@ func (p *oidcProvider) Keys() []jose.JSONWebKey {
 	return append([]jose.JSONWebKey(nil), p.keys...)
 }
 
-// PublicKeySet returns the public halves of the signing keys.
-func (p *oidcProvider) PublicKeySet() jose.JSONWebKeySet {
-	var set jose.JSONWebKeySet
-	for _, k := range p.Keys() {
-		set.Keys = append(set.Keys, k.Public())
-	}
-	return set
-}
-
 // Running reports whether the provider process is up.
 func (p *oidcProvider) Running() bool {
 	p.mu.Lock()
