@@ -12,6 +12,9 @@
 #       tokens cycled, after each was sent once (warm cache)
 #   (d) identity with the validated-token cache disabled (cache_size 0)
 #   (e), (f) the Caddy of (d) with an ES256 and an EdDSA token
+#   (g), (h), (i) with BASELINE=<git revision> only: (d), (e), (f) on a Caddy
+#       built from that revision, so that a change to the cold path is
+#       measured against the code before it in the same rounds
 # and prints a markdown table of medians with the ratio of each to (a), each
 # ratio computed within its round and then the median taken. Then (memory
 # step, MEMORY=0 skips it) it sends FLOOD distinct valid tokens to a fresh
@@ -23,7 +26,8 @@
 #
 # Knobs (environment): ROUNDS=6 DURATION=2 (s per measured run) WARMUP=1 (s)
 # CONNS=32 THREADS=2 TOKENS=10000 MEMORY=1 FLOOD=50000 OUT=<dir>
-# CONFIGS="a b c d e f" (the configurations measured, (a) first).
+# CONFIGS="a b c d e f" (the configurations measured, (a) first; with
+# BASELINE set, "a b c d e f g h i") BASELINE=<git revision>.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -35,7 +39,10 @@ WARMUP=${WARMUP:-1}
 CONNS=${CONNS:-32}
 THREADS=${THREADS:-2}
 TOKENS=${TOKENS:-10000}
-read -r -a CONFIGS <<<"${CONFIGS:-a b c d e f}"
+BASELINE=${BASELINE:-}
+DEFAULT_CONFIGS="a b c d e f"
+if [ -n "$BASELINE" ]; then DEFAULT_CONFIGS="a b c d e f g h i"; fi
+read -r -a CONFIGS <<<"${CONFIGS:-$DEFAULT_CONFIGS}"
 MEMORY=${MEMORY:-1}
 FLOOD=${FLOOD:-50000}
 OUT=${OUT:-$BENCH/results/$(date -u +%Y%m%dT%H%M%SZ)}
@@ -71,6 +78,13 @@ fi
 mkdir -p "$BIN" "$OUT"
 log "building caddy and the helper"
 (cd "$ROOT" && go build -o "$BIN/caddy" ./cmd/caddy && go build -o "$BIN/server" ./bench/server)
+if [ -n "$BASELINE" ]; then
+	log "building caddy at $BASELINE (baseline)"
+	rm -rf "$BIN/baseline-src"
+	mkdir -p "$BIN/baseline-src"
+	git -C "$ROOT" archive "$BASELINE" | tar -x -C "$BIN/baseline-src"
+	(cd "$BIN/baseline-src" && go build -o "$BIN/caddy-baseline" ./cmd/caddy)
+fi
 
 # --- processes and cleanup ----------------------------------------------------
 PIDS=()
@@ -109,8 +123,8 @@ if [ ${#PIN_CLIENT[@]} -gt 0 ]; then taskset -a -p -c 1 "$HELPER" >/dev/null; fi
 . "$OUT/env.sh"
 log "upstream $UPSTREAM, issuer $ISSUER"
 
-mapfile -t PORTS < <("$BIN/server" ports -n 5)
-PORT_A=${PORTS[0]} PORT_B=${PORTS[1]} PORT_C=${PORTS[2]} PORT_D=${PORTS[3]} PORT_M=${PORTS[4]}
+mapfile -t PORTS < <("$BIN/server" ports -n 6)
+PORT_A=${PORTS[0]} PORT_B=${PORTS[1]} PORT_C=${PORTS[2]} PORT_D=${PORTS[3]} PORT_M=${PORTS[4]} PORT_G=${PORTS[5]}
 
 # The identity block is the same for every identity configuration; only the
 # cache option differs ("" keeps the default cache size).
@@ -147,12 +161,14 @@ caddyfile "$PORT_B" "$(identity_block "")" >"$OUT/b.Caddyfile"
 caddyfile "$PORT_C" "$(identity_block "")" >"$OUT/c.Caddyfile"
 caddyfile "$PORT_D" "$(identity_block "		cache_size 0")" >"$OUT/d.Caddyfile"
 caddyfile "$PORT_M" "$(identity_block "")" >"$OUT/m.Caddyfile"
+caddyfile "$PORT_G" "$(identity_block "		cache_size 0")" >"$OUT/g.Caddyfile"
 
 declare -A CADDY_PID
 start_caddy() { # name port
-	local name=$1 port=$2 i
+	local name=$1 port=$2 i bin=$BIN/caddy
+	if [ "$name" = g ]; then bin=$BIN/caddy-baseline; fi
 	XDG_CONFIG_HOME=$OUT/xdg XDG_DATA_HOME=$OUT/xdg \
-		"${PIN_SERVER[@]}" "$BIN/caddy" run --adapter caddyfile --config "$OUT/$name.Caddyfile" \
+		"${PIN_SERVER[@]}" "$bin" run --adapter caddyfile --config "$OUT/$name.Caddyfile" \
 		>"$OUT/caddy-$name.log" 2>&1 &
 	CADDY_PID[$name]=$!
 	PIDS+=("$!")
@@ -182,13 +198,19 @@ start_caddy a "$PORT_A"
 start_caddy b "$PORT_B"
 start_caddy c "$PORT_C"
 start_caddy d "$PORT_D"
+CHECKED="b c d"
+if [ -n "$BASELINE" ]; then
+	log "starting caddy (g): $BASELINE without cache"
+	start_caddy g "$PORT_G"
+	CHECKED="b c d g"
+fi
 
 ONE=$(cat "$OUT/token-one.txt")
 BAD=$(cat "$OUT/token-bad.txt")
 EXPIRED=$(cat "$OUT/token-expired.txt")
 expect "(a) no token" 200 "$(status "http://127.0.0.1:$PORT_A/")"
 FIRST=$(head -n 1 "$OUT/tokens-many.txt")
-for c in b c d; do
+for c in $CHECKED; do
 	port=PORT_${c^^}
 	url=http://127.0.0.1:${!port}/
 	# (c) gets one of its own tokens, so that its cache holds exactly those.
@@ -253,6 +275,10 @@ measure_config() { # round config
 	d) measure "$1" "(d) identity, cache_size 0" d "$PORT_D" "$OUT/token-one.txt" ;;
 	e) measure "$1" "(e) identity, cache_size 0, ES256" d "$PORT_D" "$OUT/token-one-es256.txt" ;;
 	f) measure "$1" "(f) identity, cache_size 0, EdDSA" d "$PORT_D" "$OUT/token-one-eddsa.txt" ;;
+	g | h | i) [ -n "$BASELINE" ] || die "configuration $2 needs BASELINE=<git revision>" ;;&
+	g) measure "$1" "(g) $BASELINE, cache_size 0" g "$PORT_G" "$OUT/token-one.txt" ;;
+	h) measure "$1" "(h) $BASELINE, cache_size 0, ES256" g "$PORT_G" "$OUT/token-one-es256.txt" ;;
+	i) measure "$1" "(i) $BASELINE, cache_size 0, EdDSA" g "$PORT_G" "$OUT/token-one-eddsa.txt" ;;
 	esac
 }
 for ((r = 1; r <= ROUNDS; r++)); do
