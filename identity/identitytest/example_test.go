@@ -49,11 +49,12 @@ func Example() {
 	}
 	var claims map[string]any
 	_ = json.Unmarshal(payload, &claims)
-	fmt.Println("kid:", kid)
+	// Key IDs end in a tag that is random per issuer.
+	fmt.Println("kid:", strings.TrimSuffix(kid, "."+iss.KeyIDTag()), strings.HasSuffix(kid, iss.KeyIDTag()))
 	fmt.Println("sub:", claims["sub"], "aud:", claims["aud"], "scope:", claims["scope"])
 	fmt.Println("JWKS fetches:", iss.JWKSFetches())
 	// Output:
-	// kid: es256-1
+	// kid: es256-1 true
 	// sub: alice aud: api scope: read
 	// JWKS fetches: 1
 }
@@ -69,9 +70,11 @@ func ExampleIssuer_RotateKey() {
 
 	old := iss.CurrentKeyID("EdDSA")
 	next := iss.RotateKey("EdDSA")
-	fmt.Println(old, "->", next, iss.KeyIDs())
+	// Key IDs read "<alg>-<n>.<tag>"; the tag is random per issuer.
+	untag := strings.NewReplacer("."+iss.KeyIDTag(), "")
+	fmt.Println(untag.Replace(old), "->", untag.Replace(next), untag.Replace(fmt.Sprint(iss.KeyIDs())))
 	iss.RemoveKey(old)
-	fmt.Println(iss.KeyIDs())
+	fmt.Println(untag.Replace(fmt.Sprint(iss.KeyIDs())))
 	// Output:
 	// eddsa-1 -> eddsa-2 [eddsa-1 eddsa-2]
 	// [eddsa-2]

@@ -46,7 +46,9 @@ package identitytest
 
 import (
 	"crypto"
+	"crypto/rand"
 	"crypto/tls"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -181,6 +183,9 @@ type Issuer struct {
 	// genMu serialises key generation so that a key is generated once.
 	genMu sync.Mutex
 
+	// kidTag ends every key ID of this issuer (see KeyIDTag).
+	kidTag string
+
 	mu        sync.Mutex
 	keys      []*signingKey          // every key ever created, in creation order
 	current   map[string]*signingKey // current signing key per algorithm
@@ -219,8 +224,11 @@ func Start(opts ...Option) (*Issuer, error) {
 	if cfg.issuerPath != "" && !strings.HasPrefix(cfg.issuerPath, "/") {
 		return nil, fmt.Errorf("identitytest: issuer path %q must start with /", cfg.issuerPath)
 	}
+	var tag [4]byte
+	_, _ = rand.Read(tag[:])
 	i := &Issuer{
 		cfg:     cfg,
+		kidTag:  hex.EncodeToString(tag[:]),
 		current: make(map[string]*signingKey),
 		seq:     make(map[string]int),
 	}
@@ -373,6 +381,15 @@ func (i *Issuer) SetDelay(d time.Duration) {
 	i.delay = d
 }
 
+// KeyIDTag returns the random tag that ends every key ID of the issuer.
+// Key IDs read "<alg>-<n>.<tag>", e.g. "rs256-1.5f0c9a1e" for the first RS256
+// key and "rs256-2.5f0c9a1e" after RotateKey. The tag differs between
+// issuers, so that no two issuers publish the same key ID: a verifier that
+// keeps keys by issuer URL (as a provider shared across configuration
+// reloads does) and meets a new issuer on the port of a closed one then
+// sees an unknown key ID, not a known one with a different key.
+func (i *Issuer) KeyIDTag() string { return i.kidTag }
+
 // CurrentKeyID returns the key ID of the current signing key for alg,
 // generating the key if it does not exist yet. It panics on an unsupported
 // algorithm.
@@ -519,7 +536,7 @@ func (i *Issuer) newKeyLocked(alg string) (*signingKey, error) {
 	defer i.mu.Unlock()
 	i.seq[alg]++
 	k := &signingKey{
-		kid:       fmt.Sprintf("%s-%d", strings.ToLower(alg), i.seq[alg]),
+		kid:       fmt.Sprintf("%s-%d.%s", strings.ToLower(alg), i.seq[alg], i.kidTag),
 		alg:       alg,
 		signer:    signer,
 		published: true,

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -266,6 +267,25 @@ func TestMintWithUnconfiguredAlgorithmPublishesKey(t *testing.T) {
 	verify(t, fetchKeySet(t, iss), tok, "EdDSA")
 	if got := iss.Metadata()["id_token_signing_alg_values_supported"]; len(got.([]string)) != 1 {
 		t.Errorf("advertised algorithms changed: %v", got)
+	}
+}
+
+// TestKeyIDsPerIssuer: two issuers never publish the same key ID, so a
+// verifier that keeps the keys of a closed issuer under its URL cannot take
+// a new issuer's token on that URL for one of them.
+func TestKeyIDsPerIssuer(t *testing.T) {
+	a := identitytest.NewIssuer(t, identitytest.WithAlgorithms("RS256", "EdDSA"))
+	b := identitytest.NewIssuer(t, identitytest.WithAlgorithms("RS256", "EdDSA"))
+	if a.KeyIDTag() == b.KeyIDTag() || a.KeyIDTag() == "" {
+		t.Fatalf("tags %q and %q", a.KeyIDTag(), b.KeyIDTag())
+	}
+	for _, iss := range []*identitytest.Issuer{a, b} {
+		iss.PublicJWKS() // generates the first key of each algorithm
+		iss.RotateKey("EdDSA")
+		want := []string{"rs256-1." + iss.KeyIDTag(), "eddsa-1." + iss.KeyIDTag(), "eddsa-2." + iss.KeyIDTag()}
+		if got := iss.KeyIDs(); !slices.Equal(got, want) {
+			t.Errorf("KeyIDs = %v, want %v", got, want)
+		}
 	}
 }
 
