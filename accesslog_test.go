@@ -9,8 +9,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/caddyserver/caddy/v2/caddytest"
-
 	"github.com/caddy-identity/caddy-identity/identity/identitytest"
 )
 
@@ -26,8 +24,7 @@ func TestHeaderTokenAccessLogFilter(t *testing.T) {
 	run := func(t *testing.T, filter string) (accessLog, caddyLog string, sent []string) {
 		dir := t.TempDir()
 		accessPath, caddyPath := filepath.Join(dir, "access.log"), filepath.Join(dir, "caddy.log")
-		tester := caddytest.NewTester(t).WithDefaultOverrides(caddytest.Config{AdminPort: ctAdminPort})
-		tester.InitServer(caddyLogGlobal(caddyPath)+fmt.Sprintf(`%s {
+		tester := ctInit(t, caddyLogGlobal(caddyPath)+fmt.Sprintf(`%s {
 	log {
 		output file %s
 		%s
@@ -108,8 +105,7 @@ func TestNoAccessLogNoWarning(t *testing.T) {
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			caddyPath := filepath.Join(t.TempDir(), "caddy.log")
-			tester := caddytest.NewTester(t).WithDefaultOverrides(caddytest.Config{AdminPort: ctAdminPort})
-			tester.InitServer(caddyLogGlobal(caddyPath)+fmt.Sprintf(`%s {
+			ctInit(t, caddyLogGlobal(caddyPath)+fmt.Sprintf(`%s {
 	%s
 	identity {
 		issuer %s

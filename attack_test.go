@@ -973,8 +973,7 @@ func attackThroughCaddy(t *testing.T, iss *identitytest.Issuer) {
 	f := issuerForger(t, iss, atkAudience)
 	up := newRecorder(t)
 	logFile := filepath.Join(t.TempDir(), "caddy.log")
-	tester := caddytest.NewTester(t).WithDefaultOverrides(caddytest.Config{AdminPort: ctAdminPort})
-	tester.InitServer(caddyLogGlobal(logFile)+fmt.Sprintf(`%s {
+	tester := ctInit(t, caddyLogGlobal(logFile)+fmt.Sprintf(`%s {
 	identity {
 		issuer %s
 		audience %s
@@ -1142,8 +1141,7 @@ func TestOutageThroughCaddy(t *testing.T) {
 	f := issuerForger(t, iss, atkAudience)
 	up := newRecorder(t)
 	logFile := filepath.Join(t.TempDir(), "caddy.log")
-	tester := caddytest.NewTester(t).WithDefaultOverrides(caddytest.Config{AdminPort: ctAdminPort})
-	tester.InitServer(caddyLogGlobal(logFile)+fmt.Sprintf(`%s {
+	tester := ctInit(t, caddyLogGlobal(logFile)+fmt.Sprintf(`%s {
 	identity {
 		issuer %s
 		audience %s
@@ -1207,8 +1205,7 @@ func TestQueryTokenAccessLogFilter(t *testing.T) {
 	f := issuerForger(t, iss, atkAudience)
 	up := newRecorder(t)
 	accessLog := filepath.Join(t.TempDir(), "access.log")
-	tester := caddytest.NewTester(t).WithDefaultOverrides(caddytest.Config{AdminPort: ctAdminPort})
-	tester.InitServer(ctGlobal+fmt.Sprintf(`%s {
+	tester := ctInit(t, ctGlobal+fmt.Sprintf(`%s {
 	log {
 		output file %s
 		format filter {

@@ -6,12 +6,14 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	goruntime "runtime"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddytest"
 
 	"github.com/caddy-identity/caddy-identity/identity/identitytest"
@@ -76,9 +78,102 @@ func (rec *recorder) take() (int, http.Header) {
 // in-process Caddy.
 func ctLoad(t *testing.T, sites string) *caddytest.Tester {
 	t.Helper()
+	return ctInit(t, ctGlobal+sites, "caddyfile")
+}
+
+// ctInit loads a config (configType "json" or an adapter name) into the
+// shared in-process Caddy and returns once the reload is complete (see
+// ctAwaitReload). The first load of a test also makes sure the test ends
+// with an empty config (ctReset), so that nothing of it (pooled providers,
+// servers, listeners) meets the next test.
+func ctInit(t *testing.T, config, configType string) *caddytest.Tester {
+	t.Helper()
+	if _, loaded := ctResetRegistered.LoadOrStore(t, true); !loaded {
+		t.Cleanup(func() {
+			ctResetRegistered.Delete(t)
+			ctReset(t)
+		})
+	}
 	tester := caddytest.NewTester(t).WithDefaultOverrides(caddytest.Config{AdminPort: ctAdminPort})
-	tester.InitServer(ctGlobal+sites, "caddyfile")
+	tester.InitServer(config, configType)
+	ctAwaitReload(t)
 	return tester
+}
+
+// ctResetRegistered holds the tests whose ctReset is registered.
+var ctResetRegistered sync.Map
+
+// ctReset loads a config with no server. Without it, the next test's config
+// would be provisioned while this one is still loaded, and a provider of
+// this test would be shared with it (the pool keeps providers by issuer
+// URL across reloads, as it should): a test issuer of the next test on a
+// reused loopback port would meet this test's keys.
+func ctReset(t *testing.T) {
+	resp, err := http.Post(fmt.Sprintf("http://localhost:%d/load", ctAdminPort), "text/caddyfile", strings.NewReader(ctGlobal))
+	if err != nil {
+		t.Errorf("unloading the test config: %v", err)
+		return
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		body, _ := io.ReadAll(resp.Body)
+		t.Errorf("unloading the test config: %d %s", resp.StatusCode, body)
+		return
+	}
+	ctAwaitReload(t)
+}
+
+// ctAwaitReload waits until the servers of the previous config have closed
+// their listeners. Caddy binds the new config's listeners with SO_REUSEPORT
+// beside the old ones and closes the old ones after /load has answered (the
+// HTTP servers' shutdown and the admin server's run in goroutines): a
+// connection that the kernel queued at an old listener in between is reset
+// when that listener closes ("connection reset by peer", seen under load).
+// The listening sockets are counted in /proc/net; where there is no
+// /proc/net, Caddy's own count of the listeners in use is the best there is
+// (it drops just before a listener closes).
+func ctAwaitReload(t *testing.T) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for _, port := range []int{ctAdminPort, ctHTTPPort, ctHTTPSPort} {
+		for {
+			n, ok := listeningSockets(port)
+			if !ok {
+				n = max(caddy.ListenerUsage("tcp", fmt.Sprintf(":%d", port)),
+					caddy.ListenerUsage("tcp", fmt.Sprintf("localhost:%d", port)))
+			}
+			if n <= 1 {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("port %d: %d listeners 10 s after a config load; the previous config's servers did not stop", port, n)
+			}
+			time.Sleep(2 * time.Millisecond)
+		}
+	}
+	// Keep-alive connections of caddytest's admin requests may belong to
+	// the previous admin server, which closes them as it stops.
+	http.DefaultTransport.(*http.Transport).CloseIdleConnections()
+}
+
+// listeningSockets counts the TCP sockets listening on port (any address)
+// in /proc/net/tcp and tcp6; ok is false where they cannot be read.
+func listeningSockets(port int) (n int, ok bool) {
+	suffix := fmt.Sprintf(":%04X", port)
+	for _, file := range []string{"/proc/net/tcp", "/proc/net/tcp6"} {
+		b, err := os.ReadFile(file)
+		if err != nil {
+			return 0, false
+		}
+		for line := range strings.Lines(string(b)) {
+			// sl local_address rem_address st ...; st 0A is LISTEN
+			f := strings.Fields(line)
+			if len(f) > 3 && f[3] == "0A" && strings.HasSuffix(f[1], suffix) {
+				n++
+			}
+		}
+	}
+	return n, true
 }
 
 // ctDo sends a request with raw header names (no canonicalization) and
@@ -444,8 +539,7 @@ func TestCaddyJSONRoundTrip(t *testing.T) {
 	if err := json.Unmarshal(cfg, &pretty); err != nil {
 		t.Fatal(err)
 	}
-	tester := caddytest.NewTester(t).WithDefaultOverrides(caddytest.Config{AdminPort: ctAdminPort})
-	tester.InitServer(string(cfg), "json")
+	tester := ctInit(t, string(cfg), "json")
 	tok := iss.Token(t, "json-user", map[string]any{"scope": "read"})
 	st, _, _ := ctDo(t, tester, "/", [][2]string{{"Cookie", "at=" + tok}})
 	if st != 200 {

@@ -13,7 +13,6 @@ import (
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
-	"github.com/caddyserver/caddy/v2/caddytest"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
@@ -129,8 +128,7 @@ func TestRejectionReasonInAccessLog(t *testing.T) {
 	iss := identitytest.NewIssuer(t)
 	up := newRecorder(t)
 	accessLog := filepath.Join(t.TempDir(), "access.log")
-	tester := caddytest.NewTester(t).WithDefaultOverrides(caddytest.Config{AdminPort: ctAdminPort})
-	tester.InitServer(ctGlobal+fmt.Sprintf(`%s {
+	tester := ctInit(t, ctGlobal+fmt.Sprintf(`%s {
 	log {
 		output file %s
 	}
