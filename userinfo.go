@@ -185,6 +185,10 @@ func (u *userInfoSource) close() {
 // may be cached (zero: no limit), or the reason to refuse the request. A
 // token without sub (a client's own token) names no user to ask about: it
 // keeps its own claims, and a claim rule that needed more fails with 403.
+// A sender-constrained token is never sent (see UserInfoConfig): it keeps
+// its own claims too, and under on_error refuse the reason is
+// reasonUserInfoBound, which the caller puts in the token's entry
+// (withholdUserInfo) rather than refusing at once.
 func (a *authenticator) enrich(ctx context.Context, issuer string, c *identity.Claims, token string) (*identity.Claims, time.Time, reason, error) {
 	u := a.userinfo[issuer]
 	if u == nil || c.Subject == "" || !u.needed(c) {
@@ -193,7 +197,7 @@ func (a *authenticator) enrich(ctx context.Context, issuer string, c *identity.C
 	if binding := senderConstraint(c); binding != "" {
 		u.bound.skip(a.now(), binding)
 		if u.refuse {
-			return nil, time.Time{}, reasonUserInfoBound, fmt.Errorf("%w: %s", errUserInfoBound, binding)
+			return c, time.Time{}, reasonUserInfoBound, nil
 		}
 		return c, time.Time{}, reasonNone, nil // bound for its whole life: no retry
 	}
@@ -290,6 +294,18 @@ func (u *userInfoSource) fetch(ctx context.Context, c *identity.Claims, token st
 
 // errUserInfoBound is why a sender-constrained token was not completed.
 var errUserInfoBound = errors.New("identity: userinfo not asked for a sender-constrained token")
+
+// withholdUserInfo makes the entry of a sender-constrained token that
+// needed userinfo claims under on_error refuse (enrich's rsn
+// reasonUserInfoBound) a refusal of the policy stage: after the binding
+// and the DPoP proof are checked, so that a token presented without its
+// binding still gets the 401 that says so, and cached with the entry like
+// a policy's verdict, for the token's life (it stays bound).
+func (e *cacheEntry) withholdUserInfo(rsn reason) {
+	if rsn == reasonUserInfoBound {
+		e.denied, e.challenge = rsn, ""
+	}
+}
 
 // senderConstraint names the binding of a token's claims that the handler
 // cannot present for it to another server: "dpop" for cnf.jkt (RFC 9449

@@ -108,11 +108,18 @@ func TestUserInfoDPoPBound(t *testing.T) {
 					}
 				}
 			}
+			// A bound token without its binding gets the 401 that says
+			// so, not the 503: the binding is checked first.
+			tok := grantedToken(t, iss, key)
+			wantRefusal(t, x.get("/api", bearer(tok)), http.StatusUnauthorized, "dpop_bound_as_bearer")
+			other := newDPoPKey(t)
+			const uri = "http://example.com/api"
+			wantRefusal(t, x.do(dpopRequest(http.MethodGet, "/api", tok, proofFor(t, other, http.MethodGet, uri, tok))), http.StatusUnauthorized, "dpop_proof")
 			if n := calls.Load(); n != 0 {
 				t.Errorf("userinfo asked %d times with DPoP-bound tokens", n)
 			}
 			if n := boundSkipLines(x); n != 1 {
-				t.Errorf("skip logged %d times for 3 tokens in a minute, want once", n)
+				t.Errorf("skip logged %d times for 4 tokens in a minute, want once", n)
 			}
 			if n := x.logs.FilterMessageSnippet("unavailable").Len(); n != 0 {
 				t.Errorf("%d lines call the skip an outage", n)
@@ -152,7 +159,13 @@ func TestUserInfoCertificateBound(t *testing.T) {
 			h.CertBinding = tt.certBinding
 			x := newHX(t, h)
 			cert, thumb := newClientCert(t, "bound client")
-			res := x.do(certRequest(certBoundToken(t, iss, map[string]any{cnfCertThumbprint: thumb}), tlsWith(cert)))
+			other, _ := newClientCert(t, "other client")
+			tok := certBoundToken(t, iss, map[string]any{cnfCertThumbprint: thumb})
+			if tt.certBinding == "" {
+				// Without its certificate: the 401 of the binding, not the 503.
+				wantRefusal(t, x.do(certRequest(tok, tlsWith(other))), http.StatusUnauthorized, "cert_binding")
+			}
+			res := x.do(certRequest(tok, tlsWith(cert)))
 			if tt.status == http.StatusOK {
 				wantStatus(t, res, http.StatusOK)
 				if res.up.header.Get("X-User-Email") != "alice@example.com" || res.up.header.Get("X-User-Groups") != "" {
@@ -182,10 +195,14 @@ func TestUserInfoBoundLogOncePerMinute(t *testing.T) {
 	h.now = clk.Now
 	x := newHX(t, h)
 	cert, thumb := newClientCert(t, "bound client")
+	minted := 0
 	send := func(n int) {
 		for range n {
-			tok := certBoundToken(t, iss, map[string]any{cnfCertThumbprint: thumb})
-			wantRefusal(t, x.do(certRequest(tok, tlsWith(cert))), http.StatusServiceUnavailable, "userinfo_not_for_bound_tokens")
+			minted++
+			tok := iss.Mint(t, map[string]any{"sub": "alice", "n": minted, "cnf": map[string]any{cnfCertThumbprint: thumb}})
+			for range 2 { // the second time from the cache: no new skip
+				wantRefusal(t, x.do(certRequest(tok, tlsWith(cert))), http.StatusServiceUnavailable, "userinfo_not_for_bound_tokens")
+			}
 		}
 	}
 	send(4)
