@@ -316,7 +316,7 @@ var reasons = [numReasons]reasonInfo{
 	// (on_error refuse): the handler cannot present its binding to the
 	// endpoint. The endpoint is not unavailable, and the client did
 	// nothing wrong, so no challenge.
-	reasonUserInfoBound: {"userinfo_not_for_bound_tokens", http.StatusServiceUnavailable, "", "", errUserInfoBound},
+	reasonUserInfoBound: {"userinfo_not_for_bound_tokens", http.StatusServiceUnavailable, "", "", errors.New("identity: userinfo not asked for a sender-constrained token")},
 	// The issuer refused to exchange the caller's token for the upstream.
 	reasonExchangeRefused: {"exchange_refused", http.StatusForbidden, "insufficient_scope", "The access token cannot be exchanged for the upstream", errors.New("identity: token exchange refused")},
 	// A token in TLS early data with an unsafe method (see inEarlyData):

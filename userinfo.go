@@ -292,9 +292,6 @@ func (u *userInfoSource) fetch(ctx context.Context, c *identity.Claims, token st
 	return out, nil
 }
 
-// errUserInfoBound is why a sender-constrained token was not completed.
-var errUserInfoBound = errors.New("identity: userinfo not asked for a sender-constrained token")
-
 // withholdUserInfo makes the entry of a sender-constrained token that
 // needed userinfo claims under on_error refuse (enrich's rsn
 // reasonUserInfoBound) a refusal of the policy stage: after the binding
@@ -325,10 +322,11 @@ func senderConstraint(c *identity.Claims) string {
 }
 
 // boundSkipLog logs, at most once per userInfoBoundLogEvery for an issuer,
-// that its sender-constrained tokens were not sent to userinfo, with how
-// many were skipped since the last line: at WARN, since it is a mismatch
-// of configuration and provider, not an outage and not the client's
-// doing.
+// that its sender-constrained tokens were not sent to userinfo, with the
+// binding of the token that wrote the line and how many were skipped
+// since the last line (verifications: each token once while its entry is
+// cached): at WARN, since it is a mismatch of configuration and provider,
+// not an outage and not the client's doing.
 type boundSkipLog struct {
 	logger  *zap.Logger
 	msg     string
