@@ -48,7 +48,10 @@ func chainHeaders(t *testing.T, outer, inner *hx, r *http.Request) (int, http.He
 // through a stricter inner rule on the proxy's rights.
 func TestStackedAfterUpstreamToken(t *testing.T) {
 	iss := identitytest.NewIssuer(t)
-	strict := &Handler{Issuers: []IssuerConfig{{Issuer: iss.URL}}, AnyAudience: true, RequireScopes: []string{"admin"}}
+	// a Handler is provisioned once, as Caddy does: a fresh one per chain
+	strict := func() *Handler {
+		return &Handler{Issuers: []IssuerConfig{{Issuer: iss.URL}}, AnyAudience: true, RequireScopes: []string{"admin"}}
+	}
 	get := func(tok string) *http.Request {
 		r := httptest.NewRequest(http.MethodGet, "http://example.com/admin", nil)
 		r.Header.Set("Authorization", "Bearer "+tok)
@@ -61,10 +64,10 @@ func TestStackedAfterUpstreamToken(t *testing.T) {
 		outerH.UpstreamToken.Scopes = []string{"admin"}
 		outerH.ForwardToken = forward
 		outer := newHX(t, outerH)
-		if st, up := chainHeaders(t, outer, newHX(t, strict), get(reader)); st != http.StatusForbidden || up != nil {
+		if st, up := chainHeaders(t, outer, newHX(t, strict()), get(reader)); st != http.StatusForbidden || up != nil {
 			t.Errorf("forward_token %v: caller without the inner handler's scope, after an upstream token with it: %d, reached %v; want 403", forward, st, up != nil)
 		}
-		st, up := chainHeaders(t, outer, newHX(t, strict), get(admin))
+		st, up := chainHeaders(t, outer, newHX(t, strict()), get(admin))
 		if st != http.StatusOK || up == nil {
 			t.Fatalf("forward_token %v: caller with the inner handler's scope: %d, want 200", forward, st)
 		}
