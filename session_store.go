@@ -240,12 +240,19 @@ func (l *login) readServerSession(ctx context.Context, r *http.Request, jar cook
 }
 
 // deleteServerSession deletes the session from the store, for every
-// instance.
+// instance, and from its index, in one round trip.
 func (l *login) deleteServerSession(ctx context.Context, s *session) error {
 	ss := l.server
 	ctx, cancel := context.WithTimeout(ctx, ss.store.timeout)
 	defer cancel()
-	err := ss.store.client.Del(ctx, ss.key(s.id)).Err()
+	key := ss.key(s.id)
+	_, err := ss.store.client.Pipelined(ctx, func(p redis.Pipeliner) error {
+		p.Del(ctx, key)
+		for _, idx := range ss.indexes(s) {
+			p.SRem(ctx, idx, key)
+		}
+		return nil
+	})
 	ss.store.note(err)
 	if err != nil {
 		return fmt.Errorf("%w: %w", errStoreUnavailable, err)

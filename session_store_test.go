@@ -41,6 +41,16 @@ func sessionKeys(t *testing.T, srv *redisServer) []string {
 	return out
 }
 
+// indexKeys returns the keys of the stored sessions' sid and subject index.
+func indexKeys(t *testing.T, srv *redisServer) []string {
+	t.Helper()
+	keys, err := srv.client().Keys(context.Background(), defaultStorePrefix+"session-index:*").Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return keys
+}
+
 // TestServerSessionSharedBetweenInstances: a session created at one
 // instance is served by another sharing only the Redis server; the cookie
 // holds no claim and no token, the store holds the session sealed under a
@@ -112,6 +122,9 @@ func TestServerSessionSharedBetweenInstances(t *testing.T) {
 	}
 	if keys := sessionKeys(t, srv); len(keys) != 0 {
 		t.Errorf("stored session kept after logout: %v", keys)
+	}
+	if idx := indexKeys(t, srv); len(idx) != 0 {
+		t.Errorf("index kept after logout of the only session: %v", idx)
 	}
 	wantStatus(t, b.xhr("/"), http.StatusUnauthorized)
 	if b.sessionCookies() != 0 {
@@ -186,10 +199,7 @@ func TestServerSessionBackchannelDeletesRecords(t *testing.T) {
 				t.Fatalf("%d stored sessions, want %d", len(records), len(sessions))
 			}
 			ctx := context.Background()
-			index, err := srv.client().Keys(ctx, defaultStorePrefix+"session-index:*").Result()
-			if err != nil {
-				t.Fatal(err)
-			}
+			index := indexKeys(t, srv)
 			// alice, bob, sid-1, sid-2, sid-3
 			if len(index) != 5 {
 				t.Errorf("index keys %v, want 5", index)
@@ -219,11 +229,7 @@ func TestServerSessionBackchannelDeletesRecords(t *testing.T) {
 					t.Errorf("%s: %d, want %d", name, res.status, want)
 				}
 			}
-			left, err := srv.client().Keys(ctx, defaultStorePrefix+"session-index:*").Result()
-			if err != nil {
-				t.Fatal(err)
-			}
-			if len(left) != len(index)-1 {
+			if left := indexKeys(t, srv); len(left) != len(index)-1 {
 				t.Errorf("index keys after the logout: %d, want %d (the ended one deleted)", len(left), len(index)-1)
 			}
 		})
@@ -383,11 +389,12 @@ func TestServerSessionConfig(t *testing.T) {
 // TestServerSessionRoundTrips counts the commands each kind of request
 // sends to the store: one per session request (GETEX, which also slides
 // the idle expiry), one per sign-in (SET with the SADD and EXPIREs of its
-// sid and subject index, in one MULTI/EXEC), three per logout (GETEX, DEL,
-// and the pipelined SET and PUBLISH that list the session's sid as ended
-// for the other instances), four per refresh (GETEX, the lock script,
-// SET XX, DEL of the lock), two per back-channel logout (the pipelined SET
-// and PUBLISH, and the script that deletes the ended records).
+// sid and subject index, in one MULTI/EXEC), three per logout (GETEX, the
+// pipelined DEL and SREMs from the index, and the pipelined SET and
+// PUBLISH that list the session's sid as ended for the other instances),
+// four per refresh (GETEX, the lock script, SET XX, DEL of the lock), two
+// per back-channel logout (the pipelined SET and PUBLISH, and the script
+// that deletes the ended records).
 func TestServerSessionRoundTrips(t *testing.T) {
 	srv := startRedis(t)
 	op := newFakeOP(t, fakeOPOptions{})
