@@ -421,7 +421,11 @@ func BenchmarkStoreEndedPropagation(b *testing.B) {
 	srv := startRedis(b)
 	s1, _ := srv.storeOf(1, "").Redis.resolved()
 	s2, _ := srv.storeOf(2, "").Redis.resolved()
-	st1, st2 := newSharedStore(s1, zap.NewNop()), newSharedStore(s2, zap.NewNop())
+	st1, err1 := newSharedStore(s1, zap.NewNop())
+	st2, err2 := newSharedStore(s2, zap.NewNop())
+	if err1 != nil || err2 != nil {
+		b.Fatal(err1, err2)
+	}
 	defer st1.Destruct()
 	defer st2.Destruct()
 	now := time.Now
