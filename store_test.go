@@ -463,6 +463,7 @@ func TestStoreCaddyfile(t *testing.T) {
 			timeout 100ms
 			failure fail_open_local
 			caches introspection userinfo
+			cache_secret {env.IDENTITY_CACHE_SECRET}
 		}
 	}`)
 	var h Handler
@@ -471,7 +472,7 @@ func TestStoreCaddyfile(t *testing.T) {
 	}
 	want := RedisStoreConfig{Address: "redis.internal:6380", Username: "caddy", Password: "{env.REDIS_PASSWORD}", DB: 2,
 		TLS: true, KeyPrefix: "fleet-a:", Timeout: caddy.Duration(100 * time.Millisecond), Failure: "fail_open_local",
-		Caches: []string{"introspection", "userinfo"}}
+		Caches: []string{"introspection", "userinfo"}, CacheSecret: "{env.IDENTITY_CACHE_SECRET}"}
 	if h.Store == nil || h.Store.Redis == nil || !reflect.DeepEqual(*h.Store.Redis, want) {
 		t.Fatalf("store = %+v, want %+v", h.Store, want)
 	}
