@@ -271,7 +271,7 @@ func (s *cacheSealer) aead(kind, token string) (cipher.AEAD, error) {
 	return cipher.NewGCMWithRandomNonce(block)
 }
 
-// additionalData binds an entry to its kind, expiry and scope.
+// cacheAdditionalData binds an entry to its kind, expiry and scope.
 func cacheAdditionalData(kind, until, scope string) []byte {
 	return []byte("caddy-identity shared cache v1\x00" + kind + "\x00" + until + "\x00" + scope)
 }
