@@ -200,9 +200,10 @@ func (c *sharedCache) putEntry(ctx context.Context, scope string, key tokenKey, 
 }
 
 // unopened notes an entry that did not open, logging it at most once a
-// minute with the number of such entries since the last line: a fleet
-// with two secrets, or an attacker writing to Redis, would otherwise log
-// on every request.
+// minute with the number of such entries since the last line: someone
+// writing to the store would otherwise make it log on every request.
+// Instances with another secret, and earlier versions, write under other
+// names, so only a writer other than the handlers makes such entries.
 func (s *sharedStore) unopened(kind string) {
 	n := s.unopenedN.Add(1)
 	now := time.Now().UnixNano()
@@ -211,7 +212,7 @@ func (s *sharedStore) unopened(kind string) {
 		return
 	}
 	s.unopenedN.Add(-n)
-	s.logger.Warn("shared cache entries that do not open are misses: an instance with another cache_secret, entries altered in the store, or entries of an older version",
+	s.logger.Warn("shared cache entries that do not open are misses: something other than the handlers with this cache_secret writes to their keys in the store",
 		zap.String("cache", kind), zap.Int64("entries", n))
 }
 
