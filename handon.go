@@ -25,8 +25,10 @@ type handOn struct {
 // the upstream token's header up (empty without upstream_token).
 func (ho *handOn) run(r *http.Request, c *credential, e *cacheEntry, up upstreamHeader) {
 	setIdentity(r, e)
-	if !ho.forwardToken && c.src != nil {
-		c.src.remove(r)
+	// A token removed from the request, or one whose header an upstream
+	// token may take, is kept for the identity handlers further down the
+	// route, which check it and nothing the headers hold by then.
+	if c.src != nil && (!ho.forwardToken || up.name != "") {
 		if vars, ok := r.Context().Value(caddyhttp.VarsCtxKey).(map[string]any); ok {
 			at := &stackedToken{token: c.token}
 			if c.src.dpop {
@@ -34,6 +36,9 @@ func (ho *handOn) run(r *http.Request, c *credential, e *cacheEntry, up upstream
 			}
 			vars[stackedVar] = at
 		}
+	}
+	if !ho.forwardToken && c.src != nil {
+		c.src.remove(r)
 	}
 	if cnt := ho.meter.requestCounters(r).accepted[e.issuer]; cnt != nil {
 		cnt.Inc()
