@@ -35,7 +35,7 @@ func (ho *handOn) run(r *http.Request, c *credential, e *cacheEntry, up upstream
 			vars[stackedVar] = at
 		}
 	}
-	if cnt := ho.meter.requestCounters(r).accepted[e.issuer]; cnt != nil {
+	if cnt := ho.meter.requestCounters(r).accepted[e.label]; cnt != nil {
 		cnt.Inc()
 	}
 	up.set(r)
