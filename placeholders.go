@@ -131,7 +131,11 @@ func (a *authenticator) newEntry(t *identity.Token, token string) (*cacheEntry, 
 // verdict, the claim headers and the placeholders. The error is a
 // malformed certificate binding, which makes the token unacceptable.
 func (a *authenticator) claimsEntry(issuer string, c *identity.Claims) (*cacheEntry, error) {
-	certThumbprint, err := a.certs.thumbprint(c)
+	var cnf map[string]any
+	if !a.certs.off || a.dpopOn {
+		cnf = confirmation(c)
+	}
+	certThumbprint, err := a.certs.thumbprint(cnf)
 	if err != nil {
 		return nil, err
 	}
@@ -162,9 +166,17 @@ func (a *authenticator) claimsEntry(issuer string, c *identity.Claims) (*cacheEn
 	}
 	e.repl = e.replace
 	if a.dpopOn {
-		e.dpopJKT, e.dpopBound = cnfJKT(c)
+		e.dpopJKT, e.dpopBound = cnfJKT(cnf)
 	}
 	return e, nil
+}
+
+// confirmation returns the cnf object of verified claims (RFC 7800), which
+// both bindings read; nil when the token has none or it is no object.
+func confirmation(c *identity.Claims) map[string]any {
+	v, _ := c.Get(identity.ClaimConfirmation)
+	cnf, _ := v.(map[string]any)
+	return cnf
 }
 
 // detach copies the strings the entry took from the token's claims: they
