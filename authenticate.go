@@ -128,7 +128,7 @@ func (a *authenticator) verifyJWT(ctx context.Context, token string) (*cacheEntr
 	}
 	own := t.Claims
 	c, until, rsn, err := a.enrich(ctx, t.Issuer, own, token)
-	if rsn != reasonNone {
+	if rsn != reasonNone && rsn != reasonUserInfoBound {
 		return nil, rsn, err
 	}
 	t.Claims = c
@@ -136,6 +136,7 @@ func (a *authenticator) verifyJWT(ctx context.Context, token string) (*cacheEntr
 	if err != nil {
 		return nil, classify(err), err
 	}
+	e.withholdUserInfo(rsn)
 	if t.Claims != own || a.cache == nil {
 		// The placeholders see the merged claims; without a cache, they
 		// read the token's claims, decoding what they ask for lazily.

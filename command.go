@@ -14,6 +14,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"net/netip"
 	"slices"
 	"strings"
 	"time"
@@ -536,22 +537,29 @@ func orDash(s string) string {
 
 func verifyCommand() *cobra.Command {
 	c := &cobra.Command{
-		Use:   "verify --config <file> [--site <host>] [--path </p>] [--json] <token | ->",
+		Use:   "verify --config <file> [--site <host>] [--path </p>] [--method <M>] [--remote-ip <ip[:port]>] [--json] <token | ->",
 		Short: "Runs a token through the identity handler of a site and path",
 		Long: `Loads the config, picks the first identity handler whose enclosing routes
-match GET https://<site><path> (--path default "/"; without --site, any
+match <method> https://<site><path> from <remote-ip> (--method default GET,
+--path default "/", --remote-ip default 192.0.2.1; without --site, any
 host) with Caddy's own matchers (host wildcards, path patterns, regexps,
-and any other matcher of the routes), and sends it that request with the token
-("-" reads it from standard input) in the first place the handler looks
-for one. Prints whether it is accepted, with the headers the upstream
-would get, or the reason, the status and the WWW-Authenticate challenge.
-The token is never printed: only its length and a SHA-256 prefix.
-Exit 2 when refused, 3 when the handler would answer 503.`,
+method, remote_ip and client_ip, and any other matcher of the routes), and
+sends it that request with the token ("-" reads it from standard input) in
+the first place the handler looks for one. The request carries no
+X-Forwarded-For and passes no trusted proxy, so client_ip is the
+--remote-ip address. Prints whether it is accepted, with the headers the
+upstream would get, or the reason, the status and the WWW-Authenticate
+challenge. The token is never printed: only its length and a SHA-256
+prefix. Exit 1 for bad usage (an invalid --method or --remote-ip, no
+handler for the request), 2 when refused, 3 when the handler would answer
+503.`,
 		Args: cobra.ExactArgs(1),
 	}
 	configFlags(c)
 	c.Flags().String("site", "", "host of the request (default: any host)")
 	c.Flags().String("path", "/", "request path")
+	c.Flags().String("method", http.MethodGet, "request method, for method matchers and the handler (case-insensitive, as Caddy's matcher)")
+	c.Flags().String("remote-ip", verifyRemoteIP, "client address of the request, ip or ip:port ([ipv6]:port), for remote_ip and client_ip matchers")
 	c.RunE = runE(c, runVerify)
 	return c
 }
@@ -568,10 +576,59 @@ type verifyResult struct {
 	Headers   map[string]string `json:"headers,omitempty"`
 }
 
+// verifyRemoteIP is the default client address of verify's request
+// (TEST-NET-1, RFC 5737), and verifyRemotePort the port of an address
+// given without one (httptest's).
+const (
+	verifyRemoteIP   = "192.0.2.1"
+	verifyRemotePort = 1234
+)
+
+// verifyMethod checks --method: an RFC 9110 token, upper-cased as Caddy's
+// method matcher upper-cases its methods. CONNECT is refused: its request
+// has an authority, not the path verify matches.
+func verifyMethod(m string) (string, error) {
+	if m == "" || strings.ContainsFunc(m, func(r rune) bool { return !isTokenChar(r) }) {
+		return "", fmt.Errorf("--method %q is not an HTTP method", m)
+	}
+	m = strings.ToUpper(m)
+	if m == http.MethodConnect {
+		return "", errors.New("--method CONNECT: verify sends requests for a path, which CONNECT has not")
+	}
+	return m, nil
+}
+
+// isTokenChar reports whether c is a tchar of RFC 9110 §5.6.2.
+func isTokenChar(c rune) bool {
+	return 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || strings.ContainsRune("!#$%&'*+-.^_`|~", c)
+}
+
+// verifyRemoteAddr parses --remote-ip, the client address of the request.
+func verifyRemoteAddr(s string) (netip.AddrPort, error) {
+	if ap, err := netip.ParseAddrPort(s); err == nil {
+		return ap, nil
+	}
+	a, err := netip.ParseAddr(s)
+	if err != nil {
+		return netip.AddrPort{}, fmt.Errorf("--remote-ip %q is not an IP address, IP:port or [IPv6]:port", s)
+	}
+	return netip.AddrPortFrom(a, verifyRemotePort), nil
+}
+
 func runVerify(cmd *cobra.Command, args []string, out io.Writer) (int, error) {
 	asJSON, _ := cmd.Flags().GetBool("json")
 	site, _ := cmd.Flags().GetString("site")
 	path, _ := cmd.Flags().GetString("path")
+	methodFlag, _ := cmd.Flags().GetString("method")
+	method, err := verifyMethod(methodFlag)
+	if err != nil {
+		return exitUsage, err
+	}
+	remoteIP, _ := cmd.Flags().GetString("remote-ip")
+	remoteAddr, err := verifyRemoteAddr(remoteIP)
+	if err != nil {
+		return exitUsage, err
+	}
 	token := args[0]
 	if token == "-" {
 		b, err := io.ReadAll(io.LimitReader(cmd.InOrStdin(), MaxMaxTokenSize+1))
@@ -594,13 +651,19 @@ func runVerify(cmd *cobra.Command, args []string, out io.Writer) (int, error) {
 	}
 	ctx, cancel := context.WithTimeout(cmd.Context(), commandTimeout)
 	defer cancel()
-	// newRequest is the request of the check: GET https://<site><path>,
-	// prepared as Caddy's server prepares requests for its handlers.
+	// newRequest is the request of the check: <method>
+	// https://<site><path> from remoteAddr, prepared as Caddy's server
+	// prepares requests for its handlers. There is no server, so no
+	// trusted proxy: the client IP is remoteAddr's, as a server without
+	// trusted_proxies would set it (PrepareRequest leaves it empty).
 	newRequest := func() (*http.Request, *caddy.Replacer, *httptest.ResponseRecorder) {
 		w := httptest.NewRecorder()
 		repl := caddy.NewReplacer()
-		r := httptest.NewRequestWithContext(ctx, http.MethodGet, "https://"+host+path, nil)
-		return caddyhttp.PrepareRequest(r, repl, w, nil), repl, w
+		r := httptest.NewRequestWithContext(ctx, method, "https://"+host+path, nil)
+		r.RemoteAddr = remoteAddr.String()
+		r = caddyhttp.PrepareRequest(r, repl, w, nil)
+		caddyhttp.SetVar(r.Context(), caddyhttp.ClientIPVarKey, remoteAddr.Addr().WithZone("").String())
+		return r, repl, w
 	}
 	mctx, mcancel := caddy.NewContext(caddy.Context{Context: ctx})
 	defer mcancel()
@@ -617,7 +680,7 @@ func runVerify(cmd *cobra.Command, args []string, out io.Writer) (int, error) {
 		}
 	}
 	if i < 0 {
-		return exitUsage, fmt.Errorf("no identity handler for site %q and path %q", site, path)
+		return exitUsage, fmt.Errorf("no identity handler for %s on site %q and path %q from %s", method, site, path, remoteAddr)
 	}
 	p, err := provisionHandler(found[i].raw)
 	if err != nil {

@@ -27,6 +27,7 @@ func TestCommands(t *testing.T) {
 	t.Run("check", testCommandCheck)
 	t.Run("verify", testCommandVerify)
 	t.Run("verify matchers", testCommandVerifyMatchers)
+	t.Run("verify --remote-ip --method", testCommandVerifyRequest)
 	t.Run("token", testCommandToken)
 	t.Run("token --device", testCommandDevice)
 }
@@ -408,6 +409,87 @@ func testCommandVerifyMatchers(t *testing.T) {
 			var res verifyResult
 			if err := json.Unmarshal([]byte(out), &res); err != nil || !res.Accepted || res.Headers[c.header] != c.user {
 				t.Errorf("site %q path %q: %v %s", c.site, c.path, err, out)
+			}
+		}
+	}
+}
+
+// testCommandVerifyRequest: routes guarded by remote_ip, client_ip and
+// method matchers are found only when --remote-ip and --method make the
+// request theirs; invalid values are usage errors.
+func testCommandVerifyRequest(t *testing.T) {
+	iss := identitytest.NewIssuer(t)
+	cfg := filepath.Join(t.TempDir(), "Caddyfile")
+	if err := os.WriteFile(cfg, []byte(fmt.Sprintf(`example.com {
+	@office remote_ip 10.1.0.0/16 2001:db8::/32
+	handle @office {
+		identity {
+			issuer %[1]s
+			audience office
+			claim_header sub X-Office-User
+		}
+		respond "office"
+	}
+	@partner client_ip 203.0.113.0/24
+	handle @partner {
+		identity {
+			issuer %[1]s
+			audience partner
+			claim_header sub X-Partner-User
+		}
+		respond "partner"
+	}
+	@write method POST PUT
+	handle @write {
+		identity {
+			issuer %[1]s
+			audience write
+			claim_header sub X-Write-User
+		}
+		respond "write"
+	}
+	respond "public"
+}
+`, iss.URL)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	office := iss.Token(t, "alice", map[string]any{"aud": "office"})
+	partner := iss.Token(t, "carol", map[string]any{"aud": "partner"})
+	write := iss.Token(t, "bob", map[string]any{"aud": "write"})
+	for _, c := range []struct {
+		name, token  string
+		flags        []string
+		code         int
+		header, user string
+	}{
+		{"remote_ip without the flag", office, nil, exitUsage, "", ""},
+		{"remote_ip", office, []string{"--remote-ip", "10.1.2.3"}, exitOK, "X-Office-User", "alice"},
+		{"remote_ip with port", office, []string{"--remote-ip", "10.1.2.3:40000"}, exitOK, "X-Office-User", "alice"},
+		{"remote_ip IPv6", office, []string{"--remote-ip", "2001:db8::7"}, exitOK, "X-Office-User", "alice"},
+		{"remote_ip IPv6 with port", office, []string{"--remote-ip", "[2001:db8::7]:443"}, exitOK, "X-Office-User", "alice"},
+		{"remote_ip outside the range", office, []string{"--remote-ip", "10.2.0.1"}, exitUsage, "", ""},
+		{"client_ip", partner, []string{"--remote-ip", "203.0.113.9"}, exitOK, "X-Partner-User", "carol"},
+		{"another handler's token", write, []string{"--remote-ip", "10.1.2.3"}, exitRefused, "", ""},
+		{"method without the flag", write, nil, exitUsage, "", ""},
+		{"method", write, []string{"--method", "POST"}, exitOK, "X-Write-User", "bob"},
+		{"method in lower case", write, []string{"--method", "put"}, exitOK, "X-Write-User", "bob"},
+		{"method and remote_ip: the first route wins", office, []string{"--method", "POST", "--remote-ip", "10.1.2.3"}, exitOK, "X-Office-User", "alice"},
+		{"invalid IP", office, []string{"--remote-ip", "10.1.2"}, exitUsage, "", ""},
+		{"host name for an IP", office, []string{"--remote-ip", "office.example.com"}, exitUsage, "", ""},
+		{"invalid port", office, []string{"--remote-ip", "10.1.2.3:99999"}, exitUsage, "", ""},
+		{"invalid method", write, []string{"--method", "PO ST"}, exitUsage, "", ""},
+		{"CONNECT", write, []string{"--method", "CONNECT"}, exitUsage, "", ""},
+	} {
+		args := append([]string{"identity", "verify", "--json", "--config", cfg, "--site", "example.com", "--path", "/x"}, c.flags...)
+		out, code := runCaddy(t, c.token, append(args, "-")...)
+		if code != c.code {
+			t.Errorf("%s: exit %d, want %d", c.name, code, c.code)
+			continue
+		}
+		if c.code == exitOK {
+			var res verifyResult
+			if err := json.Unmarshal([]byte(out), &res); err != nil || !res.Accepted || res.Headers[c.header] != c.user {
+				t.Errorf("%s: %v %s", c.name, err, out)
 			}
 		}
 	}

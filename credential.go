@@ -15,9 +15,9 @@ import (
 
 // credentialStage finds the credential of a request: exactly one token in
 // the configured places (header with its scheme, cookie, query parameter),
-// or with the DPoP scheme together with its proof; else the token an
-// earlier identity handler of the route accepted (stacked.go); else,
-// when optional, none at all. Everything it refuses is about the form of
+// or with the DPoP scheme together with its proof, unless an earlier
+// identity handler of the route accepted one (stacked.go): then that one;
+// else, when optional, none at all. Everything it refuses is about the form of
 // the request, not the token: ambiguous (400), missing (401), too large,
 // in TLS early data (425), or with an unreadable DPoP proof.
 type credentialStage struct {
@@ -36,8 +36,8 @@ type credential struct {
 	token string
 	// src is where the token came from; nil for a stacked token or none.
 	src *tokenSource
-	// stacked is the token an earlier identity handler accepted, when the
-	// request carries no token of its own.
+	// stacked is the token an earlier identity handler of the route
+	// accepted; it is the request's credential whatever the headers hold.
 	stacked *stackedToken
 	// proof is the DPoP proof of a token of the DPoP scheme.
 	proof string
@@ -115,19 +115,22 @@ func newCredentialStage(in []TokenSource, dpop dpopMode, optional bool, maxToken
 // before any token is looked at. Every check reads the request only: the
 // login stage, which runs after it, may still take the request over.
 func (cs *credentialStage) find(r *http.Request) (credential, *rejection) {
+	if at, ok := caddyhttp.GetVar(r.Context(), stackedVar).(*stackedToken); ok {
+		// Whatever the request's headers hold now was put there by the
+		// route (an earlier handler's upstream token, a forwarded copy):
+		// the credential of this request is the token already accepted.
+		c := credential{token: at.token, stacked: at, offered: true}
+		if len(c.token) > cs.maxTokenSize {
+			return c, &rejection{reason: reasonTooLarge}
+		}
+		return c, nil
+	}
 	token, src, rsn := cs.extract(r)
 	c := credential{token: token, src: src, offered: src != nil || rsn != reasonNone}
 	switch {
 	case rsn != reasonNone:
 		return c, &rejection{reason: rsn}
 	case src == nil:
-		if at, ok := caddyhttp.GetVar(r.Context(), stackedVar).(*stackedToken); ok {
-			c.stacked, c.token = at, at.token
-			if len(c.token) > cs.maxTokenSize {
-				return c, &rejection{reason: reasonTooLarge}
-			}
-			return c, nil
-		}
 		if cs.dpopRequired && hasBearer(r.Header) {
 			return c, &rejection{reason: reasonDPoPRequired}
 		}

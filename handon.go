@@ -24,14 +24,16 @@ type handOn struct {
 // run hands the request accepted with credential c and entry e on, with
 // the upstream token's header up (empty without upstream_token).
 func (ho *handOn) run(r *http.Request, c *credential, e *cacheEntry, up upstreamHeader) {
-	stack := !ho.forwardToken && c.src != nil
+	// A token removed from the request, or one whose header an upstream
+	// token may take, is kept for the identity handlers further down the
+	// route, which check it and nothing the headers hold by then.
+	stack := c.src != nil && (!ho.forwardToken || up.name != "")
 	var h *handed
 	if stack || len(e.headers) > 0 {
 		h = new(handed)
 	}
 	setIdentity(r, e, h.values())
 	if stack {
-		c.src.remove(r)
 		if vars, ok := r.Context().Value(caddyhttp.VarsCtxKey).(map[string]any); ok {
 			h.stacked.token = c.token
 			if c.src.dpop {
@@ -39,6 +41,9 @@ func (ho *handOn) run(r *http.Request, c *credential, e *cacheEntry, up upstream
 			}
 			vars[stackedVar] = &h.stacked
 		}
+	}
+	if !ho.forwardToken && c.src != nil {
+		c.src.remove(r)
 	}
 	if cnt := ho.meter.requestCounters(r).accepted[e.label]; cnt != nil {
 		cnt.Inc()

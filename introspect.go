@@ -527,7 +527,7 @@ func (a *authenticator) admitIntrospection(ctx context.Context, in *introspector
 		}
 	}
 	c, until, rsn, err := a.enrich(ctx, in.issuer, c, token)
-	if rsn != reasonNone {
+	if rsn != reasonNone && rsn != reasonUserInfoBound {
 		return nil, rsn, err
 	}
 	if !until.IsZero() && until.Before(expires) {
@@ -537,6 +537,7 @@ func (a *authenticator) admitIntrospection(ctx context.Context, in *introspector
 	if err != nil {
 		return nil, classify(err), err
 	}
+	e.withholdUserInfo(rsn)
 	e.expires = expires
 	// No signing input to decode the claims from again: the entry keeps
 	// them for the placeholders.

@@ -564,7 +564,7 @@ func (h *Handler) checkConfig() error {
 		if err := checkIntrospection(is); err != nil {
 			return fmt.Errorf("issuer %q: introspection: %w", is.Issuer, err)
 		}
-		if err := checkUserInfo(is); err != nil {
+		if err := checkUserInfo(is, h.DPoP); err != nil {
 			return fmt.Errorf("issuer %q: userinfo: %w", is.Issuer, err)
 		}
 	}

@@ -12,7 +12,9 @@ import (
 // policyStage applies the issuers' authorization policies (require_scope,
 // require_claim) to an authenticated token. A policy is evaluated when
 // the token's entry is built (authenticator.claimsEntry) and its verdict
-// cached with it (e.denied); the stage turns a refusal into a 403.
+// cached with it (e.denied); the stage turns a refusal into a 403 (or the
+// 503 of a sender-constrained token that userinfo was to complete, see
+// cacheEntry.withholdUserInfo).
 type policyStage struct {
 	// byIssuer are the policies by issuer identifier.
 	byIssuer map[string]*issuerPolicy

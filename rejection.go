@@ -253,6 +253,7 @@ const (
 	reasonUpstreamToken
 	reasonExchangeRefused
 	reasonUserInfo
+	reasonUserInfoBound
 	reasonTooEarly
 	reasonStoreUnavailable
 	numReasons
@@ -311,6 +312,11 @@ var reasons = [numReasons]reasonInfo{
 	reasonUpstreamToken: {"upstream_token", http.StatusServiceUnavailable, "", "", errors.New("identity: upstream token unavailable")},
 	// The userinfo endpoint could not complete the claims (on_error refuse).
 	reasonUserInfo: {"userinfo", http.StatusServiceUnavailable, "", "", errors.New("identity: userinfo unavailable")},
+	// A sender-constrained token whose claims userinfo would complete
+	// (on_error refuse): the handler cannot present its binding to the
+	// endpoint. The endpoint is not unavailable, and the client did
+	// nothing wrong, so no challenge.
+	reasonUserInfoBound: {"userinfo_not_for_bound_tokens", http.StatusServiceUnavailable, "", "", errors.New("identity: userinfo not asked for a sender-constrained token")},
 	// The issuer refused to exchange the caller's token for the upstream.
 	reasonExchangeRefused: {"exchange_refused", http.StatusForbidden, "insufficient_scope", "The access token cannot be exchanged for the upstream", errors.New("identity: token exchange refused")},
 	// A token in TLS early data with an unsafe method (see inEarlyData):

@@ -101,11 +101,13 @@ func (s *redisServer) client() *redis.Client {
 // process with the same configuration share one client and one local
 // state, as the sites of one Caddy do; the timeout tells the instances of
 // a test apart, so that each has its own client and local state and
-// shares only the server, as separate Caddy processes do.
+// shares only the server, as separate Caddy processes do. The timeout is
+// generous (a loaded machine, the race detector): the test that is about
+// the timeout sets its own.
 func (s *redisServer) storeOf(instance int, failure string) *StoreConfig {
 	return &StoreConfig{Redis: &RedisStoreConfig{
 		Address: s.addr,
-		Timeout: caddy.Duration(200*time.Millisecond + time.Duration(instance)*time.Millisecond),
+		Timeout: caddy.Duration(2*time.Second + time.Duration(instance)*time.Millisecond),
 		Failure: failure,
 	}}
 }
@@ -264,6 +266,7 @@ func TestStoreSlowRedis(t *testing.T) {
 	env := newDPoPEnv(t)
 	h := dpopHandler(env.iss, "")
 	h.Store = srv.storeOf(0, "fail_closed")
+	h.Store.Redis.Timeout = caddy.Duration(200 * time.Millisecond)
 	x := newHX(t, h)
 	wantStatus(t, x.do(dpopRequest("GET", "/", env.token, proofFor(t, env.key, "GET", "http://example.com/", env.token))), 200)
 

@@ -396,11 +396,12 @@ func (uh upstreamHeader) set(r *http.Request) {
 }
 
 // token returns the upstream header for the request accepted with
-// credential c and entry e, or the rejection of the request. Without
-// upstream_token (a nil stage), and for a token an earlier identity
-// handler of the route accepted (stacked.go), none is obtained.
+// credential c and entry e, or the rejection of the request; without
+// upstream_token (a nil stage), none. A token an earlier identity handler
+// of the route accepted (stacked.go) gets one like any other: this
+// handler's replaces the earlier one's in the same header.
 func (st *upstreamStage) token(ctx context.Context, c *credential, e *cacheEntry) (upstreamHeader, *rejection) {
-	if st == nil || c.stacked != nil {
+	if st == nil {
 		return upstreamHeader{}, nil
 	}
 	token := c.token

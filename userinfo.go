@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/http"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
@@ -34,6 +35,16 @@ import (
 // Claims that carry authorization or token metadata are never taken from
 // userinfo: iss, sub, aud, exp, nbf, iat, jti, scope, scp, cnf, azp,
 // client_id, act, may_act and tid.
+//
+// A sender-constrained token, bound to a DPoP key (cnf.jkt, RFC 9449) or
+// to a client certificate (cnf.x5t#S256, RFC 8705), is never sent: the
+// endpoint must be shown the binding (a DPoP proof signed for it, or the
+// client's TLS key), which only the client holds, and the client's proof
+// for this request must not be replayed elsewhere. Such a token keeps its
+// own claims, OnError decides (under its own reason,
+// userinfo_not_for_bound_tokens), and the skip is logged at most once a
+// minute. With dpop require every token is bound, so OnError refuse is a
+// configuration error.
 type UserInfoConfig struct {
 	// Endpoint is the userinfo endpoint URL. Default: the
 	// userinfo_endpoint of the issuer's discovery document (then required
@@ -62,13 +73,18 @@ const (
 	userInfoMaxBytes = 64 << 10
 	// userInfoTimeout bounds one request to the endpoint.
 	userInfoTimeout = 5 * time.Second
+	// userInfoBoundLogEvery spaces the lines that say sender-constrained
+	// tokens were not sent to userinfo: a configuration matter, not an
+	// event of each request.
+	userInfoBoundLogEvery = time.Minute
 )
 
 // userInfoExcluded are the claims never taken from userinfo.
 var userInfoExcluded = []string{"iss", "sub", "aud", "exp", "nbf", "iat", "jti", "scope", "scp", "cnf", "azp", "client_id", "act", "may_act", "tid"}
 
-// checkUserInfo checks an issuer's userinfo block.
-func checkUserInfo(is *IssuerConfig) error {
+// checkUserInfo checks an issuer's userinfo block under the handler's dpop
+// option.
+func checkUserInfo(is *IssuerConfig, dpop string) error {
 	c := is.UserInfo
 	if c == nil {
 		return nil
@@ -77,6 +93,11 @@ func checkUserInfo(is *IssuerConfig) error {
 	case "", "refuse", "continue":
 	default:
 		return fmt.Errorf("on_error must be refuse or continue, not %q", c.OnError)
+	}
+	if c.OnError != "continue" && parseDPoPMode(dpop) == dpopRequire {
+		return errors.New("with dpop require every token is DPoP-bound, and a bound token is never sent to userinfo " +
+			"(only the client can sign the proof it needs), so on_error refuse would refuse every request that needs a userinfo claim: " +
+			"have the provider put those claims in the access token and remove userinfo, or set on_error continue")
 	}
 	if c.CacheTTL != nil && *c.CacheTTL <= 0 {
 		return errors.New("cache_ttl must be positive")
@@ -103,6 +124,7 @@ type userInfoSource struct {
 	wanted []string
 	calls  singleflight.Group
 	outage outageLog
+	bound  boundSkipLog
 }
 
 // newUserInfoSource compiles the userinfo block of is.
@@ -120,8 +142,15 @@ func newUserInfoSource(repl *caddy.Replacer, is *IssuerConfig, ic identity.Issue
 			upMsg:   "userinfo endpoint available again",
 		},
 	}
+	u.bound.logger = u.outage.logger
+	u.bound.msg = "userinfo not asked for sender-constrained tokens (DPoP or certificate-bound: only the client can prove the binding): those that need its claims are refused"
 	if !u.refuse {
 		u.outage.downMsg = "userinfo endpoint unavailable: going on with the tokens' own claims"
+		u.bound.msg = "userinfo not asked for sender-constrained tokens (DPoP or certificate-bound: only the client can prove the binding): going on with their own claims"
+	}
+	if a.dpopRequired && !u.refuse {
+		// checkUserInfo refused on_error refuse here.
+		u.outage.logger.Warn("userinfo is never asked with dpop require: every token is DPoP-bound")
 	}
 	if c.CacheTTL != nil {
 		u.ttl = time.Duration(*c.CacheTTL)
@@ -156,10 +185,21 @@ func (u *userInfoSource) close() {
 // may be cached (zero: no limit), or the reason to refuse the request. A
 // token without sub (a client's own token) names no user to ask about: it
 // keeps its own claims, and a claim rule that needed more fails with 403.
+// A sender-constrained token is never sent (see UserInfoConfig): it keeps
+// its own claims too, and under on_error refuse the reason is
+// reasonUserInfoBound, which the caller puts in the token's entry
+// (withholdUserInfo) rather than refusing at once.
 func (a *authenticator) enrich(ctx context.Context, issuer string, c *identity.Claims, token string) (*identity.Claims, time.Time, reason, error) {
 	u := a.userinfo[issuer]
 	if u == nil || c.Subject == "" || !u.needed(c) {
 		return c, time.Time{}, reasonNone, nil
+	}
+	if binding := senderConstraint(c); binding != "" {
+		u.bound.skip(a.now(), binding)
+		if u.refuse {
+			return c, time.Time{}, reasonUserInfoBound, nil
+		}
+		return c, time.Time{}, reasonNone, nil // bound for its whole life: no retry
 	}
 	merged, sharedUntil, err := a.userinfoShared(ctx, u, issuer, c, token)
 	now := a.now()
@@ -250,4 +290,57 @@ func (u *userInfoSource) fetch(ctx context.Context, c *identity.Claims, token st
 		return nil, fmt.Errorf("identity: userinfo: %w", err)
 	}
 	return out, nil
+}
+
+// withholdUserInfo makes the entry of a sender-constrained token that
+// needed userinfo claims under on_error refuse (enrich's rsn
+// reasonUserInfoBound) a refusal of the policy stage: after the binding
+// and the DPoP proof are checked, so that a token presented without its
+// binding still gets the 401 that says so, and cached with the entry like
+// a policy's verdict, for the token's life (it stays bound).
+func (e *cacheEntry) withholdUserInfo(rsn reason) {
+	if rsn == reasonUserInfoBound {
+		e.denied, e.challenge = rsn, ""
+	}
+}
+
+// senderConstraint names the binding of a token's claims that the handler
+// cannot present for it to another server: "dpop" for cnf.jkt (RFC 9449
+// §6), "certificate" for cnf.x5t#S256 (RFC 8705 §3.1), "" for neither. It
+// reads the claims, not the handler's dpop and cert_binding modes: the
+// token's issuer enforces the binding whatever this handler checks.
+func senderConstraint(c *identity.Claims) string {
+	v, _ := c.Get(identity.ClaimConfirmation)
+	cnf, _ := v.(map[string]any)
+	if _, ok := cnf["jkt"]; ok {
+		return "dpop"
+	}
+	if _, ok := cnf[cnfCertThumbprint]; ok {
+		return "certificate"
+	}
+	return ""
+}
+
+// boundSkipLog logs, at most once per userInfoBoundLogEvery for an issuer,
+// that its sender-constrained tokens were not sent to userinfo, with the
+// binding of the token that wrote the line and how many were skipped
+// since the last line (verifications: each token once while its entry is
+// cached): at WARN, since it is a mismatch of configuration and provider,
+// not an outage and not the client's doing.
+type boundSkipLog struct {
+	logger  *zap.Logger
+	msg     string
+	next    atomic.Int64 // Unix nanoseconds from which the next line may be written
+	skipped atomic.Int64
+}
+
+// skip records one skipped token at now.
+func (l *boundSkipLog) skip(now time.Time, binding string) {
+	l.skipped.Add(1)
+	next := l.next.Load()
+	if now.UnixNano() < next || !l.next.CompareAndSwap(next, now.Add(userInfoBoundLogEvery).UnixNano()) {
+		return
+	}
+	l.logger.Warn(l.msg, zap.String("reason", reasons[reasonUserInfoBound].label),
+		zap.String("binding", binding), zap.Int64("tokens", l.skipped.Swap(0)))
 }
