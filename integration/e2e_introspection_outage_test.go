@@ -122,3 +122,68 @@ func TestE2EIntrospectionProviderStoppedThroughCaddy(t *testing.T) {
 		t.Errorf("the outage logged %d times in all, want once", n)
 	}
 }
+
+// pause stops the provider's processes without closing its socket (a hung
+// provider: connections are accepted by the kernel, never answered) until
+// the test ends or resume; the test is skipped where that cannot be done.
+func (p *oidcProvider) pause() {
+	p.t.Helper()
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.cmd == nil || !pauseProcessGroup(p.cmd, true) {
+		p.t.Skip("cannot pause the provider's processes here")
+	}
+	cmd := p.cmd
+	p.t.Cleanup(func() { pauseProcessGroup(cmd, false) })
+}
+
+// resume continues the provider's processes after pause.
+func (p *oidcProvider) resume() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.cmd != nil {
+		pauseProcessGroup(p.cmd, false)
+	}
+}
+
+// TestE2EIntrospectionProviderHungThroughCaddy pauses oidc-provider (its
+// port still accepts connections, nothing answers): the first uncached
+// token waits for the handler's introspection timeout and gets 503, the
+// next ones get 503 from the outage breaker without waiting, a cached
+// token passes, and once the provider continues a new token is accepted
+// without restarting Caddy.
+func TestE2EIntrospectionProviderHungThroughCaddy(t *testing.T) {
+	p := startProvider(t, providerOptions{})
+	c := startIntrospectingCaddy(t, p, "", fmt.Sprintf(`audience %s
+		claim_header client_id X-Client-Id`, resourceOpaque))
+	cached := p.accessToken(t, resourceOpaque)
+	var unseen []string
+	for range 4 {
+		unseen = append(unseen, p.accessToken(t, resourceOpaque))
+	}
+	c.expectStatus(cached, http.StatusOK)
+
+	p.pause()
+	for i, tok := range unseen {
+		took := c.timedStatus(tok, http.StatusServiceUnavailable)
+		t.Logf("uncached token %d with the provider hung: 503 in %s", i+1, took.Round(time.Microsecond))
+	}
+	c.expectStatus(cached, http.StatusOK)
+	errs := rejectionErrors(t, c)
+	if len(errs) != len(unseen) {
+		t.Fatalf("%d provider_unavailable rejections logged, want %d: %q", len(errs), len(unseen), errs)
+	}
+	if breaker := "not asked again until the next probe"; strings.Contains(errs[0], breaker) || !strings.Contains(strings.Join(errs[1:], "\n"), breaker) {
+		t.Errorf("want the first refusal from the timed-out exchange and later ones from the breaker: %q", errs)
+	}
+	if n := len(caddyLogEntries(t, c, "introspection endpoint unavailable: opaque tokens cannot be checked")); n != 1 {
+		t.Errorf("the outage logged %d times, want once", n)
+	}
+
+	p.resume()
+	took := c.eventuallyStatus(unseen[0], http.StatusOK)
+	t.Logf("an uncached token accepted %s after the provider continued", took.Round(time.Millisecond))
+	if n := len(caddyLogEntries(t, c, "introspection endpoint available again")); n != 1 {
+		t.Errorf("the recovery logged %d times, want once", n)
+	}
+}
