@@ -134,6 +134,7 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //	        timeout   <duration>
 //	        failure   fail_closed | fail_open_local
 //	        caches    introspection userinfo
+//	        cache_secret <secret>
 //	    }
 //	}
 //
@@ -914,6 +915,7 @@ var usages = map[string]string{
 	"endpoint":               "endpoint <url>",
 	"client_id":              "client_id <id>",
 	"client_secret":          "client_secret <secret>",
+	"cache_secret":           "cache_secret <secret of at least 32 bytes>",
 	"auth_method":            "auth_method client_secret_basic | client_secret_post | private_key_jwt",
 	"accept":                 "accept json | jwt",
 	"key_file":               "key_file <path>",

@@ -63,10 +63,20 @@ type RedisStoreConfig struct {
 	// Caches names the answer caches shared through the store:
 	// "introspection" (active introspection answers) and "userinfo" (the
 	// userinfo claims of tokens). An instance then asks the provider about
-	// a token once for the fleet, not once per instance. Entries are keyed
-	// by the token's SHA-256, hold no token and live no longer than the
-	// token nor the configured cache_ttl.
+	// a token once for the fleet, not once per instance. Entries are
+	// sealed under CacheSecret and the token, hold no token, and live no
+	// longer than the token nor the configured cache_ttl.
 	Caches []string `json:"caches,omitempty"`
+	// CacheSecret seals the shared cache entries and keys their names:
+	// required with Caches, refused without. At least 32 bytes after
+	// placeholders are replaced, high-entropy (such as the output of
+	// `openssl rand -base64 32`), the same on every instance; an instance
+	// with another secret neither reads nor spoils the others' entries, it
+	// only misses. Give it as a placeholder such as
+	// {env.IDENTITY_CACHE_SECRET}: the JSON config is readable on the
+	// admin API. Never logged. Changing it costs one provider call per
+	// token (the old entries no longer open, and expire).
+	CacheSecret string `json:"cache_secret,omitempty"`
 }
 
 const (
@@ -95,10 +105,15 @@ type sharedStore struct {
 	// commands counts the commands sent (pipelines count once): the round
 	// trips, for tests and benchmarks.
 	commands atomic.Int64
-	// caches are the shared caches (see RedisStoreConfig.Caches); probed
-	// is when one last tried the store during an outage (Unix ns).
-	caches []string
-	probed atomic.Int64
+	// caches are the shared caches (see RedisStoreConfig.Caches), sealer
+	// seals their entries; probed is when one last tried the store during
+	// an outage (Unix ns); unopenedAt is when an entry that did not open
+	// was last logged (Unix ns), unopenedN how many did not since.
+	caches     []string
+	sealer     *cacheSealer
+	probed     atomic.Int64
+	unopenedAt atomic.Int64
+	unopenedN  atomic.Int64
 }
 
 // resolved returns the configuration with defaults and placeholders
@@ -138,8 +153,29 @@ func (c RedisStoreConfig) resolved() (RedisStoreConfig, error) {
 			return c, fmt.Errorf("store redis: caches are introspection and userinfo, not %q", k)
 		}
 	}
+	raw := c.CacheSecret
+	c.CacheSecret = repl.ReplaceKnown(raw, "")
+	switch n := len(c.CacheSecret); {
+	case len(c.Caches) == 0 && n > 0:
+		return c, errors.New("store redis: cache_secret is set but caches is not: it would seal nothing")
+	case len(c.Caches) > 0 && n == 0 && raw != "":
+		return c, cacheSecretError(fmt.Sprintf("store redis: cache_secret %s is empty once its placeholders are replaced (an environment variable not set?)", raw))
+	case len(c.Caches) > 0 && n == 0:
+		return c, cacheSecretError(fmt.Sprintf("store redis: caches need cache_secret, the same secret of at least %d bytes on every instance (e.g. cache_secret {env.IDENTITY_CACHE_SECRET} set to the output of `openssl rand -base64 32`)", minCacheSecret))
+	case len(c.Caches) > 0 && n < minCacheSecret:
+		return c, cacheSecretError(fmt.Sprintf("store redis: cache_secret has %d bytes, want at least %d (e.g. the output of `openssl rand -base64 32`)", n, minCacheSecret))
+	}
 	return c, nil
 }
+
+// cacheSecretError is a cache_secret missing or too short once its
+// placeholders are replaced. The Caddyfile adapter lets it pass when the
+// secret is a placeholder, whose value may be known only to the server:
+// Provision measures it there. It names the secret's length, never its
+// value.
+type cacheSecretError string
+
+func (e cacheSecretError) Error() string { return string(e) }
 
 // acquireStore sets h.store to the shared client of the configuration,
 // created on first use, and h.storeKey to its key in storePool.
@@ -155,7 +191,7 @@ func (h *Handler) acquireStore(cfg *StoreConfig, logger *zap.Logger) error {
 	sum := sha256.Sum256(b)
 	key := hex.EncodeToString(sum[:])
 	val, _, err := storePool.LoadOrNew(key, func() (caddy.Destructor, error) {
-		return newSharedStore(c, logger), nil
+		return newSharedStore(c, logger)
 	})
 	if err != nil {
 		return err
@@ -176,7 +212,7 @@ func (h *Handler) releaseStore() error {
 
 // newSharedStore makes the client. It connects lazily: a store that is
 // down when Caddy starts is an outage like any other, not a config error.
-func newSharedStore(c RedisStoreConfig, logger *zap.Logger) *sharedStore {
+func newSharedStore(c RedisStoreConfig, logger *zap.Logger) (*sharedStore, error) {
 	quietRedis.Do(func() { redis.SetLogger(redisDebugLog{logger.Named("redis")}) })
 	timeout := time.Duration(c.Timeout)
 	opts := &redis.Options{
@@ -208,8 +244,15 @@ func newSharedStore(c RedisStoreConfig, logger *zap.Logger) *sharedStore {
 		caches:   c.Caches,
 		logger:   logger.With(zap.String("store", "redis"), zap.String("address", c.Address)),
 	}
+	if len(c.Caches) > 0 {
+		var err error
+		if s.sealer, err = newCacheSealer([]byte(c.CacheSecret)); err != nil {
+			_ = s.client.Close()
+			return nil, fmt.Errorf("store redis: cache_secret: %w", err)
+		}
+	}
 	s.client.AddHook(commandCounter{&s.commands})
-	return s
+	return s, nil
 }
 
 // Destruct closes the client when its last user is cleaned up.
@@ -436,7 +479,7 @@ func escapeGlob(s string) string {
 }
 
 // storeOptions are the options of the store redis block.
-var storeOptions = []string{"address", "username", "password", "db", "tls", "key_prefix", "timeout", "failure", "caches"}
+var storeOptions = []string{"address", "username", "password", "db", "tls", "key_prefix", "timeout", "failure", "caches", "cache_secret"}
 
 // parseStore parses `store redis { ... }`. Each option may appear once.
 func parseStore(d *caddyfile.Dispenser) (*StoreConfig, error) {
@@ -464,6 +507,8 @@ func parseStore(d *caddyfile.Dispenser) (*StoreConfig, error) {
 			err = parseOnce(d, &c.KeyPrefix)
 		case "failure":
 			err = parseOnce(d, &c.Failure)
+		case "cache_secret":
+			err = parseOnce(d, &c.CacheSecret)
 		case "caches":
 			c.Caches = d.RemainingArgs()
 			if len(c.Caches) == 0 {
@@ -496,7 +541,8 @@ func parseStore(d *caddyfile.Dispenser) (*StoreConfig, error) {
 			return nil, err
 		}
 	}
-	if _, err := c.resolved(); err != nil {
+	var secretErr cacheSecretError
+	if _, err := c.resolved(); err != nil && !(errors.As(err, &secretErr) && strings.Contains(c.CacheSecret, "{")) {
 		return nil, d.WrapErr(err)
 	}
 	return &StoreConfig{Redis: c}, nil

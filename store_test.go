@@ -424,7 +424,11 @@ func BenchmarkStoreEndedPropagation(b *testing.B) {
 	srv := startRedis(b)
 	s1, _ := srv.storeOf(1, "").Redis.resolved()
 	s2, _ := srv.storeOf(2, "").Redis.resolved()
-	st1, st2 := newSharedStore(s1, zap.NewNop()), newSharedStore(s2, zap.NewNop())
+	st1, err1 := newSharedStore(s1, zap.NewNop())
+	st2, err2 := newSharedStore(s2, zap.NewNop())
+	if err1 != nil || err2 != nil {
+		b.Fatal(err1, err2)
+	}
 	defer st1.Destruct()
 	defer st2.Destruct()
 	now := time.Now
@@ -462,6 +466,7 @@ func TestStoreCaddyfile(t *testing.T) {
 			timeout 100ms
 			failure fail_open_local
 			caches introspection userinfo
+			cache_secret {env.IDENTITY_CACHE_SECRET}
 		}
 	}`)
 	var h Handler
@@ -470,7 +475,7 @@ func TestStoreCaddyfile(t *testing.T) {
 	}
 	want := RedisStoreConfig{Address: "redis.internal:6380", Username: "caddy", Password: "{env.REDIS_PASSWORD}", DB: 2,
 		TLS: true, KeyPrefix: "fleet-a:", Timeout: caddy.Duration(100 * time.Millisecond), Failure: "fail_open_local",
-		Caches: []string{"introspection", "userinfo"}}
+		Caches: []string{"introspection", "userinfo"}, CacheSecret: "{env.IDENTITY_CACHE_SECRET}"}
 	if h.Store == nil || h.Store.Redis == nil || !reflect.DeepEqual(*h.Store.Redis, want) {
 		t.Fatalf("store = %+v, want %+v", h.Store, want)
 	}
