@@ -111,7 +111,8 @@ func htmlAttr(s string) string {
 // aud = client_id, iat recent, exp if present, the events member, sid or
 // sub, no nonce, a jti never seen before, typ logout+jwt when given. The
 // sid or sub is then listed as ended: every session of it started before
-// now is refused from the next request on.
+// now is refused from the next request on; with session_store redis, its
+// stored records are deleted too.
 func (l *login) backchannelLogout(w http.ResponseWriter, r *http.Request) error {
 	w.Header().Set("Cache-Control", "no-store")
 	if r.Method != http.MethodPost {
@@ -142,6 +143,15 @@ func (l *login) backchannelLogout(w http.ResponseWriter, r *http.Request) error 
 			// Ended here only: the provider learns that the logout did
 			// not reach every instance.
 			return backchannelError(w, http.StatusServiceUnavailable, "shared store unreachable")
+		}
+	}
+	if l.server != nil {
+		// The ended list already refuses them: deleting the records only
+		// frees the store early.
+		if n, err := l.dropServerSessions(r.Context(), keys); err != nil {
+			l.logger.Warn("stored sessions of a back-channel logout not deleted; the ended list refuses them until their TTL", zap.Error(err))
+		} else {
+			l.logger.Debug("stored sessions of a back-channel logout deleted", zap.Int("sessions", n))
 		}
 	}
 	// The jti is recorded once the logout is processed: a logout refused

@@ -53,10 +53,13 @@ var errRefreshElsewhere = errors.New("session refreshed by another instance")
 // Reading a session slides its idle expiry in the same round trip
 // (GETEX); a logout deletes it for every instance; a refresh is done by
 // one instance at a time under a lock in the store, so a rotating refresh
-// token is never redeemed twice by the fleet.
+// token is never redeemed twice by the fleet. Each new record is also
+// listed under its sid and its subject (see indexKey), so that a
+// back-channel logout deletes the records it ends.
 type serverSessions struct {
 	store *sharedStore
-	scope string // key prefix of this issuer and client
+	scope string // key prefix of this issuer and client's records
+	index string // key prefix of their sid and subject index
 	refs  *sealer
 }
 
@@ -67,11 +70,29 @@ func newServerSessions(store *sharedStore, issuer, clientID string, keys [][]byt
 		return nil, err
 	}
 	sum := sha256.Sum256([]byte(issuer + "\x00" + clientID))
+	scope := hex.EncodeToString(sum[:16]) + ":"
 	return &serverSessions{
 		store: store,
-		scope: store.prefix + "session:" + hex.EncodeToString(sum[:16]) + ":",
+		scope: store.prefix + "session:" + scope,
+		index: store.prefix + "session-index:" + scope,
 		refs:  refs,
 	}, nil
+}
+
+// indexKey is the key of the set of record keys of an ended-list key
+// ("sid:…" or "sub:…"), hashed: the store's key names show no subject.
+func (ss *serverSessions) indexKey(ended string) string {
+	sum := sha256.Sum256([]byte(ended))
+	return ss.index + hex.EncodeToString(sum[:])
+}
+
+// indexes returns the index keys a session's record is listed under.
+func (ss *serverSessions) indexes(s *session) []string {
+	idx := []string{ss.indexKey("sub:" + s.Subject)}
+	if s.SID != "" {
+		idx = append(idx, ss.indexKey("sid:"+s.SID))
+	}
+	return idx
 }
 
 // key is the store key of a session id: nothing that opens the session.
@@ -122,7 +143,10 @@ func (l *login) writeServerSession(ctx context.Context, w http.ResponseWriter, r
 
 // putServerSession writes s to the store, sealed, with its TTL. An
 // existing session is only overwritten (SET XX): one deleted meanwhile by
-// a logout is not brought back.
+// a logout is not brought back. A new one is added to its sid and subject
+// index in the same round trip (MULTI/EXEC); an index lives at least as
+// long as every record it lists (until the absolute expiry of the newest:
+// a record's sliding TTL never passes its own).
 func (l *login) putServerSession(ctx context.Context, s *session, fresh bool) error {
 	ss := l.server
 	plain, err := json.Marshal(s)
@@ -132,11 +156,26 @@ func (l *login) putServerSession(ctx context.Context, s *session, fresh bool) er
 	key := ss.key(s.id)
 	ctx, cancel := context.WithTimeout(ctx, ss.store.timeout)
 	defer cancel()
-	args := redis.SetArgs{TTL: l.sessionTTL(s)}
-	if !fresh {
-		args.Mode = "XX"
+	val, ttl := l.sessions.seal(key, plain), l.sessionTTL(s)
+	if fresh {
+		// Whole seconds, rounded up: EXPIRE's unit.
+		life := max(s.createdAt().Add(l.lifetime).Sub(l.now()), ttl).Truncate(time.Second) + time.Second
+		_, err = ss.store.client.TxPipelined(ctx, func(p redis.Pipeliner) error {
+			p.Set(ctx, key, val, ttl)
+			for _, idx := range ss.indexes(s) {
+				p.SAdd(ctx, idx, key)
+				p.ExpireNX(ctx, idx, life) // a new index
+				p.ExpireGT(ctx, idx, life) // one that would end too early
+			}
+			return nil
+		})
+		ss.store.note(err)
+		if err != nil {
+			return fmt.Errorf("%w: %w", errStoreUnavailable, err)
+		}
+		return nil
 	}
-	err = ss.store.client.SetArgs(ctx, key, l.sessions.seal(key, plain), args).Err()
+	err = ss.store.client.SetArgs(ctx, key, val, redis.SetArgs{TTL: ttl, Mode: "XX"}).Err()
 	if errors.Is(err, redis.Nil) {
 		err = nil // deleted meanwhile: it stays deleted
 	}
@@ -201,18 +240,62 @@ func (l *login) readServerSession(ctx context.Context, r *http.Request, jar cook
 }
 
 // deleteServerSession deletes the session from the store, for every
-// instance.
+// instance, and from its index, in one round trip.
 func (l *login) deleteServerSession(ctx context.Context, s *session) error {
 	ss := l.server
 	ctx, cancel := context.WithTimeout(ctx, ss.store.timeout)
 	defer cancel()
-	err := ss.store.client.Del(ctx, ss.key(s.id)).Err()
+	key := ss.key(s.id)
+	_, err := ss.store.client.Pipelined(ctx, func(p redis.Pipeliner) error {
+		p.Del(ctx, key)
+		for _, idx := range ss.indexes(s) {
+			p.SRem(ctx, idx, key)
+		}
+		return nil
+	})
 	ss.store.note(err)
 	if err != nil {
 		return fmt.Errorf("%w: %w", errStoreUnavailable, err)
 	}
 	return nil
 }
+
+// dropServerSessions deletes the stored records a back-channel logout
+// ends (ended-list keys "sid:…" or "sub:…") with their index, in one
+// round trip, and returns how many it deleted. It is best effort: a record
+// written while it runs, or one whose index write was lost, stays until
+// its TTL; the ended list, not this, is what refuses the ended sessions.
+func (l *login) dropServerSessions(ctx context.Context, ended []string) (int, error) {
+	ss := l.server
+	idx := make([]string, len(ended))
+	for i, k := range ended {
+		idx[i] = ss.indexKey(k)
+	}
+	ctx, cancel := context.WithTimeout(ctx, ss.store.timeout)
+	defer cancel()
+	n, err := dropIndexed.Eval(ctx, ss.store.client, idx).Int()
+	ss.store.note(err)
+	if err != nil {
+		return 0, fmt.Errorf("%w: %w", errStoreUnavailable, err)
+	}
+	return n, nil
+}
+
+// dropIndexed deletes the records listed in the sets KEYS and the sets,
+// and returns the number of records deleted (members whose record expired
+// or was signed out count for nothing). DEL takes the keys in batches
+// (Lua's unpack has a bounded stack). The record keys are not in KEYS: a
+// single Redis server (the store's client) runs it, not a cluster.
+var dropIndexed = redis.NewScript(`
+local n = 0
+for _, idx in ipairs(KEYS) do
+  local m = redis.call('SMEMBERS', idx)
+  for i = 1, #m, 1000 do
+    n = n + redis.call('DEL', unpack(m, i, math.min(i + 999, #m)))
+  end
+  redis.call('DEL', idx)
+end
+return n`)
 
 // refreshSession refreshes the session's tokens: in the process for a
 // cookie session, under the fleet's lock for a stored one.

@@ -41,6 +41,16 @@ func sessionKeys(t *testing.T, srv *redisServer) []string {
 	return out
 }
 
+// indexKeys returns the keys of the stored sessions' sid and subject index.
+func indexKeys(t *testing.T, srv *redisServer) []string {
+	t.Helper()
+	keys, err := srv.client().Keys(context.Background(), defaultStorePrefix+"session-index:*").Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return keys
+}
+
 // TestServerSessionSharedBetweenInstances: a session created at one
 // instance is served by another sharing only the Redis server; the cookie
 // holds no claim and no token, the store holds the session sealed under a
@@ -113,6 +123,9 @@ func TestServerSessionSharedBetweenInstances(t *testing.T) {
 	if keys := sessionKeys(t, srv); len(keys) != 0 {
 		t.Errorf("stored session kept after logout: %v", keys)
 	}
+	if idx := indexKeys(t, srv); len(idx) != 0 {
+		t.Errorf("index kept after logout of the only session: %v", idx)
+	}
 	wantStatus(t, b.xhr("/"), http.StatusUnauthorized)
 	if b.sessionCookies() != 0 {
 		t.Error("B kept the cookie of a deleted session")
@@ -124,10 +137,7 @@ func TestServerSessionSharedBetweenInstances(t *testing.T) {
 	a.signIn("/")
 	b.jar = maps.Clone(a.jar)
 	wantStatus(t, b.xhr("/"), http.StatusOK)
-	r := httptest.NewRequest(http.MethodPost, "https://example.com/oauth2/backchannel_logout",
-		strings.NewReader(url.Values{"logout_token": {op.logoutToken(nil)}}.Encode()))
-	r.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	if res := a.x.do(r); res.status != http.StatusOK {
+	if res := postLogoutToken(a.x, op.logoutToken(nil)); res.status != http.StatusOK {
 		t.Fatalf("back-channel logout: %d %s", res.status, res.body)
 	}
 	// B's list already has the sid of the sign-out above: wait for the
@@ -141,6 +151,88 @@ func TestServerSessionSharedBetweenInstances(t *testing.T) {
 			t.Fatal("the back-channel logout at A did not reach B within 10s")
 		}
 		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// postLogoutToken sends a back-channel logout to the handler.
+func postLogoutToken(x *hx, token string) hxResult {
+	r := httptest.NewRequest(http.MethodPost, "https://example.com/oauth2/backchannel_logout",
+		strings.NewReader(url.Values{"logout_token": {token}}.Encode()))
+	r.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	return x.do(r)
+}
+
+// TestServerSessionBackchannelDeletesRecords: a back-channel logout deletes
+// the stored records it ends, by sid or by subject, with their index, and
+// leaves every other record (another sid of the user, another user) in
+// place and working; the index never outlives nor undercuts its records.
+func TestServerSessionBackchannelDeletesRecords(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		claims map[string]any // of the logout token
+		gone   []string       // sessions deleted, of those below
+	}{
+		{"by sid", nil, []string{"alice sid-1", "alice sid-1 again"}},
+		{"by sub", map[string]any{"sid": nil}, []string{"alice sid-1", "alice sid-1 again", "alice sid-2"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			srv := startRedis(t)
+			op := newFakeOP(t, fakeOPOptions{})
+			clock := newClock()
+			h := serverSessionHandler(op, srv, 0, "")
+			h.Login.IdleTimeout = caddy30m()
+			first := newBrowser(t, op, h, clock)
+			sessions := map[string]*browser{}
+			for _, s := range []struct{ name, sub, sid string }{
+				{"alice sid-1", testUser, "sid-1"},
+				{"alice sid-1 again", testUser, "sid-1"},
+				{"alice sid-2", testUser, "sid-2"},
+				{"bob sid-3", "bob", "sid-3"},
+			} {
+				op.set(func(op *fakeOP) { op.extra = map[string]any{"sub": s.sub, "sid": s.sid} })
+				b := &browser{t: t, x: first.x, op: op, jar: map[string]string{}}
+				b.signIn("/")
+				sessions[s.name] = b
+			}
+			records := sessionKeys(t, srv)
+			if len(records) != len(sessions) {
+				t.Fatalf("%d stored sessions, want %d", len(records), len(sessions))
+			}
+			ctx := context.Background()
+			index := indexKeys(t, srv)
+			// alice, bob, sid-1, sid-2, sid-3
+			if len(index) != 5 {
+				t.Errorf("index keys %v, want 5", index)
+			}
+			lifetime := first.x.h.login.lifetime
+			for _, k := range index {
+				if ttl := srv.client().PTTL(ctx, k).Val(); ttl < lifetime-time.Minute || ttl > lifetime+2*time.Second {
+					t.Errorf("index %s TTL %v, want the sessions' lifetime %v", k, ttl, lifetime)
+				}
+				if strings.Contains(k, testUser) || strings.Contains(k, "sid-") {
+					t.Errorf("index key %q shows a subject or sid", k)
+				}
+			}
+
+			if res := postLogoutToken(first.x, op.logoutToken(tc.claims)); res.status != http.StatusOK {
+				t.Fatalf("back-channel logout: %d %s", res.status, res.body)
+			}
+			if left := sessionKeys(t, srv); len(left) != len(records)-len(tc.gone) {
+				t.Errorf("%d stored sessions after the logout, want %d", len(left), len(records)-len(tc.gone))
+			}
+			for name, b := range sessions {
+				want := http.StatusOK
+				if slices.Contains(tc.gone, name) {
+					want = http.StatusUnauthorized
+				}
+				if res := b.xhr("/"); res.status != want {
+					t.Errorf("%s: %d, want %d", name, res.status, want)
+				}
+			}
+			if left := indexKeys(t, srv); len(left) != len(index)-1 {
+				t.Errorf("index keys after the logout: %d, want %d (the ended one deleted)", len(left), len(index)-1)
+			}
+		})
 	}
 }
 
@@ -296,10 +388,13 @@ func TestServerSessionConfig(t *testing.T) {
 
 // TestServerSessionRoundTrips counts the commands each kind of request
 // sends to the store: one per session request (GETEX, which also slides
-// the idle expiry), one per sign-in (SET), three per logout (GETEX, DEL,
-// and the pipelined SET and PUBLISH that list the session's sid as ended
-// for the other instances), four per refresh (GETEX, the lock script,
-// SET XX, DEL of the lock).
+// the idle expiry), one per sign-in (SET with the SADD and EXPIREs of its
+// sid and subject index, in one MULTI/EXEC), three per logout (GETEX, the
+// pipelined DEL and SREMs from the index, and the pipelined SET and
+// PUBLISH that list the session's sid as ended for the other instances),
+// four per refresh (GETEX, the lock script, SET XX, DEL of the lock), two
+// per back-channel logout (the pipelined SET and PUBLISH, and the script
+// that deletes the ended records).
 func TestServerSessionRoundTrips(t *testing.T) {
 	srv := startRedis(t)
 	op := newFakeOP(t, fakeOPOptions{})
@@ -328,6 +423,11 @@ func TestServerSessionRoundTrips(t *testing.T) {
 				t.Fatalf("logout: %d", res.status)
 			}
 		}, 3},
+		{"back-channel logout", func() {
+			if res := postLogoutToken(b.x, op.logoutToken(map[string]any{"sid": nil})); res.status != http.StatusOK {
+				t.Fatalf("back-channel logout: %d %s", res.status, res.body)
+			}
+		}, 2},
 	} {
 		before := count()
 		step.do()

@@ -70,9 +70,24 @@ func startCaddy(t testing.TB, identityBlock string) *caddyServer {
 // startCaddyAt is startCaddy on a given HTTP port in front of a given upstream.
 func startCaddyAt(t testing.TB, httpPort int, identityBlock, upstreamURL string) *caddyServer {
 	t.Helper()
+	url := fmt.Sprintf("http://127.0.0.1:%d", httpPort)
+	logPath := loadCaddySites(t, httpPort, fmt.Sprintf(`%s {
+	identity {
+%s
+	}
+	reverse_proxy %s
+}
+`, url, identityBlock, upstreamURL))
+	return &caddyServer{t: t, URL: url, logPath: logPath}
+}
+
+// loadCaddySites loads a Caddyfile with these site blocks into the in-process Caddy (admin API off, HTTP on
+// httpPort unless a site names its own port, logs in a temp file printed on failure), stops Caddy on cleanup and
+// returns the log's path.
+func loadCaddySites(t testing.TB, httpPort int, sites string) string {
+	t.Helper()
 	dir := t.TempDir()
-	httpsPort := freePort(t)
-	cs := &caddyServer{t: t, URL: fmt.Sprintf("http://127.0.0.1:%d", httpPort), logPath: filepath.Join(dir, "caddy.log")}
+	logPath := filepath.Join(dir, "caddy.log")
 	caddyfile := fmt.Sprintf(`{
 	admin off
 	persist_config off
@@ -87,13 +102,7 @@ func startCaddyAt(t testing.TB, httpPort int, identityBlock, upstreamURL string)
 	}
 }
 
-%s {
-	identity {
-%s
-	}
-	reverse_proxy %s
-}
-`, httpPort, httpsPort, filepath.Join(dir, "storage"), cs.logPath, cs.URL, identityBlock, upstreamURL)
+%s`, httpPort, freePort(t), filepath.Join(dir, "storage"), logPath, sites)
 
 	cfgJSON, warnings, err := caddyconfig.GetAdapter("caddyfile").Adapt([]byte(caddyfile), nil)
 	if err != nil {
@@ -107,13 +116,13 @@ func startCaddyAt(t testing.TB, httpPort int, identityBlock, upstreamURL string)
 			t.Errorf("stopping Caddy: %v", err)
 		}
 		if t.Failed() {
-			t.Logf("---- Caddyfile ----\n%s\n---- caddy.log ----\n%s", caddyfile, readLog(cs.logPath))
+			t.Logf("---- Caddyfile ----\n%s\n---- caddy.log ----\n%s", caddyfile, readLog(logPath))
 		}
 	})
 	if err := caddy.Load(cfgJSON, true); err != nil {
 		t.Fatalf("loading the config into Caddy: %v\n%s", err, caddyfile)
 	}
-	return cs
+	return logPath
 }
 
 // caddyResponse is an answer of Caddy to a test request.
