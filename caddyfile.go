@@ -50,6 +50,7 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //	            client_id     <id>
 //	            client_secret <secret> | key_file <path>
 //	            auth_method   client_secret_basic | client_secret_post | private_key_jwt
+//	            assertion_audience endpoint | issuer | token_endpoint | <url>
 //	            accept        json | jwt
 //	            cache_ttl     <duration>
 //	        }
@@ -97,6 +98,7 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //	        client_id          <id>
 //	        client_secret      <secret>
 //	        key_file           <path>
+//	        assertion_audience endpoint | issuer | token_endpoint | <url>
 //	        scopes             <scope...>
 //	        resource           <uri...>
 //	        audience           <aud...>
@@ -545,6 +547,10 @@ func parseIntrospection(d *caddyfile.Dispenser) (*IntrospectionConfig, error) {
 			if err := parseOnce(d, &c.KeyFile); err != nil {
 				return nil, err
 			}
+		case "assertion_audience":
+			if err := parseOnce(d, &c.AssertionAudience); err != nil {
+				return nil, err
+			}
 		case "auth_method":
 			if err := parseOnce(d, &c.AuthMethod); err != nil {
 				return nil, err
@@ -811,7 +817,7 @@ func parseUpstreamToken(d *caddyfile.Dispenser) (*UpstreamToken, error) {
 	}
 	once := map[string]*string{
 		"issuer": &u.Issuer, "token_endpoint": &u.TokenEndpoint, "client_id": &u.ClientID,
-		"client_secret": &u.ClientSecret, "key_file": &u.KeyFile, "header": &u.Header,
+		"client_secret": &u.ClientSecret, "key_file": &u.KeyFile, "assertion_audience": &u.AssertionAudience, "header": &u.Header,
 		"subject_token_type": &u.SubjectTokenType, "actor": &u.Actor,
 	}
 	many := map[string]*[]string{"scopes": &u.Scopes, "resource": &u.Resource, "audience": &u.Audience}
@@ -913,6 +919,7 @@ var usages = map[string]string{
 	"auth_method":            "auth_method client_secret_basic | client_secret_post | private_key_jwt",
 	"accept":                 "accept json | jwt",
 	"key_file":               "key_file <path>",
+	"assertion_audience":     "assertion_audience endpoint | issuer | token_endpoint | <url>",
 	"introspection_order":    "introspection_order <issuer...>",
 	"cache_ttl":              "cache_ttl <duration>",
 	"upstream_token":         "upstream_token client_credentials | exchange { client_id <id>  client_secret <secret> ... }",
@@ -928,9 +935,9 @@ var (
 	issuerOptions = []string{"jwks_url", "jwks_file", "jwks_uri_base", "insecure_allow_http", "audience",
 		"alias", "tenants", "authorized_party", "authorized_party_claim", "algorithms", "token_type",
 		"require_scope", "require_claim", "introspection", "userinfo"}
-	introspectionOptions = []string{"endpoint", "client_id", "client_secret", "key_file", "auth_method", "accept", "cache_ttl"}
+	introspectionOptions = []string{"endpoint", "client_id", "client_secret", "key_file", "assertion_audience", "auth_method", "accept", "cache_ttl"}
 	upstreamTokenOptions = []string{"issuer", "token_endpoint", "client_id", "client_secret", "key_file",
-		"scopes", "resource", "audience", "header", "subject_token_type", "actor"}
+		"assertion_audience", "scopes", "resource", "audience", "header", "subject_token_type", "actor"}
 	userInfoOptions = []string{"endpoint", "on_error", "cache_ttl"}
 )
 

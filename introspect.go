@@ -47,8 +47,18 @@ type IntrospectionConfig struct {
 	// KeyFile is a private key (PEM: PKCS #8, PKCS #1 or SEC 1; or a
 	// private JWK) that authenticates the client with private_key_jwt
 	// (RFC 7523): no shared secret, a short-lived assertion signed for
-	// each request, its aud the endpoint URL. Exclusive with ClientSecret.
+	// each request, its aud set by AssertionAudience. Exclusive with
+	// ClientSecret.
 	KeyFile string `json:"key_file,omitempty"`
+	// AssertionAudience is the aud of the assertions signed with KeyFile:
+	// "endpoint" (default: the introspection endpoint's URL, as Okta
+	// wants), "issuer" (the issuer identifier, as Auth0 and
+	// draft-ietf-oauth-rfc7523bis want; see SECURITY.md, "Client
+	// assertions"), "token_endpoint" (the token endpoint of the issuer's
+	// discovery document, OpenID Connect Core §9) or an absolute https URL
+	// (http only on loopback or with insecure_allow_http). Keycloak and
+	// oidc-provider accept any of the first three.
+	AssertionAudience string `json:"assertion_audience,omitempty"`
 	// AuthMethod is client_secret_basic (default) or client_secret_post
 	// with ClientSecret; private_key_jwt, the only one with KeyFile, may
 	// be given or left out.
@@ -119,6 +129,9 @@ func checkIntrospection(is *IssuerConfig) error {
 	if err := checkIntrospectionClient(c); err != nil {
 		return err
 	}
+	if err := checkAssertionAudience(c.AssertionAudience, c.KeyFile, is.InsecureAllowHTTP); err != nil {
+		return err
+	}
 	if c.CacheTTL != nil && *c.CacheTTL < 0 {
 		return errors.New("cache_ttl must not be negative")
 	}
@@ -135,12 +148,21 @@ func checkIntrospection(is *IssuerConfig) error {
 // host or with insecure_allow_http: the rule for every URL the handler
 // calls, since the token and the client secret travel to it.
 func checkEndpointURL(raw string, allowHTTP bool) error {
-	u, err := url.Parse(raw)
-	httpOK := allowHTTP || (err == nil && isLoopback(u.Hostname()))
-	if err != nil || u.Host == "" || (u.Scheme != "https" && (u.Scheme != "http" || !httpOK)) || u.Fragment != "" {
+	if !httpsURL(raw, allowHTTP) {
 		return fmt.Errorf("endpoint %q must be an absolute https URL (http only on loopback or with insecure_allow_http)", raw)
 	}
 	return nil
+}
+
+// httpsURL reports whether raw is an absolute https URL without fragment,
+// or an http one on a loopback host or with allowHTTP.
+func httpsURL(raw string, allowHTTP bool) bool {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return false
+	}
+	httpOK := allowHTTP || isLoopback(u.Hostname())
+	return u.Host != "" && (u.Scheme == "https" || (u.Scheme == "http" && httpOK)) && u.Fragment == ""
 }
 
 // introspector accepts the opaque tokens of one issuer.
@@ -149,10 +171,12 @@ type introspector struct {
 	// issuers are the accepted iss values: the issuer and its aliases.
 	issuers []string
 	// endpoint is the configured endpoint; "" means discovery's, asked of
-	// provider.
-	endpoint  string
-	provider  *identity.Provider
-	allowHTTP bool
+	// provider, as is the token endpoint, the aud of the client
+	// assertions, with tokenEndpointAudience.
+	endpoint              string
+	provider              *identity.Provider
+	tokenEndpointAudience bool
+	allowHTTP             bool
 	// endpointBases are the issuer's jwks_uri_bases, where a discovered
 	// endpoint may live besides the issuer's origin; checked holds the
 	// last document checked and its endpoint.
@@ -219,14 +243,21 @@ func newIntrospector(repl *caddy.Replacer, is *IssuerConfig, ic identity.IssuerC
 		now:           a.now,
 		slots:         make(chan struct{}, maxIntrospections),
 	}
+	in.tokenEndpointAudience = c.KeyFile != "" && c.AssertionAudience == assertionAudienceTokenEndpoint
 	if in.endpoint != "" {
 		if err := checkEndpointURL(in.endpoint, in.allowHTTP); err != nil {
 			return nil, err
 		}
-	} else if p, ok := ic.Keys.(*identity.Provider); ok {
+	}
+	if in.endpoint == "" || in.tokenEndpointAudience {
+		p, ok := ic.Keys.(*identity.Provider)
+		switch {
+		case !ok && in.endpoint == "":
+			return nil, errors.New("no discovery document to find the endpoint in: set endpoint")
+		case !ok:
+			return nil, errors.New("assertion_audience token_endpoint: no discovery document to find the token endpoint in: give its URL")
+		}
 		in.provider = p
-	} else {
-		return nil, errors.New("no discovery document to find the endpoint in: set endpoint")
 	}
 	if in.partyClaim == "" {
 		// RFC 7662 §2.2 names the client in client_id; azp, the JWT
@@ -235,6 +266,9 @@ func newIntrospector(repl *caddy.Replacer, is *IssuerConfig, ic identity.IssuerC
 	}
 	var err error
 	if in.auth, err = introspectionClientAuth(repl, c); err != nil {
+		return nil, err
+	}
+	if in.auth.Audience, err = assertionAudience(repl, c.AssertionAudience, in.issuer, in.allowHTTP); err != nil {
 		return nil, err
 	}
 	in.signedAnswers(c, ic)
@@ -394,57 +428,76 @@ func (in *introspector) askShared(ctx context.Context, key tokenKey, token strin
 
 // ask sends the token to the endpoint.
 func (in *introspector) ask(ctx context.Context, token string) (*identity.IntrospectionResponse, error) {
-	endpoint := in.endpoint
-	if endpoint == "" {
+	endpoint, aud := in.endpoint, in.auth.Audience
+	if in.provider != nil {
 		doc, err := in.provider.Discovery(ctx)
 		if err != nil {
 			return nil, fmt.Errorf("identity: introspection: %w", err)
 		}
-		if endpoint, err = in.discoveredEndpoint(doc); err != nil {
-			return nil, err
+		c := in.discovered(doc)
+		if c.err != nil {
+			return nil, c.err
+		}
+		if endpoint == "" {
+			endpoint = c.endpoint
+		}
+		if in.tokenEndpointAudience {
+			aud = c.tokenEndpoint
 		}
 	}
-	res, err := identity.IntrospectToken(ctx, in.client, in.request(endpoint, token))
+	res, err := identity.IntrospectToken(ctx, in.client, in.request(endpoint, aud, token))
 	if err != nil {
 		return nil, fmt.Errorf("identity: introspection: %w", err)
 	}
 	return res, nil
 }
 
-// checkedEndpoint is a discovery document and the introspection endpoint
-// found in it, or why there is none.
+// checkedEndpoint is a discovery document and what the introspector takes
+// from it, or why it cannot.
 type checkedEndpoint struct {
-	doc      *identity.DiscoveryDocument
-	endpoint string
-	err      error
+	doc           *identity.DiscoveryDocument
+	endpoint      string
+	tokenEndpoint string
+	err           error
 }
 
-// discoveredEndpoint returns the introspection_endpoint of the issuer's
-// discovery document once it passed the policy jwks_uri passes: an https
-// URL (http only on loopback or with insecure_allow_http) on the issuer's
-// origin or under one of its jwks_uri_bases. The client secret and every
-// opaque token go there, so a document that names another host is not
-// followed (an endpoint elsewhere is set with endpoint). The verdict is
-// kept for the document it was reached on.
-func (in *introspector) discoveredEndpoint(doc *identity.DiscoveryDocument) (string, error) {
+// discovered returns the introspection_endpoint of the issuer's discovery
+// document (when no endpoint is configured) and its token_endpoint (with
+// tokenEndpointAudience) once they passed the policy jwks_uri passes: an
+// https URL (http only on loopback or with insecure_allow_http) on the
+// issuer's origin or under one of its jwks_uri_bases. The client
+// credentials and every opaque token go to the first, so a document that
+// names another host is not followed (an endpoint elsewhere is set with
+// endpoint); the second names who may use the client assertions, so one
+// elsewhere would hand them to another server (SECURITY.md, "Client
+// assertions"). The verdict is kept for the document it was reached on.
+func (in *introspector) discovered(doc *identity.DiscoveryDocument) *checkedEndpoint {
 	if c := in.checked.Load(); c != nil && c.doc == doc {
-		return c.endpoint, c.err
+		return c
 	}
-	c := &checkedEndpoint{doc: doc, endpoint: doc.IntrospectionEndpoint}
-	if c.endpoint == "" {
+	c := &checkedEndpoint{doc: doc}
+	var checked []string
+	if in.endpoint == "" {
+		c.endpoint = doc.IntrospectionEndpoint
+		checked = append(checked, identity.DiscoveryIntrospectionEndpoint)
+	}
+	if in.tokenEndpointAudience {
+		c.tokenEndpoint = doc.TokenEndpoint
+		checked = append(checked, identity.DiscoveryTokenEndpoint)
+	}
+	// token_endpoint is a required member: the provider has no document
+	// without it.
+	if in.endpoint == "" && c.endpoint == "" {
 		c.err = errors.New("identity: introspection: the discovery document has no introspection_endpoint")
 	} else if err := doc.Validate(in.issuer, identity.DiscoveryPolicy{
 		AllowHTTP:               in.allowHTTP,
-		CheckedEndpoints:        []string{identity.DiscoveryIntrospectionEndpoint},
+		CheckedEndpoints:        checked,
 		AdditionalEndpointBases: in.endpointBases,
 	}); err != nil {
 		c.err = fmt.Errorf("identity: introspection: discovered endpoint refused: %w", err)
 	}
-	if c.err != nil {
-		c.endpoint = ""
-	}
 	in.checked.Store(c)
-	return c.endpoint, c.err
+	return c
 }
 
 // setDown records whether the endpoint fails, logging the changes: an

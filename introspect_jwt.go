@@ -44,8 +44,8 @@ func checkIntrospectionClient(c *IntrospectionConfig) error {
 
 // introspectionClientAuth returns the client authentication of c, its
 // placeholders resolved: private_key_jwt with the key of key_file (RFC
-// 7523, an assertion signed for each request, its aud the endpoint URL),
-// else the client secret by auth_method.
+// 7523, an assertion signed for each request, its aud set by the caller
+// from assertion_audience), else the client secret by auth_method.
 func introspectionClientAuth(repl *caddy.Replacer, c *IntrospectionConfig) (identity.ClientAuth, error) {
 	id := repl.ReplaceKnown(c.ClientID, "")
 	if c.KeyFile != "" {
@@ -72,10 +72,13 @@ func (in *introspector) signedAnswers(c *IntrospectionConfig, ic identity.Issuer
 	in.algorithms = ic.Algorithms
 }
 
-// request is the introspection request for token at endpoint.
-func (in *introspector) request(endpoint, token string) identity.IntrospectionRequest {
+// request is the introspection request for token at endpoint, its
+// client assertions (with key_file) for aud ("" for the endpoint).
+func (in *introspector) request(endpoint, aud, token string) identity.IntrospectionRequest {
+	auth := in.auth
+	auth.Audience = aud
 	return identity.IntrospectionRequest{
-		ProtocolRequest: identity.ProtocolRequest{Address: endpoint, ClientAuth: in.auth, AllowHTTP: in.allowHTTP},
+		ProtocolRequest: identity.ProtocolRequest{Address: endpoint, ClientAuth: auth, AllowHTTP: in.allowHTTP},
 		Token:           token,
 		TokenTypeHint:   identity.TokenTypeHintAccessToken,
 		RequireJWT:      in.requireJWT,

@@ -73,6 +73,14 @@ type UpstreamToken struct {
 	// private JWK) that authenticates the client with private_key_jwt
 	// (RFC 7523). Exclusive with ClientSecret.
 	KeyFile string `json:"key_file,omitempty"`
+	// AssertionAudience is the aud of the assertions signed with KeyFile:
+	// "endpoint" (default) or "token_endpoint", the same here: the token
+	// endpoint's URL, as Okta and Entra ID want; "issuer", the issuer
+	// identifier, as Auth0 and draft-ietf-oauth-rfc7523bis want (see
+	// SECURITY.md, "Client assertions"; needs Issuer with several
+	// issuers); or an absolute https URL (http only on loopback or with
+	// the issuer's insecure_allow_http).
+	AssertionAudience string `json:"assertion_audience,omitempty"`
 	// Scopes are requested as the scope parameter.
 	Scopes []string `json:"scopes,omitempty"`
 	// Resource lists RFC 8707 resource indicators of the upstream.
@@ -130,6 +138,15 @@ func (h *Handler) checkUpstreamToken() error {
 	}
 	if (u.ClientSecret == "") == (u.KeyFile == "") {
 		return errors.New("upstream_token: exactly one of client_secret and key_file is required")
+	}
+	allowHTTP := slices.ContainsFunc(h.Issuers, func(is IssuerConfig) bool {
+		return is.InsecureAllowHTTP && (u.Issuer == "" || is.Issuer == u.Issuer)
+	})
+	if err := checkAssertionAudience(u.AssertionAudience, u.KeyFile, allowHTTP); err != nil {
+		return fmt.Errorf("upstream_token: %w", err)
+	}
+	if u.AssertionAudience == assertionAudienceIssuer && u.Issuer == "" && len(h.Issuers) != 1 {
+		return errors.New("upstream_token: assertion_audience issuer: with several issuers, name one (issuer)")
 	}
 	if u.Header != "" && !validHeaderName(u.Header) {
 		return fmt.Errorf("upstream_token: invalid header name %q", u.Header)
@@ -244,7 +261,7 @@ func newUpstreamStage(repl *caddy.Replacer, u *UpstreamToken, h *Handler, ics []
 		downMsg: "upstream token unavailable: requests are refused",
 		upMsg:   "upstream token available again",
 	}
-	auth, authKey, err := upstreamClientAuth(repl, u)
+	auth, authKey, err := upstreamClientAuth(repl, u, ics[idx].Issuer, allowHTTP)
 	if err != nil {
 		return nil, err
 	}
@@ -291,9 +308,10 @@ func newUpstreamStage(repl *caddy.Replacer, u *UpstreamToken, h *Handler, ics []
 	return st, nil
 }
 
-// upstreamClientAuth returns the client authentication of u and a string
-// that tells its credentials apart in a pool key without containing them.
-func upstreamClientAuth(repl *caddy.Replacer, u *UpstreamToken) (identity.ClientAuth, string, error) {
+// upstreamClientAuth returns the client authentication of u at a token
+// endpoint of issuer and a string that tells its credentials (and the
+// aud of its assertions) apart in a pool key without containing them.
+func upstreamClientAuth(repl *caddy.Replacer, u *UpstreamToken, issuer string, allowHTTP bool) (identity.ClientAuth, string, error) {
 	id := repl.ReplaceKnown(u.ClientID, "")
 	if u.KeyFile == "" {
 		secret := repl.ReplaceKnown(u.ClientSecret, "")
@@ -305,7 +323,11 @@ func upstreamClientAuth(repl *caddy.Replacer, u *UpstreamToken) (identity.Client
 	if err != nil {
 		return identity.ClientAuth{}, "", fmt.Errorf("key_file: %w", err)
 	}
-	return identity.PrivateKeyJWTAuth(id, key, ""), "key:" + path, nil
+	auth := identity.PrivateKeyJWTAuth(id, key, "")
+	if auth.Audience, err = assertionAudience(repl, u.AssertionAudience, issuer, allowHTTP); err != nil {
+		return identity.ClientAuth{}, "", err
+	}
+	return auth, "key:" + path + "\x00aud:" + auth.Audience, nil
 }
 
 // loadPrivateKey reads a private key from a PEM file (PKCS #8, PKCS #1 or

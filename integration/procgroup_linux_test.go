@@ -20,6 +20,16 @@ func signalProcessGroup(cmd *exec.Cmd, kill bool) {
 	_ = syscall.Kill(-cmd.Process.Pid, sig)
 }
 
+// pauseProcessGroup stops (SIGSTOP) or continues (SIGCONT) the child's whole process group; it reports whether it
+// can.
+func pauseProcessGroup(cmd *exec.Cmd, pause bool) bool {
+	sig := syscall.SIGCONT
+	if pause {
+		sig = syscall.SIGSTOP
+	}
+	return syscall.Kill(-cmd.Process.Pid, sig) == nil
+}
+
 // processAlive reports whether a process with this pid still exists.
 func processAlive(pid int) bool {
 	return syscall.Kill(pid, 0) == nil

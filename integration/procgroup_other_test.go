@@ -20,6 +20,9 @@ func signalProcessGroup(cmd *exec.Cmd, kill bool) {
 	_ = cmd.Process.Signal(os.Interrupt)
 }
 
+// pauseProcessGroup cannot pause a process outside Linux.
+func pauseProcessGroup(*exec.Cmd, bool) bool { return false }
+
 // processAlive reports whether a process with this pid still exists.
 func processAlive(pid int) bool {
 	p, err := os.FindProcess(pid)
