@@ -160,16 +160,12 @@ func checkDPoP(mode string, sources []TokenSource) error {
 	return nil
 }
 
-// cnfJKT reads the DPoP binding of verified claims (RFC 9449 §6.1): bound
-// when the cnf object has a jkt member, jkt its value when a non-empty
-// string. A jkt of another type still marks the token as bound (so it is
-// never accepted as a bearer token) but matches no proof key.
-func cnfJKT(c *identity.Claims) (jkt string, bound bool) {
-	v, _ := c.Get(identity.ClaimConfirmation)
-	cnf, ok := v.(map[string]any)
-	if !ok {
-		return "", false
-	}
+// cnfJKT reads the DPoP binding of verified claims whose cnf object is cnf
+// (see confirmation; RFC 9449 §6.1): bound when it has a jkt member, jkt
+// its value when a non-empty string. A jkt of another type still marks the
+// token as bound (so it is never accepted as a bearer token) but matches
+// no proof key.
+func cnfJKT(cnf map[string]any) (jkt string, bound bool) {
 	jktValue, bound := cnf["jkt"]
 	jkt, _ = jktValue.(string)
 	return jkt, bound

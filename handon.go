@@ -24,23 +24,28 @@ type handOn struct {
 // run hands the request accepted with credential c and entry e on, with
 // the upstream token's header up (empty without upstream_token).
 func (ho *handOn) run(r *http.Request, c *credential, e *cacheEntry, up upstreamHeader) {
-	setIdentity(r, e)
 	// A token removed from the request, or one whose header an upstream
 	// token may take, is kept for the identity handlers further down the
 	// route, which check it and nothing the headers hold by then.
-	if c.src != nil && (!ho.forwardToken || up.name != "") {
+	stack := c.src != nil && (!ho.forwardToken || up.name != "")
+	var h *handed
+	if stack || len(e.headers) > 0 {
+		h = new(handed)
+	}
+	setIdentity(r, e, h.values())
+	if stack {
 		if vars, ok := r.Context().Value(caddyhttp.VarsCtxKey).(map[string]any); ok {
-			at := &stackedToken{token: c.token}
+			h.stacked.token = c.token
 			if c.src.dpop {
-				at.dpopJKT = e.dpopJKT
+				h.stacked.dpopJKT = e.dpopJKT
 			}
-			vars[stackedVar] = at
+			vars[stackedVar] = &h.stacked
 		}
 	}
 	if !ho.forwardToken && c.src != nil {
 		c.src.remove(r)
 	}
-	if cnt := ho.meter.requestCounters(r).accepted[e.issuer]; cnt != nil {
+	if cnt := ho.meter.requestCounters(r).accepted[e.label]; cnt != nil {
 		cnt.Inc()
 	}
 	up.set(r)
@@ -48,7 +53,7 @@ func (ho *handOn) run(r *http.Request, c *credential, e *cacheEntry, up upstream
 		if !ho.forwardToken {
 			// Without the token the upstream has nothing to replay, with
 			// it (forward_token) it can verify both.
-			delete(r.Header, textproto.CanonicalMIMEHeaderKey(identity.HTTPHeaderDPoP))
+			delete(r.Header, headerDPoP)
 		}
 		if repl, ok := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer); ok {
 			repl.Set(placeholderDPoPJKT, e.dpopJKT)
@@ -56,17 +61,42 @@ func (ho *handOn) run(r *http.Request, c *credential, e *cacheEntry, up upstream
 	}
 }
 
+// headerDPoP is the canonical name of the DPoP proof header.
+var headerDPoP = textproto.CanonicalMIMEHeaderKey(identity.HTTPHeaderDPoP)
+
+// handed is what an accepted request leaves to the handlers after this
+// one, in one allocation: the token kept for a later identity handler
+// (stacked.go) and room for the values of the identity headers (the
+// default claim headers fit).
+type handed struct {
+	stacked stackedToken
+	vals    [2]string
+}
+
+// values returns the room for header values, nil for no handed.
+func (h *handed) values() []string {
+	if h == nil {
+		return nil
+	}
+	return h.vals[:0]
+}
+
 // anonymous counts a request that optional lets through without a token.
 func (ho *handOn) anonymous(r *http.Request) {
 	ho.meter.requestCounters(r).anonymous.Inc()
 }
 
-// setIdentity sets the identity headers and placeholders of an entry.
-func setIdentity(r *http.Request, e *cacheEntry) {
+// setIdentity sets the identity headers and placeholders of an entry. The
+// header values get a fresh backing array, later handlers may edit values
+// in place: room's when it is large enough (see handed), else a new one.
+func setIdentity(r *http.Request, e *cacheEntry, room []string) {
 	if n := len(e.headers); n > 0 {
-		vals := make([]string, n) // one fresh backing array: later handlers may edit values in place
+		vals := room[:0]
+		if cap(vals) < n {
+			vals = make([]string, 0, n)
+		}
 		for i := range e.headers {
-			vals[i] = e.headers[i].value
+			vals = append(vals, e.headers[i].value)
 			r.Header[e.headers[i].name] = vals[i : i+1 : i+1]
 		}
 	}

@@ -558,7 +558,7 @@ func (l *login) pass(w http.ResponseWriter, r *http.Request, next caddyhttp.Hand
 	if e.denied != reasonNone {
 		return l.refuser.refuse(w, r, denial(e, "", false))
 	}
-	setIdentity(r, e)
+	setIdentity(r, e, nil)
 	if l.forwardAccessToken && s.AccessToken != "" {
 		r.Header.Set("Authorization", "Bearer "+s.AccessToken)
 	}

@@ -66,12 +66,13 @@ func (c *resolvedCounters) countMiss(e *cacheEntry) {
 
 // requestCounters are the counters of one handler in one server (labels
 // server and issuer, like Caddy's own http metrics), resolved once so that
-// no label lookup happens per request. rejected is indexed by the issuer's
-// index (see meter.issuerIndex) and the reason.
+// no label lookup happens per request. accepted is indexed by the issuer's
+// index (see meter.issuerIndex; nil for the unattributed label, under
+// which no request is accepted), rejected by that index and the reason.
 type requestCounters struct {
 	srv       *caddyhttp.Server
 	anonymous prometheus.Counter
-	accepted  map[string]prometheus.Counter
+	accepted  []prometheus.Counter
 	rejected  [][numReasons]prometheus.Counter
 }
 
@@ -187,12 +188,12 @@ func (m *collectors) resolveRequest(srv *caddyhttp.Server, issuers []string) *re
 	rc := &requestCounters{
 		srv:       srv,
 		anonymous: m.anonymous.WithLabelValues(server),
-		accepted:  make(map[string]prometheus.Counter, len(issuers)),
+		accepted:  make([]prometheus.Counter, len(issuers)),
 		rejected:  make([][numReasons]prometheus.Counter, len(issuers)),
 	}
 	for i, iss := range issuers {
 		if iss != "" {
-			rc.accepted[iss] = m.accepted.WithLabelValues(server, iss)
+			rc.accepted[i] = m.accepted.WithLabelValues(server, iss)
 		}
 		for rsn := reason(1); rsn < numReasons; rsn++ {
 			rc.rejected[i][rsn] = m.rejected.WithLabelValues(server, iss, reasons[rsn].label)

@@ -39,18 +39,13 @@ func checkCertBinding(mode string) error {
 	return fmt.Errorf("cert_binding must be check or off, not %q", mode)
 }
 
-// thumbprint returns the certificate binding of verified claims,
-// cnf.x5t#S256, or "" when the token is not bound or the check is off.
-// A member that is not a non-empty string is a malformed claim: it names
-// no certificate, and accepting the token as unbound would drop a binding
-// its issuer meant to set.
-func (cb certBinding) thumbprint(c *identity.Claims) (string, error) {
+// thumbprint returns the certificate binding of verified claims whose cnf
+// object is cnf (see confirmation), cnf.x5t#S256, or "" when the token is
+// not bound or the check is off. A member that is not a non-empty string
+// is a malformed claim: it names no certificate, and accepting the token
+// as unbound would drop a binding its issuer meant to set.
+func (cb certBinding) thumbprint(cnf map[string]any) (string, error) {
 	if cb.off {
-		return "", nil
-	}
-	cnfValue, _ := c.Get(identity.ClaimConfirmation)
-	cnf, ok := cnfValue.(map[string]any)
-	if !ok {
 		return "", nil
 	}
 	v, ok := cnf[cnfCertThumbprint]

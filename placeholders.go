@@ -2,6 +2,7 @@ package caddyidentity
 
 import (
 	"encoding/base64"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -52,6 +53,9 @@ type cacheEntry struct {
 	// cnf.jkt: such a token is accepted only with the DPoP scheme and a
 	// proof by that key, so the Bearer path checks this one flag.
 	dpopBound bool
+	// label is the index of the issuer among the handler's issuer labels
+	// (see meter.issuerLabels), which its counters are indexed by.
+	label int32
 	// certThumbprint is cnf.x5t#S256, unless cert_binding is off: the
 	// request must come over a TLS connection with that client
 	// certificate (see certBinding.holds). Every hit reads it (for unbound
@@ -84,6 +88,10 @@ type headerValue struct {
 	value string
 }
 
+// maxStackHeaders is how many claim headers claimsEntry collects without
+// a heap allocation before copying them into the entry; more still work.
+const maxStackHeaders = 8
+
 // newEntry computes the cache entry of the verified token t, whose
 // compact form is token. The error is a malformed certificate binding,
 // which makes the token unacceptable.
@@ -92,9 +100,6 @@ func (a *authenticator) newEntry(t *identity.Token, token string) (*cacheEntry, 
 	if err != nil {
 		return nil, err
 	}
-	e.signingInput, _, _ = splitToken(token) // tokenCache.put keeps a copy instead
-	e.thumbprint = t.KeyThumbprint
-	e.weight = weightOf(len(token))
 	if !t.Claims.Expiry.IsZero() {
 		e.expires = t.Claims.Expiry.Add(a.leeway)
 	}
@@ -103,6 +108,15 @@ func (a *authenticator) newEntry(t *identity.Token, token string) (*cacheEntry, 
 			e.expires = limit
 		}
 	}
+	if a.cache == nil {
+		// The entry serves this one request (cache_size 0): what only a
+		// cache hit reads, the signing input, the weight and the key
+		// check, is not computed.
+		return e, nil
+	}
+	e.signingInput, _, _ = splitToken(token) // tokenCache.put keeps a copy instead
+	e.thumbprint = t.KeyThumbprint
+	e.weight = weightOf(len(token))
 	if pol := a.policy.byIssuer[t.Issuer]; pol != nil {
 		e.keys = pol.keys
 		e.versions, _ = pol.keys.(identity.KeySetVersioner)
@@ -117,31 +131,52 @@ func (a *authenticator) newEntry(t *identity.Token, token string) (*cacheEntry, 
 // verdict, the claim headers and the placeholders. The error is a
 // malformed certificate binding, which makes the token unacceptable.
 func (a *authenticator) claimsEntry(issuer string, c *identity.Claims) (*cacheEntry, error) {
-	certThumbprint, err := a.certs.thumbprint(c)
+	var cnf map[string]any
+	if !a.certs.off || a.dpopOn {
+		cnf = confirmation(c)
+	}
+	certThumbprint, err := a.certs.thumbprint(cnf)
 	if err != nil {
 		return nil, err
 	}
+	label := issuerIndex(a.counters.issuerLabels, issuer)
 	e := &cacheEntry{
 		issuer:         issuer,
 		subject:        c.Subject,
 		certThumbprint: certThumbprint,
-		cacheHits:      a.counters.hits(issuer),
+		label:          int32(label),
+		cacheHits:      a.counters.cacheHits[label],
 	}
 	if pol := a.policy.byIssuer[issuer]; pol != nil {
 		e.denied, e.challenge = pol.authorize(c)
 	}
+	// The headers are collected on the stack and copied once, so that the
+	// entry's slice is one allocation of its exact size.
+	var buf [maxStackHeaders]headerValue
+	hs := buf[:0]
 	for _, ch := range a.claimHeaders {
 		v, ok := c.String(ch.path)
 		if !ok || v == "" {
 			continue
 		}
-		e.headers = append(e.headers, headerValue{name: ch.header, value: sanitizeHeaderValue(v)})
+		hs = append(hs, headerValue{name: ch.header, value: sanitizeHeaderValue(v)})
+	}
+	if len(hs) > 0 {
+		e.headers = slices.Clone(hs)
 	}
 	e.repl = e.replace
 	if a.dpopOn {
-		e.dpopJKT, e.dpopBound = cnfJKT(c)
+		e.dpopJKT, e.dpopBound = cnfJKT(cnf)
 	}
 	return e, nil
+}
+
+// confirmation returns the cnf object of verified claims (RFC 7800), which
+// both bindings read; nil when the token has none or it is no object.
+func confirmation(c *identity.Claims) map[string]any {
+	v, _ := c.Get(identity.ClaimConfirmation)
+	cnf, _ := v.(map[string]any)
+	return cnf
 }
 
 // detach copies the strings the entry took from the token's claims: they

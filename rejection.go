@@ -112,7 +112,7 @@ func (rf *refuser) refuse(w http.ResponseWriter, r *http.Request, rej *rejection
 		c = identity.TokenTypeDPoP + strings.TrimPrefix(c, "Bearer") + rf.algs
 	}
 	if c != "" {
-		w.Header().Set("WWW-Authenticate", c)
+		w.Header()[headerWWWAuthenticate] = []string{c}
 	}
 	if rej.dpop || rsn == reasonDPoPBoundAsBearer || rf.dpopRequired {
 		// A DPoP challenge: with server nonces, the nonce to use next.
@@ -125,7 +125,7 @@ func (rf *refuser) refuse(w http.ResponseWriter, r *http.Request, rej *rejection
 		// the plain Bearer challenge of RFC 6750 §3 only, which is what
 		// bearer clients and tests expect; DPoP clients learn that DPoP
 		// is accepted from their authorization server's metadata.
-		w.Header().Add("WWW-Authenticate", rf.dpopChallenges[reasonMissing])
+		w.Header()[headerWWWAuthenticate] = append(w.Header()[headerWWWAuthenticate], rf.dpopChallenges[reasonMissing])
 	}
 	issuer := ""
 	if rej.policy {
@@ -136,7 +136,7 @@ func (rf *refuser) refuse(w http.ResponseWriter, r *http.Request, rej *rejection
 	rf.meter.requestCounters(r).rejected[idx][rsn].Inc()
 	rf.summary.add(idx, rsn)
 	if repl, ok := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer); ok {
-		repl.Set("http.auth.identity.error", reasons[rsn].label)
+		repl.Set("http.auth.identity.error", labelValues[rsn])
 	}
 	if extra, ok := r.Context().Value(caddyhttp.ExtraLogFieldsCtxKey).(*caddyhttp.ExtraLogFields); ok {
 		extra.Set(zap.String(accessLogField, reasons[rsn].label))
@@ -328,10 +328,22 @@ var reasons = [numReasons]reasonInfo{
 	reasonStoreUnavailable: {"store_unavailable", http.StatusServiceUnavailable, "", "", errors.New("identity: shared store unreachable")},
 }
 
+// headerWWWAuthenticate is the canonical form of WWW-Authenticate, which
+// Header.Set would compute (and allocate) on every refusal.
+const headerWWWAuthenticate = "Www-Authenticate"
+
+// labelValues are the reasons' labels as placeholder values, converted to
+// interfaces once rather than on every refusal.
+var labelValues = func() (v [numReasons]any) {
+	for i := range reasons {
+		v[i] = reasons[i].label
+	}
+	return v
+}()
+
 // classify maps a validation error to a rejection reason.
 func classify(err error) reason {
-	var ce *identity.ClaimError
-	switch {
+	switch ce, isClaim := errors.AsType[*identity.ClaimError](err); {
 	case errors.Is(err, identity.ErrProviderUnavailable):
 		return reasonProviderUnavailable
 	case errors.Is(err, identity.ErrTokenTooLarge):
@@ -344,7 +356,7 @@ func classify(err error) reason {
 		return reasonSignature
 	case errors.Is(err, identity.ErrUnknownIssuer):
 		return reasonIssuer
-	case errors.As(err, &ce):
+	case isClaim:
 		if ce.Claim == identity.ClaimTenantID {
 			// The tenant of an issuer template: part of which issuers are
 			// accepted, whatever is wrong with it.

@@ -24,6 +24,9 @@ type compactJWS struct {
 	// signature and the payload share one allocation.
 	payloadBuf []byte
 	keys       []string // the parser's scratch space, for the payload's turn
+	// scratch is where keys starts, so that the parser's scratch space
+	// comes with the compactJWS instead of an allocation of its own.
+	scratch [2 * linearKeys]string
 }
 
 // jwsHeader holds the protected header members the validator looks at.
@@ -73,18 +76,14 @@ func parseCompact(token string, maxBytes int) (*compactJWS, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w: header: %v", ErrMalformed, err)
 	}
-	hdr, keys, err := readHeader(bytesText(raw), nil)
-	if err != nil {
+	j := &compactJWS{payload: p, signingInput: token[:len(h)+1+len(p)], payloadBuf: buf[hn : hn+pn : hn+pn]}
+	if j.header, j.keys, err = readHeader(bytesText(raw), j.scratch[:0]); err != nil {
 		return nil, fmt.Errorf("%w: header: %v", ErrMalformed, err)
 	}
-	sig, err := decodeSegmentInto(buf[hn+pn:], s)
-	if err != nil {
+	if j.signature, err = decodeSegmentInto(buf[hn+pn:], s); err != nil {
 		return nil, fmt.Errorf("%w: signature: %v", ErrMalformed, err)
 	}
-	return &compactJWS{
-		header: hdr, payload: p, signingInput: token[:len(h)+1+len(p)], signature: sig,
-		payloadBuf: buf[hn : hn+pn : hn+pn], keys: keys,
-	}, nil
+	return j, nil
 }
 
 // headerDecoder decodes the members of a protected header that readHeader
