@@ -31,8 +31,9 @@ const (
 
 // checkAssertionAudience checks an assertion_audience value: empty, one of
 // the names above or an absolute https URL (http only on loopback or with
-// insecure_allow_http). It needs key_file: the other client
-// authentications sign nothing. A placeholder is checked once replaced.
+// insecure_allow_http). It needs key_file (client_key_file in login): the
+// other client authentications sign nothing. A placeholder is checked once
+// replaced.
 func checkAssertionAudience(value, keyFile string, allowHTTP bool) error {
 	switch value {
 	case "":
@@ -45,7 +46,7 @@ func checkAssertionAudience(value, keyFile string, allowHTTP bool) error {
 		}
 	}
 	if keyFile == "" {
-		return errors.New("assertion_audience applies to key_file (private_key_jwt) only: a client secret signs no assertion")
+		return errors.New("assertion_audience applies to key_file or client_key_file (private_key_jwt) only: a client secret signs no assertion")
 	}
 	return nil
 }

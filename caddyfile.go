@@ -110,6 +110,7 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //	        issuer        <url>
 //	        client_id     <id>
 //	        client_secret <secret> | client_key_file <path>
+//	        assertion_audience endpoint | issuer | token_endpoint | <url>
 //	        scopes        <scope...>
 //	        session_key   <base64>
 //	        redirect_uri  <url>
@@ -605,6 +606,7 @@ func parseLogin(d *caddyfile.Dispenser) (*LoginConfig, error) {
 		"client_id":                &l.ClientID,
 		"client_secret":            &l.ClientSecret,
 		"client_key_file":          &l.ClientKeyFile,
+		"assertion_audience":       &l.AssertionAudience,
 		"redirect_uri":             &l.RedirectURI,
 		"callback_path":            &l.CallbackPath,
 		"logout_path":              &l.LogoutPath,

@@ -74,9 +74,19 @@ type LoginConfig struct {
 	ClientSecret string `json:"client_secret,omitempty"`
 	// ClientKeyFile is a private key (PEM: PKCS #8, PKCS #1 or SEC 1; or
 	// a private JWK) that authenticates the client with private_key_jwt
-	// (RFC 7523) at the token and pushed authorization request endpoints.
-	// Exclusive with ClientSecret.
+	// (RFC 7523) at the token and pushed authorization request endpoints,
+	// the aud of its assertions set by AssertionAudience. Exclusive with
+	// ClientSecret.
 	ClientKeyFile string `json:"client_key_file,omitempty"`
+	// AssertionAudience is the aud of the assertions signed with
+	// ClientKeyFile: "endpoint" (default: the URL of the endpoint called,
+	// token or pushed authorization request, as Okta wants),
+	// "token_endpoint" (the token endpoint's URL even at the pushed
+	// authorization request endpoint, as Entra ID wants), "issuer" (the
+	// issuer identifier, as Auth0 and draft-ietf-oauth-rfc7523bis want;
+	// see SECURITY.md, "Client assertions") or an absolute https URL
+	// (http only on loopback or with the issuer's insecure_allow_http).
+	AssertionAudience string `json:"assertion_audience,omitempty"`
 	// Scopes requested; default "openid profile email". "openid" is
 	// always sent; add offline_access for a refresh token.
 	Scopes []string `json:"scopes,omitempty"`
@@ -138,7 +148,11 @@ type login struct {
 	issuer   string
 	provider *identity.Provider
 	auth     identity.ClientAuth
-	scopes   []string
+	// tokenEndpointAudience gives the assertions sent to the pushed
+	// authorization request endpoint the token endpoint's URL as aud
+	// (assertion_audience token_endpoint).
+	tokenEndpointAudience bool
+	scopes                []string
 
 	redirectURI, postLogout                               string
 	callbackPath, logoutPath, backchannelPath, userPath   string
@@ -178,6 +192,9 @@ func (h *Handler) checkLogin() error {
 	is := h.loginIssuer()
 	if is == nil {
 		return fmt.Errorf("login: issuer %q is not configured", l.Issuer)
+	}
+	if err := checkAssertionAudience(l.AssertionAudience, l.ClientKeyFile, is.InsecureAllowHTTP); err != nil {
+		return fmt.Errorf("login: %w", err)
 	}
 	if is.JWKSURL != "" || is.JWKSFile != "" || strings.Contains(is.Issuer, identity.TenantPlaceholder) {
 		return fmt.Errorf("login: the sign-in issuer %q needs its discovery document: remove its jwks_url or jwks_file (a tenant template cannot sign in)", is.Issuer)
@@ -266,6 +283,10 @@ func (h *Handler) provisionLogin(repl *caddy.Replacer, is *IssuerConfig, ic iden
 			return fmt.Errorf("login: client_key_file: %w", err)
 		}
 		l.auth = identity.PrivateKeyJWTAuth(clientID, key, "")
+		if l.auth.Audience, err = assertionAudience(repl, c.AssertionAudience, l.issuer, l.allowHTTP); err != nil {
+			return fmt.Errorf("login: %w", err)
+		}
+		l.tokenEndpointAudience = c.AssertionAudience == assertionAudienceTokenEndpoint
 	} else {
 		l.auth = identity.PublicClientAuth(clientID)
 	}

@@ -92,8 +92,14 @@ func (l *login) authorizationURL(ctx context.Context, doc *identity.DiscoveryDoc
 		}
 		return ar.URL()
 	}
+	auth := l.auth
+	if l.tokenEndpointAudience {
+		// The token endpoint is already trusted with the code and the
+		// assertions sent there (discovery checked its URL).
+		auth.Audience = doc.TokenEndpoint
+	}
 	res, err := identity.PushAuthorizationRequest(ctx, l.client, identity.PushedAuthorizationRequest{
-		ProtocolRequest: identity.ProtocolRequest{Address: doc.PushedAuthorizationRequestEndpoint, ClientAuth: l.auth, AllowHTTP: l.allowHTTP},
+		ProtocolRequest: identity.ProtocolRequest{Address: doc.PushedAuthorizationRequestEndpoint, ClientAuth: auth, AllowHTTP: l.allowHTTP},
 		Authorization:   ar,
 	})
 	if err != nil {

@@ -50,7 +50,12 @@ type fakeOP struct {
 
 	// clientKey, when set, is the public key the client signs its
 	// private_key_jwt assertions with; it replaces the secret.
-	clientKey    crypto.PublicKey
+	clientKey crypto.PublicKey
+	// clientAudiences, when set, are the assertion audiences accepted in
+	// place of the URL of the endpoint called.
+	clientAudiences []string
+	// auds are the aud of the valid assertions received, in order.
+	auds         [][]string
 	assertions   atomic.Int32 // valid client assertions received
 	accessTTL    int          // expires_in of access tokens
 	tokenDown    bool         // token endpoint answers 503
@@ -250,18 +255,21 @@ func (op *fakeOP) clientAuthenticated(r *http.Request) bool {
 	if tok.Claims(op.clientKey, &c) != nil || c.ID == "" || c.IssuedAt == nil || c.Expiry == nil {
 		return false
 	}
-	err = c.ValidateWithLeeway(jwt.Expected{
-		Issuer: testClientID, Subject: testClientID, AnyAudience: jwt.Audience{op.srv.URL + r.URL.Path},
-	}, 0)
+	op.mu.Lock()
+	defer op.mu.Unlock()
+	auds := jwt.Audience{op.srv.URL + r.URL.Path}
+	if op.clientAudiences != nil {
+		auds = op.clientAudiences
+	}
+	err = c.ValidateWithLeeway(jwt.Expected{Issuer: testClientID, Subject: testClientID, AnyAudience: auds}, 0)
 	if err != nil || (f.Get("client_id") != "" && f.Get("client_id") != testClientID) {
 		return false
 	}
-	op.mu.Lock()
-	defer op.mu.Unlock()
 	if op.jtis[c.ID] {
 		return false
 	}
 	op.jtis[c.ID] = true
+	op.auds = append(op.auds, c.Audience)
 	op.assertions.Add(1)
 	return true
 }

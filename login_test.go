@@ -2,6 +2,7 @@ package caddyidentity
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
@@ -16,6 +17,8 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"reflect"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -507,6 +510,53 @@ func TestLoginPrivateKeyJWT(t *testing.T) {
 	})
 }
 
+// TestLoginAssertionAudience reads the aud of the assertions the provider
+// receives during a sign-in and a refresh for each assertion_audience: at
+// the pushed authorization request endpoint, then twice at the token
+// endpoint. The provider accepts only the expected audiences.
+func TestLoginAssertionAudience(t *testing.T) {
+	key, path := writeClientKey(t)
+	for _, tc := range []struct {
+		value string
+		want  []string // {op} is the provider's endpoints' origin, {iss} its issuer
+	}{
+		{"", []string{"{op}/par", "{op}/token", "{op}/token"}},
+		{"endpoint", []string{"{op}/par", "{op}/token", "{op}/token"}},
+		{"token_endpoint", []string{"{op}/token", "{op}/token", "{op}/token"}},
+		{"issuer", []string{"{iss}", "{iss}", "{iss}"}},
+		{"https://login.example.com/oauth2/token", []string{"https://login.example.com/oauth2/token", "https://login.example.com/oauth2/token", "https://login.example.com/oauth2/token"}},
+	} {
+		t.Run(cmp.Or(tc.value, "default"), func(t *testing.T) {
+			op := newFakeOP(t, fakeOPOptions{par: true})
+			r := strings.NewReplacer("{op}", op.srv.URL, "{iss}", op.iss.URL)
+			var want [][]string
+			for _, w := range tc.want {
+				want = append(want, []string{r.Replace(w)})
+			}
+			op.set(func(op *fakeOP) {
+				op.clientKey, op.accessTTL = &key.PublicKey, 60
+				for _, w := range want {
+					if !slices.Contains(op.clientAudiences, w[0]) {
+						op.clientAudiences = append(op.clientAudiences, w[0])
+					}
+				}
+			})
+			clock := newClock()
+			h := loginHandler(op)
+			h.Login.ClientSecret, h.Login.ClientKeyFile, h.Login.AssertionAudience = "", path, tc.value
+			b := newBrowser(t, op, h, clock)
+			b.signIn("/p")
+			clock.Set(clock.Now().Add(45 * time.Second))
+			wantStatus(t, b.xhr("/p"), http.StatusOK)
+			op.mu.Lock()
+			defer op.mu.Unlock()
+			if !reflect.DeepEqual(op.auds, want) {
+				t.Errorf("assertion audiences %q, want %q", op.auds, want)
+			}
+		})
+	}
+}
+
 func TestSafeReturn(t *testing.T) {
 	for in, want := range map[string]string{
 		"/":                             "/",
@@ -869,6 +919,13 @@ func TestLoginConfigErrors(t *testing.T) {
 		{"no key file", func(h *Handler) {
 			h.Login.ClientSecret, h.Login.ClientKeyFile = "", filepath.Join(t.TempDir(), "missing.key")
 		}, "client_key_file"},
+		{"assertion audience with a secret", func(h *Handler) { h.Login.AssertionAudience = "issuer" }, "applies to key_file or client_key_file"},
+		{"assertion audience misspelt", func(h *Handler) {
+			h.Login.ClientSecret, h.Login.ClientKeyFile, h.Login.AssertionAudience = "", "client.key", "isuer"
+		}, `login: assertion_audience "isuer" must be`},
+		{"assertion audience over http", func(h *Handler) {
+			h.Login.ClientSecret, h.Login.ClientKeyFile, h.Login.AssertionAudience = "", "client.key", "http://auth.example.com/token"
+		}, "http only on loopback"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			h := loginHandler(op)
@@ -913,6 +970,7 @@ func TestLoginCaddyfile(t *testing.T) {
 		login {
 			client_id web-app
 			client_key_file /etc/caddy/web-app.jwk
+			assertion_audience issuer
 			session_key ` + testKey1 + `
 		}
 	}`)
@@ -920,7 +978,7 @@ func TestLoginCaddyfile(t *testing.T) {
 	if err := hk.UnmarshalCaddyfile(d); err != nil {
 		t.Fatal(err)
 	}
-	if hk.Login.ClientKeyFile != "/etc/caddy/web-app.jwk" || hk.Login.ClientSecret != "" {
+	if hk.Login.ClientKeyFile != "/etc/caddy/web-app.jwk" || hk.Login.ClientSecret != "" || hk.Login.AssertionAudience != "issuer" {
 		t.Errorf("parsed %+v", hk.Login)
 	}
 	for _, bad := range []string{
@@ -945,6 +1003,17 @@ nope } }`,
 login { client_id a
 session_key k
 idle_timeout -5s } }`,
+		`identity { issuer x
+login { client_id a
+client_key_file k
+assertion_audience issuer endpoint
+session_key k } }`,
+		`identity { issuer x
+login { client_id a
+client_key_file k
+assertion_audience issuer
+assertion_audience issuer
+session_key k } }`,
 	} {
 		var h Handler
 		if err := h.UnmarshalCaddyfile(caddyfile.NewTestDispenser(bad)); err == nil {
