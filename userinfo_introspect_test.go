@@ -1,9 +1,6 @@
 package caddyidentity
 
 import (
-	"net/http"
-	"net/http/httptest"
-	"sync"
 	"testing"
 	"time"
 
@@ -182,38 +179,7 @@ func TestUserInfoOnOpaqueTokensSingleFlight(t *testing.T) {
 	ep.set(200, activeResponse(iss.URL, time.Now(), nil))
 	ui := newFakeUserInfo(t)
 	ui.set(200, "application/json", `{"sub":"alice","groups":["g"]}`)
-	release := make(chan struct{})
-	ui.mu.Lock()
-	ui.release = release
-	ui.mu.Unlock()
-	x := newHX(t, introUserInfoHandler(iss, ep.srv.URL, ui.srv.URL, ""))
-	tok := opaqueToken(t)
-	const n = 8
-	var wg sync.WaitGroup
-	statuses := make([]int, n)
-	for i := range n {
-		wg.Go(func() {
-			r := httptest.NewRequest(http.MethodGet, "http://example.com/", nil)
-			r.Header.Set("Authorization", "Bearer "+tok)
-			w := httptest.NewRecorder()
-			if err := x.h.ServeHTTP(w, r, noopNext{}); err == nil {
-				statuses[i] = w.Code
-			}
-		})
-	}
-	for ui.calls.Load() == 0 {
-		time.Sleep(5 * time.Millisecond)
-	}
-	close(release)
-	wg.Wait()
-	for i, s := range statuses {
-		if s != 200 {
-			t.Errorf("request %d: status %d", i, s)
-		}
-	}
-	if c := ui.calls.Load(); c >= n {
-		t.Errorf("%d userinfo calls for %d concurrent requests: not coalesced", c, n)
-	}
+	wantUserInfoCoalesced(t, ui, func() *hx { return newHX(t, introUserInfoHandler(iss, ep.srv.URL, ui.srv.URL, "")) }, opaqueToken(t))
 }
 
 // TestUserInfoTokenWithoutSub: a JWT without sub (a client's own token)

@@ -173,12 +173,19 @@ func TestUserInfoSingleFlight(t *testing.T) {
 	iss := identitytest.NewIssuer(t)
 	ui := newFakeUserInfo(t)
 	ui.set(200, "application/json", `{"sub":"alice","email":"a@example.com","groups":["g"]}`)
+	wantUserInfoCoalesced(t, ui, func() *hx { return newHX(t, userInfoHandler(iss, ui.srv.URL, "")) }, iss.Token(t, "alice", nil))
+}
+
+// wantUserInfoCoalesced sends eight concurrent requests with tok to the
+// handler newX builds while ui holds its answers, and checks that all pass
+// and that they asked userinfo fewer times than they were.
+func wantUserInfoCoalesced(t *testing.T, ui *fakeUserInfo, newX func() *hx, tok string) {
+	t.Helper()
 	release := make(chan struct{})
 	ui.mu.Lock()
 	ui.release = release
 	ui.mu.Unlock()
-	x := newHX(t, userInfoHandler(iss, ui.srv.URL, ""))
-	tok := iss.Token(t, "alice", nil)
+	x := newX()
 	const n = 8
 	var wg sync.WaitGroup
 	statuses := make([]int, n)
@@ -187,10 +194,8 @@ func TestUserInfoSingleFlight(t *testing.T) {
 			r := httptest.NewRequest(http.MethodGet, "http://example.com/", nil)
 			r.Header.Set("Authorization", "Bearer "+tok)
 			w := httptest.NewRecorder()
-			err := x.h.ServeHTTP(w, r, noopNext{})
-			statuses[i] = w.Code
-			if err != nil {
-				statuses[i] = 0
+			if err := x.h.ServeHTTP(w, r, noopNext{}); err == nil {
+				statuses[i] = w.Code
 			}
 		})
 	}
